@@ -1,0 +1,70 @@
+"""A scratch nbgrader course built from solutions/, so that grading never writes to the repository.
+
+    scratch/source/<id>/<id>.ipynb     copies of solutions/ (solutions and hidden tests)
+    scratch/release/<id>/<id>.ipynb    what nbgrader generate_assignment releases
+    scratch/gradebook.db               the gradebook that generate_assignment fills
+
+The configuration is the repository's nbgrader_config.py with the paths pointed at `scratch`.
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = REPO / "solutions"
+
+
+def assignments():
+    """Assignment ids: the folders of solutions/ that hold <id>/<id>.ipynb."""
+    return sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
+
+
+def nbgrader_config(root):
+    """The repository's nbgrader configuration, with the course root moved to `root`."""
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    overrides = Config()
+    overrides.CourseDirectory.root = str(root)
+    overrides.CourseDirectory.source_directory = "source"
+    overrides.CourseDirectory.release_directory = "release"
+    overrides.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
+    overrides.NbGraderAPI.log_level = "WARN"
+    config.merge(overrides)
+    return config
+
+
+def nbgrader_api(root):
+    # nbgrader creates the gradebook by running the `alembic` command: it must be on PATH.
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    from nbgrader.apps import NbGraderAPI
+    return NbGraderAPI(config=nbgrader_config(root))
+
+
+def build_course(scratch, only=None):
+    """Copy solutions/ into `scratch` and generate every assignment (or those in `only`)."""
+    scratch = Path(scratch)
+    ids = [a for a in assignments() if only is None or a in only]
+    for assignment in ids:
+        shutil.copytree(SOLUTIONS / assignment, scratch / "source" / assignment,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    api = nbgrader_api(scratch)
+    for assignment in ids:
+        result = api.generate_assignment(assignment)
+        if not result["success"]:
+            raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
+                               f"{result.get('error') or result.get('log')}")
+    return scratch
+
+
+def graded_cells(scratch, assignment):
+    """[(grade_id, max_score)] of an assignment's graded cells, in notebook order."""
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{Path(scratch) / 'gradebook.db'}") as gradebook:
+        notebooks = gradebook.find_assignment(assignment).notebooks
+        return [(cell.name, float(cell.max_score))
+                for notebook in notebooks for cell in notebook.grade_cells]

@@ -1,0 +1,151 @@
+"""Shared fixtures: the repository's paths, notebook helpers, and one grading run over a test class.
+
+The class is graded once per test session (it is the slow part) with every core, and the grader,
+mutant and hostile-input tests all read its CSV files.
+"""
+import csv
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.mutants import catalogue
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = REPO / "solutions"
+NOTEBOOKS = REPO / "notebooks"
+ASSIGNMENTS = sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
+
+
+def solution_path(assignment):
+    return SOLUTIONS / assignment / f"{assignment}.ipynb"
+
+
+def release_path(assignment):
+    return NOTEBOOKS / assignment / f"{assignment}.ipynb"
+
+
+def nbgrader_cells(notebook):
+    """{grade_id: cell} of the cells that carry nbgrader metadata."""
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in notebook.cells if "nbgrader" in c.metadata}
+
+
+def max_points(assignment):
+    """{grade_id: points} of the graded cells, read from the solution notebook's metadata."""
+    notebook = nbformat.read(solution_path(assignment), as_version=4)
+    return {gid: float(c.metadata["nbgrader"]["points"]) for gid, c in nbgrader_cells(notebook).items()
+            if c.metadata["nbgrader"].get("grade")}
+
+
+def with_cell_replaced(assignment, grade_id, source):
+    """The solution notebook with the source of one cell replaced."""
+    notebook = nbformat.read(solution_path(assignment), as_version=4)
+    cells = nbgrader_cells(notebook)
+    assert grade_id in cells, f"{assignment} has no cell with grade_id {grade_id!r}"
+    cells[grade_id].source = source
+    return notebook
+
+
+def tree_digest(*folders):
+    """A digest of every file's path and bytes under `folders`."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def run_grader(submissions, out, workers=2, *extra):
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out),
+                           "--workers", str(workers), "--quiet", *extra],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+# Students of the test class who are not mutants: (student_id, assignment, how to make the folder).
+def _copy(src, name=None):
+    def make(folder):
+        shutil.copy(src, folder / (name or src.name))
+    return make
+
+
+def _write(text):
+    def make(folder):
+        (folder / f"{folder.name}.ipynb").write_text(text)
+    return make
+
+
+HONEST = {
+    "solution": lambda a: _copy(solution_path(a)),
+    "released": lambda a: _copy(release_path(a)),
+    "renamed by browser": lambda a: _copy(solution_path(a), f"{a} (1).ipynb"),
+    "O'Brien, ünïcode": lambda a: _copy(solution_path(a)),
+}
+BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
+    "bad-json": (lambda a: _write('{"cells": [ oops'), "broken JSON at line 1"),
+    "empty-file": (lambda a: _write(""), "empty"),
+    "not-a-notebook": (lambda a: _write('{"hello": "world"}'), "not a valid notebook"),
+    "no-notebook": (lambda a: (lambda folder: None), "no notebook"),
+    "two-notebooks": (lambda a: (lambda folder: [_copy(solution_path(a), n)(folder) for n in ("a.ipynb", "b.ipynb")]),
+                      "several notebooks"),
+}
+
+
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory):
+    """Grade one class holding honest, broken and mutant submissions of every assignment.
+
+    Returns a dict with the CSV rows, the grader's process result, the mutants by student id and
+    whether the repository was left untouched.
+    """
+    root = tmp_path_factory.mktemp("class")
+    submissions, out = root / "submitted", root / "out"
+    mutants = {}
+    for assignment in ASSIGNMENTS:
+        for student, make in HONEST.items():
+            folder = submissions / student / assignment
+            folder.mkdir(parents=True)
+            make(assignment)(folder)
+        for student, (make, _) in BROKEN.items():
+            folder = submissions / student / assignment
+            folder.mkdir(parents=True)
+            make(assignment)(folder)
+        for i, (name, mutant) in enumerate(sorted(catalogue().get(assignment, {}).items())):
+            student = f"mutant-{assignment}-{i:03d}"
+            folder = submissions / student / assignment
+            folder.mkdir(parents=True)
+            nbformat.write(with_cell_replaced(assignment, mutant.cell, mutant.source),
+                           folder / f"{assignment}.ipynb")
+            mutants[student] = (assignment, name, mutant)
+    (submissions / "did-not-submit").mkdir()
+    (submissions / "wrong-folder" / "99_not_an_assignment").mkdir(parents=True)
+    shutil.copytree(submissions / "solution", submissions / "wrong-folder", dirs_exist_ok=True)
+
+    before = tree_digest(SOLUTIONS, NOTEBOOKS), sorted(p.name for p in REPO.iterdir())
+    process = run_grader(submissions, out)
+    after = tree_digest(SOLUTIONS, NOTEBOOKS), sorted(p.name for p in REPO.iterdir())
+    assert process.returncode == 0, f"the grader failed:\n{process.stdout}\n{process.stderr}"
+    return {
+        "process": process,
+        "grades": {(r["student_id"], r["assignment"]): r for r in read_csv(out / "grades.csv")},
+        "tests": read_csv(out / "tests.csv"),
+        "errors": read_csv(out / "errors.csv"),
+        "mutants": mutants,
+        "repository_untouched": before == after,
+        "out": out,
+    }
+
+
+def cell_scores(graded, student, assignment):
+    """{grade_id: (score, max_score)} of one graded submission."""
+    return {r["grade_id"]: (float(r["score"]), float(r["max_score"])) for r in graded["tests"]
+            if r["student_id"] == student and r["assignment"] == assignment}

@@ -1,0 +1,70 @@
+"""The grading path: `python -m autograder grade` on a class of honest and broken submissions."""
+import pytest
+
+from tests.conftest import (ASSIGNMENTS, BROKEN, HONEST, cell_scores, max_points, read_csv,
+                            run_grader)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("student", ["solution", "renamed by browser", "O'Brien, ünïcode", "wrong-folder"])
+def test_the_solution_scores_full_marks(graded_class, student, assignment):
+    expected = max_points(assignment)
+    assert cell_scores(graded_class, student, assignment) == {g: (p, p) for g, p in expected.items()}
+    row = graded_class["grades"][(student, assignment)]
+    assert float(row["score"]) == float(row["max_score"]) == sum(expected.values())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_released_notebook_scores_zero(graded_class, assignment):
+    scores = cell_scores(graded_class, "released", assignment)
+    assert scores and all(score == 0 for score, _ in scores.values())
+    assert float(graded_class["grades"][("released", assignment)]["max_score"]) == sum(max_points(assignment).values())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("student", sorted(BROKEN) + ["did-not-submit"])
+def test_a_broken_submission_scores_zero_with_a_reason(graded_class, student, assignment):
+    expected = BROKEN[student][1] if student in BROKEN else "no submission"
+    reasons = [e["reason"] for e in graded_class["errors"] if (e["student_id"], e["assignment"]) == (student, assignment)]
+    assert len(reasons) == 1 and expected in reasons[0], reasons
+    assert float(graded_class["grades"][(student, assignment)]["score"]) == 0
+    assert set(cell_scores(graded_class, student, assignment)) == set(max_points(assignment))
+
+
+def test_an_unknown_assignment_folder_is_reported_not_graded(graded_class):
+    errors = [e for e in graded_class["errors"] if e["assignment"] == "99_not_an_assignment"]
+    assert len(errors) == 1 and errors[0]["student_id"] == "wrong-folder"
+    assert "unknown assignment" in errors[0]["reason"]
+    assert ("wrong-folder", "99_not_an_assignment") not in graded_class["grades"]
+
+
+def test_every_student_gets_one_row_per_assignment(graded_class):
+    students = set(HONEST) | set(BROKEN) | {"did-not-submit", "wrong-folder"} | set(graded_class["mutants"])
+    assert sorted(graded_class["grades"]) == sorted((s, a) for s in students for a in ASSIGNMENTS)
+    keys = [(r["student_id"], r["assignment"], r["grade_id"]) for r in graded_class["tests"]]
+    assert len(keys) == len(set(keys)) == len(students) * sum(len(max_points(a)) for a in ASSIGNMENTS)
+
+
+def test_honest_submissions_are_not_listed_as_errors(graded_class):
+    listed = {e["student_id"] for e in graded_class["errors"]}
+    assert not listed & (set(HONEST) | set(graded_class["mutants"]))
+
+
+def test_grading_never_writes_to_the_repository(graded_class):
+    assert graded_class["repository_untouched"]
+
+
+def test_a_missing_submissions_folder_is_a_usage_error(tmp_path):
+    process = run_grader(tmp_path / "nowhere", tmp_path / "out")
+    assert process.returncode == 2
+    assert "SUBMISSIONS must be a folder" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_an_empty_class_gives_empty_reports(tmp_path):
+    (tmp_path / "submitted").mkdir()
+    process = run_grader(tmp_path / "submitted", tmp_path / "out")
+    assert process.returncode == 0, process.stderr
+    for name, header in [("grades.csv", "score"), ("tests.csv", "grade_id"), ("errors.csv", "reason")]:
+        assert header in (tmp_path / "out" / name).read_text().splitlines()[0]
+        assert read_csv(tmp_path / "out" / name) == []

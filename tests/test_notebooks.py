@@ -1,0 +1,116 @@
+"""The notebooks pipeline: notebooks/ is what nbgrader generates from solutions/, carries no outputs,
+leaks no solution or hidden test (nor does the built book), and the solutions run fast and clean."""
+import html
+import json
+import re
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from autograder.course import build_course
+from tests.conftest import ASSIGNMENTS, NOTEBOOKS, REPO, SOLUTIONS, release_path, solution_path
+
+SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
+MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to be a leak
+
+
+def secret_lines(assignment):
+    """Lines of solutions and hidden tests, whitespace-normalised, long enough to identify them."""
+    notebook = nbformat.read(solution_path(assignment), as_version=4)
+    found = set()
+    for cell in notebook.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if any(begin in line for begin, _ in SECRET_REGIONS):
+                inside = True
+            elif any(end in line for _, end in SECRET_REGIONS):
+                inside = False
+            elif inside and len(" ".join(line.split())) >= MIN_SECRET_LINE:
+                found.add(" ".join(line.split()))
+    return found
+
+
+def normalised_text(path):
+    """The text a reader sees in a notebook or an HTML page, whitespace-normalised."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".html":
+        text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    elif path.suffix == ".ipynb":
+        text = "\n".join(c.source for c in nbformat.reads(text, as_version=4).cells)
+    return " ".join(text.split())
+
+
+def leaks(paths):
+    secrets = {line for a in ASSIGNMENTS for line in secret_lines(a)}
+    return sorted((p.name, line) for p in paths
+                  for text in [normalised_text(p)] for line in secrets if line in text)
+
+
+def test_the_assignments_have_solutions_and_hidden_tests():
+    for assignment in ASSIGNMENTS:
+        assert len(secret_lines(assignment)) >= 10, f"{assignment}: few solution or hidden-test lines found"
+
+
+def test_committed_notebooks_are_what_nbgrader_generates(tmp_path):
+    course = build_course(tmp_path / "course")
+    generated = {p.relative_to(course / "release") for p in (course / "release").rglob("*") if p.is_file()}
+    committed = {p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file()}
+    assert generated == committed, "notebooks/ is out of date with solutions/: run `make notebooks`"
+    for path in sorted(generated):
+        ours = json.loads((NOTEBOOKS / path).read_text())
+        theirs = json.loads((course / "release" / path).read_text())
+        assert ours == theirs, f"notebooks/{path} is out of date with solutions/: run `make notebooks`"
+
+
+@pytest.mark.parametrize("path", sorted(list(SOLUTIONS.rglob("*.ipynb")) + list(NOTEBOOKS.rglob("*.ipynb"))),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_committed_notebooks_carry_no_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, \
+                f"{path.relative_to(REPO)} has outputs: clear them before committing"
+
+
+def test_released_notebooks_leak_no_solution_or_hidden_test():
+    assert leaks(sorted(NOTEBOOKS.rglob("*.ipynb"))) == []
+
+
+def test_the_built_book_leaks_no_solution_or_hidden_test():
+    pages = sorted((REPO / "_build" / "html").rglob("*.html"))
+    assert pages, "the book is not built: run `make book` (make test does it first)"
+    assert leaks(pages) == []
+
+
+def test_the_leak_check_finds_a_planted_leak(tmp_path):
+    line = sorted(secret_lines(ASSIGNMENTS[0]))[0]
+    page = tmp_path / "page.html"
+    page.write_text(f"<p>Here is the answer:</p><pre><span>{html.escape(line[:10])}</span>"
+                    f"{html.escape(line[10:])}</pre>")
+    assert leaks([page]) == [("page.html", line)]
+
+
+def execute(path):
+    notebook = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [(c.metadata.get("nbgrader", {}).get("grade_id"), o.ename) for c in notebook.cells
+              if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    return errors, time.perf_counter() - start
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_solution_notebook_runs_clean_in_under_20_seconds(assignment):
+    errors, seconds = execute(solution_path(assignment))
+    assert errors == [], f"the solution notebook raises: {errors}"
+    assert seconds < 20, f"the solution notebook took {seconds:.1f} s (limit: 20 s on 2 cores)"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_released_stubs_raise_not_implemented_error(assignment):
+    errors, _ = execute(release_path(assignment))
+    assert errors, "the released notebook runs without error: are the solutions really removed?"
+    assert {ename for _, ename in errors} == {"NotImplementedError"}, errors
