@@ -24,7 +24,9 @@ test: $(STAMP) book chromium
 
 # notebooks/ regenerated from solutions/ by nbgrader (configuration: nbgrader_config.py).
 notebooks: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/nbgrader generate_assignment --all --force
+	for id in $$(ls solutions); do \
+	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/nbgrader generate_assignment "$$id" --force || exit 1; \
+	done
 
 # JupyterLab with the nbgrader extension, on the student notebooks.
 lab: $(STAMP)

@@ -4,13 +4,107 @@ from tests.mutants import Mutant
 ASSIGNMENT = "01_attention"
 
 
+def function_mutant(cell, signature, body, why, fails=()):
+    """A mutant of the solution cell `cell`: the function `signature` with the given body."""
+    source = f"def {signature}:\n" + body.strip("\n") + "\n"
+    return Mutant(cell=cell, source=source, why=why, fails=tuple(fails))
+
+
+def nadaraya_watson(body, why, fails=()):
+    return function_mutant("nadaraya_watson", "nadaraya_watson(queries, keys, values, bandwidth=1.0)",
+                           body, why, fails)
+
+
 def masked_softmax(body, why, fails=()):
-    """A mutant of the masked_softmax solution cell with the given function body."""
-    source = "def masked_softmax(scores, mask=None):\n" + body.strip("\n") + "\n"
-    return Mutant(cell="masked_softmax", source=source, why=why, fails=tuple(fails))
+    return function_mutant("masked_softmax", "masked_softmax(scores, mask=None)", body, why, fails)
+
+
+def sdpa(body, why, fails=()):
+    return function_mutant("scaled_dot_product_attention",
+                           "scaled_dot_product_attention(query, key, value, mask=None)", body, why, fails)
+
+
+ADDITIVE_INIT = """
+        self.W_q = nn.Linear(query_dim, hidden_dim, bias=False)
+        self.W_k = nn.Linear(key_dim, hidden_dim, bias=False)
+        self.w_v = nn.Linear(hidden_dim, 1, bias=False)
+"""
+ADDITIVE_FORWARD = """
+        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
+        scores = self.w_v(torch.tanh(hidden))[..., 0]
+        alpha = masked_softmax(scores, mask)
+        return torch.matmul(alpha, value), alpha
+"""
+
+
+def additive(why, fails=(), init=ADDITIVE_INIT, forward=ADDITIVE_FORWARD):
+    """A mutant of the AdditiveAttention cell with a wrong __init__ or forward body."""
+    source = ("class AdditiveAttention(nn.Module):\n"
+              "    def __init__(self, query_dim, key_dim, hidden_dim):\n"
+              "        super().__init__()\n" + init.strip("\n") + "\n\n"
+              "    def forward(self, query, key, value, mask=None):\n" + forward.strip("\n") + "\n")
+    return Mutant(cell="AdditiveAttention", source=source, why=why, fails=tuple(fails))
 
 
 MUTANTS = {
+    # --- nadaraya_watson -------------------------------------------------------------------------
+    "nadaraya_watson/bandwidth_not_squared": nadaraya_watson("""
+    logits = -(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth)
+    weights = torch.softmax(logits, dim=1)
+    return weights @ values, weights
+""", "divides by 2h instead of 2h^2", fails=["nadaraya_watson_values"]),
+
+    "nadaraya_watson/missing_factor_two": nadaraya_watson("""
+    logits = -(queries[:, None] - keys[None, :]) ** 2 / bandwidth ** 2
+    weights = torch.softmax(logits, dim=1)
+    return weights @ values, weights
+""", "divides by h^2 instead of 2h^2", fails=["nadaraya_watson_values"]),
+
+    "nadaraya_watson/absolute_distance": nadaraya_watson("""
+    logits = -(queries[:, None] - keys[None, :]).abs() / (2 * bandwidth ** 2)
+    weights = torch.softmax(logits, dim=1)
+    return weights @ values, weights
+""", "a Laplace kernel |q - k| instead of the Gaussian (q - k)^2", fails=["nadaraya_watson_values"]),
+
+    "nadaraya_watson/softmax_over_queries": nadaraya_watson("""
+    logits = -(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth ** 2)
+    weights = torch.softmax(logits, dim=0)
+    return weights @ values, weights
+""", "softmax over the queries instead of over the keys", fails=["nadaraya_watson_values"]),
+
+    "nadaraya_watson/sign_flipped": nadaraya_watson("""
+    logits = (queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth ** 2)
+    weights = torch.softmax(logits, dim=1)
+    return weights @ values, weights
+""", "the minus sign forgotten: far keys get the most weight",
+        fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
+
+    "nadaraya_watson/unstable_normalised_kernel": nadaraya_watson("""
+    kernel = torch.exp(-(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth ** 2))
+    weights = kernel / kernel.sum(dim=1, keepdim=True)
+    return weights @ values, weights
+""", "kernel normalised by hand: 0 / 0 = NaN for a query far from every key",
+        fails=["nadaraya_watson_far_queries"]),
+
+    "nadaraya_watson/transposed_weights": nadaraya_watson("""
+    logits = -(keys[:, None] - queries[None, :]) ** 2 / (2 * bandwidth ** 2)
+    weights = torch.softmax(logits, dim=0)
+    return weights.T @ values, weights
+""", "weights returned as (n_k, n_q)", fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
+
+    "nadaraya_watson/averages_the_keys": nadaraya_watson("""
+    logits = -(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth ** 2)
+    weights = torch.softmax(logits, dim=1)
+    return weights @ keys, weights
+""", "averages the keys instead of the values", fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
+
+    "nadaraya_watson/bandwidth_ignored": nadaraya_watson("""
+    logits = -(queries[:, None] - keys[None, :]) ** 2 / 2
+    weights = torch.softmax(logits, dim=1)
+    return weights @ values, weights
+""", "the bandwidth argument is never used", fails=["nadaraya_watson_values"]),
+
+    # --- masked_softmax --------------------------------------------------------------------------
     "masked_softmax/softmax_over_first_dim": masked_softmax("""
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -100,4 +194,130 @@ MUTANTS = {
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, dim=-1).nan_to_num(0.0)
 """, "the scores are detached, so no gradient flows back", fails=["masked_softmax_fully_masked"]),
+
+    # --- scaled_dot_product_attention ------------------------------------------------------------
+    "sdpa/unscaled": sdpa("""
+    weights = masked_softmax(query @ key.transpose(-2, -1), mask)
+    return weights @ value, weights
+""", "scores never divided by sqrt(d_k) (the seed text's mistake)", fails=["sdpa_visible", "sdpa_values"]),
+
+    "sdpa/scaled_by_d_k": sdpa("""
+    weights = masked_softmax(query @ key.transpose(-2, -1) / query.size(-1), mask)
+    return weights @ value, weights
+""", "scores divided by d_k instead of sqrt(d_k)", fails=["sdpa_visible", "sdpa_values"]),
+
+    "sdpa/scaled_by_d_v": sdpa("""
+    weights = masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(value.size(-1)), mask)
+    return weights @ value, weights
+""", "scores divided by sqrt(d_v), the width of the values", fails=["sdpa_values"]),
+
+    "sdpa/softmax_over_queries": sdpa("""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    weights = torch.softmax(scores, dim=-2)
+    if mask is not None:
+        weights = weights * mask
+    return weights @ value, weights
+""", "softmax over the queries (dim -2) instead of the keys", fails=["sdpa_values"]),
+
+    "sdpa/key_dot_T": sdpa("""
+    weights = masked_softmax(query @ key.T / math.sqrt(query.size(-1)), mask)
+    return weights @ value, weights
+""", "key.T reverses every dimension of a batched tensor", fails=["sdpa_visible", "sdpa_values"]),
+
+    "sdpa/inverted_mask": sdpa("""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    weights = masked_softmax(scores, None if mask is None else ~mask)
+    return weights @ value, weights
+""", "True taken to mean 'blocked' (nn.MultiheadAttention's convention)", fails=["sdpa_masks"]),
+
+    "sdpa/mask_ignored": sdpa("""
+    weights = masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)))
+    return weights @ value, weights
+""", "the mask is never passed on", fails=["sdpa_masks", "sdpa_gradients"]),
+
+    "sdpa/nan_for_fully_masked_query": sdpa("""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ value, weights
+""", "plain softmax after -inf: a fully masked query gives NaN", fails=["sdpa_masks"]),
+
+    "sdpa/unstable_exponentials": sdpa("""
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    unnormalised = torch.exp(scores)
+    if mask is not None:
+        unnormalised = unnormalised * mask
+    total = unnormalised.sum(dim=-1, keepdim=True)
+    weights = unnormalised / torch.where(total > 0, total, torch.ones_like(total))
+    return weights @ value, weights
+""", "exponentials of the raw scores: overflow for large queries and keys", fails=["sdpa_large_scores"]),
+
+    "sdpa/averages_the_keys": sdpa("""
+    weights = masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)), mask)
+    return weights @ key[..., :value.size(-1)], weights
+""", "the weights average the keys instead of the values", fails=["sdpa_visible", "sdpa_values"]),
+
+    "sdpa/detached_values": sdpa("""
+    weights = masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)), mask)
+    return weights @ value.detach(), weights
+""", "the values are detached, so they get no gradient", fails=["sdpa_gradients"]),
+
+    # --- AdditiveAttention -----------------------------------------------------------------------
+    "additive/no_tanh": additive("the tanh is forgotten: the score is linear", forward="""
+        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
+        scores = self.w_v(hidden)[..., 0]
+        alpha = masked_softmax(scores, mask)
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_visible", "additive_values"]),
+
+    "additive/relu_instead_of_tanh": additive("ReLU instead of tanh", forward="""
+        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
+        scores = self.w_v(torch.relu(hidden))[..., 0]
+        alpha = masked_softmax(scores, mask)
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_visible", "additive_values"]),
+
+    "additive/layers_with_bias": additive("the layers have biases (the default of nn.Linear)", init="""
+        self.W_q = nn.Linear(query_dim, hidden_dim)
+        self.W_k = nn.Linear(key_dim, hidden_dim)
+        self.w_v = nn.Linear(hidden_dim, 1)
+""", fails=["additive_visible", "additive_values"]),
+
+    "additive/sum_instead_of_w_v": additive("the hidden features summed instead of scored by w_v", forward="""
+        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
+        scores = torch.tanh(hidden).sum(-1)
+        alpha = masked_softmax(scores, mask)
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_values", "additive_gradients"]),
+
+    "additive/softmax_over_queries": additive("softmax over the queries instead of the keys", forward="""
+        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
+        scores = self.w_v(torch.tanh(hidden))[..., 0]
+        alpha = torch.softmax(scores, dim=-2)
+        if mask is not None:
+            alpha = alpha * mask
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_values"]),
+
+    "additive/mask_ignored": additive("the mask is never used", forward="""
+        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
+        scores = self.w_v(torch.tanh(hidden))[..., 0]
+        alpha = torch.softmax(scores, dim=-1)
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_masks"]),
+
+    "additive/pairs_position_by_position": additive("each query scored only against the key at its own position", forward="""
+        hidden = self.W_q(query) + self.W_k(key)[..., :query.size(-2), :]
+        scores = self.w_v(torch.tanh(hidden))
+        alpha = masked_softmax(scores.expand(*scores.shape[:-1], key.size(-2)), mask)
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_values"]),
+
+    "additive/detached_scores": additive("the scores are detached, so W_q, W_k and w_v never learn", forward="""
+        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
+        scores = self.w_v(torch.tanh(hidden))[..., 0].detach()
+        alpha = masked_softmax(scores, mask)
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_gradients"]),
 }
