@@ -45,9 +45,19 @@ def test_every_student_gets_one_row_per_assignment(graded_class):
     assert len(keys) == len(set(keys)) == len(students) * sum(len(max_points(a)) for a in ASSIGNMENTS)
 
 
-def test_honest_submissions_are_not_listed_as_errors(graded_class):
-    listed = {e["student_id"] for e in graded_class["errors"]}
-    assert not listed & (set(HONEST) | set(graded_class["mutants"]))
+def test_submitted_notebooks_are_not_listed_as_errors(graded_class):
+    listed = {(e["student_id"], e["assignment"]) for e in graded_class["errors"]}
+    submitted = {(s, a) for s in HONEST for a in ASSIGNMENTS}
+    submitted |= {(student, assignment) for student, (assignment, _, _) in graded_class["mutants"].items()}
+    assert not listed & submitted
+
+
+def test_a_student_who_submitted_one_assignment_gets_no_submission_for_the_others(graded_class):
+    student, (assignment, _, _) = next(iter(graded_class["mutants"].items()))
+    for other in set(ASSIGNMENTS) - {assignment}:
+        reasons = [e["reason"] for e in graded_class["errors"] if (e["student_id"], e["assignment"]) == (student, other)]
+        assert reasons == ["no submission"]
+        assert float(graded_class["grades"][(student, other)]["score"]) == 0
 
 
 def test_grading_never_writes_to_the_repository(graded_class):

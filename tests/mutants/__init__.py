@@ -3,6 +3,7 @@
 Each module defines MUTANTS: a dict from a mutant's name to a Mutant. A mutant replaces the source of
 one solution cell (by its nbgrader grade_id) in the solution notebook; tests/test_mutants.py grades
 every mutant and checks that it loses points (and, where `fails` is given, on those test cells).
+Every solution cell needs at least tests/test_mutants.py's MINIMUM_PER_COMPONENT mutants.
 """
 from dataclasses import dataclass, field
 import importlib
@@ -17,10 +18,20 @@ class Mutant:
     fails: tuple = field(default=())  # grade_ids of test cells that must not give full points
 
 
+def _modules():
+    for info in pkgutil.iter_modules(__path__):
+        yield importlib.import_module(f"{__name__}.{info.name}")
+
+
 def catalogue():
     """{assignment_id: {name: Mutant}} for every module in this package."""
-    found = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        found[module.ASSIGNMENT] = module.MUTANTS
-    return found
+    return {module.ASSIGNMENT: module.MUTANTS for module in _modules()}
+
+
+def not_graded_here():
+    """{assignment_id: grade_ids of solution cells graded in another assignment}.
+
+    A module lists them in NOT_GRADED_HERE: e.g. the attention functions that a later notebook asks
+    students to paste from assignment 01, whose own mutants live in 01's catalogue.
+    """
+    return {module.ASSIGNMENT: set(getattr(module, "NOT_GRADED_HERE", ())) for module in _modules()}
