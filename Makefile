@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test notebooks lab bench chromium clean
+.PHONY: book test notebooks lab bench chromium bubblewrap clean
 
 # The virtual environment, rebuilt when requirements.txt changes.
 $(STAMP): requirements.txt
@@ -19,7 +19,7 @@ book: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
 # Every test of the project (builds the book first: the book's tests read _build/html).
-test: $(STAMP) book chromium
+test: $(STAMP) book chromium bubblewrap
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
 
 # notebooks/ regenerated from solutions/ by nbgrader (configuration: nbgrader_config.py).
@@ -42,6 +42,13 @@ chromium:
 	  echo "Installing Debian's chromium for the book's browser test..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	  || echo "WARNING: could not install chromium; the browser test of the book will be SKIPPED."; }
+
+# Debian's bubblewrap: the grader runs every student notebook in its sandbox.
+bubblewrap:
+	@command -v bwrap >/dev/null || { \
+	  echo "Installing Debian's bubblewrap for the grader's sandbox..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+	  || echo "WARNING: could not install bubblewrap; the grader will refuse to run (see README)."; }
 
 clean:
 	rm -rf _build

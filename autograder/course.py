@@ -23,8 +23,8 @@ def assignments():
     return sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
 
 
-def nbgrader_config(root):
-    """The repository's nbgrader configuration, with the course root moved to `root`."""
+def nbgrader_config(root, extra=None):
+    """The repository's nbgrader configuration, with the course root moved to `root` (and `extra` merged)."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     overrides = Config()
     overrides.CourseDirectory.root = str(root)
@@ -33,16 +33,18 @@ def nbgrader_config(root):
     overrides.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
     overrides.NbGraderAPI.log_level = "WARN"
     config.merge(overrides)
+    if extra is not None:
+        config.merge(extra)
     return config
 
 
-def nbgrader_api(root):
+def nbgrader_api(root, extra=None):
     # nbgrader creates the gradebook by running the `alembic` command: it must be on PATH.
     bin_dir = os.path.dirname(sys.executable)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     from nbgrader.apps import NbGraderAPI
-    return NbGraderAPI(config=nbgrader_config(root))
+    return NbGraderAPI(config=nbgrader_config(root, extra))
 
 
 def build_course(scratch, only=None):

@@ -1,4 +1,7 @@
 """The grading path: `python -m autograder grade` on a class of honest and broken submissions."""
+import html
+import re
+
 import pytest
 
 from tests.conftest import (ASSIGNMENTS, BROKEN, HONEST, cell_scores, max_points, read_csv,
@@ -78,3 +81,48 @@ def test_an_empty_class_gives_empty_reports(tmp_path):
     for name, header in [("grades.csv", "score"), ("tests.csv", "grade_id"), ("errors.csv", "reason")]:
         assert header in (tmp_path / "out" / name).read_text().splitlines()[0]
         assert read_csv(tmp_path / "out" / name) == []
+
+
+def test_every_graded_submission_has_a_feedback_page_without_hidden_tests(graded_class):
+    from autograder import feedback
+    import nbformat
+    from tests.conftest import solution_path
+    for assignment in ASSIGNMENTS:
+        hidden = feedback.secret_lines(nbformat.read(solution_path(assignment), 4),
+                                       [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
+        for student in list(HONEST) + [s for s, (a, _, _) in graded_class["mutants"].items() if a == assignment]:
+            page = graded_class["out"] / "feedback" / student / assignment / f"{assignment}.html"
+            assert page.is_file(), f"no feedback for {student}"
+            text = feedback.normalise(html.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))))
+            assert not [line for line in hidden if line in text], f"{student}'s feedback shows hidden tests"
+
+
+@pytest.mark.parametrize("name,message", [
+    ("sdpa/unscaled", "did you divide by sqrt(d_k)?"),
+    ("masked_softmax/inverted_mask", "your mask looks inverted"),
+    ("pe/sin_cos_swapped", "sin and cos are swapped"),
+    ("split_heads/view_without_transpose", "did you transpose after splitting D?"),
+    ("mha/weights_averaged_over_heads", "one map per head"),
+])
+def test_feedback_names_the_likely_mistake(graded_class, name, message):
+    student, (assignment, _, _) = next((s, m) for s, m in graded_class["mutants"].items() if m[1] == name)
+    page = graded_class["out"] / "feedback" / student / assignment / f"{assignment}.html"
+    assert message in html.unescape(page.read_text(encoding="utf-8"))
+
+
+def test_the_class_report_and_the_lms_gradebook(graded_class):
+    out = graded_class["out"]
+    report = (out / "report.html").read_text(encoding="utf-8")
+    for section in ["score distribution", "pass rate", "Most common mistakes", "Errors", "Flags"]:
+        assert section in report or section in report.replace("<h2>", ""), section
+    assert report.count("data:image/png;base64,") >= 2 * len(ASSIGNMENTS)
+    assert "did you divide by sqrt(d_k)?" in html.unescape(report)      # a mistake the class made
+    gradebook = read_csv(out / "gradebook.csv")
+    students = {s for s, _ in graded_class["grades"]}
+    assert {row["Student ID"] for row in gradebook} == students
+    header = list(gradebook[0])
+    assert header[0] == "Student ID" and header[-1].startswith("Total [")
+    for row in gradebook:
+        total = sum(float(row[h]) for h in header[1:-1])
+        assert float(row[header[-1]]) == total
+    assert read_csv(out / "flags.csv") is not None

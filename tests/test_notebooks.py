@@ -9,28 +9,14 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from autograder import feedback
 from autograder.course import build_course
 from tests.conftest import ASSIGNMENTS, NOTEBOOKS, REPO, SOLUTIONS, release_path, solution_path
 
-SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
-MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to be a leak
-SIGNATURE = re.compile(r"\s*(def|class) \w+")  # signatures are the public API, given in every stub
-
 
 def secret_lines(assignment):
-    """Lines of solutions and hidden tests, whitespace-normalised, long enough to identify them."""
-    notebook = nbformat.read(solution_path(assignment), as_version=4)
-    found = set()
-    for cell in notebook.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if any(begin in line for begin, _ in SECRET_REGIONS):
-                inside = True
-            elif any(end in line for _, end in SECRET_REGIONS):
-                inside = False
-            elif inside and len(" ".join(line.split())) >= MIN_SECRET_LINE and not SIGNATURE.match(line):
-                found.add(" ".join(line.split()))
-    return found
+    """Lines of solutions and hidden tests long enough to identify them (the grader's own definition)."""
+    return feedback.secret_lines(nbformat.read(solution_path(assignment), as_version=4))
 
 
 def normalised_text(path):
@@ -115,3 +101,19 @@ def test_the_released_stubs_raise_not_implemented_error(assignment):
     errors, _ = execute(release_path(assignment))
     assert errors, "the released notebook runs without error: are the solutions really removed?"
     assert {ename for _, ename in errors} == {"NotImplementedError"}, errors
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_points_the_notebook_announces_are_the_points_it_grades(assignment):
+    notebook = nbformat.read(solution_path(assignment), as_version=4)
+    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+              for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    for cell in notebook.cells:  # each test cell's first line says "[N point(s)]"
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            announced = re.match(r"# \[(\d+) points?\]", cell.source)
+            assert announced and int(announced.group(1)) == cell.metadata["nbgrader"]["points"], cell.source[:80]
+    text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    total = re.search(r"\((\d+) points in all\)", text)
+    assert total and int(total.group(1)) == sum(points.values()), "the introduction's total is wrong"
+    sections = re.findall(r"^## \d+\. .*\((\d+) points\)", text, re.M)
+    assert sum(map(int, sections)) == sum(points.values()), "the sections' points do not add up to the total"
