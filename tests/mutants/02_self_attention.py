@@ -140,6 +140,10 @@ MUTANTS = {
         weights = masked_softmax(q @ q.transpose(-2, -1) / math.sqrt(q.size(-1)), mask)
         return weights @ v, weights
 """, fails=["self_attention_values", "self_attention_equivariance_gradients"]),
+    "self_attention/no_projections": self_attention("queries, keys and values are the raw inputs (no W_q, W_k, W_v)", """
+        weights = masked_softmax(x @ x.transpose(-2, -1) / math.sqrt(x.size(-1)), mask)
+        return weights @ x, weights
+""", fails=["self_attention_visible", "self_attention_values", "self_attention_equivariance_gradients"]),
     "self_attention/values_not_projected": self_attention("the values are the raw inputs (no W_v)", """
         q, k = self.W_q(x), self.W_k(x)
         weights = masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), mask)
