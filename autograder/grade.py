@@ -142,13 +142,11 @@ def grade_submission(course_dir, workdir, assignment, notebook, timeout=600, cel
     messages = feedback.messages(graded, course_dir, assignment)
     # Every graded cell of the assignment counts, with its points from the course: a test cell that the
     # student deleted scores 0 (its max_score cannot shrink with it).
-    for grade_id, points in course.graded_cells(course_dir, assignment):
+    canonical = course.graded_cells(course_dir, assignment)
+    for grade_id, points in canonical:
         if grade_id not in scores:
-            scores[grade_id] = (0.0, points)
             messages[grade_id] = "this test cell is missing from the submitted notebook"
-        scores[grade_id] = (min(scores[grade_id][0], points), points)
-    order = [grade_id for grade_id, _ in course.graded_cells(course_dir, assignment)]
-    scores = {grade_id: scores[grade_id] for grade_id in order}
+    scores = {grade_id: (min(scores.get(grade_id, (0.0,))[0], points), points) for grade_id, points in canonical}
     tampered = json.loads((workdir / "canaries.json").read_text())
     if tampered:  # no honest code does this: the tests' verdicts cannot be trusted, so they count for nothing
         scores = {grade_id: (0.0, top) for grade_id, (_, top) in scores.items()}
