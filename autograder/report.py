@@ -68,6 +68,15 @@ def _table(header, rows):
     return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>None.</p>"
 
 
+NOT_ATTEMPTED = ("NotImplementedError", "NotExecuted")
+
+
+def common_mistakes(results, assignment):
+    """Counter of (grade_id, message) over the failed test cells of an assignment, stubs left aside."""
+    return Counter((g, m) for _, a, g, s, t, m in results.tests
+                   if a == assignment and s < t and m and not m.startswith(NOT_ATTEMPTED))
+
+
 def report_html(results):
     parts = ["<h1>Grading report</h1>",
              f"<p>{len({s for s, *_ in results.grades})} students, {len(results.grades)} submissions, "
@@ -81,6 +90,7 @@ def report_html(results):
         mean = sum(scores) / len(scores)
         parts.append(f"<h2>{html.escape(assignment)}</h2><p>mean {mean:.1f} / {top:g}, "
                      f"{sum(s >= top for s in scores)} of {len(scores)} with full marks</p>")
+        parts.append("<h3>Score distribution</h3>")
         parts.append(_figure(lambda ax: (ax.hist(scores, bins=min(20, int(top) + 1), range=(0, top)),
                                          ax.set_xlabel("score"), ax.set_ylabel("students"),
                                          ax.set_title(f"{assignment}: score distribution"))))
@@ -90,11 +100,12 @@ def report_html(results):
                 cells[grade_id].append(score >= cell_top)
         names = list(cells)
         rates = [100 * sum(v) / len(v) for v in cells.values()]
+        parts.append("<h3>Pass rate per graded test cell</h3>")
         parts.append(_figure(lambda ax: (ax.barh(names[::-1], rates[::-1]), ax.set_xlim(0, 100),
                                          ax.set_xlabel("% of students with full points"),
                                          ax.set_title("pass rate per graded test cell")),
                              height=0.3 * len(names) + 1.2))
-        mistakes = Counter((g, m) for _, a, g, s, t, m in results.tests if a == assignment and s < t and m)
+        mistakes = common_mistakes(results, assignment)
         parts.append("<h3>Most common mistakes</h3>")
         parts.append(_table(["test cell", "students", "message"], [(g, n, m) for (g, m), n in mistakes.most_common(15)]))
     parts.append("<h2>Errors (scored 0)</h2>" + _table(["student", "assignment", "reason"], results.errors))
