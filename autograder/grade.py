@@ -35,7 +35,7 @@ warnings.filterwarnings("ignore", message=".*not in session.*")
 STUDENT = "student"  # the id nbgrader sees; the real id (any characters) stays with the pipeline
 CANARY_TAG = "autograder-canary"
 
-# A canary cell follows every graded cell. It checks that known-false comparisons are still false, then
+# A canary cell follows every block of graded cells. It checks that known-false comparisons are still false, then
 # raises with the list of what was tampered with. If it raises nothing, the kernel swallows exceptions.
 CANARY_CHECKS = [
     ("torch.allclose was replaced", "torch.allclose(torch.zeros(3), torch.ones(3))"),
@@ -68,7 +68,7 @@ SUSPICIOUS = [
 
 
 class SandboxExecute(NbGraderPreprocessor):
-    """nbgrader's Execute step, run in the sandbox, with canary cells after every graded cell."""
+    """nbgrader's Execute step, run in the sandbox, with a canary cell after every block of tests."""
 
     workdir = Unicode("").tag(config=True)
     timeout = Integer(600).tag(config=True)        # seconds for the whole notebook
@@ -77,9 +77,9 @@ class SandboxExecute(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         probed = nbformat.from_dict(nb)
         probed.cells = []
-        for cell in nb.cells:
+        for cell, following in zip(nb.cells, nb.cells[1:] + [None]):
             probed.cells.append(cell)
-            if cell.metadata.get("nbgrader", {}).get("grade") and cell.cell_type == "code":
+            if _ends_a_block_of_tests(cell, following):
                 canary = nbformat.v4.new_code_cell(CANARY_SOURCE)
                 canary.metadata[CANARY_TAG] = True
                 probed.cells.append(canary)
@@ -98,6 +98,14 @@ class SandboxExecute(NbGraderPreprocessor):
         (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(found)))
         nb.cells = [c for c in executed.cells if CANARY_TAG not in c.metadata]
         return nb, resources
+
+
+def _ends_a_block_of_tests(cell, following):
+    """A graded cell not followed by another: the end of a run of tests, before anything the student
+    wrote can run again (a cell the student adds between tests ends a run too)."""
+    def graded(c):
+        return c is not None and c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+    return graded(cell) and not graded(following)
 
 
 def suspicious_code(notebook):

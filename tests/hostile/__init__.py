@@ -148,8 +148,10 @@ CASES = {
     "os-exit": Case(SOLUTION, prepend={"nadaraya_watson": "import os\nos._exit(0)"}, exact=0),
     "system-exit": Case(SOLUTION, prepend={"nadaraya_watson": "raise SystemExit(0)"},
                         max_score=FULL - NADARAYA_WATSON_POINTS),
-    # IPython's exit() ends the kernel after the cell: at most the first visible test (1 point) ran.
-    "exit-builtin": Case(SOLUTION, prepend={"nadaraya_watson": "exit()"}, max_score=1),
+    # IPython's exit() ends the kernel a moment after the cell: how many of the next (honest, correct)
+    # tests still run depends on timing, never more than the first function's; the rest score 0.
+    "exit-builtin": Case(SOLUTION, prepend={"nadaraya_watson": "exit()"}, max_score=NADARAYA_WATSON_POINTS,
+                         flag="exits"),
     "segfault": Case(SOLUTION, prepend={"nadaraya_watson": "import ctypes\nctypes.string_at(0)"}, exact=0),
     "huge-tensor": Case(SOLUTION, prepend={"nadaraya_watson": "hog = torch.empty(2 ** 40)"},
                         exact=FULL - NADARAYA_WATSON_POINTS),
