@@ -1,13 +1,7 @@
 """Wrong implementations of the graded functions of 01_attention (see tests/mutants/__init__.py)."""
-from tests.mutants import Mutant
+from tests.mutants import Mutant, function_mutant
 
 ASSIGNMENT = "01_attention"
-
-
-def function_mutant(cell, signature, body, why, fails=()):
-    """A mutant of the solution cell `cell`: the function `signature` with the given body."""
-    source = f"def {signature}:\n" + body.strip("\n") + "\n"
-    return Mutant(cell=cell, source=source, why=why, fails=tuple(fails))
 
 
 def nadaraya_watson(body, why, fails=()):

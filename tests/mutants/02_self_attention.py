@@ -1,14 +1,9 @@
 """Wrong implementations of the graded components of 02_self_attention (see tests/mutants/__init__.py)."""
-from tests.mutants import Mutant
+from tests.mutants import Mutant, function_mutant
 
 ASSIGNMENT = "02_self_attention"
 # masked_softmax and scaled_dot_product_attention are pasted from assignment 01 and graded there.
 NOT_GRADED_HERE = ("attention_helpers",)
-
-
-def function_mutant(cell, signature, body, why, fails=()):
-    """A mutant of the solution cell `cell`: the function `signature` with the given body."""
-    return Mutant(cell=cell, source=f"def {signature}:\n" + body.strip("\n") + "\n", why=why, fails=tuple(fails))
 
 
 def causal(body, why, fails=()):

@@ -18,6 +18,11 @@ class Mutant:
     fails: tuple = field(default=())  # grade_ids of test cells that must not give full points
 
 
+def function_mutant(cell, signature, body, why, fails=()):
+    """A mutant of the solution cell `cell`: the function `signature` with the given body."""
+    return Mutant(cell=cell, source=f"def {signature}:\n" + body.strip("\n") + "\n", why=why, fails=tuple(fails))
+
+
 def _modules():
     for info in pkgutil.iter_modules(__path__):
         yield importlib.import_module(f"{__name__}.{info.name}")
