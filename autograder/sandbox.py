@@ -8,7 +8,6 @@ files are not in its view. Resource limits (setrlimit) cap its memory, CPU time 
 wall-clock timeout kills the whole process group. `python -m autograder.sandbox CELL_TIMEOUT FD` is
 the program that runs inside: it reads the notebook on stdin and writes it back, executed, on FD.
 """
-import json
 import os
 import resource
 import shutil

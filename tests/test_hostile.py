@@ -1,7 +1,6 @@
 """Hostile and broken submissions (tests/hostile/) graded in one batch with honest ones: the batch
 finishes and exits 0, honest students get exactly their marks, no attack gains points (or it is
 flagged), broken runs are listed with a reason, and no feedback page shows a hidden test."""
-import shutil
 import socket
 import threading
 

@@ -1,5 +1,5 @@
 """Wrong implementations of the graded functions of 01_attention (see tests/mutants/__init__.py)."""
-from tests.mutants import Mutant, function_mutant
+from tests.mutants import function_mutant, module_mutant
 
 ASSIGNMENT = "01_attention"
 
@@ -33,11 +33,8 @@ ADDITIVE_FORWARD = """
 
 def additive(why, fails=(), init=ADDITIVE_INIT, forward=ADDITIVE_FORWARD):
     """A mutant of the AdditiveAttention cell with a wrong __init__ or forward body."""
-    source = ("class AdditiveAttention(nn.Module):\n"
-              "    def __init__(self, query_dim, key_dim, hidden_dim):\n"
-              "        super().__init__()\n" + init.strip("\n") + "\n\n"
-              "    def forward(self, query, key, value, mask=None):\n" + forward.strip("\n") + "\n")
-    return Mutant(cell="AdditiveAttention", source=source, why=why, fails=tuple(fails))
+    return module_mutant("AdditiveAttention", "query_dim, key_dim, hidden_dim", init,
+                         "query, key, value, mask=None", forward, why, fails)
 
 
 MUTANTS = {

@@ -1,5 +1,5 @@
 """Wrong implementations of the graded components of 02_self_attention (see tests/mutants/__init__.py)."""
-from tests.mutants import Mutant, function_mutant
+from tests.mutants import function_mutant, module_mutant
 
 ASSIGNMENT = "02_self_attention"
 # masked_softmax and scaled_dot_product_attention are pasted from assignment 01 and graded there.
@@ -35,11 +35,7 @@ SELF_ATTENTION_INIT = """
 
 def self_attention(why, forward, fails=(), init=SELF_ATTENTION_INIT):
     """A mutant of the SelfAttention cell with a wrong forward (or __init__) body."""
-    source = ("class SelfAttention(nn.Module):\n"
-              "    def __init__(self, d_model, d_k=None, d_v=None):\n"
-              "        super().__init__()\n" + init.strip("\n") + "\n\n"
-              "    def forward(self, x, mask=None):\n" + forward.strip("\n") + "\n")
-    return Mutant(cell="SelfAttention", source=source, why=why, fails=tuple(fails))
+    return module_mutant("SelfAttention", "d_model, d_k=None, d_v=None", init, "x, mask=None", forward, why, fails)
 
 
 MUTANTS = {

@@ -1,5 +1,5 @@
 """Wrong implementations of the graded components of 03_multi_head_attention (see tests/mutants/__init__.py)."""
-from tests.mutants import Mutant
+from tests.mutants import Mutant, module_mutant
 
 ASSIGNMENT = "03_multi_head_attention"
 # masked_softmax and scaled_dot_product_attention are pasted from assignment 01 and graded there.
@@ -26,6 +26,13 @@ MHA_CHECK = """
         if d_model % num_heads:
             raise ValueError("d_model must be a multiple of num_heads")
 """
+MHA_LAYERS = """
+        self.num_heads = num_heads
+        self.W_q = nn.Linear(d_model, d_model, bias=bias)
+        self.W_k = nn.Linear(d_model, d_model, bias=bias)
+        self.W_v = nn.Linear(d_model, d_model, bias=bias)
+        self.W_o = nn.Linear(d_model, d_model, bias=bias)
+"""
 MHA_FORWARD = """
         q = split_heads(self.W_q(query), self.num_heads)
         k = split_heads(self.W_k(key), self.num_heads)
@@ -35,16 +42,9 @@ MHA_FORWARD = """
 
 def mha(why, forward, fails=(), check=MHA_CHECK):
     """A mutant of the MultiHeadAttention cell with a wrong forward (or a missing check)."""
-    source = ("class MultiHeadAttention(nn.Module):\n"
-              "    def __init__(self, d_model, num_heads, bias=True):\n"
-              "        super().__init__()\n" + check.strip("\n") + "\n"
-              "        self.num_heads = num_heads\n"
-              "        self.W_q = nn.Linear(d_model, d_model, bias=bias)\n"
-              "        self.W_k = nn.Linear(d_model, d_model, bias=bias)\n"
-              "        self.W_v = nn.Linear(d_model, d_model, bias=bias)\n"
-              "        self.W_o = nn.Linear(d_model, d_model, bias=bias)\n\n"
-              "    def forward(self, query, key, value, mask=None):\n" + forward.strip("\n") + "\n")
-    return Mutant(cell="MultiHeadAttention", source=source, why=why, fails=tuple(fails))
+    init = check.strip("\n") + "\n" + MHA_LAYERS.strip("\n")
+    return module_mutant("MultiHeadAttention", "d_model, num_heads, bias=True", init,
+                         "query, key, value, mask=None", forward, why, fails)
 
 
 MUTANTS = {

@@ -23,6 +23,15 @@ def function_mutant(cell, signature, body, why, fails=()):
     return Mutant(cell=cell, source=f"def {signature}:\n" + body.strip("\n") + "\n", why=why, fails=tuple(fails))
 
 
+def module_mutant(cell, init_signature, init_body, forward_signature, forward_body, why, fails=()):
+    """A mutant of the solution cell `cell` that defines the nn.Module of that name, with these bodies."""
+    source = (f"class {cell}(nn.Module):\n"
+              f"    def __init__(self, {init_signature}):\n"
+              "        super().__init__()\n" + init_body.strip("\n") + "\n\n"
+              f"    def forward(self, {forward_signature}):\n" + forward_body.strip("\n") + "\n")
+    return Mutant(cell=cell, source=source, why=why, fails=tuple(fails))
+
+
 def _modules():
     for info in pkgutil.iter_modules(__path__):
         yield importlib.import_module(f"{__name__}.{info.name}")
