@@ -15,6 +15,7 @@ feedback page is written to WORKDIR/feedback.html.
 import json
 import re
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -185,6 +186,7 @@ def grade_job(job):
     Writes the feedback page to job["feedback"] and the result, atomically, to job["result"], so that
     an interrupted batch resumes where it stopped.
     """
+    start = time.perf_counter()
     workdir = Path(job["workdir"])
     shutil.rmtree(workdir, ignore_errors=True)  # a half-done attempt of a killed batch
     try:
@@ -201,7 +203,8 @@ def grade_job(job):
         result["flags"] = result.get("flags", []) + suspicious_code(nbformat.read(job["notebook"], as_version=4))
     except Exception:
         pass
-    result.update(student_id=job["student_id"], assignment=job["assignment"], digest=job["digest"])
+    result.update(student_id=job["student_id"], assignment=job["assignment"], digest=job["digest"],
+                  seconds=round(time.perf_counter() - start, 2))
     target = Path(job["result"])
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")

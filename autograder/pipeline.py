@@ -8,8 +8,10 @@ again. The rows are rebuilt from those files, so each student and assignment app
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -20,6 +22,9 @@ from pathlib import Path
 
 from autograder import course
 from autograder.collect import collect
+
+
+GRACE = 120  # seconds a worker may spend on a job beyond the notebook's timeout (nbgrader, feedback)
 
 
 @dataclass
@@ -50,11 +55,20 @@ def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+WORKER_MODULES = ["autograder.grade"]  # imported once, by the server the workers are forked from
+
+
 def local_executor(workers):
-    """Worker processes forked from a server that has already imported nbgrader and torch's grader."""
+    """Worker processes forked from a server that has already imported nbgrader, nbclient and the grader."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["autograder.grade"])
+    context.set_forkserver_preload(WORKER_MODULES)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def start_forkserver():
+    """Start local_executor's server now, so that its imports overlap the building of the course."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_MODULES)
+    multiprocessing.forkserver.ensure_running()
 
 
 class Progress:
@@ -74,26 +88,60 @@ class Progress:
               end=end, file=sys.stderr, flush=True)
 
 
-def _run(jobs, make_executor, progress):
-    """Run grade_job on every job. Student code runs in the sandbox, so a worker should never die; if
-    one does, the jobs it left are graded again one at a time, and the one that kills its worker again
-    gets an error row."""
+def _run(jobs, make_executor, progress, function=None):
+    """Run `function` (grade_job) on every job. Student code runs in the sandbox, so a worker should never
+    die or hang; if one does, its pool breaks. The jobs that had started then are graded again one at a
+    time, and one that breaks its worker again gets an error row; the others go on in a new pool."""
+    if function is None:
+        from autograder.grade import grade_job as function
     bar = Progress(len(jobs), enabled=progress)
-    left = _run_pool(jobs, make_executor, bar)
-    for job in left:
-        if _run_pool([job], make_executor, bar):
-            _write_error(job, "the grader's worker process died while grading this notebook")
-            bar.step()
+    left = _run_pool(jobs, make_executor, bar, function)
+    while left:
+        suspects = [job for job in left if _started(job).exists()]
+        for job in suspects:
+            _started(job).unlink()
+            if _run_pool([job], make_executor, bar, function):
+                _write_error(job, f"the grader's worker process died or hung (over {job['deadline']} s) "
+                                  f"while grading this notebook")
+                bar.step()
+        others = [job for job in left if job not in suspects]
+        if not suspects:  # the pool broke before any job started: the workers themselves cannot run
+            for job in others:
+                _write_error(job, "the grader's worker processes could not start")
+                bar.step()
+            return
+        left = _run_pool(others, make_executor, bar, function)
 
 
-def _run_pool(jobs, make_executor, bar):
-    """Grade `jobs` in one pool; returns the jobs without a result if the pool broke."""
-    from autograder.grade import grade_job
+def _started(job):
+    return Path(job["result"]).with_suffix(".started")
+
+
+def _in_worker(function, job):
+    """Run function(job) in a worker process. A worker whose job runs past job["deadline"] seconds kills
+    itself (SIGALRM's default action), so that a grader that hangs cannot stall the batch."""
+    marker = _started(job)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    try:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the default action kills, even inside C code
+    except ValueError:
+        pass  # not the main thread (a Dask worker's): the default stands
+    signal.alarm(int(job["deadline"]))
+    try:
+        return function(job)
+    finally:
+        signal.alarm(0)
+        marker.unlink(missing_ok=True)
+
+
+def _run_pool(jobs, make_executor, bar, function):
+    """Run `jobs` in one pool; returns the jobs without a result if the pool broke."""
     if not jobs:
         return []
     executor, futures = make_executor(), {}
     try:
-        futures = {executor.submit(grade_job, job): job for job in jobs}
+        futures = {executor.submit(_in_worker, function, job): job for job in jobs}
         for future in as_completed(futures):
             try:
                 future.result()
@@ -114,13 +162,16 @@ def _write_error(job, reason):
               "digest": job["digest"]}
     Path(job["result"]).parent.mkdir(parents=True, exist_ok=True)
     Path(job["result"]).write_text(json.dumps(result))
+    _started(job).unlink(missing_ok=True)
 
 
 def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, progress=True,
                 make_executor=None, scratch=None):
     """Grade every submission under `submissions`, resuming from OUT/results; returns Results."""
     workers = workers or os.cpu_count() or 1
-    make_executor = make_executor or (lambda: local_executor(workers))
+    if make_executor is None:
+        start_forkserver()
+        make_executor = lambda: local_executor(workers)  # noqa: E731
     out = Path(out).resolve()
     jobs, problems = collect(submissions, course.assignments())
     scratch_root = Path(tempfile.mkdtemp(prefix="autograder-", dir=scratch))
@@ -136,8 +187,10 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
             spec = {"student_id": job.student_id, "assignment": job.assignment, "notebook": str(job.notebook.resolve()),
                     "digest": _digest(job.notebook), "course": str(course_dir),
                     "workdir": str(scratch_root / "jobs" / key), "timeout": timeout, "cell_timeout": cell_timeout,
+                    "deadline": timeout + GRACE,
                     "result": str(out / "results" / f"{key}.json"),
                     "feedback": str(out / "feedback" / job.student_id / job.assignment / f"{job.assignment}.html")}
+            _started(spec).unlink(missing_ok=True)  # left by a batch that was killed
             previous = Path(spec["result"])
             if previous.exists() and json.loads(previous.read_text()).get("digest") == spec["digest"]:
                 done.append(spec)

@@ -1,29 +1,36 @@
 """Run one notebook in isolation, with the operating system's tools.
 
-The notebook runs (kernel and client) in a bubblewrap sandbox: new network, PID, IPC and UTS
-namespaces (no network at all, only its own loopback), a private /tmp, and a read-only view of just
-the system directories, the Python installation and the virtual environment. The repository
-(solutions and hidden tests), the grader's scratch course and gradebook, and every other student's
-files are not in its view. Resource limits (setrlimit) cap its memory, CPU time and file sizes, and a
-wall-clock timeout kills the whole process group. `python -m autograder.sandbox CELL_TIMEOUT FD` is
-the program that runs inside: it reads the notebook on stdin and writes it back, executed, on FD.
+The notebook's kernel (the only process that runs student code) starts in a bubblewrap sandbox: new
+network, PID, IPC and UTS namespaces (no network at all, only its own loopback), a private /tmp, and a
+read-only view of just the system directories and the Python installation with its virtual
+environment. The repository (solutions and hidden tests), the grader's scratch course and gradebook,
+and every other student's files are not in its view. Resource limits (setrlimit, through util-linux's
+`prlimit`) cap its memory, CPU time and file sizes, and a wall-clock timeout kills the sandbox.
+
+The client that sends the cells (nbclient) runs in the grader's warm worker process, outside the
+sandbox, and talks to the kernel over ZeroMQ sockets in a directory of their own, the one writable
+place besides the notebook's working directory. So the sandbox holds nothing but the student's kernel,
+and a submission costs what a plain nbgrader run costs: starting a kernel and running the cells.
 """
-import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+from traitlets import List, Unicode
+
 SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc"]
 MEMORY_LIMIT = 6 * 2**30          # bytes of address space (torch alone maps about 2 GiB)
 CPU_LIMIT = 900                   # CPU seconds for the whole notebook
 FILE_LIMIT = 256 * 2**20          # bytes, the largest file it may write
-OUTPUT_LIMIT = 100_000            # characters of text output kept per cell
-RESULT_LIMIT = 64 * 2**20         # bytes of executed notebook accepted back
+OUTPUT_LIMIT = 100_000            # characters of output kept per cell (errors are always kept)
 
 
 class SandboxError(Exception):
@@ -35,139 +42,149 @@ def available():
 
 
 def _python_dirs():
-    """Directories a Python in the venv needs: the venv, the base installation, the grader package."""
-    dirs = {sys.prefix, sys.base_prefix, str(REPO / "autograder")}
-    return sorted(d for d in dirs if os.path.isdir(d))
+    """Directories a Python in the venv needs: the venv and the base installation."""
+    return sorted(d for d in {sys.prefix, sys.base_prefix} if Path(d).is_dir())
 
 
-def bwrap_command(job_dir, argv):
-    """bwrap arguments that show the sandbox only the system, Python and `job_dir` (at /job)."""
+def bwrap_command(job_dir, sockets_dir, argv):
+    """bwrap arguments that show `argv` only the system, Python, `job_dir` (at /job, its working
+    directory) and `sockets_dir` (at its own path, for the kernel's sockets)."""
     command = ["bwrap", "--die-with-parent", "--new-session",
                "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/tmp/home"]
     for path in SYSTEM_DIRS + _python_dirs():
-        if os.path.exists(path):
+        if Path(path).exists():
             command += ["--ro-bind", path, path]
-    command += ["--bind", str(job_dir), "/job", "--chdir", "/job",
+    command += ["--bind", str(job_dir), "/job", "--bind", str(sockets_dir), str(sockets_dir), "--chdir", "/job",
+                "--clearenv", "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
                 "--setenv", "HOME", "/tmp/home", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
-                "--setenv", "PYTHONPATH", str(REPO), "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-                "--unsetenv", "JUPYTER_RUNTIME_DIR", "--unsetenv", "JUPYTER_DATA_DIR",
-                "--unsetenv", "JUPYTER_CONFIG_DIR", "--"]
+                "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+                # one thread per kernel: workers run side by side, and results do not depend on their number
+                "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "MKL_NUM_THREADS", "1", "--"]
     return command + argv
 
 
-def _limit_resources():
-    """In the child, before exec: caps that the student's code inherits."""
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_LIMIT, CPU_LIMIT))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+def limits_command():
+    """`prlimit` arguments: caps that the kernel, and everything it starts, inherits."""
+    return ["prlimit", f"--as={MEMORY_LIMIT}", f"--cpu={CPU_LIMIT}", f"--fsize={FILE_LIMIT}", "--core=0", "--"]
 
 
-def run_notebook(notebook, job_dir, timeout, cell_timeout):
-    """Execute `notebook` (a NotebookNode) in the sandbox; returns the executed NotebookNode.
+class SandboxedKernelManager(AsyncKernelManager):
+    """A python3 kernel started under `prlimit` in bwrap. It is interrupted by a message on its control
+    channel: a signal would stop at bwrap, which puts the kernel in a session of its own."""
 
-    The notebook goes in on the runner's stdin and comes back on a pipe that only the runner holds: no file in the sandbox ever holds the hidden tests, and nothing the student's code leaves
-    running can rewrite the result. Code cells that never ran (the kernel died) get an error output,
-    so that nbgrader does not give their tests full points.
-    """
-    import nbformat
-    job_dir = Path(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    result_read, result_write = os.pipe()
-    inner = [sys.executable, "-m", "autograder.sandbox", str(cell_timeout), str(result_write)]
-    command = bwrap_command(job_dir, inner) if available() else inner
+    job_dir = Unicode()
+    sockets_dir = Unicode()
+    wrapper = List(Unicode())  # the command put in front of the kernel's: limits, then the sandbox
 
-    with open(job_dir / "sandbox.log", "wb") as log:
-        child = subprocess.Popen(command, cwd=job_dir, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, preexec_fn=_limit_resources, pass_fds=(result_write,))
-        os.close(result_write)
-        chunks = []
-        reader = threading.Thread(target=_read_limited, args=(result_read, chunks), daemon=True)
-        reader.start()
-        try:
-            child.stdin.write(nbformat.writes(notebook).encode())
-            child.stdin.close()
-        except BrokenPipeError:
-            pass
-        try:
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-            raise SandboxError(f"timeout: the notebook ran longer than {timeout:.0f} s") from None
-        finally:
-            reader.join(timeout=10)
-    data = b"".join(chunks)
-    if child.returncode != 0 or not data:
-        raise SandboxError(f"the notebook could not be run to the end (the runner's exit status was "
-                           f"{child.returncode}): it may have used too much memory or output")
-    executed = nbformat.reads(data.decode(), as_version=4)
-    for cell in executed.cells:
-        if cell.cell_type == "code" and cell.get("execution_count") is None:
-            cell.outputs.append(nbformat.v4.new_output(
-                "error", ename="NotExecuted", evalue="this cell never ran: the kernel died or stopped before it",
-                traceback=[]))
-    return executed
+    def format_kernel_cmd(self, extra_arguments=None):
+        return self.wrapper + super().format_kernel_cmd(extra_arguments)
+
+    def pre_start_kernel(self, **kwargs):
+        self.kernel_spec.interrupt_mode = "message"
+        return super().pre_start_kernel(**kwargs)
+
+    async def _async_pre_start_kernel(self, **kwargs):
+        self.kernel_spec.interrupt_mode = "message"
+        return await super()._async_pre_start_kernel(**kwargs)
 
 
-def _read_limited(fd, chunks, limit=RESULT_LIMIT):
-    with os.fdopen(fd, "rb") as pipe:
-        size = 0
-        while True:
-            chunk = pipe.read(1 << 16)
-            if not chunk:
-                return
-            size += len(chunk)
-            if size > limit:
-                chunks.clear()  # too large to be an honest notebook: treated as a failed run
-                return
-            chunks.append(chunk)
+class LimitedOutputClient(NotebookClient):
+    """nbclient, keeping about OUTPUT_LIMIT characters of each cell's outputs (and all its errors), so
+    that a notebook printing without end cannot fill the grader's memory."""
+
+    def __init__(self, notebook, **kwargs):
+        super().__init__(notebook, **kwargs)
+        self.kept_chars = {}  # cell index -> characters of output kept
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "error":  # kept, since it decides the score, but not without end
+            out = super().output(outs, msg, display_id, cell_index)
+            if out is not None:
+                out["evalue"] = str(out.get("evalue", ""))[:OUTPUT_LIMIT]
+                out["traceback"] = [line[:OUTPUT_LIMIT] for line in out.get("traceback", [])[:200]]
+            return out
+        kept = self.kept_chars
+        if kept.get(cell_index, 0) > OUTPUT_LIMIT:
+            if not (outs and outs[-1].get("text") == TRUNCATED):
+                outs.append(nbformat.v4.new_output("stream", name="stdout", text=TRUNCATED))
+            return None
+        kept[cell_index] = kept.get(cell_index, 0) + len(str(msg["content"]))
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is not None and len(out.get("text", "")) > OUTPUT_LIMIT:
+            out["text"] = out["text"][:OUTPUT_LIMIT] + TRUNCATED
+        return out
 
 
-# --- the program that runs inside the sandbox ----------------------------------------------------
+TRUNCATED = "\n[... output truncated by the grader ...]\n"
+
 
 def _record_missing_error(cell, reply):
     """A cell whose reply says 'error' but shows no error (a hook swallowed it) still failed."""
     if reply and reply.get("content", {}).get("status") == "error":
         if not any(o.get("output_type") == "error" for o in cell.outputs):
-            import nbformat
             content = reply["content"]
             cell.outputs.append(nbformat.v4.new_output("error", ename=content.get("ename", "Error"),
                                                        evalue=content.get("evalue", ""), traceback=[]))
 
 
-def _truncate(cell):
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream" and len(output.get("text", "")) > OUTPUT_LIMIT:
-            output["text"] = output["text"][:OUTPUT_LIMIT] + "\n[... output truncated by the grader ...]\n"
+def run_notebook(notebook, job_dir, timeout, cell_timeout):
+    """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it.
 
-
-def main(cell_timeout, result_fd):
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-
-    notebook = nbformat.reads(sys.stdin.read(), as_version=4)
-    result = os.fdopen(result_fd, "w")
-    os.set_inheritable(result_fd, False)  # the kernel and anything it starts never see it
-    client = NotebookClient(
-        notebook, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
-        interrupt_on_timeout=True, record_timing=False,
+    Code cells that never ran (the kernel died, or the notebook ran out of time) get an error output,
+    so that nbgrader does not give their tests full points. Raises SandboxError when the notebook ran
+    longer than `timeout` seconds or its kernel could not start.
+    """
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    # ZeroMQ's socket paths must stay short (about 100 bytes): their own folder in the system's temp dir
+    sockets_dir = Path(tempfile.mkdtemp(prefix="ag-kernel-"))
+    wrapper = limits_command() + (bwrap_command(job_dir, sockets_dir, []) if available() else [])
+    km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets_dir / "kernel"),
+                                connection_file=str(sockets_dir / "kernel.json"), wrapper=wrapper)
+    client = LimitedOutputClient(
+        notebook, km=km, timeout=cell_timeout, allow_errors=True, interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {cell_timeout} s",
                           "traceback": []},
-        extra_arguments=["--HistoryManager.hist_file=:memory:"],
-        on_cell_executed=lambda cell, execute_reply, **_: _record_missing_error(cell, execute_reply),
-        resources={"metadata": {"path": "/job"}})
+        # not coalesce_streams: its regular expressions take quadratic time on a long line, which would
+        # hang the grader's worker, where no timeout reaches (the hostile case print-megabytes)
+        extra_arguments=["--HistoryManager.hist_file=:memory:"], shutdown_kernel="immediate",
+        on_cell_executed=lambda cell, execute_reply, **_: _record_missing_error(cell, execute_reply))
+    timed_out = threading.Event()
+
+    def stop():
+        timed_out.set()
+        process = getattr(km.provisioner, "process", None)
+        if process is not None:
+            process.send_signal(signal.SIGKILL)  # bwrap: --die-with-parent takes everything inside with it
+
+    timer = threading.Timer(timeout, stop)
     try:
-        client.execute()
+        with open(job_dir.parent / "kernel.log", "wb") as log:  # outside the view of the sandbox
+            timer.start()
+            client.execute(cwd=str(job_dir), stdout=log, stderr=subprocess.STDOUT)
     except DeadKernelError:
         pass  # the student's code killed its kernel: the cells after it have no outputs and score 0
+    except Exception as error:
+        if not timed_out.is_set():
+            raise SandboxError(f"the notebook's kernel failed: {type(error).__name__}: {error}") from None
+    finally:
+        timer.cancel()
+        _shut_down(km)
+        shutil.rmtree(sockets_dir, ignore_errors=True)
+    if timed_out.is_set():
+        raise SandboxError(f"timeout: the notebook ran longer than {timeout:.0f} s")
     for cell in notebook.cells:
-        _truncate(cell)
-    result.write(nbformat.writes(notebook))
-    result.close()
+        if cell.cell_type == "code" and cell.get("execution_count") is None:
+            cell.outputs.append(nbformat.v4.new_output(
+                "error", ename="NotExecuted", evalue="this cell never ran: the kernel died or stopped before it",
+                traceback=[]))
+    return notebook
 
 
-if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+def _shut_down(km):
+    """Kill the kernel's sandbox if nbclient left it running, and free its sockets."""
+    process = getattr(km.provisioner, "process", None) if km.provisioner else None
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()

@@ -2,9 +2,10 @@
 
 1. the book: a full build (fresh output folder, nothing cached) and a rebuild with no change;
 2. the floor of grading one notebook: starting a Python kernel and importing torch;
-3. grading the same N submissions (copies of the 01_attention solution, N = 40 by default) three
+3. the machine's own ceiling for parallel work: one CPU-bound loop per core at once, against one alone;
+4. grading the same N submissions (copies of the 01_attention solution, N = 40 by default) three
    ways, in one run: plain serial `nbgrader autograde`, then `python -m autograder grade` with
-   --workers 1 and --workers 2 (sandboxed, with feedback and canaries).
+   --workers 1 and --workers <cores> (sandboxed, with feedback and canaries).
 Usage: python tests/bench.py [--copies N] [--skip-book]
 """
 import argparse
@@ -41,6 +42,34 @@ def kernel_floor(repeats=3):
     return statistics.median(times)
 
 
+def busy_loop():
+    start = time.perf_counter()
+    total = 0
+    for i in range(20_000_000):
+        total += i
+    return time.perf_counter() - start
+
+
+def parallel_ceiling(workers, repeats=3):
+    """How many times more CPU-bound work `workers` processes do at once than one process alone (medians)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    def median_seconds(n):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            list(pool.map(busy_loop_task, range(n)))
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(busy_loop_task, range(workers)))  # start every worker first
+        return workers * median_seconds(1) / median_seconds(workers)
+
+
+def busy_loop_task(_):
+    return busy_loop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=40, help="submissions to grade (default: %(default)s)")
@@ -60,6 +89,9 @@ def main():
         floor = kernel_floor()
         rows.append(("floor: start a kernel and import torch", floor, "per submission"))
 
+        cores = os.cpu_count() or 1
+        ceiling = parallel_ceiling(cores)
+
         n = args.copies
         submissions = tmp / "submitted"
         for i in range(n):
@@ -77,7 +109,7 @@ def main():
                        f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}"], cwd=tmp, env=env)
         rows.append((f"plain serial nbgrader autograde, {n} submissions", plain, f"{plain / n:.2f} s per submission"))
         ours = {}
-        for workers in (1, 2):
+        for workers in sorted({1, cores}):
             ours[workers] = timed([sys.executable, "-m", "autograder", "grade", str(submissions),
                                    "--out", str(tmp / f"out{workers}"), "--workers", str(workers), "--quiet"],
                                   cwd=REPO, env=env)
@@ -86,7 +118,8 @@ def main():
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     for what, seconds, note in rows:
         print(f"{what:<60} {seconds:7.1f} s   {note}")
-    print(f"speed-up of --workers 2 over --workers 1: {ours[1] / ours[2]:.2f}x")
+    print(f"speed-up of --workers {cores} over --workers 1: {ours[1] / ours[cores]:.2f}x; the machine's ceiling "
+          f"({cores} CPU-bound processes at once against one alone): {ceiling:.2f}x")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,18 @@ def test_grading_never_writes_to_the_repository(graded_class):
     assert graded_class["repository_untouched"]
 
 
+def test_the_gradebook_version_read_in_process_is_the_alembic_commands():
+    import subprocess
+    import sys
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from autograder.course import alembic_head
+    alembic = Path(sys.executable).parent / "alembic"
+    with _temp_alembic_ini("sqlite:////tmp/unused.db") as ini:
+        heads = subprocess.run([str(alembic), "-c", ini, "heads"], capture_output=True, text=True, check=True).stdout
+    assert heads.split()[0] == alembic_head()
+
+
 def test_a_missing_submissions_folder_is_a_usage_error(tmp_path):
     process = run_grader(tmp_path / "nowhere", tmp_path / "out")
     assert process.returncode == 2

@@ -158,6 +158,8 @@ CASES = {
     "huge-bytes": Case(SOLUTION, prepend={"nadaraya_watson": "hog = bytearray(16 * 2 ** 30)"},
                        exact=FULL - NADARAYA_WATSON_POINTS),
     "print-megabytes": Case(SOLUTION, append={"nadaraya_watson": 'print("x" * 20_000_000)'}, exact=FULL),
+    "print-flood": Case(SOLUTION, append={"nadaraya_watson": 'for _ in range(20_000):\n    print("x" * 50, flush=True)'},
+                        exact=FULL),
     "patch-allclose": Case(RELEASE, edit=_shapes_only_with(
         "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True"), exact=0, flag="tampering"),
     "patch-assert-close": Case(RELEASE, edit=_shapes_only_with(
