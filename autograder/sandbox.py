@@ -73,16 +73,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     """A python3 kernel started under `prlimit` in bwrap. It is interrupted by a message on its control
     channel: a signal would stop at bwrap, which puts the kernel in a session of its own."""
 
-    job_dir = Unicode()
-    sockets_dir = Unicode()
     wrapper = List(Unicode())  # the command put in front of the kernel's: limits, then the sandbox
 
     def format_kernel_cmd(self, extra_arguments=None):
         return self.wrapper + super().format_kernel_cmd(extra_arguments)
-
-    def pre_start_kernel(self, **kwargs):
-        self.kernel_spec.interrupt_mode = "message"
-        return super().pre_start_kernel(**kwargs)
 
     async def _async_pre_start_kernel(self, **kwargs):
         self.kernel_spec.interrupt_mode = "message"
@@ -154,7 +148,7 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout):
 
     def stop():
         timed_out.set()
-        process = getattr(km.provisioner, "process", None)
+        process = _kernel_process(km)
         if process is not None:
             process.send_signal(signal.SIGKILL)  # bwrap: --die-with-parent takes everything inside with it
 
@@ -186,7 +180,12 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout):
 
 def _shut_down(km):
     """Kill the kernel's sandbox if it still runs (nbclient has normally shut it down already)."""
-    process = getattr(km.provisioner, "process", None) if km.provisioner else None
+    process = _kernel_process(km)
     if process is not None and process.poll() is None:
         process.kill()
         process.wait()
+
+
+def _kernel_process(km):
+    """The Popen of the kernel's sandbox (bwrap, or prlimit's kernel without it); None once shut down."""
+    return getattr(km.provisioner, "process", None)

@@ -42,7 +42,7 @@ def kernel_floor(repeats=3):
     return statistics.median(times)
 
 
-def busy_loop():
+def busy_loop(_=None):
     start = time.perf_counter()
     total = 0
     for i in range(20_000_000):
@@ -58,16 +58,12 @@ def parallel_ceiling(workers, repeats=3):
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            list(pool.map(busy_loop_task, range(n)))
+            list(pool.map(busy_loop, range(n)))
             times.append(time.perf_counter() - start)
         return statistics.median(times)
     with ProcessPoolExecutor(workers) as pool:
-        list(pool.map(busy_loop_task, range(workers)))  # start every worker first
+        list(pool.map(busy_loop, range(workers)))  # start every worker first
         return workers * median_seconds(1) / median_seconds(workers)
-
-
-def busy_loop_task(_):
-    return busy_loop()
 
 
 def main():
