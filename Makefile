@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: book test notebooks lab bench chromium bubblewrap clean
 
-# The virtual environment, rebuilt when requirements.txt changes.
-$(STAMP): requirements.txt
+# The virtual environment, rebuilt when requirements.txt or pyproject.toml changes; the grader is
+# installed in editable mode, so that Dask's scheduler and workers import it from any folder.
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	MPLBACKEND=Agg $(BIN)/python -c "import matplotlib.pyplot"  # build matplotlib's font cache once, quietly
 	touch $(STAMP)
 

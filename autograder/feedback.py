@@ -19,6 +19,24 @@ MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generi
 SIGNATURE = re.compile(r"\s*(def|class) \w+")  # signatures are the public API, given in every stub
 MESSAGE_LIMIT = 300
 REMOVED = "[output removed by the grader: it contained grading code]"
+ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")  # `<object at 0x7f3a...>`: differs at every run
+
+
+def _steady(value):
+    """Text of an output with memory addresses masked, so that the same notebook gives the same page."""
+    if isinstance(value, list):
+        return [_steady(v) for v in value]
+    return ADDRESS.sub("0x…", value) if isinstance(value, str) else value
+
+
+def _steady_output(output):
+    output = nbformat.from_dict(output)
+    if "text" in output:
+        output["text"] = _steady(output["text"])
+    for mime, value in output.get("data", {}).items():
+        if mime.startswith("text/"):
+            output["data"][mime] = _steady(value)
+    return output
 
 
 def normalise(text):
@@ -107,9 +125,11 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages):
                     kept.append(nbformat.v4.new_output("stream", name="stderr",
                                                        text=f"{output.get('ename')}: {output.get('evalue')}\n"[:1000]))
                 else:
-                    kept.append(output)
+                    kept.append(_steady_output(output))
             cell.outputs = kept
         cells.append(cell)
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i}"  # not random ids: the same submission gives the same page
     notebook = nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
     return notebook
 

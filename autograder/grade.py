@@ -9,13 +9,15 @@ with (patched torch comparisons or builtins, swallowed exceptions): such a submi
 flagged. A scan of the student's own cells names suspicious code (flagged, score unchanged). Both go
 to flags.csv for a person to look at.
 
-Returns {"cells": [[grade_id, score, max_score, message]], "flags": [reason, ...]}; the student's
-feedback page is written to WORKDIR/feedback.html.
+Before nbgrader sees a submission, repair.py mends honest accidents (copied cells, changed cell types,
+old formats). Returns a SubmissionResult (autograder/model.py); the student's feedback page is written
+to WORKDIR/feedback.html.
 """
 import json
+import os
 import re
 import shutil
-import time
+import threading
 import warnings
 from pathlib import Path
 
@@ -24,11 +26,14 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
                                     NbGraderPreprocessor, SaveAutoGrades)
-from traitlets import Integer, Unicode
+from traitlets import Bool, Float, Unicode
 from traitlets.config import Config
 
 from autograder import course, feedback
-from autograder.sandbox import run_notebook
+from autograder.collect import read_notebook
+from autograder.model import Status, SubmissionResult, score_cells, zero_cells
+from autograder.repair import repair
+from autograder.sandbox import NotebookTimeout, SandboxError, SandboxFailure, run_notebook
 
 # nbgrader 0.9's gradebook code triggers SQLAlchemy's "not in session" warnings on every autograde.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -72,8 +77,10 @@ class SandboxExecute(NbGraderPreprocessor):
     """nbgrader's Execute step, run in the sandbox, with a canary cell after every block of tests."""
 
     workdir = Unicode("").tag(config=True)
-    timeout = Integer(600).tag(config=True)        # seconds for the whole notebook
-    cell_timeout = Integer(120).tag(config=True)   # seconds for one cell
+    timeout = Float(600).tag(config=True)         # seconds for the whole notebook
+    cell_timeout = Float(120).tag(config=True)    # seconds for one cell
+    sandbox = Bool(True).tag(config=True)         # run the kernel in bubblewrap
+    failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
 
     def preprocess(self, nb, resources):
         probed = nbformat.from_dict(nb)
@@ -84,7 +91,12 @@ class SandboxExecute(NbGraderPreprocessor):
                 canary = nbformat.v4.new_code_cell(CANARY_SOURCE)
                 canary.metadata[CANARY_TAG] = True
                 probed.cells.append(canary)
-        executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout, self.cell_timeout)
+        try:
+            executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout, self.cell_timeout,
+                                    sandbox=self.sandbox)
+        except SandboxError as error:
+            SandboxExecute.failures[self.workdir] = error
+            raise
         found = set()
         for canary in (c for c in executed.cells if CANARY_TAG in c.metadata):
             if canary.get("execution_count") is None:
@@ -109,14 +121,17 @@ def _ends_a_block_of_tests(cell, following):
     return graded(cell) and not graded(following)
 
 
-def suspicious_code(notebook):
-    """Reasons to look at the student's own (unlocked) cells."""
+def suspicious_code(notebook, release):
+    """Reasons to look at the student's own cells: those the released notebook does not lock (which
+    cells are locked is read from the release, never from the submission's metadata)."""
+    locked = {c.metadata["nbgrader"]["grade_id"] for c in release.cells
+              if c.metadata.get("nbgrader", {}).get("locked")}
     found = []
     for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or meta.get("locked"):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type != "code" or grade_id in locked:
             continue
-        where = meta.get("grade_id") or "a cell the student added"
+        where = grade_id or "a cell the student added"
         for pattern, what in SUSPICIOUS:
             match = re.search(pattern, cell.source)
             if match:
@@ -124,91 +139,123 @@ def suspicious_code(notebook):
     return found
 
 
-def grade_submission(course_dir, workdir, assignment, notebook, timeout=600, cell_timeout=120):
-    """Grade `notebook` in `workdir` against the scratch course `course_dir`; see the module's docstring."""
-    course_dir, workdir = Path(course_dir), Path(workdir)
+def _release(course_dir, assignment):
+    return nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def grade_submission(job):
+    """Grade `job.notebook` in `job.workdir` against the scratch course; returns a SubmissionResult.
+
+    Raises NotebookTimeout (the student's error), or SandboxFailure / GradingError (the grader's).
+    """
+    course_dir, workdir, assignment = Path(job.course), Path(job.workdir), job.assignment
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "source").symlink_to(course_dir / "source")
     shutil.copy(course_dir / "gradebook.db", workdir / "gradebook.db")
     submitted = workdir / "submitted" / STUDENT / assignment
     submitted.mkdir(parents=True)
-    shutil.copy(notebook, submitted / f"{assignment}.ipynb")
+    release = _release(course_dir, assignment)
+    notebook, reason = read_notebook(Path(job.notebook))
+    if notebook is None:
+        raise GradingError(f"the notebook could not be read again: {reason}")
+    notebook, _ = repair(notebook, release)
+    nbformat.write(notebook, submitted / f"{assignment}.ipynb")
 
     config = Config()
     config.SandboxExecute.workdir = str(workdir)
-    config.SandboxExecute.timeout = int(timeout)
-    config.SandboxExecute.cell_timeout = int(cell_timeout)
+    config.SandboxExecute.timeout = float(job.timeout)
+    config.SandboxExecute.cell_timeout = float(job.cell_timeout)
+    config.SandboxExecute.sandbox = bool(job.sandbox)
     config.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-    result = course.nbgrader_api(workdir, config).autograde(assignment, STUDENT)
+    try:
+        result = course.nbgrader_api(workdir, config).autograde(assignment, STUDENT)
+    finally:
+        failure = SandboxExecute.failures.pop(str(workdir), None)
+    if failure is not None:
+        raise failure
     if not result["success"]:
         raise GradingError(_reason(result))
 
     graded = nbformat.read(workdir / "autograded" / STUDENT / assignment / f"{assignment}.ipynb", as_version=4)
     with Gradebook(f"sqlite:///{workdir / 'gradebook.db'}") as gradebook:
         submission = gradebook.find_submission_notebook(assignment, assignment, STUDENT)
-        scores = {grade.name: (float(grade.score), float(grade.max_score)) for grade in submission.grades}
+        earned = {grade.name: float(grade.score) for grade in submission.grades}
     messages = feedback.messages(graded, course_dir, assignment)
-    # Every graded cell of the assignment counts, with its points from the course: a test cell that the
-    # student deleted scores 0 (its max_score cannot shrink with it).
-    canonical = course.graded_cells(course_dir, assignment)
-    for grade_id, points in canonical:
-        if grade_id not in scores:
-            messages[grade_id] = "this test cell is missing from the submitted notebook"
-    scores = {grade_id: (min(scores.get(grade_id, (0.0,))[0], points), points) for grade_id, points in canonical}
     tampered = json.loads((workdir / "canaries.json").read_text())
-    if tampered:  # no honest code does this: the tests' verdicts cannot be trusted, so they count for nothing
-        scores = {grade_id: (0.0, top) for grade_id, (_, top) in scores.items()}
-        messages = {grade_id: "scored 0: the notebook tampered with the grading environment" for grade_id in scores}
-    cells = [[grade_id, score, top, messages.get(grade_id, "")] for grade_id, (score, top) in scores.items()]
+    cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered))
     flags = [f"tampering detected, scored 0: {reason}" for reason in tampered]
-    feedback.write_html(graded, course_dir, assignment, scores, messages, workdir / "feedback.html")
-    return {"cells": cells, "flags": flags}
+    flags += suspicious_code(graded, release)
+    scores = {c.grade_id: (c.score, c.max_score) for c in cells}
+    feedback.write_html(graded, course_dir, assignment, scores, {c.grade_id: c.message for c in cells},
+                        workdir / "feedback.html")
+    return SubmissionResult(job.student_id, job.assignment, Status.GRADED, cells, flags=tuple(job.flags) + tuple(flags),
+                            fingerprint=job.fingerprint, sandboxed=job.sandbox)
 
 
 class GradingError(Exception):
-    pass
+    """nbgrader could not grade the notebook: a failure of the grader, not a grade."""
 
 
 def _reason(result):
     """A person's reason from nbgrader's log of a failed autograde."""
     text = str(result.get("error") or "") + "\n" + str(result.get("log") or "")
-    for line in reversed(text.splitlines()):
-        if "SandboxError" in line or "timeout:" in line or "could not be run" in line:
-            return line.split("SandboxError:", 1)[-1].strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return "nbgrader could not grade this notebook: " + (lines[-1][:300] if lines else "no reason given")
 
 
-def grade_job(job):
-    """Grade one job (a dict from pipeline.py) in a worker process; never raises.
+# One grading at a time per process: nbgrader keeps state in the process's environment
+# (NBGRADER_EXECUTION) and the watchdog is a process-wide alarm, so a Dask worker with several threads
+# grades one notebook at a time (start Dask workers with --nthreads 1 and as many --nworkers as cores).
+_ONE_AT_A_TIME = threading.Lock()
 
-    Writes the feedback page to job["feedback"] and the result, atomically, to job["result"], so that
-    an interrupted batch resumes where it stopped.
+
+def grade_job(job):
+    """Grade one Job in a worker; returns its SubmissionResult and never raises.
+
+    A grade (or a student's error) is written atomically to job.result, so that an interrupted batch
+    resumes where it stopped; a failure of the grader is returned but never written: it is graded
+    again next time. The feedback page goes to job.feedback.
     """
-    start = time.perf_counter()
-    workdir = Path(job["workdir"])
-    shutil.rmtree(workdir, ignore_errors=True)  # a half-done attempt of a killed batch
-    try:
-        result = grade_submission(job["course"], workdir, job["assignment"], job["notebook"],
-                                  job["timeout"], job["cell_timeout"])
-        Path(job["feedback"]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(workdir / "feedback.html", job["feedback"])
-    except Exception as error:  # one broken submission must not stop the others
-        from autograder.sandbox import SandboxError
-        reason = str(error) if isinstance(error, (SandboxError, GradingError)) else \
-            f"the grader failed on this notebook: {type(error).__name__}: {error}"
-        result = {"error": reason}
-    try:  # the scan needs no execution: it stands even when grading failed
-        result["flags"] = result.get("flags", []) + suspicious_code(nbformat.read(job["notebook"], as_version=4))
-    except Exception:
-        pass
-    result.update(student_id=job["student_id"], assignment=job["assignment"], digest=job["digest"],
-                  seconds=round(time.perf_counter() - start, 2))
-    target = Path(job["result"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    partial.write_text(json.dumps(result))
-    partial.replace(target)
-    shutil.rmtree(workdir, ignore_errors=True)
+    Path(job.feedback).unlink(missing_ok=True)  # never leave the page of an earlier grading
+    workdir = Path(job.workdir)
+    with _ONE_AT_A_TIME:
+        shutil.rmtree(workdir, ignore_errors=True)  # a half-done attempt of a killed batch
+        try:
+            result = grade_submission(job)
+            Path(job.feedback).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(workdir / "feedback.html", job.feedback)
+        except NotebookTimeout as error:
+            result = _failed(job, Status.STUDENT_ERROR, str(error))
+        except (SandboxFailure, GradingError) as error:
+            result = _failed(job, Status.NOT_GRADED, str(error))
+        except Exception as error:  # one broken submission must not stop the others
+            result = _failed(job, Status.NOT_GRADED, f"the grader failed on this notebook: {type(error).__name__}: {error}")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if result.status is not Status.NOT_GRADED:
+        write_result(result, job.result)
     return result
+
+
+def _failed(job, status, reason):
+    """A result without grades: zeros for a student's error, no cells at all when not graded."""
+    cells = zero_cells(course.graded_cells(job.course, job.assignment)) if status is Status.STUDENT_ERROR else ()
+    flags = tuple(job.flags)
+    if status is not Status.NOT_GRADED:  # the scan needs no execution: it stands even when the run failed
+        try:
+            notebook, _ = read_notebook(Path(job.notebook))
+            flags += tuple(suspicious_code(notebook, _release(job.course, job.assignment)))
+        except Exception:
+            pass
+    return SubmissionResult(job.student_id, job.assignment, status, cells, reason=reason, flags=flags,
+                            fingerprint=job.fingerprint, sandboxed=job.sandbox)
+
+
+def write_result(result, path):
+    """Write `result` to `path` atomically: a reader finds the whole file or none."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    partial.write_text(result.to_json(), encoding="utf-8")
+    partial.replace(path)

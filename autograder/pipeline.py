@@ -1,12 +1,15 @@
 """Grade a whole class: collect the submissions, build the scratch course once, grade the submissions
 N at a time in worker processes (or on a Dask cluster), and merge the results for report.py.
 
-Every graded submission leaves OUT/results/<key>.json (written atomically): running the same command
-again after an interruption grades only what is missing, and a notebook that changed since is graded
-again. The rows are rebuilt from those files, so each student and assignment appears exactly once.
+Every graded submission leaves OUT/results/<key>.json (written atomically). Running the same command
+again grades only what is missing or changed: a result is reused only when its fingerprint (the
+submission, the assignment's source folder, the grader's version and the limits) is unchanged. A
+failure of the grader (a worker that died, a lost Dask worker, Ctrl-C) is never written: those
+submissions are "not graded" and are graded again next time. Each student and assignment appears
+exactly once.
 """
 import hashlib
-import json
+import math
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -14,55 +17,74 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import course
 from autograder.collect import collect
+from autograder.model import ClassResults, Job, Status, SubmissionResult, zero_cells
+from autograder.sandbox import remove_orphaned_socket_folders
 
 
 GRACE = 120  # seconds a worker may spend on a job beyond the notebook's timeout (nbgrader, feedback)
-
-
-@dataclass
-class Results:
-    grades: list = field(default_factory=list)    # (student_id, assignment, score, max_score)
-    tests: list = field(default_factory=list)     # (student_id, assignment, grade_id, score, max_score, message)
-    errors: list = field(default_factory=list)    # (student_id, assignment, reason)
-    flags: list = field(default_factory=list)     # (student_id, assignment, reason)
-
-    def add(self, student_id, assignment, cells, error=None, flags=()):
-        """Record one submission; `cells` are (grade_id, score, max_score, message)."""
-        self.grades.append((student_id, assignment, sum(c[1] for c in cells), sum(c[2] for c in cells)))
-        self.tests.extend((student_id, assignment, *cell) for cell in cells)
-        if error:
-            self.errors.append((student_id, assignment, error))
-        self.flags.extend((student_id, assignment, reason) for reason in flags)
-
-    def sort(self):
-        for rows in (self.grades, self.tests, self.errors, self.flags):
-            rows.sort(key=lambda row: (row[0], row[1]))
 
 
 def _key(student_id, assignment):
     return hashlib.sha256(f"{student_id}\0{assignment}".encode()).hexdigest()[:24]
 
 
-def _digest(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def _digest_files(paths, root):
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def grader_version():
+    """A digest of what decides how a notebook is graded: the grader's code, nbgrader's configuration and
+    the pinned packages. A result graded by another version is graded again."""
+    root = course.REPO
+    files = list((root / "autograder").glob("*.py")) + [root / "nbgrader_config.py", root / "requirements.txt"]
+    return _digest_files([f for f in files if f.is_file()], root)
+
+
+def assignment_version(assignment):
+    """A digest of the assignment's source folder (its notebook: tests, points; and what lies beside it)."""
+    folder = course.SOLUTIONS / assignment
+    files = [p for p in folder.rglob("*") if p.is_file() and not any(part in {".ipynb_checkpoints", "__pycache__"}
+                                                                     for part in p.parts)]
+    return _digest_files(files, course.SOLUTIONS)
+
+
+def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, sandbox):
+    """Everything that decides a result; a cached result is reused only when its fingerprint is equal."""
+    parts = [hashlib.sha256(Path(notebook).read_bytes()).hexdigest(), assignment_digest, version,
+             repr(float(timeout)), repr(float(cell_timeout)), repr(bool(sandbox))]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 WORKER_MODULES = ["autograder.grade"]  # imported once, by the server the workers are forked from
+
+
+def _worker_setup():
+    """In each local worker: Ctrl-C is the main process's to handle (it stops the workers itself), and
+    SIGTERM unwinds the job (its kernel and scratch folder are removed on the way out)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def local_executor(workers):
     """Worker processes forked from a server that has already imported nbgrader, nbclient and the grader."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(WORKER_MODULES)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_setup)
 
 
 def start_forkserver():
@@ -88,128 +110,185 @@ class Progress:
               end=end, file=sys.stderr, flush=True)
 
 
-def _run(jobs, make_executor, progress, function=None):
-    """Run `function` (grade_job) on every job. Student code runs in the sandbox, so a worker should never
-    die or hang; if one does, its pool breaks. The jobs that had started then are graded again one at a
-    time, and one that breaks its worker again gets an error row; the others go on in a new pool."""
+def _not_graded(job, reason):
+    return SubmissionResult(job.student_id, job.assignment, Status.NOT_GRADED, reason=reason,
+                            flags=tuple(job.flags), fingerprint=job.fingerprint, sandboxed=job.sandbox)
+
+
+def _run(jobs, make_executor, progress, function=None, timings=None):
+    """Run `function` (grade_job) on every job; returns {job: SubmissionResult}.
+
+    Student code runs in the sandbox, so a worker should never die or hang; if one does, its pool
+    breaks. The jobs that had started then are graded again one at a time; one that breaks its worker
+    again is "not graded" (the grader's failure, not the student's); the others go on in a new pool.
+    """
     if function is None:
         from autograder.grade import grade_job as function
-    bar = Progress(len(jobs), enabled=progress)
-    left = _run_pool(jobs, make_executor, bar, function)
+    bar, results = Progress(len(jobs), enabled=progress), {}
+    left = _run_pool(jobs, make_executor, bar, function, results, timings)
     while left:
         suspects = [job for job in left if _started(job).exists()]
         for job in suspects:
             _started(job).unlink()
-            if _run_pool([job], make_executor, bar, function):
-                _write_error(job, f"the grader's worker process died or hung (over {job['deadline']} s) "
-                                  f"while grading this notebook")
+            if _run_pool([job], make_executor, bar, function, results, timings):
+                _started(job).unlink(missing_ok=True)
+                results[job] = _not_graded(job, f"the grader's worker process died or hung (over {job.deadline:g} s) "
+                                                f"while grading this notebook")
                 bar.step()
         others = [job for job in left if job not in suspects]
         if not suspects:  # the pool broke before any job started: the workers themselves cannot run
             for job in others:
-                _write_error(job, "the grader's worker processes could not start")
+                results[job] = _not_graded(job, "the grader's worker processes could not start")
                 bar.step()
-            return
-        left = _run_pool(others, make_executor, bar, function)
+            break
+        left = _run_pool(others, make_executor, bar, function, results, timings)
+    remove_orphaned_socket_folders()
+    return results
 
 
 def _started(job):
-    return Path(job["result"]).with_suffix(".started")
+    return Path(job.result).with_name(Path(job.result).stem + ".started")
+
+
+# One grading at a time per process: nbgrader keeps state in the process's environment
+# (NBGRADER_EXECUTION) and the watchdog below is a process-wide alarm, so a Dask worker with several
+# threads grades one notebook at a time (start Dask workers with --nthreads 1 and one --nworkers per core).
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def _in_worker(function, job):
-    """Run function(job) in a worker process. A worker whose job runs past job["deadline"] seconds kills
-    itself (SIGALRM's default action), so that a grader that hangs cannot stall the batch."""
-    marker = _started(job)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    try:
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the default action kills, even inside C code
-    except ValueError:
-        pass  # not the main thread (a Dask worker's): the default stands
-    signal.alarm(int(job["deadline"]))
-    try:
-        return function(job)
-    finally:
-        signal.alarm(0)
-        marker.unlink(missing_ok=True)
+    """Run function(job) in a worker; returns (result, seconds). A worker whose job runs past job.deadline
+    seconds kills itself (SIGALRM's default action), so that a grader that hangs cannot stall the batch."""
+    with _ONE_AT_A_TIME:
+        marker = _started(job)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # the default action kills, even inside C code
+        except ValueError:
+            pass  # not the main thread (a Dask worker's): the default stands
+        start = time.perf_counter()
+        signal.alarm(max(1, math.ceil(job.deadline)))
+        try:
+            return function(job), time.perf_counter() - start
+        finally:
+            signal.alarm(0)
+            marker.unlink(missing_ok=True)
 
 
-def _run_pool(jobs, make_executor, bar, function):
-    """Run `jobs` in one pool; returns the jobs without a result if the pool broke."""
+def _stop_workers(executor):
+    """End a local pool's workers now: SIGTERM (each removes its kernel on the way out), then SIGKILL."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + 10
+    for process in processes:
+        process.join(max(0.1, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    remove_orphaned_socket_folders()  # a worker killed outright leaves its kernels' socket folders
+
+
+def _run_pool(jobs, make_executor, bar, function, results, timings):
+    """Run `jobs` in one pool, adding to `results`; returns the jobs without a result if the pool broke."""
     if not jobs:
         return []
-    executor, futures = make_executor(), {}
+    executor, futures, stopped = make_executor(), {}, False
     try:
         futures = {executor.submit(_in_worker, function, job): job for job in jobs}
         for future in as_completed(futures):
+            job = futures[future]
             try:
-                future.result()
+                results[job], seconds = future.result()
+                if timings is not None:
+                    timings.append((job.student_id, job.assignment, seconds))
             except BrokenProcessPool:
-                return [job for job in jobs if not Path(job["result"]).exists()]
-            except Exception as error:  # e.g. a Dask worker lost: record it, go on
-                _write_error(futures[future], f"the grader's worker failed: {type(error).__name__}: {error}")
+                return [job for job in jobs if job not in results]
+            except Exception as error:  # e.g. a Dask worker lost: not graded, graded again next time
+                results[job] = _not_graded(job, f"the grader's worker failed: {type(error).__name__}: {error}")
             bar.step()
         return []
+    except BaseException:  # Ctrl-C, SIGTERM: abandon the jobs in flight (nothing of theirs is recorded)
+        stopped = True
+        if isinstance(executor, ProcessPoolExecutor):
+            _stop_workers(executor)
+        raise
     finally:
         for future in futures:
             future.cancel()
-        executor.shutdown(wait=True)
+        executor.shutdown(wait=not stopped)  # the futures are cancelled above (a Dask executor knows no cancel_futures)
 
 
-def _write_error(job, reason):
-    result = {"error": reason, "student_id": job["student_id"], "assignment": job["assignment"],
-              "digest": job["digest"]}
-    Path(job["result"]).parent.mkdir(parents=True, exist_ok=True)
-    Path(job["result"]).write_text(json.dumps(result))
-    _started(job).unlink(missing_ok=True)
+def _cached(job):
+    """The result of an earlier run of this same job, if its file is whole and its fingerprint equal."""
+    try:
+        previous = SubmissionResult.from_json(Path(job.result).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # none, or unreadable: grade again
+    if previous.fingerprint != job.fingerprint or previous.status is Status.NOT_GRADED:
+        return None
+    return previous
 
 
 def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, progress=True,
-                make_executor=None, scratch=None):
-    """Grade every submission under `submissions`, resuming from OUT/results; returns Results."""
+                make_executor=None, scratch=None, sandbox=True, regrade=False):
+    """Grade every submission under `submissions`, reusing OUT/results where nothing changed; returns
+    ClassResults. With `regrade`, every submission is graded again."""
     workers = workers or os.cpu_count() or 1
     if make_executor is None:
         start_forkserver()
         make_executor = lambda: local_executor(workers)  # noqa: E731
     out = Path(out).resolve()
-    jobs, problems = collect(submissions, course.assignments())
+    found, problems = collect(submissions, course.assignments(), skip=[out])
+    if scratch is not None:
+        Path(scratch).mkdir(parents=True, exist_ok=True)
     scratch_root = Path(tempfile.mkdtemp(prefix="autograder-", dir=scratch))
     try:
-        graded = {job.assignment for job in jobs} | {p.assignment for p in problems}
+        graded = {s.assignment for s in found} | {p.assignment for p in problems}
         course_dir = course.build_course(scratch_root / "course", only=graded)
         cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
-        zeros = {a: [(gid, 0.0, points, "") for gid, points in cells[a]] for a in cells}
+        version = grader_version()
+        digests = {a: assignment_version(a) for a in cells}
 
         todo, done = [], []
-        for job in jobs:
-            key = _key(job.student_id, job.assignment)
-            spec = {"student_id": job.student_id, "assignment": job.assignment, "notebook": str(job.notebook.resolve()),
-                    "digest": _digest(job.notebook), "course": str(course_dir),
-                    "workdir": str(scratch_root / "jobs" / key), "timeout": timeout, "cell_timeout": cell_timeout,
-                    "deadline": timeout + GRACE,
-                    "result": str(out / "results" / f"{key}.json"),
-                    "feedback": str(out / "feedback" / job.student_id / job.assignment / f"{job.assignment}.html")}
-            _started(spec).unlink(missing_ok=True)  # left by a batch that was killed
-            previous = Path(spec["result"])
-            if previous.exists() and json.loads(previous.read_text()).get("digest") == spec["digest"]:
-                done.append(spec)
+        for submission in found:
+            key = _key(submission.student_id, submission.assignment)
+            assignment = submission.assignment
+            job = Job(student_id=submission.student_id, assignment=assignment,
+                      notebook=str(submission.notebook.resolve()),
+                      fingerprint=fingerprint(submission.notebook, digests[assignment], version, timeout,
+                                              cell_timeout, sandbox),
+                      course=str(course_dir), workdir=str(scratch_root / "jobs" / key),
+                      result=str(out / "results" / f"{key}.json"),
+                      feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
+                      timeout=timeout, cell_timeout=cell_timeout, deadline=timeout + GRACE, sandbox=sandbox,
+                      flags=submission.flags)
+            _started(job).unlink(missing_ok=True)  # left by a batch that was killed
+            previous = None if regrade else _cached(job)
+            if previous is not None and Path(job.feedback).exists() == (previous.status is Status.GRADED):
+                done.append(previous)
             else:
-                todo.append(spec)
-        _run(todo, make_executor, progress)
+                todo.append(job)
+        timings = []
+        fresh = _run(todo, make_executor, progress, timings=timings)
+        _write_timings(out, timings)
 
-        results = Results()
+        results = ClassResults(submissions=done + list(fresh.values()), cells=cells)
         for problem in problems:
-            if problem.assignment in zeros:
-                results.add(problem.student_id, problem.assignment, zeros[problem.assignment], problem.reason)
+            if problem.assignment in cells:
+                results.submissions.append(SubmissionResult(problem.student_id, problem.assignment,
+                                                            Status.STUDENT_ERROR, zero_cells(cells[problem.assignment]),
+                                                            reason=problem.reason))
             else:
-                results.errors.append((problem.student_id, problem.assignment, problem.reason))
-        for spec in done + todo:
-            result = json.loads(Path(spec["result"]).read_text())
-            got = result.get("cells") or zeros[spec["assignment"]]
-            results.add(spec["student_id"], spec["assignment"], [tuple(c) for c in got],
-                        result.get("error"), result.get("flags", ()))
+                results.problems.append((problem.student_id, problem.assignment, problem.reason))
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
-    results.sort()
-    return results
+    return results.sorted()
+
+
+def _write_timings(out, timings):
+    """Seconds per job of this run, in OUT/timings.log (not a result: it differs from run to run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = "".join(f"{student}\t{assignment}\t{seconds:.2f}\n" for student, assignment, seconds in sorted(timings))
+    (out / "timings.log").write_text("student_id\tassignment\tseconds\n" + lines, encoding="utf-8")

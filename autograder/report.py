@@ -12,6 +12,8 @@ import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from autograder.model import Status
+
 
 def _write(path, header, rows):
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -24,28 +26,53 @@ def _points(x):
     return f"{x:g}"
 
 
+def _rows(results):
+    """(grades, tests, errors, flags) rows from ClassResults; a submission that was not graded has empty
+    scores (never a 0: a 0 is only ever the student's)."""
+    grades, tests, errors, flags = [], [], [], []
+    for r in results.submissions:
+        canonical = results.cells.get(r.assignment, [])
+        top = sum(points for _, points in canonical)
+        if r.status is Status.NOT_GRADED:
+            grades.append((r.student_id, r.assignment, "", _points(top)))
+            tests.extend((r.student_id, r.assignment, g, "", _points(p)) for g, p in canonical)
+            errors.append((r.student_id, r.assignment, f"not graded: {r.reason}"))
+        else:
+            grades.append((r.student_id, r.assignment, _points(r.score), _points(r.max_score)))
+            tests.extend((r.student_id, r.assignment, c.grade_id, _points(c.score), _points(c.max_score))
+                         for c in r.cells)
+            if r.status is Status.STUDENT_ERROR:
+                errors.append((r.student_id, r.assignment, r.reason))
+        flags.extend((r.student_id, r.assignment, flag) for flag in r.flags)
+    errors.extend(results.problems)
+    return grades, tests, sorted(errors), flags
+
+
 def write_report(results, out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write(out / "grades.csv", ["student_id", "assignment", "score", "max_score"],
-           [(s, a, _points(score), _points(top)) for s, a, score, top in results.grades])
-    _write(out / "tests.csv", ["student_id", "assignment", "grade_id", "score", "max_score"],
-           [(s, a, g, _points(score), _points(top)) for s, a, g, score, top, _ in results.tests])
-    _write(out / "errors.csv", ["student_id", "assignment", "reason"], results.errors)
-    _write(out / "flags.csv", ["student_id", "assignment", "reason"], results.flags)
-    _write_gradebook(results, out / "gradebook.csv")
-    (out / "report.html").write_text(report_html(results), encoding="utf-8")
+    grades, tests, errors, flags = _rows(results)
+    _write(out / "grades.csv", ["student_id", "assignment", "score", "max_score"], grades)
+    _write(out / "tests.csv", ["student_id", "assignment", "grade_id", "score", "max_score"], tests)
+    _write(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
+    _write(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
+    _write_gradebook(grades, out / "gradebook.csv")
+    (out / "report.html").write_text(report_html(results, errors, flags), encoding="utf-8")
 
 
-def _write_gradebook(results, path):
-    assignments = sorted({a for _, a, _, _ in results.grades})
-    top = {a: m for _, a, _, m in results.grades}
+def _write_gradebook(grades, path):
+    """One row per student; an assignment that was not graded is empty, and so is that student's total."""
+    assignments = sorted({a for _, a, _, _ in grades})
+    top = {a: float(m) for _, a, _, m in grades}
     scores = defaultdict(dict)
-    for student, assignment, score, _ in results.grades:
+    for student, assignment, score, _ in grades:
         scores[student][assignment] = score
     header = ["Student ID"] + [f"{a} [{_points(top[a])}]" for a in assignments] + [f"Total [{_points(sum(top.values()))}]"]
-    rows = [[s] + [_points(scores[s].get(a, 0)) for a in assignments] + [_points(sum(scores[s].values()))]
-            for s in sorted(scores)]
+    rows = []
+    for student in sorted(scores):
+        cells = [scores[student].get(a, "0") for a in assignments]
+        total = "" if "" in cells else _points(sum(float(c) for c in cells))
+        rows.append([student] + cells + [total])
     _write(path, header, rows)
 
 
@@ -71,22 +98,30 @@ def _table(header, rows):
 NOT_ATTEMPTED = ("NotImplementedError", "NotExecuted")
 
 
+def _graded(results):
+    return [r for r in results.submissions if r.status is not Status.NOT_GRADED]
+
+
 def common_mistakes(results, assignment):
     """Counter of (grade_id, message) over the failed test cells of an assignment, stubs left aside."""
-    return Counter((g, m) for _, a, g, s, t, m in results.tests
-                   if a == assignment and s < t and m and not m.startswith(NOT_ATTEMPTED))
+    return Counter((c.grade_id, c.message) for r in _graded(results) if r.assignment == assignment
+                   for c in r.cells if c.score < c.max_score and c.message and not c.message.startswith(NOT_ATTEMPTED))
 
 
-def report_html(results):
+def report_html(results, errors, flags):
+    graded = _graded(results)
     parts = ["<h1>Grading report</h1>",
-             f"<p>{len({s for s, *_ in results.grades})} students, {len(results.grades)} submissions, "
-             f"{len(results.errors)} errors, {len(results.flags)} flags.</p>"]
+             f"<p>{len({r.student_id for r in results.submissions})} students, {len(results.submissions)} submissions, "
+             f"{len(results.not_graded)} not graded, {len(errors)} errors, {len(flags)} flags.</p>"]
+    if results.not_graded:
+        parts.append(f"<p><strong>{len(results.not_graded)} submissions were not graded</strong> (a failure of the "
+                     f"grader, not of the students): run the same command again to grade them.</p>")
     by_assignment = defaultdict(list)
-    for _, assignment, score, top in results.grades:
-        by_assignment[assignment].append((score, top))
-    for assignment, pairs in sorted(by_assignment.items()):
-        top = max(t for _, t in pairs)
-        scores = [s for s, _ in pairs]
+    for r in graded:
+        by_assignment[r.assignment].append(r)
+    for assignment, submissions in sorted(by_assignment.items()):
+        top = max(r.max_score for r in submissions)
+        scores = [r.score for r in submissions]
         mean = sum(scores) / len(scores)
         parts.append(f"<h2>{html.escape(assignment)}</h2><p>mean {mean:.1f} / {top:g}, "
                      f"{sum(s >= top for s in scores)} of {len(scores)} with full marks</p>")
@@ -95,9 +130,9 @@ def report_html(results):
                                          ax.set_xlabel("score"), ax.set_ylabel("students"),
                                          ax.set_title(f"{assignment}: score distribution"))))
         cells = defaultdict(list)
-        for _, a, grade_id, score, cell_top, _ in results.tests:
-            if a == assignment:
-                cells[grade_id].append(score >= cell_top)
+        for r in submissions:
+            for c in r.cells:
+                cells[c.grade_id].append(c.score >= c.max_score)
         names = list(cells)
         rates = [100 * sum(v) / len(v) for v in cells.values()]
         parts.append("<h3>Pass rate per graded test cell</h3>")
@@ -108,8 +143,8 @@ def report_html(results):
         mistakes = common_mistakes(results, assignment)
         parts.append("<h3>Most common mistakes</h3>")
         parts.append(_table(["test cell", "students", "message"], [(g, n, m) for (g, m), n in mistakes.most_common(15)]))
-    parts.append("<h2>Errors (scored 0)</h2>" + _table(["student", "assignment", "reason"], results.errors))
-    parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], results.flags))
+    parts.append("<h2>Errors and submissions not graded</h2>" + _table(["student", "assignment", "reason"], errors))
+    parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], flags))
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}")
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title><style>{style}</style></head>" \

@@ -12,6 +12,8 @@ sandbox, and talks to the kernel over ZeroMQ sockets in a directory of their own
 place besides the notebook's working directory. So the sandbox holds nothing but the student's kernel,
 and a submission costs what a plain nbgrader run costs: starting a kernel and running the cells.
 """
+import math
+import os
 import shutil
 import signal
 import subprocess
@@ -34,7 +36,38 @@ OUTPUT_LIMIT = 100_000            # characters of output kept per cell (errors a
 
 
 class SandboxError(Exception):
-    """The notebook could not be run to the end; the message says why, for errors.csv."""
+    """The notebook could not be run to the end; the message says why."""
+
+
+class NotebookTimeout(SandboxError):
+    """The student's notebook ran longer than its limit: the student's error (it scores 0)."""
+
+
+class SandboxFailure(SandboxError):
+    """The sandbox or the kernel could not run at all: the grader's failure (the notebook is not graded)."""
+
+
+SOCKETS_PREFIX = "ag-kernel-"
+
+
+def sockets_prefix(pid=None):
+    """The prefix of the socket folders of the kernels that process `pid` starts (to clean up after it)."""
+    return f"{SOCKETS_PREFIX}{pid or os.getpid()}-"
+
+
+def remove_orphaned_socket_folders():
+    """Remove the kernel socket folders of processes that no longer exist (a worker killed outright
+    cannot remove its own); a living process's folders are left alone."""
+    for folder in Path(tempfile.gettempdir()).glob(SOCKETS_PREFIX + "*-*"):
+        pid = folder.name[len(SOCKETS_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's process, alive
 
 
 def available():
@@ -122,18 +155,22 @@ def _record_missing_error(cell, reply):
                                                        evalue=content.get("evalue", ""), traceback=[]))
 
 
-def run_notebook(notebook, job_dir, timeout, cell_timeout):
+def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
     """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it.
 
     Code cells that never ran (the kernel died, or the notebook ran out of time) get an error output,
-    so that nbgrader does not give their tests full points. Raises SandboxError when the notebook ran
-    longer than `timeout` seconds or its kernel could not start.
+    so that nbgrader does not give their tests full points. Raises NotebookTimeout when the notebook ran
+    longer than `timeout` seconds, SandboxFailure when the sandbox or the kernel could not start (or
+    `sandbox` is asked for and bubblewrap is missing: never run student code unsandboxed by accident).
     """
+    if sandbox and not available():
+        raise SandboxFailure("this worker has no bubblewrap (bwrap), and student code must not run unsandboxed")
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
+    cell_timeout = max(1, math.ceil(cell_timeout))  # nbclient takes whole seconds; 0 would mean no limit
     # ZeroMQ's socket paths must stay short (about 100 bytes): their own folder in the system's temp dir
-    sockets_dir = Path(tempfile.mkdtemp(prefix="ag-kernel-"))
-    wrapper = limits_command() + (bwrap_command(job_dir, sockets_dir, []) if available() else [])
+    sockets_dir = Path(tempfile.mkdtemp(prefix=sockets_prefix()))
+    wrapper = limits_command() + (bwrap_command(job_dir, sockets_dir, []) if sandbox else [])
     km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets_dir / "kernel"),
                                 connection_file=str(sockets_dir / "kernel.json"), wrapper=wrapper)
     client = LimitedOutputClient(
@@ -163,13 +200,13 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout):
         pass  # the student's code killed its kernel: the cells after it have no outputs and score 0
     except Exception as error:
         if not timed_out.is_set():
-            raise SandboxError(f"the notebook's kernel failed: {type(error).__name__}: {error}") from None
+            raise SandboxFailure(f"the notebook's kernel failed: {type(error).__name__}: {error}") from None
     finally:
         timer.cancel()
         _shut_down(km)
         shutil.rmtree(sockets_dir, ignore_errors=True)
     if timed_out.is_set():
-        raise SandboxError(f"timeout: the notebook ran longer than {timeout:.0f} s")
+        raise NotebookTimeout(f"timeout: the notebook ran longer than {timeout:g} s")
     for cell in notebook.cells:
         if cell.cell_type == "code" and cell.get("execution_count") is None:
             cell.outputs.append(nbformat.v4.new_output(

@@ -89,8 +89,16 @@ def _write(text):
     return make
 
 
+def _stub_beside_the_work(a):
+    def make(folder):
+        _copy(release_path(a))(folder)
+        _copy(solution_path(a), f"{a} (1).ipynb")(folder)
+    return make
+
+
 HONEST = {
     "solution": lambda a: _copy(solution_path(a)),
+    "stub beside the work": _stub_beside_the_work,   # graded from the finished copy, with a flag
     "released": lambda a: _copy(release_path(a)),
     "renamed by browser": lambda a: _copy(solution_path(a), f"{a} (1).ipynb"),
     "O'Brien, ünïcode": lambda a: _copy(solution_path(a)),
@@ -100,8 +108,6 @@ BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
     "empty-file": (lambda a: _write(""), "empty"),
     "not-a-notebook": (lambda a: _write('{"hello": "world"}'), "not a valid notebook"),
     "no-notebook": (lambda a: (lambda folder: None), "no notebook"),
-    "two-notebooks": (lambda a: (lambda folder: [_copy(solution_path(a), n)(folder) for n in ("a.ipynb", "b.ipynb")]),
-                      "several notebooks"),
 }
 
 
@@ -154,3 +160,33 @@ def cell_scores(graded, student, assignment):
     """{grade_id: (score, max_score)} of one graded submission."""
     return {r["grade_id"]: (float(r["score"]), float(r["max_score"])) for r in graded["tests"]
             if r["student_id"] == student and r["assignment"] == assignment}
+
+
+# Every process this test session starts (graders, workers, sandboxes) inherits this variable, so that the
+# session can check at its end that it left none running (a kernel outliving its grader is a bug).
+SESSION_TAG = f"AG_TEST_SESSION={os.getpid()}"
+os.environ["AG_TEST_SESSION"] = str(os.getpid())
+
+
+def _tagged_processes():
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if SESSION_TAG.encode() + b"\0" in (entry / "environ").read_bytes():
+                    command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:150]
+                    found.append(f"{entry.name}: {command.decode(errors='replace')}")
+            except OSError:
+                pass
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import time
+    deadline = time.monotonic() + 20
+    while _tagged_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _tagged_processes()
+    if left:
+        print("\nERROR: the tests left processes running:\n  " + "\n  ".join(left), file=sys.stderr)
+        session.exitstatus = 1

@@ -12,12 +12,21 @@ from tests.conftest import (ASSIGNMENTS, BROKEN, HONEST, cell_scores, max_points
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-@pytest.mark.parametrize("student", ["solution", "renamed by browser", "O'Brien, ünïcode", "wrong-folder"])
+@pytest.mark.parametrize("student", ["solution", "renamed by browser", "O'Brien, ünïcode", "wrong-folder",
+                                     "stub beside the work"])
 def test_the_solution_scores_full_marks(graded_class, student, assignment):
     expected = max_points(assignment)
     assert cell_scores(graded_class, student, assignment) == {g: (p, p) for g, p in expected.items()}
     row = graded_class["grades"][(student, assignment)]
     assert float(row["score"]) == float(row["max_score"]) == sum(expected.values())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_of_several_notebooks_the_one_with_the_work_is_graded_and_flagged(graded_class, assignment):
+    flags = [r["reason"] for r in read_csv(graded_class["out"] / "flags.csv")
+             if (r["student_id"], r["assignment"]) == ("stub beside the work", assignment)]
+    assert flags == [f"several notebooks ({assignment} (1).ipynb, {assignment}.ipynb): graded {assignment} (1).ipynb, "
+                     f"the one with the most work in it"]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -129,7 +138,7 @@ def test_the_class_report_and_the_lms_gradebook(graded_class):
     out = graded_class["out"]
     report = (out / "report.html").read_text(encoding="utf-8")
     for section in ["<h3>Score distribution</h3>", "<h3>Pass rate per graded test cell</h3>",
-                    "<h3>Most common mistakes</h3>", "<h2>Errors (scored 0)</h2>", "<h2>Flags"]:
+                    "<h3>Most common mistakes</h3>", "<h2>Errors and submissions not graded</h2>", "<h2>Flags"]:
         assert report.count(section) == (len(ASSIGNMENTS) if section.startswith("<h3>") else 1), section
     assert report.count("data:image/png;base64,") >= 2 * len(ASSIGNMENTS)
     text = html.unescape(report)

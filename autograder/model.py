@@ -1,0 +1,130 @@
+"""The grader's records: a job to grade, a graded cell, a submission's result, and the scoring policy.
+
+Every module passes these frozen dataclasses, never dicts of strings. A result travels between
+processes (and Dask workers) pickled, and to OUT/results/ as JSON: `to_json` is its one writer and
+`from_json` its one reader. The scoring policy is one pure function, `score_cells`.
+"""
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Status(Enum):
+    GRADED = "graded"                # the notebook ran; its cells have the scores they earned
+    STUDENT_ERROR = "student error"  # what was handed in cannot be graded (broken file, timeout): scores 0
+    NOT_GRADED = "not graded"        # the grader failed or was stopped: no score, never cached
+
+
+@dataclass(frozen=True)
+class Job:
+    """One submission to grade, with everything a worker needs (it travels to another process)."""
+    student_id: str
+    assignment: str
+    notebook: str          # the submitted .ipynb
+    fingerprint: str       # what decides the result: submission, assignment source, grader version, limits
+    course: str            # the scratch course's folder
+    workdir: str           # a scratch folder of this job's own
+    result: str            # OUT/results/<key>.json
+    feedback: str          # OUT/feedback/<student>/<assignment>/<assignment>.html
+    timeout: float         # seconds for the whole notebook
+    cell_timeout: float    # seconds for one cell
+    deadline: float        # seconds after which the worker itself is presumed hung
+    sandbox: bool = True   # run the kernel in bubblewrap (a worker that cannot refuses the job)
+    flags: tuple = ()      # flags known before grading (e.g. which of several notebooks was picked)
+
+
+@dataclass(frozen=True)
+class CellResult:
+    grade_id: str
+    score: float
+    max_score: float
+    message: str = ""      # why points were lost, in the student's words ("" when passed)
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    student_id: str
+    assignment: str
+    status: Status
+    cells: tuple = ()      # CellResult, one per graded cell of the assignment (empty when NOT_GRADED)
+    reason: str = ""       # for STUDENT_ERROR and NOT_GRADED: what a person should know
+    flags: tuple = ()      # reasons for a person to look (graded as usual)
+    fingerprint: str = ""  # Job.fingerprint of the run that produced it
+    sandboxed: bool = True  # whether student code ran in the sandbox
+
+    @property
+    def score(self):
+        return sum(cell.score for cell in self.cells)
+
+    @property
+    def max_score(self):
+        return sum(cell.max_score for cell in self.cells)
+
+    def to_json(self):
+        record = {"student_id": self.student_id, "assignment": self.assignment, "status": self.status.value,
+                  "cells": [[c.grade_id, c.score, c.max_score, c.message] for c in self.cells],
+                  "reason": self.reason, "flags": list(self.flags), "fingerprint": self.fingerprint,
+                  "sandboxed": self.sandboxed}
+        return json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text):
+        """The result written by to_json; raises ValueError for anything else (then: grade again)."""
+        try:
+            record = json.loads(text)
+            cells = tuple(CellResult(str(g), float(s), float(m), str(msg)) for g, s, m, msg in record["cells"])
+            return cls(student_id=str(record["student_id"]), assignment=str(record["assignment"]),
+                       status=Status(record["status"]), cells=cells, reason=str(record["reason"]),
+                       flags=tuple(str(f) for f in record["flags"]), fingerprint=str(record["fingerprint"]),
+                       sandboxed=bool(record["sandboxed"]))
+        except (KeyError, TypeError, ValueError, RecursionError) as error:
+            raise ValueError(f"not a result file: {type(error).__name__}: {error}") from None
+
+
+def zero_cells(canonical, message=""):
+    """Every graded cell of an assignment at 0 points; `canonical` is [(grade_id, max_score)]."""
+    return tuple(CellResult(grade_id, 0.0, points, message) for grade_id, points in canonical)
+
+
+MISSING_CELL = "this test cell is missing from the submitted notebook"
+TAMPERED = "scored 0: the notebook tampered with the grading environment"
+
+
+def score_cells(canonical, earned, messages, tampered=False):
+    """The scoring policy, in one place.
+
+    canonical   [(grade_id, max_score)] of the assignment's graded cells, from the course (not the submission)
+    earned      {grade_id: score} that nbgrader gave the cells it found in the submission
+    messages    {grade_id: message} of the cells that failed
+    tampered    the kernel was tampered with: no verdict can be trusted, every cell scores 0
+
+    A cell the student deleted scores 0 (its max_score stays the course's); no cell scores more than
+    its max_score or less than 0; the cells come in the course's order.
+    """
+    cells = []
+    for grade_id, points in canonical:
+        if tampered:
+            cells.append(CellResult(grade_id, 0.0, points, TAMPERED))
+        elif grade_id not in earned:
+            cells.append(CellResult(grade_id, 0.0, points, MISSING_CELL))
+        else:
+            score = min(max(float(earned[grade_id]), 0.0), points)
+            cells.append(CellResult(grade_id, score, points, "" if score >= points else messages.get(grade_id, "")))
+    return tuple(cells)
+
+
+@dataclass
+class ClassResults:
+    """Every submission's result of one batch, in a stable order (student, then assignment)."""
+    submissions: list = field(default_factory=list)   # SubmissionResult
+    problems: list = field(default_factory=list)      # (student_id, folder, reason) of folders that are no assignment
+    cells: dict = field(default_factory=dict)         # assignment -> [(grade_id, max_score)] from the course
+
+    def sorted(self):
+        self.submissions.sort(key=lambda r: (r.student_id, r.assignment))
+        self.problems.sort()
+        return self
+
+    @property
+    def not_graded(self):
+        return [r for r in self.submissions if r.status is Status.NOT_GRADED]

@@ -1,0 +1,209 @@
+"""Unit tests of the grader's pure parts: the result records, the scoring policy, reading a submission,
+choosing among several notebooks, repairing honest accidents, the command line's limits, fingerprints.
+They run in well under a second: `pytest -m unit`."""
+import argparse
+import codecs
+import copy
+import json
+
+import nbformat
+import pytest
+
+from autograder import pipeline
+from autograder.__main__ import seconds
+from autograder.collect import find_notebook, read_notebook
+from autograder.model import MISSING_CELL, TAMPERED, CellResult, Status, SubmissionResult, score_cells
+from autograder.repair import repair
+
+pytestmark = pytest.mark.unit
+CANONICAL = [("a_visible", 1.0), ("a_hidden", 3.0), ("b_hidden", 2.0)]
+
+
+# --- the scoring policy -------------------------------------------------------------------------------
+def test_scores_are_the_earned_points_in_the_course_order():
+    cells = score_cells(CANONICAL, {"b_hidden": 2.0, "a_hidden": 0.0, "a_visible": 1.0}, {"a_hidden": "unscaled"})
+    assert cells == (CellResult("a_visible", 1.0, 1.0, ""), CellResult("a_hidden", 0.0, 3.0, "unscaled"),
+                     CellResult("b_hidden", 2.0, 2.0, ""))
+
+
+def test_a_deleted_cell_scores_zero_out_of_its_course_points():
+    cells = score_cells(CANONICAL, {"a_visible": 1.0, "a_hidden": 3.0}, {})
+    assert cells[2] == CellResult("b_hidden", 0.0, 2.0, MISSING_CELL)
+    assert sum(c.max_score for c in cells) == 6.0
+
+
+def test_inflated_or_negative_points_are_capped():
+    cells = score_cells(CANONICAL, {"a_visible": 50.0, "a_hidden": -4.0, "b_hidden": 2.0}, {})
+    assert [c.score for c in cells] == [1.0, 0.0, 2.0]
+
+
+def test_tampering_scores_every_cell_zero():
+    cells = score_cells(CANONICAL, {"a_visible": 1.0, "a_hidden": 3.0, "b_hidden": 2.0}, {}, tampered=True)
+    assert [c.score for c in cells] == [0.0, 0.0, 0.0] and {c.message for c in cells} == {TAMPERED}
+
+
+# --- the result record --------------------------------------------------------------------------------
+def test_a_result_survives_its_json_and_the_json_is_stable():
+    result = SubmissionResult("O'Brien, ünïcode", "01_attention", Status.GRADED,
+                              (CellResult("x", 1.0, 2.0, "rows do not sum to 1"),), flags=("f",), fingerprint="abc")
+    text = result.to_json()
+    assert SubmissionResult.from_json(text) == result
+    assert text == SubmissionResult.from_json(text).to_json()
+    assert result.score == 1.0 and result.max_score == 2.0
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"status": "graded"}', json.dumps({
+    "student_id": "s", "assignment": "a", "status": "excellent", "cells": [], "reason": "", "flags": [],
+    "fingerprint": "", "sandboxed": True}), "[" * 100_000])
+def test_an_unreadable_result_file_is_a_value_error(text):
+    with pytest.raises(ValueError):
+        SubmissionResult.from_json(text)
+
+
+# --- reading a submission -------------------------------------------------------------------------------
+def _notebook_json(**extra):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    return json.dumps(dict(notebook) | extra)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty"),
+    (b"   \n", "empty"),
+    (b"\xff\xfe\x00garbage\x80", "not UTF-8"),
+    (b'{"cells": [ oops', "broken JSON at line 1"),
+    (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+    (b'[1, 2]', "no list of cells"),
+    (b'"a string"', "no list of cells"),
+    (b'{"cells": {}}', "no list of cells"),
+    (b'{"cells": []}', "no cells"),
+    (b'{"cells": [1], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}', "not a valid notebook"),
+    (b'{"cells": [{}], "nbformat": 3}', "nbformat 3"),
+])
+def test_a_broken_file_gives_a_reason_never_an_exception(tmp_path, content, reason):
+    path = tmp_path / "n.ipynb"
+    path.write_bytes(content)
+    notebook, why = read_notebook(path)
+    assert notebook is None and reason in why
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_a_notebook_in_any_unicode_encoding_with_its_byte_order_mark_is_read(tmp_path, encoding):
+    path = tmp_path / "n.ipynb"
+    text = _notebook_json()
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}.get(encoding, b"")
+    path.write_bytes(bom + text.encode(encoding))
+    notebook, why = read_notebook(path)
+    assert why is None and notebook.cells[0].source == "x = 1"
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from autograder import collect
+    monkeypatch.setattr(collect, "MAX_NOTEBOOK_BYTES", 10)
+    path = tmp_path / "n.ipynb"
+    path.write_text(_notebook_json())
+    assert "larger than" in read_notebook(path)[1]
+
+
+def _write_notebook(path, sources):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), path)
+
+
+def test_of_several_notebooks_the_one_with_the_work_is_chosen(tmp_path):
+    _write_notebook(tmp_path / "01_attention.ipynb", ["raise NotImplementedError()", "raise NotImplementedError()"])
+    _write_notebook(tmp_path / "01_attention (1).ipynb", ["def f():\n    return 1", "raise NotImplementedError()"])
+    (tmp_path / "notes.ipynb").write_text("not json")
+    chosen, flags, reason = find_notebook(tmp_path, "01_attention")
+    assert reason is None and chosen.name == "01_attention (1).ipynb"
+    assert "graded 01_attention (1).ipynb" in flags[0]
+
+
+def test_of_equal_notebooks_the_expected_name_is_chosen(tmp_path):
+    _write_notebook(tmp_path / "copy.ipynb", ["x = 1"])
+    _write_notebook(tmp_path / "01_attention.ipynb", ["x = 1"])
+    assert find_notebook(tmp_path, "01_attention")[0].name == "01_attention.ipynb"
+
+
+# --- repairing honest accidents ------------------------------------------------------------------------------
+def _cell(grade_id, source, cell_type="code", **meta):
+    cell = nbformat.v4.new_code_cell(source) if cell_type == "code" else nbformat.v4.new_markdown_cell(source)
+    cell.metadata["nbgrader"] = {"grade_id": grade_id, "schema_version": 3, "grade": False, "locked": False,
+                                 "solution": grade_id == "f", "task": False} | meta
+    return cell
+
+
+RELEASE = nbformat.v4.new_notebook(cells=[_cell("intro", "# Intro", "markdown", locked=True),
+                                          _cell("f", "raise NotImplementedError()"),
+                                          _cell("f_test", "assert f() == 1", grade=True, locked=True, points=1)])
+
+
+def test_a_copied_solution_cell_keeps_the_released_copy_graded():
+    notebook = nbformat.v4.new_notebook(cells=[RELEASE.cells[0], _cell("f", "def f():\n    return 1"),
+                                               _cell("f", "def f():\n    return 2"), RELEASE.cells[2]])
+    repaired, notes = repair(notebook, RELEASE)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in repaired.cells]
+    assert ids == ["intro", "f", None, "f_test"] and "copied cell" in notes[0]
+    assert [c.source for c in repaired.cells][1:3] == ["def f():\n    return 1", "def f():\n    return 2"]
+
+
+def test_a_copy_moved_away_is_told_from_the_cell_in_its_released_place():
+    notebook = nbformat.v4.new_notebook(cells=[_cell("f", "old = 1"), RELEASE.cells[0], _cell("f", "def f(): ..."),
+                                               RELEASE.cells[2]])
+    repaired, _ = repair(notebook, RELEASE)
+    assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in repaired.cells] == [None, "intro", "f", "f_test"]
+
+
+def test_submitted_metadata_is_replaced_by_the_released_one():
+    forged = _cell("f_test", "assert True", grade=True, locked=False, points=100, schema_version=1)
+    stranger = _cell("not_in_this_assignment", "x = 1", locked=True)
+    notebook = nbformat.v4.new_notebook(cells=[RELEASE.cells[0], RELEASE.cells[1], forged, stranger])
+    repaired, _ = repair(notebook, RELEASE)
+    assert repaired.cells[2].metadata["nbgrader"] == RELEASE.cells[2].metadata["nbgrader"]
+    assert "nbgrader" not in repaired.cells[3].metadata
+
+
+def test_a_solution_cell_turned_into_markdown_is_turned_back():
+    notebook = nbformat.v4.new_notebook(cells=[RELEASE.cells[0], _cell("f", "def f():\n    return 1", "markdown"),
+                                               RELEASE.cells[2]])
+    repaired, notes = repair(notebook, RELEASE)
+    assert repaired.cells[1].cell_type == "code" and repaired.cells[1].outputs == []
+    assert "turned back into code" in notes[0]
+
+
+def test_an_old_notebook_without_cell_ids_or_with_duplicated_ids_is_upgraded():
+    notebook = copy.deepcopy(RELEASE)
+    notebook.nbformat_minor = 2
+    for cell in notebook.cells:
+        cell.pop("id", None)
+        cell.metadata["nbgrader"].pop("schema_version")
+    repaired, _ = repair(notebook, RELEASE)
+    assert repaired.nbformat_minor == 5 and len({c.id for c in repaired.cells}) == 3
+    assert all(c.metadata["nbgrader"]["schema_version"] == 3 for c in repaired.cells)
+    notebook = copy.deepcopy(RELEASE)
+    for cell in notebook.cells:
+        cell.id = "same"
+    assert len({c.id for c in repair(notebook, RELEASE)[0].cells}) == 3
+
+
+# --- the command line's limits and the fingerprint ------------------------------------------------------------
+@pytest.mark.parametrize("text", ["0", "-200", "nan", "inf", "-inf", "ten", ""])
+def test_a_limit_must_be_a_positive_number_of_seconds(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        seconds(text)
+
+
+def test_a_fractional_limit_is_kept():
+    assert seconds("0.5") == 0.5
+
+
+def test_the_fingerprint_changes_with_everything_that_decides_a_result(tmp_path):
+    notebook = tmp_path / "n.ipynb"
+    notebook.write_text("one")
+    base = ("assignment", "grader", 600, 120, True)
+    reference = pipeline.fingerprint(notebook, *base)
+    assert pipeline.fingerprint(notebook, *base) == reference
+    for i, other in enumerate(["other assignment", "other grader", 601, 121, False]):
+        changed = list(base)
+        changed[i] = other
+        assert pipeline.fingerprint(notebook, *changed) != reference, f"argument {i} does not count"
+    notebook.write_text("two")
+    assert pipeline.fingerprint(notebook, *base) != reference
