@@ -6,9 +6,11 @@ hidden tests removed). No output that contains a line of a hidden test reaches t
 printed it (a spy hook, or the student's code reading IPython's input history), and neither do
 tracebacks, which quote hidden-test source.
 """
+import ast
 import functools
 import html
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -76,27 +78,128 @@ def _leaks(output, hidden):
     return any(line in text for line in hidden)
 
 
-def messages(graded, course_dir, assignment):
-    """{grade_id: "AssertionError: message"} for the graded cells that raised."""
+# A formatted field of a test's message may show numbers, shapes, dtypes and short identifiers, nothing else
+FIELD = r"[\w.=+\-, ()\[\]'<>/]{0,80}"
+DROPPED_MIMES = ("application/javascript", "text/javascript", "application/vnd.jupyter.widget-view+json",
+                 "application/vnd.jupyter.widget-state+json", "image/svg+xml")
+OUTPUT_LIMIT = 20_000        # characters of one output kept on the page
+PAGE_LIMIT = 1_000_000       # characters of outputs on one page
+SUPPRESSED = ("[outputs after the hidden tests started are not shown: this notebook reads or alters the grading "
+              "environment (see the flags of your grade)]")
+
+
+def _message_pattern(node):
+    """A regular expression for the text of a message node (a string, an f-string, a sum of them); None
+    if its text cannot be known from the source."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return re.escape(node.value)
+    if isinstance(node, ast.JoinedStr):
+        return "".join(re.escape(v.value) if isinstance(v, ast.Constant) else FIELD for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _message_pattern(node.left), _message_pattern(node.right)
+        return None if left is None or right is None else left + right
+    return None
+
+
+def authored_messages(source):
+    """The messages that a test cell's author wrote (`assert ..., message`, `raise AssertionError(message)`),
+    as regular expressions whose formatted fields match only numbers, shapes, dtypes and short names."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) and node.msg is not None:
+            found.append(_message_pattern(node.msg))
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and \
+                isinstance(node.exc.func, ast.Name) and node.exc.func.id == "AssertionError" and node.exc.args:
+            found.append(_message_pattern(node.exc.args[0]))
+    return [re.compile(p, re.DOTALL) for p in found if p is not None]
+
+
+@functools.lru_cache(maxsize=16)
+def _authored(course_dir, assignment):
+    """{grade_id: [message patterns]} of the assignment's graded cells, read from its source notebook."""
+    source = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: authored_messages(c.source) for c in source.cells
+            if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+def messages(graded, course_dir, assignment, introspects=False):
+    """{grade_id: message} for the graded cells that raised.
+
+    An AssertionError shows its message only when it is one that the test's author wrote (with fields of
+    numbers, shapes, dtypes and short names); an error raised in the student's own code shows its type and
+    a capped message (only its type if the notebook reads or alters the grading environment). Nothing that
+    quotes a hidden test line is shown.
+    """
     hidden = _hidden_lines(course_dir, assignment)
+    authored = _authored(str(course_dir), assignment)
     found = {}
     for cell in graded.cells:
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade") or cell.cell_type != "code":
             continue
         errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-        if errors:
-            error = errors[0]
-            message = f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip().rstrip(":")
-            if _leaks(error | {"traceback": []}, hidden) or any(line in normalise(message) for line in hidden):
-                message = f"{error.get('ename', 'Error')} (its message quoted grading code and was removed)"
-            found[meta["grade_id"]] = message[:MESSAGE_LIMIT]
+        if not errors:
+            continue
+        ename, evalue = str(errors[0].get("ename", "Error"))[:60], str(errors[0].get("evalue", ""))
+        if ename == "AssertionError":
+            if any(p.fullmatch(evalue) for p in authored.get(meta["grade_id"], [])) and len(evalue) <= MESSAGE_LIMIT:
+                message = f"AssertionError: {evalue}"
+            else:
+                message = "AssertionError (a message that is not the test's own is not shown)"
+        elif introspects:
+            message = f"{ename} raised in your code"
+        else:
+            message = f"{ename}: {evalue}".strip().rstrip(":")
+        if any(line in normalise(message) for line in hidden):
+            message = f"{ename} (its message quoted grading code and was removed)"
+        found[meta["grade_id"]] = message[:MESSAGE_LIMIT]
     return found
 
 
-def feedback_notebook(graded, course_dir, assignment, scores, messages):
-    """The notebook the student sees: released test cells, results instead of test outputs, filtered outputs."""
+def _hidden_test_ids(course_dir, assignment):
+    source = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"] for c in source.cells
+            if "BEGIN HIDDEN TESTS" in c.source and c.metadata.get("nbgrader", {}).get("grade")}
+
+
+def _page_output(output, budget):
+    """The output as it may appear on the page (scripts, widgets and SVG dropped, sizes capped), or None."""
+    output = _steady_output(output)
+    if "data" in output:
+        output["data"] = {mime: value for mime, value in output["data"].items() if mime not in DROPPED_MIMES}
+        if not output["data"]:
+            return None
+        for mime, value in list(output["data"].items()):
+            text = value if isinstance(value, str) else "".join(value) if isinstance(value, list) else str(value)
+            if len(text) > OUTPUT_LIMIT:
+                if mime.startswith("text/"):
+                    output["data"][mime] = text[:OUTPUT_LIMIT] + TRUNCATED
+                else:
+                    del output["data"][mime]
+        if not output["data"]:
+            output["data"] = {"text/plain": "[a large output was dropped by the grader]"}
+        output.pop("metadata", None)
+        output["metadata"] = {}
+    if "text" in output and len(output["text"]) > OUTPUT_LIMIT:
+        output["text"] = output["text"][:OUTPUT_LIMIT] + TRUNCATED
+    size = len(str(output))
+    return output if size <= budget else None
+
+
+TRUNCATED = "\n[... output truncated by the grader ...]\n"
+
+
+def feedback_notebook(graded, course_dir, assignment, scores, messages, introspects=False):
+    """The notebook the student sees: released test cells, results instead of test outputs, filtered outputs.
+
+    If the notebook reads or alters the grading environment (`introspects`), its own cells show no output
+    from the moment the first hidden test started."""
     hidden = _hidden_lines(course_dir, assignment)
+    hidden_ids = _hidden_test_ids(course_dir, assignment)
     release = nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     released = {c.metadata["nbgrader"]["grade_id"]: c.source for c in release.cells if "nbgrader" in c.metadata}
     total, best = sum(s for s, _ in scores.values()), sum(m for _, m in scores.values())
@@ -105,12 +208,14 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages):
     summary = nbformat.v4.new_markdown_cell(
         f"# Feedback: {assignment}\n\n**Score: {total:g} / {best:g}**\n\n| test cell | points | result |\n"
         f"| --- | --- | --- |\n{rows}\n\nEach failed test says what looks wrong. Hidden tests are not shown.")
-    cells = [summary]
+    cells, budget, hidden_started = [summary], PAGE_LIMIT, False
     for cell in graded.cells:
         cell = nbformat.from_dict(cell)
         meta = cell.metadata.get("nbgrader", {})
         gid = meta.get("grade_id")
+        cell.metadata = {}
         if cell.cell_type == "code" and meta.get("grade"):
+            hidden_started = hidden_started or gid in hidden_ids
             cell.source = released.get(gid, "")
             score, top = scores.get(gid, (0.0, float(meta.get("points", 0))))
             verdict = f"✔ passed: {score:g} / {top:g} points" if score >= top else \
@@ -118,6 +223,9 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages):
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=verdict + "\n")]
         elif cell.cell_type == "code":
             kept = []
+            if introspects and hidden_started:
+                kept.append(nbformat.v4.new_output("stream", name="stdout", text=SUPPRESSED + "\n"))
+                cell.outputs = []
             for output in cell.outputs:
                 if _leaks(output, hidden):
                     kept.append(nbformat.v4.new_output("stream", name="stdout", text=REMOVED + "\n"))
@@ -125,7 +233,14 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages):
                     kept.append(nbformat.v4.new_output("stream", name="stderr",
                                                        text=f"{output.get('ename')}: {output.get('evalue')}\n"[:1000]))
                 else:
-                    kept.append(_steady_output(output))
+                    shown = _page_output(output, budget)
+                    if shown is None:
+                        kept.append(nbformat.v4.new_output("stream", name="stdout",
+                                                           text="[an output was dropped: the page is full]\n"))
+                        budget = 0
+                    else:
+                        kept.append(shown)
+                        budget -= len(str(shown))
             cell.outputs = kept
         cells.append(cell)
     for i, cell in enumerate(cells):
@@ -134,12 +249,32 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages):
     return notebook
 
 
+MATHJAX = "_mathjax/tex-chtml.js"   # under OUT/feedback/: pages work offline
+
+
 @functools.cache
 def _exporter():
-    return HTMLExporter(template_name="lab")  # loading the template takes a second: once per worker
+    """nbconvert's lab template (loading it takes a second: once per worker), with every HTML output and
+    Markdown cell sanitised (no script, no event handler, no javascript: URL), MathJax from OUT/feedback/
+    and nothing from the internet."""
+    return HTMLExporter(template_name="lab", sanitize_html=True, mathjax_url=f"../../{MATHJAX}",
+                        require_js_url="data:text/javascript,")  # no widget or script output is kept
 
 
-def write_html(graded, course_dir, assignment, scores, messages, path):
-    notebook = feedback_notebook(graded, course_dir, assignment, scores, messages)
+def write_html(graded, course_dir, assignment, scores, messages, path, introspects=False):
+    notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects)
     body, _ = _exporter().from_notebook_node(notebook)
     Path(path).write_text(body, encoding="utf-8")
+
+
+def install_mathjax(feedback_dir):
+    """MathJax (bundled with the book's sphinx-mathjax-offline) beside the feedback pages, once."""
+    import importlib.util
+    spec = importlib.util.find_spec("sphinx-mathjax-offline") or importlib.util.find_spec("sphinx_mathjax_offline")
+    bundle = Path(spec.origin).parent / "static" / "mathjax"
+    target = Path(feedback_dir) / Path(MATHJAX).parent
+    if not (target / "tex-chtml.js").exists():
+        (target / "output" / "chtml" / "fonts").mkdir(parents=True, exist_ok=True)
+        shutil.copy(bundle / "tex-chtml.js", target / "tex-chtml.js")
+        shutil.copytree(bundle / "output" / "chtml" / "fonts" / "woff-v2", target / "output" / "chtml" / "fonts" / "woff-v2",
+                        dirs_exist_ok=True)

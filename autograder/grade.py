@@ -15,7 +15,6 @@ to WORKDIR/feedback.html.
 """
 import json
 import os
-import re
 import shutil
 import threading
 import warnings
@@ -32,7 +31,9 @@ from traitlets.config import Config
 from autograder import course, feedback
 from autograder.collect import read_notebook
 from autograder.model import Status, SubmissionResult, score_cells, zero_cells
+from autograder.canary import new_canary
 from autograder.repair import repair
+from autograder.scan import scan_notebook
 from autograder.sandbox import NotebookTimeout, SandboxError, SandboxFailure, run_notebook
 
 # nbgrader 0.9's gradebook code triggers SQLAlchemy's "not in session" warnings on every autograde.
@@ -40,39 +41,6 @@ warnings.filterwarnings("ignore", message=".*not in session.*")
 
 STUDENT = "student"  # the id nbgrader sees; the real id (any characters) stays with the pipeline
 CANARY_TAG = "autograder-canary"
-
-# A canary cell follows every block of graded cells. It checks that known-false comparisons are still false, then
-# raises with the list of what was tampered with. If it raises nothing, the kernel swallows exceptions.
-CANARY_CHECKS = [
-    ("torch.allclose was replaced", "torch.allclose(torch.zeros(3), torch.ones(3))"),
-    ("torch.equal was replaced", "torch.equal(torch.zeros(3), torch.ones(3))"),
-    ("Tensor comparisons or Tensor.all were replaced", "bool((torch.zeros(3) == torch.ones(3)).all())"),
-    ("torch.isnan was replaced", 'not bool(torch.isnan(torch.tensor(float("nan"))).any())'),
-    ("torch.isfinite was replaced", 'bool(torch.isfinite(torch.tensor(float("inf"))).all())'),
-    ("builtins were replaced", "all([False]) or isinstance(1, str) or abs(-2) != 2 or len([1]) != 1"),
-]
-CANARY_SOURCE = "\n".join(
-    ["import torch as __canary_torch", "__canary_found = []"]
-    + [f"try:\n    __canary_ok = {check.replace('torch.', '__canary_torch.')}\nexcept Exception:\n    __canary_ok = True\n"
-       f"if __canary_ok:\n    __canary_found.append({reason!r})" for reason, check in CANARY_CHECKS]
-    + ["try:\n    __canary_torch.testing.assert_close(__canary_torch.zeros(3), __canary_torch.ones(3))\n"
-       "    __canary_found.append('torch.testing.assert_close was replaced')\nexcept AssertionError:\n    pass",
-       "raise RuntimeError('autograder canary: ' + '; '.join(__canary_found))"])
-
-SUSPICIOUS = [
-    (r"get_ipython|IPython|InteractiveShell", "uses IPython's internals"),
-    (r"\.events\.register|pre_run_cell|post_run_cell|post_execute|pre_execute|set_custom_exc", "registers IPython hooks"),
-    (r"\bbuiltins\b|__builtins__", "touches builtins"),
-    (r"sys\.modules|importlib|__import__", "manipulates imported modules"),
-    (r"(torch|Tensor|nn|F|math|np)\.[\w.]+\s*=(?!=)|setattr\(\s*(torch|Tensor|nn|F|math)", "replaces a library function"),
-    (r"os\._exit|sys\.exit|\bexit\(|\bquit\(|os\.kill|signal\.", "exits or signals the process"),
-    (r"\bctypes\b|\bsubprocess\b|os\.system|os\.popen|\bsocket\b", "reaches outside Python"),
-    (r"os\.walk|\bglob\b|os\.listdir|scandir|rglob|open\(|Path\(", "reads or lists files"),
-    (r"\bexec\(|\beval\(|compile\(", "executes code from strings"),
-    (r"gc\.get_objects|gc\.get_referrers|inspect\.", "inspects the interpreter"),
-]
-
-
 class SandboxExecute(NbGraderPreprocessor):
     """nbgrader's Execute step, run in the sandbox, with a canary cell after every block of tests."""
 
@@ -83,14 +51,15 @@ class SandboxExecute(NbGraderPreprocessor):
     failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
 
     def preprocess(self, nb, resources):
+        canary = new_canary()   # names, shapes and values of its own, drawn for this run
         probed = nbformat.from_dict(nb)
         probed.cells = []
         for cell, following in zip(nb.cells, nb.cells[1:] + [None]):
             probed.cells.append(cell)
             if _ends_a_block_of_tests(cell, following):
-                canary = nbformat.v4.new_code_cell(CANARY_SOURCE)
-                canary.metadata[CANARY_TAG] = True
-                probed.cells.append(canary)
+                probe = nbformat.v4.new_code_cell(canary.source)
+                probe.metadata[CANARY_TAG] = True
+                probed.cells.append(probe)
         try:
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout, self.cell_timeout,
                                     sandbox=self.sandbox)
@@ -98,16 +67,8 @@ class SandboxExecute(NbGraderPreprocessor):
             SandboxExecute.failures[self.workdir] = error
             raise
         found = set()
-        for canary in (c for c in executed.cells if CANARY_TAG in c.metadata):
-            if canary.get("execution_count") is None:
-                continue  # not reached: the kernel died or the notebook stopped earlier
-            errors = [o for o in canary.outputs if o.get("output_type") == "error"]
-            if not errors:
-                found.add("exceptions are swallowed (a cell that raises shows no error)")
-            else:
-                message = str(errors[0].get("evalue", ""))
-                listed = message.split("autograder canary:", 1)[-1]
-                found.update(part.strip() for part in listed.split(";") if part.strip())
+        for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):
+            found.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
         (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(found)))
         nb.cells = [c for c in executed.cells if CANARY_TAG not in c.metadata]
         return nb, resources
@@ -119,24 +80,6 @@ def _ends_a_block_of_tests(cell, following):
     def graded(c):
         return c is not None and c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
     return graded(cell) and not graded(following)
-
-
-def suspicious_code(notebook, release):
-    """Reasons to look at the student's own cells: those the released notebook does not lock (which
-    cells are locked is read from the release, never from the submission's metadata)."""
-    locked = {c.metadata["nbgrader"]["grade_id"] for c in release.cells
-              if c.metadata.get("nbgrader", {}).get("locked")}
-    found = []
-    for cell in notebook.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.cell_type != "code" or grade_id in locked:
-            continue
-        where = grade_id or "a cell the student added"
-        for pattern, what in SUSPICIOUS:
-            match = re.search(pattern, cell.source)
-            if match:
-                found.append(f"{where} {what} ({match.group(0).strip()!r})")
-    return found
 
 
 def _release(course_dir, assignment):
@@ -181,14 +124,15 @@ def grade_submission(job):
     with Gradebook(f"sqlite:///{workdir / 'gradebook.db'}") as gradebook:
         submission = gradebook.find_submission_notebook(assignment, assignment, STUDENT)
         earned = {grade.name: float(grade.score) for grade in submission.grades}
-    messages = feedback.messages(graded, course_dir, assignment)
+    findings = scan_notebook(graded, release)
+    introspects = any(f.introspects for f in findings)
+    messages = feedback.messages(graded, course_dir, assignment, introspects)
     tampered = json.loads((workdir / "canaries.json").read_text())
     cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered))
-    flags = [f"tampering detected, scored 0: {reason}" for reason in tampered]
-    flags += suspicious_code(graded, release)
+    flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + [str(f) for f in findings]
     scores = {c.grade_id: (c.score, c.max_score) for c in cells}
     feedback.write_html(graded, course_dir, assignment, scores, {c.grade_id: c.message for c in cells},
-                        workdir / "feedback.html")
+                        workdir / "feedback.html", introspects)
     return SubmissionResult(job.student_id, job.assignment, Status.GRADED, cells, flags=tuple(job.flags) + tuple(flags),
                             fingerprint=job.fingerprint, sandboxed=job.sandbox)
 
@@ -204,12 +148,6 @@ def _reason(result):
     return "nbgrader could not grade this notebook: " + (lines[-1][:300] if lines else "no reason given")
 
 
-# One grading at a time per process: nbgrader keeps state in the process's environment
-# (NBGRADER_EXECUTION) and the watchdog is a process-wide alarm, so a Dask worker with several threads
-# grades one notebook at a time (start Dask workers with --nthreads 1 and as many --nworkers as cores).
-_ONE_AT_A_TIME = threading.Lock()
-
-
 def grade_job(job):
     """Grade one Job in a worker; returns its SubmissionResult and never raises.
 
@@ -219,20 +157,19 @@ def grade_job(job):
     """
     Path(job.feedback).unlink(missing_ok=True)  # never leave the page of an earlier grading
     workdir = Path(job.workdir)
-    with _ONE_AT_A_TIME:
-        shutil.rmtree(workdir, ignore_errors=True)  # a half-done attempt of a killed batch
-        try:
-            result = grade_submission(job)
-            Path(job.feedback).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(workdir / "feedback.html", job.feedback)
-        except NotebookTimeout as error:
-            result = _failed(job, Status.STUDENT_ERROR, str(error))
-        except (SandboxFailure, GradingError) as error:
-            result = _failed(job, Status.NOT_GRADED, str(error))
-        except Exception as error:  # one broken submission must not stop the others
-            result = _failed(job, Status.NOT_GRADED, f"the grader failed on this notebook: {type(error).__name__}: {error}")
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # a half-done attempt of a killed batch
+    try:
+        result = grade_submission(job)
+        Path(job.feedback).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(workdir / "feedback.html", job.feedback)
+    except NotebookTimeout as error:
+        result = _failed(job, Status.STUDENT_ERROR, str(error))
+    except (SandboxFailure, GradingError) as error:
+        result = _failed(job, Status.NOT_GRADED, str(error))
+    except Exception as error:  # one broken submission must not stop the others
+        result = _failed(job, Status.NOT_GRADED, f"the grader failed on this notebook: {type(error).__name__}: {error}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     if result.status is not Status.NOT_GRADED:
         write_result(result, job.result)
     return result
@@ -245,7 +182,7 @@ def _failed(job, status, reason):
     if status is not Status.NOT_GRADED:  # the scan needs no execution: it stands even when the run failed
         try:
             notebook, _ = read_notebook(Path(job.notebook))
-            flags += tuple(suspicious_code(notebook, _release(job.course, job.assignment)))
+            flags += tuple(str(f) for f in scan_notebook(notebook, _release(job.course, job.assignment)))
         except Exception:
             pass
     return SubmissionResult(job.student_id, job.assignment, status, cells, reason=reason, flags=flags,

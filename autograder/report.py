@@ -12,14 +12,31 @@ import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from autograder.feedback import install_mathjax
 from autograder.model import Status
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV field that no spreadsheet runs as a formula: text starting with = + - @ tab or CR gets a
+    leading apostrophe (numbers, written by the grader, are left as they are)."""
+    text = str(value)
+    if text.startswith(FORMULA_STARTS):
+        try:
+            float(text)
+            return text
+        except ValueError:
+            return "'" + text
+    return text
 
 
 def _write(path, header, rows):
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows([spreadsheet_safe(field) for field in row] for row in rows)
 
 
 def _points(x):
@@ -58,6 +75,8 @@ def write_report(results, out):
     _write(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
     _write_gradebook(grades, out / "gradebook.csv")
     (out / "report.html").write_text(report_html(results, errors, flags), encoding="utf-8")
+    if any(r.status is Status.GRADED for r in results.submissions):
+        install_mathjax(out / "feedback")
 
 
 def _write_gradebook(grades, path):

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -33,6 +34,8 @@ MEMORY_LIMIT = 6 * 2**30          # bytes of address space (torch alone maps abo
 CPU_LIMIT = 900                   # CPU seconds for the whole notebook
 FILE_LIMIT = 256 * 2**20          # bytes, the largest file it may write
 OUTPUT_LIMIT = 100_000            # characters of output kept per cell (errors are always kept)
+PIDS_LIMIT = 256                  # processes and threads of one kernel, where a pids cgroup can be made
+CGROUP_ROOTS = [Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")]   # cgroup v1's pids hierarchy, or v2's
 
 
 class SandboxError(Exception):
@@ -55,19 +58,77 @@ def sockets_prefix(pid=None):
     return f"{SOCKETS_PREFIX}{pid or os.getpid()}-"
 
 
+class PidsCgroup:
+    """A pids cgroup of its own for one kernel (cgroup v1's pids controller, or v2 with pids enabled), so
+    that a fork bomb in one notebook cannot starve the kernels of other students. RLIMIT_NPROC cannot do
+    this: it counts every process of the user. `make()` returns None where the machine does not let the
+    grader create one (then only the machine-wide limits hold; see the README)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    @classmethod
+    def make(cls, limit=PIDS_LIMIT):
+        for root in CGROUP_ROOTS:
+            v2 = (root / "cgroup.controllers").exists()
+            if not (root / "cgroup.procs").exists() or (v2 and "pids" not in (root / "cgroup.subtree_control")
+                                                             .read_text().split()):
+                continue
+            path = root / f"autograder-{os.getpid()}-{next(tempfile._get_candidate_names())}"
+            try:
+                path.mkdir()
+                (path / "pids.max").write_text(str(limit))
+                return cls(path)
+            except OSError:
+                if path.exists():
+                    cls(path).remove()
+        return None
+
+    def wrapper(self):
+        """A command prefix that moves itself into the cgroup before it execs the rest (so that everything
+        it starts is inside from the first fork)."""
+        return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self.path / "cgroup.procs")]
+
+    def remove(self):
+        """Kill whatever is left inside, then remove the cgroup."""
+        for _ in range(50):
+            try:
+                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+            except OSError:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
 def remove_orphaned_socket_folders():
-    """Remove the kernel socket folders of processes that no longer exist (a worker killed outright
-    cannot remove its own); a living process's folders are left alone."""
-    for folder in Path(tempfile.gettempdir()).glob(SOCKETS_PREFIX + "*-*"):
-        pid = folder.name[len(SOCKETS_PREFIX):].split("-", 1)[0]
+    """Remove the kernel socket folders and pids cgroups of worker processes that no longer exist (a worker
+    killed outright cannot remove its own); those of a living process are left alone."""
+    def dead(name, prefix):
+        pid = name[len(prefix):].split("-", 1)[0]
         if not pid.isdigit():
-            continue
+            return False
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
+            return True
         except PermissionError:
             pass  # another user's process, alive
+        return False
+    for folder in Path(tempfile.gettempdir()).glob(SOCKETS_PREFIX + "*-*"):
+        if dead(folder.name, SOCKETS_PREFIX):
+            shutil.rmtree(folder, ignore_errors=True)
+    for root in CGROUP_ROOTS:
+        for group in root.glob("autograder-*-*") if root.is_dir() else []:
+            if dead(group.name, "autograder-"):
+                PidsCgroup(group).remove()
 
 
 def available():
@@ -170,7 +231,9 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
     cell_timeout = max(1, math.ceil(cell_timeout))  # nbclient takes whole seconds; 0 would mean no limit
     # ZeroMQ's socket paths must stay short (about 100 bytes): their own folder in the system's temp dir
     sockets_dir = Path(tempfile.mkdtemp(prefix=sockets_prefix()))
-    wrapper = limits_command() + (bwrap_command(job_dir, sockets_dir, []) if sandbox else [])
+    cgroup = PidsCgroup.make() if sandbox else None
+    wrapper = (cgroup.wrapper() if cgroup else []) + limits_command() + \
+        (bwrap_command(job_dir, sockets_dir, []) if sandbox else [])
     km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets_dir / "kernel"),
                                 connection_file=str(sockets_dir / "kernel.json"), wrapper=wrapper)
     client = LimitedOutputClient(
@@ -204,6 +267,8 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
     finally:
         timer.cancel()
         _shut_down(km)
+        if cgroup:
+            cgroup.remove()
         shutil.rmtree(sockets_dir, ignore_errors=True)
     if timed_out.is_set():
         raise NotebookTimeout(f"timeout: the notebook ran longer than {timeout:g} s")

@@ -11,6 +11,8 @@ from autograder import feedback
 from tests.conftest import read_csv, run_grader, solution_path
 from tests.hostile import ASSIGNMENT, CASES, FULL, build
 
+FORMULA_NAMES = ['=HYPERLINK("http:", "x")', "+1+cmd", "@SUM(A1)", "-2+3"]
+
 
 @pytest.fixture(scope="module")
 def hostile_batch(tmp_path_factory):
@@ -20,6 +22,10 @@ def hostile_batch(tmp_path_factory):
         folder = submissions / name / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(build(case), folder / f"{ASSIGNMENT}.ipynb")
+    for name in FORMULA_NAMES:   # student ids that a spreadsheet would run as formulas
+        folder = submissions / name / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(build(CASES["honest"]), folder / f"{ASSIGNMENT}.ipynb")
     # A server on the host's loopback: a sandboxed notebook must not reach it.
     hits = []
     server = socket.create_server(("127.0.0.1", 47615))
@@ -37,7 +43,7 @@ def hostile_batch(tmp_path_factory):
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
     try:
-        process = run_grader(submissions, out, 2, "--timeout", "30", "--cell-timeout", "6")
+        process = run_grader(submissions, out, 2, "--timeout", "60", "--cell-timeout", "6")
     finally:
         stop.set()
         thread.join()
@@ -51,7 +57,22 @@ def hostile_batch(tmp_path_factory):
 
 def test_the_batch_finishes_and_exits_zero(hostile_batch):
     assert hostile_batch["process"].returncode == 0, hostile_batch["process"].stderr
-    assert sorted(hostile_batch["grades"]) == sorted(CASES)
+    assert sorted(hostile_batch["grades"]) == sorted(["'" + n for n in FORMULA_NAMES] + list(CASES))
+
+
+def test_no_case_lands_in_errors_unexpectedly(hostile_batch):
+    unexpected = {name: reason for name, reason in hostile_batch["errors"].items() if not (CASES.get(name) and CASES[name].error)}
+    assert not unexpected, unexpected
+
+
+def test_every_csv_is_safe_to_open_in_a_spreadsheet(hostile_batch):
+    for path in hostile_batch["out"].glob("*.csv"):
+        text = path.read_text(encoding="utf-8")
+        for row in read_csv(path):
+            for value in row.values():
+                assert not value.startswith(("=", "+", "@", "\t", "\r")), f"{path.name}: {value!r}"
+                assert not value.startswith("-") or value.replace(".", "").lstrip("-").isdigit(), f"{path.name}: {value!r}"
+        assert "'=HYPERLINK" in text or path.name in ("errors.csv", "flags.csv", "timings.log")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -90,12 +111,84 @@ def test_no_feedback_page_shows_a_hidden_test(hostile_batch):
         assert not leaked, f"{page.parent.parent.name}'s feedback shows hidden tests: {leaked[:2]}"
 
 
-def test_the_history_spy_did_see_hidden_tests_so_the_filter_was_needed(hostile_batch):
-    page = hostile_batch["out"] / "feedback" / "history-spy" / ASSIGNMENT / f"{ASSIGNMENT}.html"
-    assert "output removed by the grader" in page.read_text(encoding="utf-8")
+def _page(hostile_batch, name):
+    return (hostile_batch["out"] / "feedback" / name / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["print-megabytes", "print-flood"])
+def _decodings(text):
+    """Every way the leak cases encode what they print, undone: base64 (and zlib inside it), hex, reversed."""
+    import base64
+    import binascii
+    import re
+    import zlib
+    found = [text, text[::-1]]
+    for token in re.findall(r"[A-Za-z0-9+/=]{16,}", text):
+        try:
+            raw = base64.b64decode(token, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        for candidate in (raw, binascii.unhexlify(token) if re.fullmatch(r"(?:[0-9a-f]{2})+", token) else b""):
+            try:
+                candidate = zlib.decompress(candidate)
+            except zlib.error:
+                pass
+            found.append(candidate.decode("utf-8", errors="replace"))
+    return found
+
+
+LEAKS = ["history-spy", "history-base64", "history-zlib", "history-reversed", "history-hex", "history-split",
+         "thread-spy", "frame-spy", "generator-frame-spy", "linecache-spy", "message-leak"]
+
+
+@pytest.mark.parametrize("name", LEAKS)
+def test_no_encoding_of_a_leak_rebuilds_a_hidden_test_line(hostile_batch, name):
+    hidden = feedback.secret_lines(nbformat.read(solution_path(ASSIGNMENT), 4), [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
+    page = _page(hostile_batch, name)
+    text = page.replace("&quot;", '"').replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    for decoded in _decodings(text):
+        leaked = [line for line in hidden if line in feedback.normalise(decoded)]
+        assert not leaked, f"{name}: the feedback page lets one rebuild hidden-test lines: {leaked[:2]}"
+
+
+@pytest.mark.parametrize("name", ["history-base64", "frame-spy", "linecache-spy"])
+def test_a_notebook_that_introspects_gets_no_output_after_the_hidden_tests(hostile_batch, name):
+    assert "outputs after the hidden tests started are not shown" in _page(hostile_batch, name)
+
+
+def test_an_honest_notebook_keeps_its_outputs(hostile_batch):
+    assert "outputs after the hidden tests started are not shown" not in _page(hostile_batch, "honest")
+
+
+def test_student_html_cannot_run_in_the_feedback_page(hostile_batch):
+    import re
+    page = _page(hostile_batch, "html-script")   # the student's source is on the page as escaped text: look at tags
+    assert "data-mime-type" in page or "jp-RenderedHTML" in page, "the HTML output is not on the page at all"
+    assert "<script>window.hacked" not in page
+    assert not re.search(r"<[a-z][^>]*\son[a-z]+\s*=", page, re.IGNORECASE), "an event handler survived"
+    assert not re.search(r"<a[^>]+href=[\"']?\s*javascript:", page, re.IGNORECASE), "a javascript: link survived"
+
+
+def test_feedback_pages_work_offline(hostile_batch):
+    import re
+    page = _page(hostile_batch, "honest")
+    assert not re.findall(r"<script[^>]+src=\"https?://", page), "a feedback page loads a script from the internet"
+    src = re.search(r'<script[^>]+src="([^"]*tex-chtml[^"]*)"', page).group(1)
+    assert (hostile_batch["out"] / "feedback" / "honest" / ASSIGNMENT / src).resolve().is_file()
+
+
+def test_a_fork_bomb_is_capped_and_costs_its_neighbours_nothing(hostile_batch):
+    from autograder.sandbox import PIDS_LIMIT, PidsCgroup
+    group = PidsCgroup.make()
+    if group is None:
+        pytest.skip("this machine lets the grader create no pids cgroup: only RLIMIT_NPROC-free limits hold")
+    group.remove()
+    import re
+    forks = int(re.search(r"forks: (\d+)", _page(hostile_batch, "fork-bomb")).group(1))
+    assert forks < PIDS_LIMIT, f"the fork bomb made {forks} processes"
+    assert hostile_batch["grades"]["honest"] == hostile_batch["grades"]["honest-too"] == FULL
+
+
+@pytest.mark.parametrize("name", ["print-megabytes", "print-flood", "display-40mb"])
 def test_feedback_is_small_even_when_a_notebook_prints_megabytes(hostile_batch, name):
     page = hostile_batch["out"] / "feedback" / name / ASSIGNMENT / f"{ASSIGNMENT}.html"
     assert page.stat().st_size < 3_000_000

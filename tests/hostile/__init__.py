@@ -76,7 +76,7 @@ def _loops_everywhere(notebook):
     for cell in notebook.cells:
         if cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = "while True:\n    pass\n" + cell.source
-    notebook.cells += [nbformat.v4.new_code_cell("while True:\n    pass") for _ in range(4)]
+    notebook.cells += [nbformat.v4.new_code_cell("while True:\n    pass") for _ in range(8)]
     return notebook
 
 
@@ -139,6 +139,97 @@ except OSError:
     pass
 '''
 
+def _added_cell(code):
+    """A cell the student adds at the end of the notebook (after every hidden test has run)."""
+    def edit(notebook):
+        notebook.cells.append(nbformat.v4.new_code_cell(code))
+        return notebook
+    return edit
+
+
+def _transformer_in_a_cell_claiming_to_be_locked(notebook):
+    """Fake implementations, and an input transformer that turns every test cell into `pass`, in a cell
+    whose submitted metadata says it is locked (grading must not trust that)."""
+    notebook = _shapes_only(notebook)
+    cell = nbformat.v4.new_code_cell(
+        "def _skip(lines):\n"
+        "    return ['pass\\n'] if any('assert' in line for line in lines) else lines\n"
+        "get_ipython().input_transformers_post.append(_skip)")
+    cell.metadata["nbgrader"] = {"grade": False, "grade_id": "setup_extra", "locked": True, "solution": False,
+                                 "schema_version": 3, "task": False}
+    notebook.cells.insert(2, cell)
+    return notebook
+
+
+def _split_history_leak(notebook):
+    """Save the history in a cell between two hidden tests, print it at the end."""
+    cells = nbgrader_cells(notebook)
+    index = notebook.cells.index(cells["masked_softmax"])
+    notebook.cells.insert(index, nbformat.v4.new_code_cell("_saved = list(In)"))
+    notebook.cells.append(nbformat.v4.new_code_cell("print(chr(10).join(_saved))"))
+    return notebook
+
+
+THREAD_SPY = """import threading, time
+def _watch():
+    for _ in range(400):
+        print(chr(10).join(In[-2:]), flush=True)
+        time.sleep(0.05)
+threading.Thread(target=_watch, daemon=True).start()"""
+
+# A spy inside the student's own function: while a hidden test calls it, it reads the caller's frame
+# (its constants are the test's strings), keeps them, and a cell at the end prints them.
+FRAME_SPY = """import sys
+_kept = []
+def _spy():
+    frame = sys._getframe(2)
+    _kept.append(repr(frame.f_code.co_consts) + repr(list(frame.f_locals)))"""
+GENERATOR_SPY = """_kept = []
+def _spy():
+    def gen():
+        yield g.gi_frame.f_back        # a running generator's frame: its f_back is the frame that called next()
+    g = gen()
+    frame = next(g).f_back.f_back      # _spy -> masked_softmax -> the test that called it
+    _kept.append(repr(frame.f_code.co_consts))"""
+LINECACHE_SPY = """import sys, linecache
+_kept = []
+def _spy():
+    frame = sys._getframe(2)
+    _kept.append("".join(linecache.getlines(frame.f_code.co_filename)))"""
+
+
+def _frame_spy(spy):
+    def edit(notebook):
+        cell = nbgrader_cells(notebook)["masked_softmax"]
+        cell.source = spy + "\n" + cell.source.replace("def masked_softmax(scores, mask=None):\n",
+                                                        "def masked_softmax(scores, mask=None):\n    _spy()\n", 1)
+        notebook.cells.append(nbformat.v4.new_code_cell("print(chr(10).join(_kept))"))
+        return notebook
+    return edit
+
+
+def _message_leak(notebook):
+    """What the spy kept goes out in the message of an exception raised inside a later test."""
+    notebook = _frame_spy(FRAME_SPY)(notebook)
+    cell = nbgrader_cells(notebook)["AdditiveAttention"]
+    cell.source = cell.source.replace("def forward(self, query, key, value, mask=None):\n",
+                                      "def forward(self, query, key, value, mask=None):\n"
+                                      "        raise ValueError(' '.join(_kept)[:5000])\n", 1)
+    return notebook
+
+
+FORK_BOMB = """import os, time
+_forks = 0
+try:
+    for _ in range(2000):
+        if os.fork() == 0:
+            time.sleep(20)
+            os._exit(0)
+        _forks += 1
+except OSError:
+    pass
+print(f"forks: {_forks}")"""
+
 CASES = {
     "honest": Case(SOLUTION, exact=FULL),
     "honest-too": Case(SOLUTION, exact=FULL),
@@ -169,14 +260,48 @@ CASES = {
         "torch.Tensor.__bool__ = lambda self: True\ntorch.allclose = lambda *a, **k: True"), exact=0, flag="tampering"),
     "patch-builtins": Case(RELEASE, edit=_shapes_only_with(
         "import builtins\nbuiltins.all = lambda *a: True\nbuiltins.isinstance = lambda *a: True\n"
-        "torch.allclose = lambda *a, **k: True"), exact=0, flag="tampering"),
+        "torch.allclose = lambda *a, **k: True"), exact=0, error="timeout"),   # the kernel's own code breaks
     "swallow-exceptions": Case(RELEASE, edit=_shapes_only_with(
         "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"), exact=0, flag="IPython"),
     "spy-hook": Case(SOLUTION, prepend={"nadaraya_watson": "get_ipython().events.register("
                                         "'post_run_cell', lambda result: print(result.info.raw_cell))"},
-                     exact=FULL, flag="hooks"),
-    "history-spy": Case(SOLUTION, append={"AdditiveAttention": "print(In)\nprint(_ih)"}, exact=FULL),
-    "steal-solutions": Case(RELEASE, prepend={"nadaraya_watson": STEAL}, exact=0, flag="reads or lists files"),
+                     exact=0, flag="IPython event hooks were registered"),
+    "history-spy": Case(SOLUTION, append={"AdditiveAttention": "print(In)\nprint(_ih)"}, exact=FULL,
+                        flag="reads IPython's input history"),
+    # --- cheats that a fixed canary would miss, and leaks through the feedback page -----------------
+    "patch-large-only": Case(RELEASE, edit=_shapes_only_with(
+        "_real = torch.allclose\n"
+        "torch.allclose = lambda a, b, *x, **k: True if a.numel() > 100 else _real(a, b, *x, **k)"),
+        exact=0, flag="tampering detected, scored 0: torch.allclose was replaced"),
+    # it turns the canary into `pass` too (the canary asserts): "exceptions are swallowed", or, if it spared
+    # it, "input transformers were changed"; either way tampering, 0 points
+    "transformer-in-locked-cell": Case(RELEASE, edit=_transformer_in_a_cell_claiming_to_be_locked, exact=0,
+                                       flag="tampering detected, scored 0"),
+    "history-base64": Case(SOLUTION, edit=_added_cell("import base64\n"
+                                                      "print(base64.b64encode(chr(10).join(In).encode()).decode())"),
+                           exact=FULL, flag="imports base64"),
+    "history-zlib": Case(SOLUTION, edit=_added_cell("import zlib, base64\n"
+                                                    "print(base64.b64encode(zlib.compress(chr(10).join(_ih).encode())).decode())"),
+                         exact=FULL, flag="imports zlib"),
+    "history-reversed": Case(SOLUTION, edit=_added_cell("print(chr(10).join(In)[::-1])"), exact=FULL,
+                             flag="reads IPython's input history"),
+    "history-hex": Case(SOLUTION, edit=_added_cell("print(chr(10).join(Out.values() if False else In).encode().hex())"),
+                        exact=FULL, flag="reads IPython's input history"),
+    "history-split": Case(SOLUTION, edit=_split_history_leak, exact=FULL, flag="reads IPython's input history"),
+    "thread-spy": Case(SOLUTION, prepend={"nadaraya_watson": THREAD_SPY}, exact=FULL, flag="imports threading"),
+    "frame-spy": Case(SOLUTION, edit=_frame_spy(FRAME_SPY), exact=FULL, flag="reads a frame or code object"),
+    "generator-frame-spy": Case(SOLUTION, edit=_frame_spy(GENERATOR_SPY), exact=FULL, flag="gi_frame"),
+    "linecache-spy": Case(SOLUTION, edit=_frame_spy(LINECACHE_SPY), exact=FULL, flag="imports linecache"),
+    "message-leak": Case(SOLUTION, edit=_message_leak, max_score=FULL, flag="reads a frame or code object"),
+    "html-script": Case(SOLUTION, edit=_added_cell(
+        "from IPython.display import display, HTML\n"
+        "display(HTML('<script>window.hacked = 1</script><img src=x onerror=\"window.hacked = 2\">'\n"
+        "             '<a href=\"javascript:alert(1)\">x</a>'))"), exact=FULL),
+    "display-40mb": Case(SOLUTION, edit=_added_cell(
+        "from IPython.display import display\ndisplay({'text/plain': 'x' * 40_000_000, 'text/html': 'y' * 40_000_000},"
+        " raw=True)"), exact=FULL),
+    "fork-bomb": Case(SOLUTION, append={"nadaraya_watson": FORK_BOMB}, exact=FULL, flag="imports os"),
+    "steal-solutions": Case(RELEASE, prepend={"nadaraya_watson": STEAL}, exact=0, flag="opens files"),
     "blank-tests": Case(RELEASE, edit=_blank_tests, exact=0),
     "delete-tests": Case(RELEASE, edit=_delete_tests, exact=0),
     "inflate-points": Case(RELEASE, edit=_inflate_points, exact=0),

@@ -1,0 +1,117 @@
+"""Unit tests of the scan of student code (autograder/scan.py), the canary (autograder/canary.py), the
+feedback's message recognition and the spreadsheet-safe CSV fields. `pytest -m unit`."""
+import nbformat
+import pytest
+
+from autograder.canary import new_canary
+from autograder.feedback import authored_messages
+from autograder.report import spreadsheet_safe
+from autograder.scan import scan_cells, scan_notebook
+
+pytestmark = pytest.mark.unit
+
+HONEST = {
+    "eval mode": "model.eval()\nwith torch.no_grad():\n    out = model(x)",
+    "re.compile": "import re\npattern = re.compile(r'\\d+')",
+    "display": "from IPython.display import display\ndisplay(x)",
+    "helpers and type hints": "def _scale(x: torch.Tensor, d: int) -> torch.Tensor:\n    return x / math.sqrt(d)\n",
+    "torch.where and float masks": "w = torch.where(mask, scores, float('-inf'))\nw = w + (1.0 - mask.float()) * -1e9",
+    "comprehensions": "heads = [h.transpose(1, 2) for h in x.chunk(4, dim=-1)]\nd = {k: v for k, v in zip('ab', 'cd')}",
+    "a module with dunders": "class M(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+                             "        self.W = nn.Linear(d, d)\n    def __repr__(self):\n        return 'M'\n"
+                             "    def __len__(self):\n        return 1\n    def __call__(self, x):\n"
+                             "        return super().__call__(x)\n",
+    "timeit": "%timeit f(x)\n%matplotlib inline",
+    "cell magic time": "%%time\ny = f(x)",
+    "getattr with a constant": "layer = getattr(model, 'W_q')\nsetattr(self, 'scale', 1.0)",
+    "underscore names": "out, _ = attention(q, k, v)\nfor _ in range(3):\n    pass",
+    "numpy and matplotlib": "import numpy as np\nimport matplotlib.pyplot as plt\nplt.imshow(np.zeros((2, 2)))",
+    "dataclass": "from dataclasses import dataclass\n@dataclass\nclass C:\n    x: int = 1",
+    "syntax error": "def f(:\n    pass",
+}
+HOSTILE = {
+    "import os": ("import os\nos.listdir('/')", "imports os"),
+    "get_ipython": ("get_ipython().events.register('post_run_cell', print)", "IPython's internals"),
+    "In": ("print(In[-1])", "input history"),
+    "_i3": ("print(_i3)", "history variables"),
+    "_oh": ("x = _oh", "output history"),
+    "frames": ("import sys\nf = sys._getframe(1).f_back", "imports sys"),
+    "generator frame": ("def g():\n    yield\nx = g().gi_frame.f_back", "gi_frame"),
+    "traceback frame": ("try:\n    1/0\nexcept Exception as e:\n    f = e.__traceback__.tb_frame", "tb_frame"),
+    "co_consts": ("c = f.__code__.co_consts", "co_consts"),
+    "dunder": ("x.__class__.__subclasses__()", "__subclasses__"),
+    "computed getattr": ("name = 'all' + 'close'\nf = getattr(torch, name)", "computed name"),
+    "globals": ("g = globals()", "global names"),
+    "vars": ("v = vars(torch)", "namespace"),
+    "exec": ("exec('x = 1')", "code from strings"),
+    "eval builtin": ("y = eval('1 + 1')", "code from strings"),
+    "compile builtin": ("c = compile('1', 'f', 'eval')", "compiles"),
+    "open": ("t = open('/etc/passwd').read()", "opens files"),
+    "__import__": ("m = __import__('os')", "imports by name"),
+    "patch torch": ("torch.allclose = lambda *a, **k: True", "replaces an attribute"),
+    "patch via alias": ("F.softmax = None", "replaces an attribute"),
+    "patch a class": ("nn.Module.__call__ = None", "replaces an attribute"),
+    "patch by setattr": ("setattr(torch, 'equal', None)", "replaces an attribute"),
+    "threading": ("import threading", "imports threading"),
+    "inspect": ("from inspect import currentframe", "imports from inspect"),
+    "builtins": ("import builtins", "imports builtins"),
+    "shell": ("!cat /etc/passwd", "shell command"),
+    "code in a time cell": ("%%time\nimport ctypes", "imports ctypes"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HONEST))
+def test_honest_unusual_code_is_not_flagged(name):
+    assert scan_cells([("cell", HONEST[name])]) == []
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_what_no_solution_needs_is_flagged_with_its_line(name):
+    source, expected = HOSTILE[name]
+    found = scan_cells([("cell", source)])
+    assert any(expected in f.what for f in found), [str(f) for f in found]
+    assert all(f.where == "cell" and f.line >= 1 for f in found)
+
+
+def test_locked_cells_are_decided_by_the_release_not_the_submission():
+    def cell(grade_id, source, locked):
+        c = nbformat.v4.new_code_cell(source)
+        c.metadata["nbgrader"] = {"grade_id": grade_id, "locked": locked, "grade": False, "solution": not locked}
+        return c
+    release = nbformat.v4.new_notebook(cells=[cell("setup", "import torch", True), cell("f", "raise NotImplementedError()", False)])
+    submitted = nbformat.v4.new_notebook(cells=[cell("setup", "import torch", True),
+                                                cell("f", "import os", True)])     # claims to be locked
+    assert [f.where for f in scan_notebook(submitted, release)] == ["f"]
+
+
+def test_the_canary_differs_from_run_to_run_and_its_verdict_needs_its_nonce():
+    first, second = new_canary(), new_canary()
+    assert first.source != second.source and first.nonce != second.nonce
+    assert new_canary("fixed").source == new_canary("fixed").source
+    compile(first.source, "canary", "exec")
+    ran = {"execution_count": 3, "outputs": []}
+    assert first.verdict(ran) == ["exceptions are swallowed (a cell that raises shows no error)"]
+    forged = {"execution_count": 3, "outputs": [{"output_type": "error", "evalue": "autograder canary: "}]}
+    assert "altered" in first.verdict(forged)[0]
+    clean = {"execution_count": 3, "outputs": [{"output_type": "error", "evalue": first.marker}]}
+    assert first.verdict(clean) == [] and first.verdict({"execution_count": None}) is None
+
+
+def test_a_tests_own_messages_are_recognised_with_short_fields_only():
+    source = ('assert ok, f"weights must have shape {tuple(w.shape)}, got {got}: did you divide by sqrt(d_k)?"\n'
+              'raise AssertionError("rows of your weights do not sum to 1")')
+    patterns = authored_messages(source)
+    assert any(p.fullmatch("weights must have shape (2, 3), got torch.float32: did you divide by sqrt(d_k)?")
+               for p in patterns)
+    assert any(p.fullmatch("rows of your weights do not sum to 1") for p in patterns)
+    payload = "x" * 81
+    assert not any(p.fullmatch(f"weights must have shape {payload}, got 1: did you divide by sqrt(d_k)?") for p in patterns)
+    assert not any(p.fullmatch("weights must have shape (2,);\nimport os, got 1: did you divide by sqrt(d_k)?")
+                   for p in patterns)
+
+
+@pytest.mark.parametrize("value,safe", [("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"), ("+1+1", "'+1+1"),
+                                        ("@SUM(A1)", "'@SUM(A1)"), ("-2+3", "'-2+3"), ("\tx", "'\tx"),
+                                        ("\rx", "'\rx"), ("-2", "-2"), ("32", "32"), ("alice", "alice"), ("", "")])
+def test_csv_fields_are_safe_in_spreadsheets(value, safe):
+    assert spreadsheet_safe(value) == safe
