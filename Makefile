@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test notebooks lab bench chromium bubblewrap clean
+.PHONY: book test notebooks lab lab-instructor bench chromium bubblewrap clean
 
 # The virtual environment, rebuilt when requirements.txt changes.
 $(STAMP): requirements.txt
@@ -28,9 +28,14 @@ notebooks: $(STAMP)
 	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/nbgrader generate_assignment "$$id" --force || exit 1; \
 	done
 
-# JupyterLab with the nbgrader extension, on the student notebooks.
+# The student's JupyterLab on work/ (released notebooks copied in, never overwritten), with Validate and
+# none of nbgrader's instructor tools (jupyter/student/). JUPYTER_PORT and JUPYTER_TOKEN are honoured.
 lab: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/python -m tools.lab student
+
+# The instructor's JupyterLab, opened on solutions/, with Create Assignment and the Formgrader (jupyter/instructor/).
+lab-instructor: $(STAMP)
+	$(BIN)/python -m tools.lab instructor
 
 # Timings: book build, no-change rebuild, grading per submission with 1 and 2 workers.
 bench: $(STAMP)
