@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test notebooks lab lab-instructor bench chromium bubblewrap clean
+.PHONY: book test notebooks lab lab-instructor check-submission bench chromium bubblewrap clean
 
 # The virtual environment, rebuilt when requirements.txt changes.
 $(STAMP): requirements.txt
@@ -32,6 +32,10 @@ notebooks: $(STAMP)
 # none of nbgrader's instructor tools (jupyter/student/). JUPYTER_PORT and JUPYTER_TOKEN are honoured.
 lab: $(STAMP)
 	$(BIN)/python -m tools.lab student
+
+# Check a notebook before handing it in, as the grader will (no hidden tests): NB=path, or every work/<id>/<id>.ipynb.
+check-submission: $(STAMP)
+	$(BIN)/python -m tools.check_submission $(NB)
 
 # The instructor's JupyterLab, opened on solutions/, with Create Assignment and the Formgrader (jupyter/instructor/).
 lab-instructor: $(STAMP)
