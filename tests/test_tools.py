@@ -155,3 +155,12 @@ def test_check_submission_runs_the_notebook_and_reports_the_visible_tests(tmp_pa
     assert re.search(r"\[FAIL\] visible tests: 0 of \d+ test cells pass", stub_report), stub_report
     assert "not done yet" in stub_report and "NOT ready" in stub_report
     assert "hidden tests" in stub_report
+
+
+@pytest.mark.quick
+def test_the_readme_table_is_generated_and_up_to_date():
+    from tools import readme
+    text = readme.README.read_text(encoding="utf-8")
+    assert readme.rendered(text) == text, "README.md's table is out of date: run `make readme`"
+    for chapter in readme.points.chapters():
+        assert f"| `{chapter.assignment.id}` | {chapter.assignment.points:g} |" in text
