@@ -48,13 +48,14 @@ readme: $(STAMP)
 	$(BIN)/python -m tools.readme
 
 # The student's JupyterLab on work/ (released notebooks copied in, never overwritten), with Validate and
-# none of nbgrader's instructor tools (jupyter/student/). JUPYTER_PORT and JUPYTER_TOKEN are honoured.
+# none of nbgrader's instructor tools (jupyter/student/). JUPYTER_PORT and JUPYTER_TOKEN are honoured;
+# LAB_ARGS go to JupyterLab (in a container, say: make lab LAB_ARGS="--ip=0.0.0.0 --no-browser").
 lab: $(STAMP)
-	$(BIN)/python -m tools.lab student
+	$(BIN)/python -m tools.lab student -- $(LAB_ARGS)
 
 # The instructor's JupyterLab, opened on solutions/, with Create Assignment and the Formgrader (jupyter/instructor/).
 lab-instructor: $(STAMP)
-	$(BIN)/python -m tools.lab instructor
+	$(BIN)/python -m tools.lab instructor -- $(LAB_ARGS)
 
 # Check a notebook before handing it in, as the grader will (no hidden tests): NB=path, or every work/<id>/<id>.ipynb.
 check-submission: $(STAMP)

@@ -126,7 +126,7 @@ def has_code(source):
 
 def explained(error):
     if error.startswith("NotImplementedError"):
-        return "NotImplementedError: not done yet (the cell it tests still raises NotImplementedError)"
+        return "NotImplementedError: not done yet (a cell of yours still raises the released stub's error)"
     return error
 
 
@@ -142,7 +142,7 @@ def run_checks(notebook, release):
         seconds = time.monotonic() - start
     checks = [Check(True, f"ran from a fresh kernel in {seconds:.0f} s (the grader allows {NOTEBOOK_TIMEOUT} s, "
                           f"{CELL_TIMEOUT} s per cell)")]
-    stuck = [f"{nbgrader_meta(c).get('grade_id') or 'a cell you added'}: {first_error(c)}" for c in run.cells
+    stuck = [f"{nbgrader_meta(c).get('grade_id') or 'a cell you added'}: {explained(first_error(c))}" for c in run.cells
              if c.cell_type == "code" and not nbgrader_meta(c).get("grade") and first_error(c)]
     if stuck:
         checks.append(Check(False, "your cells raise (every test that uses them will fail)", "\n".join(stuck)))
