@@ -141,7 +141,8 @@ def rendered(server, browser):
         found[name] = page.evaluate("""() => ({
             h1: [...document.querySelectorAll('article h1 .section-number')].map(e => e.textContent.trim()),
             h2: [...document.querySelectorAll('article h2 .section-number')].map(e => e.textContent.trim()),
-            nav: [...document.querySelectorAll('.bd-sidebar-primary nav a.reference.internal')].map(a => a.textContent.trim()),
+            nav: [...document.querySelectorAll('.bd-sidebar-primary nav a.reference.internal')]
+                 .map(a => a.textContent.trim()),
             article_links: [...document.querySelectorAll('article a[href]')].map(a => a.href),
             links: [...document.querySelectorAll('a[href]')].map(a => a.href),
             ids: [...document.querySelectorAll('[id]')].map(e => e.id),

@@ -188,7 +188,8 @@ def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
                               str(tmp_path / "out"), "--workers", "2", "--quiet", *extra],
                              cwd=repo, capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
-    grades = {r["student_id"]: (float(r["score"]), float(r["max_score"])) for r in read_csv(tmp_path / "out" / "grades.csv")}
+    grades = {r["student_id"]: (float(r["score"]), float(r["max_score"]))
+              for r in read_csv(tmp_path / "out" / "grades.csv")}
     assert grades["solution"] == (35, 35) and grades["stub"] == (0, 35), grades
     cells = {(r["student_id"], r["grade_id"]): float(r["score"]) for r in read_csv(tmp_path / "out" / "tests.csv")}
     assert cells[("mutant", f"{COMPONENT}_values")] == 0, "the mutant (log2) kept the hidden test's points"

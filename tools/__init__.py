@@ -5,4 +5,5 @@
     python -m tools.check_submission  make check-submission: a notebook checked as the grader will
     python -m tools.readme          make readme: the README's tables that are derived from the notebooks
     python -m tools.notebooks       make notebooks: notebooks/ regenerated from solutions/, safely
+    tools.points                    what each assignment grades (the README's table, the book's boxes)
 """

@@ -4,12 +4,14 @@ The README's table (`make readme`, tools/readme.py) and the book's assignment bo
 (book/_ext/course_book.py) are generated from these figures, never typed. A graded test cell counts
 for the solution cell above it: notebooks put each component's tests right after its solution cell.
 A solution cell with no test cell after it (code pasted from an earlier assignment) grades nothing here.
-Only the standard library: the book's Sphinx extension imports this module too.
+The book's Sphinx extension imports this module too (the standard library and PyYAML only).
 """
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
@@ -70,17 +72,11 @@ def assignment(assignment_id):
 
 
 def toc_chapters():
-    """The files of the numbered chapters of _toc.yml, in order (a small reader: no YAML library needed)."""
-    files, numbered = [], False
-    for line in TOC.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if stripped.startswith("- caption:"):
-            numbered = False
-        elif stripped.replace(" ", "") == "numbered:true":
-            numbered = True
-        elif numbered and stripped.startswith("- file:"):
-            files.append(stripped.split(":", 1)[1].strip())
-    return files
+    """The files of the numbered chapters of _toc.yml (its parts with `numbered: true`), in order."""
+    toc = yaml.safe_load(TOC.read_text(encoding="utf-8"))
+    parts = toc.get("parts") or [{"numbered": toc.get("options", {}).get("numbered"),
+                                  "chapters": toc.get("chapters", [])}]
+    return [chapter["file"] for part in parts if part.get("numbered") for chapter in part.get("chapters", [])]
 
 
 def reading_minutes(text):
