@@ -165,3 +165,18 @@ def test_the_readme_table_is_generated_and_up_to_date():
     for chapter in readme.points.chapters():
         if chapter.assignment:
             assert f"| `{chapter.assignment.id}` | {chapter.assignment.points:g} |" in text
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("bwrap", [True, False])
+def test_check_submission_runs_in_the_sandbox_when_bubblewrap_is_there(monkeypatch, bwrap):
+    calls = []
+
+    def fake_run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
+        calls.append(sandbox)
+        return notebook
+    monkeypatch.setattr(check_submission, "available", lambda: bwrap)
+    monkeypatch.setattr(check_submission, "run_notebook", fake_run_notebook)
+    release = nbformat.read(release_path(ASSIGNMENT), as_version=4)
+    check_submission.run_checks(release, release)
+    assert calls == [bwrap]
