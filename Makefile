@@ -1,16 +1,28 @@
-# The course's commands. `make book` and `make test` are all a newcomer needs (see README.md).
+# The course's commands. `make book` and `make test` are all a newcomer needs; README.md lists the rest.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# nbgrader and jupyter-book run `alembic` and `jupyter` from PATH
+WITH_VENV := PATH=$(CURDIR)/$(BIN):$$PATH
+# make bench N=...: the class size to grade
+N ?= 40
+# make test-quick grades a class of this assignment only
+QUICK_ASSIGNMENT ?= 03_multi_head_attention
 
-.PHONY: book test notebooks lab bench chromium bubblewrap clean
+.PHONY: book test test-quick notebooks readme lab lab-instructor check-submission bench chromium bubblewrap clean
 
-# The virtual environment, rebuilt when requirements.txt or pyproject.toml changes; the grader is
-# installed in editable mode, so that Dask's scheduler and workers import it from any folder.
+# PyTorch's CPU wheel index: requirements.txt pins torch's CPU build (torch==X+cpu), which only it serves.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+# The virtual environment, rebuilt when requirements.txt or pyproject.toml changes. torch first, from PyTorch's
+# CPU index (only torch: an index that cannot be reached costs pip about 10 s of retries per package); then the
+# rest from PyPI; then the grader, in editable mode, so that Dask's scheduler and workers import it from any folder.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --extra-index-url $(TORCH_INDEX) \
+	  -r <(grep '^torch==' requirements.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	MPLBACKEND=Agg $(BIN)/python -c "import matplotlib.pyplot"  # build matplotlib's font cache once, quietly
@@ -18,32 +30,49 @@ $(STAMP): requirements.txt pyproject.toml
 
 # The HTML book in _build/html; fails on any Sphinx warning or cell error. Execution is cached.
 book: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	$(WITH_VENV) $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
 # Every test of the project (builds the book first: the book's tests read _build/html).
 test: $(STAMP) book chromium bubblewrap
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest
+	$(WITH_VENV) $(BIN)/python -m pytest
 
-# notebooks/ regenerated from solutions/ by nbgrader (configuration: nbgrader_config.py).
+# The edit loop: unit tests and one graded class of one assignment (pytest -m quick), under 90 s on 2 cores.
+# Needs neither the book nor a browser. `make test` stays the full check.
+test-quick: $(STAMP) bubblewrap
+	$(WITH_VENV) TEST_ASSIGNMENTS=$(QUICK_ASSIGNMENT) $(BIN)/python -m pytest -m "quick or unit" -q
+
+# notebooks/ regenerated from solutions/ by nbgrader in a scratch folder; notebooks/ changes only on success.
 notebooks: $(STAMP)
-	for id in $$(ls solutions); do \
-	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/nbgrader generate_assignment "$$id" --force || exit 1; \
-	done
+	$(WITH_VENV) $(BIN)/python -m tools.notebooks
 
-# JupyterLab with the nbgrader extension, on the student notebooks.
+# README.md's table of chapters, assignments and points, generated from _toc.yml and solutions/.
+readme: $(STAMP)
+	$(BIN)/python -m tools.readme
+
+# The student's JupyterLab on work/ (released notebooks copied in, never overwritten), with Validate and
+# none of nbgrader's instructor tools (jupyter/student/). JUPYTER_PORT and JUPYTER_TOKEN are honoured;
+# LAB_ARGS go to JupyterLab (in a container, say: make lab LAB_ARGS="--ip=0.0.0.0 --no-browser").
 lab: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/python -m tools.lab student -- $(LAB_ARGS)
 
-# Timings: book build, no-change rebuild, grading per submission with 1 and 2 workers.
+# The instructor's JupyterLab, opened on solutions/, with Create Assignment and the Formgrader (jupyter/instructor/).
+lab-instructor: $(STAMP)
+	$(BIN)/python -m tools.lab instructor -- $(LAB_ARGS)
+
+# Check a notebook before handing it in, as the grader will (no hidden tests): NB=path, or every work/<id>/<id>.ipynb.
+check-submission: $(STAMP)
+	$(WITH_VENV) $(BIN)/python -m tools.check_submission $(NB)
+
+# Timings: book build, no-change rebuild, grading a class of N submissions with 1 and 2 workers.
 bench: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tests/bench.py
+	$(WITH_VENV) $(BIN)/python tests/bench.py --copies $(N)
 
-# Debian's Chromium for the book's browser test; the test skips loudly if it cannot be installed.
+# Debian's Chromium for the browser tests (book, JupyterLab); they are skipped loudly if it cannot be installed.
 chromium:
 	@command -v chromium >/dev/null || { \
-	  echo "Installing Debian's chromium for the book's browser test..."; \
+	  echo "Installing Debian's chromium for the browser tests..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-	  || echo "WARNING: could not install chromium; the browser test of the book will be SKIPPED."; }
+	  || echo "WARNING: could not install chromium; the browser tests will be SKIPPED."; }
 
 # Debian's bubblewrap: the grader runs every student notebook in its sandbox.
 bubblewrap:
@@ -52,5 +81,7 @@ bubblewrap:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
 	  || echo "WARNING: could not install bubblewrap; the grader will refuse to run (see README)."; }
 
+# Everything built: the book, its execution cache, scratch gradebooks, the instructor's JupyterLab state.
+# Never work/ (the student's notebooks) nor .venv/.
 clean:
 	rm -rf _build

@@ -3,8 +3,8 @@
 1. the book: a full build (fresh output folder, nothing cached) and a rebuild with no change;
 2. the floor of grading one notebook: starting a Python kernel and importing torch;
 3. the machine's own ceiling for parallel work: one CPU-bound loop per core at once, against one alone;
-4. grading the same N submissions (copies of the 01_attention solution, N = 40 by default) three
-   ways, in one run: plain serial `nbgrader autograde`, then `python -m autograder grade` with
+4. grading the same N submissions (copies of the 01_attention solution; `make bench N=...`, 40 by
+   default) three ways, in one run: plain serial `nbgrader autograde`, then `python -m autograder grade` with
    --workers 1 and --workers <cores> (sandboxed, with feedback and canaries).
 Usage: python tests/bench.py [--copies N] [--repeats R] [--skip-book]
 """

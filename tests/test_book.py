@@ -120,3 +120,127 @@ def test_the_intro_page_shows_its_figure_and_its_math(server, browser):
     assert page.locator("img[src$='.png']").count() >= 1, "the intro's matplotlib figure is missing"
     assert page.locator("mjx-container").count() >= 10
     page.close()
+
+
+# --- a book that reads like a course: numbered chapters, working links, the glossary, the assignment boxes ---
+
+def numbered_chapters():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    return [c["file"] for part in toc.get("parts", []) if part.get("numbered") for c in part["chapters"]]
+
+
+@pytest.fixture(scope="module")
+def rendered(server, browser):
+    """What each page of the table of contents shows in the browser: its section numbers, its links
+    (in the page's text and in the navigation), its element ids, its images' alt text, its assignment box."""
+    found = {}
+    page = browser.new_page()
+    for name in toc_files():
+        response = page.goto(f"{server}/{name}.html", wait_until="load")
+        assert response.status == 200, name
+        found[name] = page.evaluate("""() => ({
+            h1: [...document.querySelectorAll('article h1 .section-number')].map(e => e.textContent.trim()),
+            h2: [...document.querySelectorAll('article h2 .section-number')].map(e => e.textContent.trim()),
+            nav: [...document.querySelectorAll('.bd-sidebar-primary nav a.reference.internal')]
+                 .map(a => a.textContent.trim()),
+            article_links: [...document.querySelectorAll('article a[href]')].map(a => a.href),
+            links: [...document.querySelectorAll('a[href]')].map(a => a.href),
+            ids: [...document.querySelectorAll('[id]')].map(e => e.id),
+            images: [...document.querySelectorAll('article img')].map(i => i.getAttribute('alt') || ''),
+            boxes: [...document.querySelectorAll('.assignment-box')].map(e => e.innerText),
+            rows: [...document.querySelectorAll('article table tr')].map(r => [...r.cells].map(c => c.innerText.trim())),
+        })""")
+    page.close()
+    return found
+
+
+def test_chapters_and_their_sections_are_numbered(rendered):
+    chapters = numbered_chapters()
+    assert chapters, "_toc.yml has no numbered part of chapters"
+    for number, name in enumerate(chapters, start=1):
+        shown = rendered[name]
+        assert shown["h1"] == [f"{number}."], f"{name}: the chapter title is numbered {shown['h1']}, not {number}."
+        assert shown["h2"] == [f"{number}.{i}." for i in range(1, len(shown["h2"]) + 1)], \
+            f"{name}: its sections are numbered {shown['h2']}"
+        assert len(shown["h2"]) >= 3, f"{name}: sections are not numbered"
+    for name in set(toc_files()) - set(chapters):
+        assert rendered[name]["h1"] == [], f"{name} is numbered like a chapter"
+    nav = rendered[toc_files()[0]]["nav"]
+    for number, name in enumerate(chapters, start=1):
+        assert any(entry.startswith(f"{number}. ") for entry in nav), f"the sidebar does not number chapter {number}"
+
+
+def test_every_link_of_the_book_leads_somewhere(server, browser, rendered):
+    wanted = {}  # page url -> fragments linked to
+    for name, shown in rendered.items():
+        for link in shown["links"]:
+            if link.startswith(server):
+                url, _, fragment = link.partition("#")
+                wanted.setdefault(url, set()).add(fragment)
+    broken, page = [], browser.new_page()
+    for url, fragments in sorted(wanted.items()):
+        response = page.goto(url, wait_until="load")
+        if response is None or response.status != 200:
+            broken.append(f"{url}: HTTP {response and response.status}")
+            continue
+        ids = set(page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)"))
+        broken += [f"{url}#{f}: no such anchor" for f in sorted(fragments - {""}) if f not in ids]
+    page.close()
+    assert broken == []
+    assert len(wanted) >= len(toc_files()), "the link check found too few pages: is the sidebar there?"
+
+
+def test_every_chapter_links_to_the_notation_page(rendered):
+    assert "book/notation" in toc_files(), "the notation and glossary page is not in _toc.yml"
+    for name in numbered_chapters() + [toc_files()[0]]:
+        assert any(link.split("#")[0].endswith("/book/notation.html") for link in rendered[name]["article_links"]), \
+            f"{name} does not link to the notation page"
+
+
+def test_every_chapter_ends_with_its_assignment_box(rendered):
+    from tools import points
+    for name in numbered_chapters():
+        assignment = Path(name).name
+        if not points.solution_path(assignment).is_file():
+            continue
+        expected = points.assignment(assignment)
+        boxes = rendered[name]["boxes"]
+        assert len(boxes) == 1, f"{name}: {len(boxes)} assignment boxes"
+        assert f"Assignment {assignment}: {expected.points:g} points" in boxes[0], boxes[0][:200]
+        for component in expected.components:
+            assert f"{component.name} ({component.points:g} point" in boxes[0], (name, component)
+        assert "make lab" in boxes[0] and f"make check-submission NB=work/{assignment}/{assignment}.ipynb" in boxes[0]
+
+
+def test_the_introduction_plans_the_course(rendered):
+    from tools import points
+    rows = {row[0]: row for row in rendered[toc_files()[0]]["rows"] if row}
+    for chapter in points.chapters():
+        row = rows.get(f"{chapter.number}. {chapter.title}")
+        assert row, f"the course plan has no row for chapter {chapter.number}"
+        assert row[1] == points.duration(chapter.reading_minutes), row
+        if chapter.assignment:
+            assert row[2:] == [chapter.assignment.id, f"{chapter.assignment.points:g}",
+                               points.duration(chapter.assignment.minutes)], row
+
+
+def test_every_figure_has_alt_text(rendered):
+    missing = {name: shown["images"].count("") for name, shown in rendered.items() if "" in shown["images"]}
+    assert missing == {}, "figures without alt text (add :mystnb: {image: {alt: \"...\"}} to the code cell)"
+
+
+def test_heatmaps_use_colour_blind_safe_colour_maps():
+    safe = {"viridis", "cividis", "plasma", "inferno", "magma", "gray", "Greys", "gray_r", "Greys_r"}
+    used = {(path.name, m) for path in (REPO / "book").glob("*.md")
+            for m in re.findall(r"cmap=[\"'](\w+)[\"']", path.read_text(encoding="utf-8"))}
+    assert {(name, cmap) for name, cmap in used if cmap not in safe} == set()
+
+
+def test_chapters_draw_lines_in_a_colour_blind_safe_palette():
+    """book/matplotlibrc (read by matplotlib in the folder where the chapters run) sets the Okabe-Ito cycle."""
+    import subprocess
+    import sys
+    colours = subprocess.run([sys.executable, "-c", "import matplotlib; print(' '.join("
+                              "matplotlib.rcParams['axes.prop_cycle'].by_key()['color']))"],
+                             cwd=REPO / "book", capture_output=True, text=True, check=True).stdout.split()
+    assert colours[:3] == ["#0072B2", "#E69F00", "#009E73"], colours

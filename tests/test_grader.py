@@ -11,6 +11,7 @@ from tests.conftest import (ASSIGNMENTS, BROKEN, HONEST, cell_scores, max_points
                             run_grader)
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.parametrize("student", ["solution", "renamed by browser", "O'Brien, ünïcode", "wrong-folder",
                                      "stub beside the work"])
@@ -21,6 +22,7 @@ def test_the_solution_scores_full_marks(graded_class, student, assignment):
     assert float(row["score"]) == float(row["max_score"]) == sum(expected.values())
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_of_several_notebooks_the_one_with_the_work_is_graded_and_flagged(graded_class, assignment):
     flags = [r["reason"] for r in read_csv(graded_class["out"] / "flags.csv")
@@ -36,6 +38,7 @@ def test_the_released_notebook_scores_zero(graded_class, assignment):
     assert float(graded_class["grades"][("released", assignment)]["max_score"]) == sum(max_points(assignment).values())
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.parametrize("student", sorted(BROKEN) + ["did-not-submit"])
 def test_a_broken_submission_scores_zero_with_a_reason(graded_class, student, assignment):
@@ -46,6 +49,7 @@ def test_a_broken_submission_scores_zero_with_a_reason(graded_class, student, as
     assert set(cell_scores(graded_class, student, assignment)) == set(max_points(assignment))
 
 
+@pytest.mark.quick
 def test_an_unknown_assignment_folder_is_reported_not_graded(graded_class):
     errors = [e for e in graded_class["errors"] if e["assignment"] == "99_not_an_assignment"]
     assert len(errors) == 1 and errors[0]["student_id"] == "wrong-folder"
@@ -53,6 +57,7 @@ def test_an_unknown_assignment_folder_is_reported_not_graded(graded_class):
     assert ("wrong-folder", "99_not_an_assignment") not in graded_class["grades"]
 
 
+@pytest.mark.quick
 def test_every_student_gets_one_row_per_assignment(graded_class):
     students = set(HONEST) | set(BROKEN) | {"did-not-submit", "wrong-folder"} | set(graded_class["mutants"])
     assert sorted(graded_class["grades"]) == sorted((s, a) for s in students for a in ASSIGNMENTS)
@@ -60,6 +65,7 @@ def test_every_student_gets_one_row_per_assignment(graded_class):
     assert len(keys) == len(set(keys)) == len(students) * sum(len(max_points(a)) for a in ASSIGNMENTS)
 
 
+@pytest.mark.quick
 def test_submitted_notebooks_are_not_listed_as_errors(graded_class):
     listed = {(e["student_id"], e["assignment"]) for e in graded_class["errors"]}
     submitted = {(s, a) for s in HONEST for a in ASSIGNMENTS}
@@ -75,6 +81,7 @@ def test_a_student_who_submitted_one_assignment_gets_no_submission_for_the_other
         assert float(graded_class["grades"][(student, other)]["score"]) == 0
 
 
+@pytest.mark.quick
 def test_grading_never_writes_to_the_repository(graded_class):
     assert graded_class["repository_untouched"]
 
@@ -91,6 +98,7 @@ def test_the_gradebook_version_read_in_process_is_the_alembic_commands():
     assert heads.split()[0] == alembic_head()
 
 
+@pytest.mark.quick
 def test_a_missing_submissions_folder_is_a_usage_error(tmp_path):
     process = run_grader(tmp_path / "nowhere", tmp_path / "out")
     assert process.returncode == 2
@@ -107,6 +115,7 @@ def test_an_empty_class_gives_empty_reports(tmp_path):
         assert read_csv(tmp_path / "out" / name) == []
 
 
+@pytest.mark.quick
 def test_every_graded_submission_has_a_feedback_page_without_hidden_tests(graded_class):
     from autograder import feedback
     import nbformat

@@ -15,6 +15,7 @@ def solution_cells(assignment):
     return {g: c for g, c in nbgrader_cells(notebook).items() if c.metadata["nbgrader"].get("solution")}
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_graded_component_has_a_catalogue_of_mutants(assignment):
     exempt = not_graded_here().get(assignment, set())
@@ -25,6 +26,7 @@ def test_every_graded_component_has_a_catalogue_of_mutants(assignment):
     assert not thin, f"components with fewer than {MINIMUM_PER_COMPONENT} mutants: {thin}"
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment,name", ALL)
 def test_mutant_is_well_formed(assignment, name):
     mutant = CATALOGUE[assignment][name]
@@ -36,6 +38,7 @@ def test_mutant_is_well_formed(assignment, name):
     assert set(mutant.fails) <= set(points), f"{name} names unknown test cells"
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment,name", ALL)
 def test_mutant_loses_points(graded_class, assignment, name):
     student = next(s for s, (a, n, _) in graded_class["mutants"].items() if (a, n) == (assignment, name))

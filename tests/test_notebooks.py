@@ -35,6 +35,7 @@ def leaks(paths):
                   for text in [normalised_text(p)] for line in secrets if line in text)
 
 
+@pytest.mark.quick
 def test_the_assignments_have_solutions_and_hidden_tests():
     for assignment in ASSIGNMENTS:
         assert len(secret_lines(assignment)) >= 10, f"{assignment}: few solution or hidden-test lines found"
@@ -53,6 +54,7 @@ def test_committed_notebooks_are_what_nbgrader_generates(tmp_path):
 
 @pytest.mark.parametrize("path", sorted(list(SOLUTIONS.rglob("*.ipynb")) + list(NOTEBOOKS.rglob("*.ipynb"))),
                          ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.quick
 def test_committed_notebooks_carry_no_outputs(path):
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
@@ -61,6 +63,7 @@ def test_committed_notebooks_carry_no_outputs(path):
                 f"{path.relative_to(REPO)} has outputs: clear them before committing"
 
 
+@pytest.mark.quick
 def test_released_notebooks_leak_no_solution_or_hidden_test():
     assert leaks(sorted(NOTEBOOKS.rglob("*.ipynb"))) == []
 
@@ -71,6 +74,7 @@ def test_the_built_book_leaks_no_solution_or_hidden_test():
     assert leaks(pages) == []
 
 
+@pytest.mark.quick
 def test_the_leak_check_finds_a_planted_leak(tmp_path):
     line = sorted(secret_lines(ASSIGNMENTS[0]))[0]
     page = tmp_path / "page.html"
@@ -103,6 +107,7 @@ def test_the_released_stubs_raise_not_implemented_error(assignment):
     assert {ename for _, ename in errors} == {"NotImplementedError"}, errors
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_points_the_notebook_announces_are_the_points_it_grades(assignment):
     notebook = nbformat.read(solution_path(assignment), as_version=4)

@@ -1,0 +1,198 @@
+"""The maintainer's path, in a temporary copy of the repository (git's tracked files, no _build/):
+`make notebooks` works on a fresh clone and changes nothing when nbgrader fails, and the README's
+steps for adding an exercise, followed one by one, give an exercise that the grader grades (a
+solution gets every point, a stub none, a mutant loses points on the new cells only)."""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.conftest import REPO, read_csv
+
+ASSIGNMENT = "01_attention"
+COMPONENT = "attention_entropy"
+
+INTRO = "## 5. Attention entropy (3 points)\n\nThe entropy of each row of attention weights, in nats."
+SOLUTION = '''def attention_entropy(weights):
+    """Entropy of each row of weights (..., T_k) -> (...), with 0 log 0 = 0."""
+    ### BEGIN SOLUTION
+    logs = torch.where(weights > 0, weights.log(), torch.zeros_like(weights))
+    return -(weights * logs).sum(dim=-1)
+    ### END SOLUTION
+'''
+VISIBLE = '''# [1 point] Visible tests: a uniform row and a one-hot row.
+entropy = attention_entropy(torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.0, 1.0, 0.0, 0.0]]))
+assert entropy.shape == (2,), f"one entropy per row: expected shape (2,), got {tuple(entropy.shape)}"
+assert torch.allclose(entropy, torch.tensor([math.log(4.0), 0.0])), "a uniform row of 4 has entropy ln 4"
+print("visible tests passed")
+'''
+HIDDEN = '''# [2 points] Hidden tests: random rows of several shapes, against torch.distributions.
+### BEGIN HIDDEN TESTS
+for _seed in (11, 12, 13):
+    _gen = torch.Generator().manual_seed(_seed)
+    _w = torch.softmax(torch.randn(2, 3, 5, generator=_gen, dtype=torch.float64), dim=-1)
+    _reference = torch.distributions.Categorical(probs=_w).entropy()
+    assert torch.allclose(attention_entropy(_w), _reference), "entropy = -sum_j w_j log w_j over each row"
+### END HIDDEN TESTS
+'''
+MUTANTS = '''
+
+def entropy(body, why):
+    return function_mutant("attention_entropy", "attention_entropy(weights)", body, why,
+                           fails=["attention_entropy_values"])
+
+
+MUTANTS.update({
+    "attention_entropy/no_minus": entropy("    return (weights * weights.clamp_min(1e-300).log()).sum(-1)\\n",
+                                          "forgets the minus sign"),
+    "attention_entropy/log2": entropy("    return -(weights * weights.clamp_min(1e-300).log2()).sum(-1)\\n",
+                                      "bits instead of nats"),
+    "attention_entropy/first_axis": entropy("    return -(weights * weights.clamp_min(1e-300).log()).sum(0)\\n",
+                                            "sums over the wrong axis"),
+    "attention_entropy/no_weighting": entropy("    return -weights.clamp_min(1e-300).log().sum(-1)\\n",
+                                              "forgets to weight the logs"),
+    "attention_entropy/mean": entropy("    return -(weights * weights.clamp_min(1e-300).log()).mean(-1)\\n",
+                                      "a mean instead of a sum"),
+    "attention_entropy/squared": entropy("    return 1 - (weights ** 2).sum(-1)\\n",
+                                         "the Gini impurity instead of the entropy"),
+})
+'''
+
+
+def tracked_copy(destination):
+    """The files git tracks (as they are in the working tree), with the virtual environment linked in."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, names.decode().split("\0")):
+        if (REPO / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, destination / name)
+    (destination / ".venv").symlink_to((REPO / ".venv").resolve())
+    return destination
+
+
+def make(repo, *targets):
+    """`make` as a maintainer runs it (the environment taken as installed: never reinstalled here)."""
+    env = {k: v for k, v in os.environ.items() if k != "TEST_ASSIGNMENTS"}
+    return subprocess.run(["make", "-s", "-o", ".venv/.installed", *targets], cwd=repo, env=env,
+                          capture_output=True, text=True)
+
+
+def digest(folder):
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and ".venv" not in path.parts:
+            h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def new_cell(kind, source, grade_id, grade=False, solution=False, points=None):
+    cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"grade": grade, "grade_id": grade_id, "locked": not solution, "schema_version": 3,
+                                 "solution": solution, "task": False}
+    if points is not None:
+        cell.metadata["nbgrader"]["points"] = points
+    return cell
+
+
+def add_the_exercise(repo):
+    """Step 1 of the README: the exercise's cells in the solution notebook, and the announced total."""
+    path = repo / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    done = next(i for i, c in enumerate(notebook.cells) if c.metadata["nbgrader"]["grade_id"] == "done")
+    notebook.cells[done:done] = [
+        new_cell("markdown", INTRO, f"{COMPONENT}_intro"),
+        new_cell("code", SOLUTION, COMPONENT, solution=True),
+        new_cell("code", VISIBLE, f"{COMPONENT}_visible", grade=True, points=1),
+        new_cell("code", HIDDEN, f"{COMPONENT}_values", grade=True, points=2),
+    ]
+    intro = notebook.cells[0]
+    assert "(32 points in all)" in intro.source
+    intro.source = intro.source.replace("(32 points in all)", "(35 points in all)")
+    nbformat.write(notebook, path)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return tracked_copy(tmp_path_factory.mktemp("clone"))
+
+
+def test_make_notebooks_works_on_a_fresh_clone_and_changes_nothing_when_it_fails(repo):
+    assert not (repo / "_build").exists()
+    before = digest(repo)
+    process = make(repo, "notebooks")
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert digest(repo / "notebooks") == digest(REPO / "notebooks"), "make notebooks changed the release"
+
+    path = repo / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    good = path.read_bytes()
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[3].metadata["nbgrader"]["grade_id"] = notebook.cells[1].metadata["nbgrader"]["grade_id"]
+    nbformat.write(notebook, path)                              # two cells with one grade_id: nbgrader fails
+    broken = digest(repo)
+    process = make(repo, "notebooks")
+    assert process.returncode != 0, "make notebooks succeeded on a broken solution notebook"
+    assert "notebooks/ is unchanged" in process.stderr
+    assert digest(repo) == broken, "a failed make notebooks changed files"
+    path.write_bytes(good)
+    assert digest(repo) == before
+
+
+def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for step in ["`## N. Title (P points)`", "`# [N points]`", "`<component>_visible`", "(T points in all)",
+                 "at least 6 per graded component", "NOT_GRADED_HERE", "**`make notebooks`**", "**`make readme`**"]:
+        assert step in readme, f"the README's steps no longer say {step}"
+
+    add_the_exercise(repo)                                                                  # step 1
+    with open(repo / "tests" / "mutants" / f"{ASSIGNMENT}.py", "a") as f:                  # step 2
+        f.write(MUTANTS)
+    for target in ("notebooks", "readme"):                                                 # steps 3, 4
+        process = make(repo, target)
+        assert process.returncode == 0, process.stdout + process.stderr
+    release = nbformat.read(repo / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    stub = next(c for c in release.cells if c.metadata["nbgrader"]["grade_id"] == COMPONENT)
+    assert "raise NotImplementedError()" in stub.source and "clamp" not in stub.source
+    assert "| `01_attention` | 35 |" in (repo / "README.md").read_text(encoding="utf-8")
+
+    # The project's own checks of an assignment pass on it (step 6's make test, for these checks).
+    checks = ["tests/test_notebooks.py::test_the_points_the_notebook_announces_are_the_points_it_grades",
+              "tests/test_notebooks.py::test_committed_notebooks_are_what_nbgrader_generates",
+              "tests/test_notebooks.py::test_released_notebooks_leak_no_solution_or_hidden_test",
+              "tests/test_mutants.py::test_every_graded_component_has_a_catalogue_of_mutants",
+              "tests/test_tools.py::test_the_readme_table_is_generated_and_up_to_date"]
+    process = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *checks],
+                             cwd=repo, env=dict(os.environ, TEST_ASSIGNMENTS=ASSIGNMENT),
+                             capture_output=True, text=True)
+    assert process.returncode == 0, process.stdout[-3000:]
+
+    # A solution, a stub (the release) and one mutant, graded.
+    from tests.mutants import function_mutant
+    submissions = tmp_path / "submitted"
+    solution = repo / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    mutant_notebook = nbformat.read(solution, as_version=4)
+    cell = next(c for c in mutant_notebook.cells if c.metadata["nbgrader"]["grade_id"] == COMPONENT)
+    cell.source = function_mutant(COMPONENT, "attention_entropy(weights)",
+                                  "    return -(weights * weights.clamp_min(1e-300).log2()).sum(-1)\n", "").source
+    for student in ("solution", "stub", "mutant"):
+        (submissions / student / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(solution, submissions / "solution" / ASSIGNMENT)
+    shutil.copy(repo / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", submissions / "stub" / ASSIGNMENT)
+    nbformat.write(mutant_notebook, submissions / "mutant" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    extra = [] if shutil.which("bwrap") else ["--unsafe-no-sandbox"]
+    process = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--out",
+                              str(tmp_path / "out"), "--workers", "2", "--quiet", *extra],
+                             cwd=repo, capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr
+    grades = {r["student_id"]: (float(r["score"]), float(r["max_score"]))
+              for r in read_csv(tmp_path / "out" / "grades.csv")}
+    assert grades["solution"] == (35, 35) and grades["stub"] == (0, 35), grades
+    cells = {(r["student_id"], r["grade_id"]): float(r["score"]) for r in read_csv(tmp_path / "out" / "tests.csv")}
+    assert cells[("mutant", f"{COMPONENT}_values")] == 0, "the mutant (log2) kept the hidden test's points"
+    assert cells[("mutant", f"{COMPONENT}_visible")] == 0, "the visible test misses log2"
+    lost = {g for (s, g), score in cells.items() if s == "mutant" and score < cells[("solution", g)]}
+    assert lost == {f"{COMPONENT}_visible", f"{COMPONENT}_values"}, f"the mutant lost points elsewhere: {lost}"

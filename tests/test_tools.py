@@ -1,0 +1,182 @@
+"""The student's tools: the workspace that `make lab` fills (tools/workspace.py) and the check before
+handing in (`make check-submission`, tools/check_submission.py)."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder import feedback
+from tests.conftest import REPO, release_path, solution_path
+from tools import check_submission, workspace
+
+ASSIGNMENT = "01_attention"
+
+
+def make_release(folder, assignments=(ASSIGNMENT,)):
+    for a in assignments:
+        (folder / a).mkdir(parents=True)
+        shutil.copy(release_path(a), folder / a)
+    return folder
+
+
+def changed_release(folder):
+    """The release of ASSIGNMENT with its introduction reworded (the course fixed a typo)."""
+    path = folder / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[0].source += "\n\nA sentence the course added."
+    nbformat.write(notebook, path)
+
+
+def student_edits(path):
+    notebook = nbformat.read(path, as_version=4)
+    solution_cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("solution"))
+    solution_cell.source = "# my answer\n"
+    nbformat.write(notebook, path)
+    return path.read_bytes()
+
+
+@pytest.mark.quick
+def test_the_workspace_gets_each_released_notebook_once_and_never_loses_work(tmp_path):
+    release, work = make_release(tmp_path / "release"), tmp_path / "work"
+    changes = workspace.sync(release, work)
+    target = work / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert [c.action for c in changes] == ["copied"] and target.read_bytes() == release_path(ASSIGNMENT).read_bytes()
+    theirs = student_edits(target)
+
+    assert [c.action for c in workspace.sync(release, work)] == ["unchanged"]     # nothing new: quiet
+    assert target.read_bytes() == theirs
+
+    make_release(release, ["02_self_attention"])                                   # a new assignment
+    assert {c.target.parent.name: c.action for c in workspace.sync(release, work)} == \
+        {ASSIGNMENT: "unchanged", "02_self_attention": "copied"}
+
+    changed_release(release)                                                       # the course changes 01
+    changes = {c.target.parent.name: c for c in workspace.sync(release, work)}
+    new = changes[ASSIGNMENT]
+    assert new.action == "new_version" and new.written == target.with_name(f"{ASSIGNMENT}.new.ipynb")
+    assert target.read_bytes() == theirs, "the student's notebook was overwritten"
+    assert new.written.read_bytes() == (release / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()
+    assert "beside yours" in new.message(work)
+
+    again = {c.target.parent.name: c for c in workspace.sync(release, work)}[ASSIGNMENT]
+    assert again.action == "pending" and "reminder" in again.message(work)         # said once, then a reminder
+    assert target.read_bytes() == theirs
+
+
+@pytest.mark.quick
+def test_running_or_saving_a_notebook_is_not_a_change_of_the_release(tmp_path):
+    release, work = make_release(tmp_path / "release"), tmp_path / "work"
+    workspace.sync(release, work)
+    target = work / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = nbformat.read(target, as_version=4)
+    notebook.cells[1].outputs = [nbformat.v4.new_output("stream", text="ran")]
+    notebook.cells[1].execution_count = 1
+    target.write_text(json.dumps(notebook, indent=2))
+    (work / workspace.RECORD).unlink()  # and a workspace from before the record existed
+    assert [c.action for c in workspace.sync(release, work)] == ["unchanged"]
+
+
+@pytest.mark.quick
+def test_check_submission_names_the_assignment_of_renamed_files(tmp_path):
+    assert check_submission.assignment_of(tmp_path / ASSIGNMENT / "anything.ipynb") == ASSIGNMENT
+    assert check_submission.assignment_of(tmp_path / "Downloads" / f"{ASSIGNMENT} (1).ipynb") == ASSIGNMENT
+    assert check_submission.assignment_of(tmp_path / "x" / f"{ASSIGNMENT}.new.ipynb") == ASSIGNMENT
+    assert check_submission.assignment_of(tmp_path / "x" / "homework.ipynb") is None
+
+
+@pytest.mark.quick
+def test_check_submission_rejects_broken_files_and_missing_or_doubled_cells(tmp_path):
+    broken = tmp_path / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    broken.parent.mkdir()
+    broken.write_text('{"cells": [ oops')
+    _, checks = check_submission.check(broken)
+    assert [c.ok for c in checks] == [False] and "broken JSON at line 1" in checks[0].what
+
+    notebook = nbformat.read(release_path(ASSIGNMENT), as_version=4)
+    test_cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    notebook.cells.remove(test_cell)
+    copy = nbformat.from_dict(notebook.cells[3])                     # a solution cell, copied
+    copy.id = "a-copied-cell"
+    notebook.cells.append(copy)
+    nbformat.write(notebook, broken)
+    _, checks = check_submission.check(broken)
+    failed = " ".join(c.what for c in checks if not c.ok)
+    grade_id = test_cell.metadata["nbgrader"]["grade_id"]
+    assert f"cells missing (deleted, or their metadata lost by copy-paste): {grade_id}" in failed
+    assert "present twice" in failed
+    assert not any("fresh kernel" in c.what for c in checks), "a notebook with missing cells was run"
+
+
+@pytest.mark.quick
+def test_check_submission_never_runs_hidden_tests(tmp_path):
+    # Even the solution notebook, hidden tests and all, runs with the release's cells in their place.
+    solution = nbformat.read(solution_path(ASSIGNMENT), as_version=4)
+    release = nbformat.read(release_path(ASSIGNMENT), as_version=4)
+    run = check_submission.restored(solution, release)
+    hidden = feedback.secret_lines(solution, [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
+    text = feedback.normalise("\n".join(c.source for c in run.cells))
+    assert hidden and not [line for line in hidden if line in text]
+    assert all(c.outputs == [] for c in run.cells if c.cell_type == "code")
+
+
+@pytest.mark.quick
+def test_check_submission_uses_the_graders_time_limits():
+    help_text = subprocess.run([sys.executable, "-m", "autograder", "grade", "--help"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout
+    help_text = " ".join(help_text.split())
+    notebook = re.search(r"--timeout TIMEOUT .*?\(default: ([\d.]+)\)", help_text).group(1)
+    cell = re.search(r"--cell-timeout CELL_TIMEOUT .*?\(default: ([\d.]+)\)", help_text).group(1)
+    assert (check_submission.NOTEBOOK_TIMEOUT, check_submission.CELL_TIMEOUT) == (float(notebook), float(cell))
+
+
+def test_check_submission_runs_the_notebook_and_reports_the_visible_tests(tmp_path):
+    from tests.test_lab import filled_notebook
+    done, stub = tmp_path / "done" / ASSIGNMENT, tmp_path / "stub" / ASSIGNMENT
+    for folder in (done, stub):
+        folder.mkdir(parents=True)
+    notebook = filled_notebook(ASSIGNMENT)
+    locked = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")
+                  and check_submission.has_code(c.source))
+    locked.source += "\nassert False, 'an edit of a test cell'"   # restored by the grader, so harmless
+    nbformat.write(notebook, done / f"{ASSIGNMENT} (1).ipynb")
+    shutil.copy(release_path(ASSIGNMENT), stub)
+    process = subprocess.run([sys.executable, "-m", "tools.check_submission", str(done / f"{ASSIGNMENT} (1).ipynb"),
+                              str(stub / f"{ASSIGNMENT}.ipynb")], cwd=REPO, capture_output=True, text=True)
+    done_report, stub_report = process.stdout.split(f"\n{stub}")
+    assert process.returncode == 1, process.stdout + process.stderr
+    assert f"upload this file, named {ASSIGNMENT}.ipynb" in done_report
+    assert "locked cells you edited (the grader puts the original back)" in done_report
+    assert re.search(r"\[ok\] visible tests: (\d+) of \1 test cells pass", done_report), done_report
+    assert "ready to upload" in done_report and "FAIL" not in done_report
+    assert re.search(r"\[FAIL\] visible tests: 0 of \d+ test cells pass", stub_report), stub_report
+    assert "not done yet" in stub_report and "NOT ready" in stub_report
+    assert "hidden tests" in stub_report
+
+
+@pytest.mark.quick
+def test_the_readme_table_is_generated_and_up_to_date():
+    from tools import readme
+    text = readme.README.read_text(encoding="utf-8")
+    assert readme.rendered(text) == text, "README.md's table is out of date: run `make readme`"
+    for chapter in readme.points.chapters():
+        if chapter.assignment:
+            assert f"| `{chapter.assignment.id}` | {chapter.assignment.points:g} |" in text
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("bwrap", [True, False])
+def test_check_submission_runs_in_the_sandbox_when_bubblewrap_is_there(monkeypatch, bwrap):
+    calls = []
+
+    def fake_run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
+        calls.append(sandbox)
+        return notebook
+    monkeypatch.setattr(check_submission, "available", lambda: bwrap)
+    monkeypatch.setattr(check_submission, "run_notebook", fake_run_notebook)
+    release = nbformat.read(release_path(ASSIGNMENT), as_version=4)
+    check_submission.run_checks(release, release)
+    assert calls == [bwrap]

@@ -1,0 +1,9 @@
+"""The course's own command-line tools, run by the Makefile (see README.md).
+
+    python -m tools.workspace       make lab's first step: the student's work/ folder, from notebooks/
+    python -m tools.lab             make lab / make lab-instructor: JupyterLab with one view's configuration
+    python -m tools.check_submission  make check-submission: a notebook checked as the grader will
+    python -m tools.readme          make readme: the README's tables that are derived from the notebooks
+    python -m tools.notebooks       make notebooks: notebooks/ regenerated from solutions/, safely
+    tools.points                    what each assignment grades (the README's table, the book's boxes)
+"""

@@ -1,0 +1,232 @@
+"""Check a notebook before handing it in, as the grader will (without the hidden tests).
+
+    python -m tools.check_submission [NOTEBOOK ...]      (make check-submission [NB=...])
+
+With no argument, every work/<id>/<id>.ipynb. For each notebook it says which file to upload, then checks:
+1. the file is a valid notebook (JSON, nbformat), as the grader's first step does;
+2. every graded and locked cell of the release is there, once, and unedited (the grader restores
+   edited ones from its own copy, so an edit counts for nothing; a deleted one cannot be graded);
+3. it runs from a fresh kernel within the grader's time limits (a notebook that runs longer scores 0),
+   with the grader's locked cells put back, in an empty folder, as the grader runs it;
+4. the visible tests: which test cells pass, and which of your cells raise.
+The hidden tests are never run: the cells that hold them come from the release (notebooks/), which
+has none. Passing here is necessary, not sufficient: the hidden tests check more than the visible ones.
+Exit status: 0 when every notebook is ready to upload, 1 otherwise.
+
+From the grader it uses two functions: autograder.collect.check_notebook (step 1) and
+autograder.sandbox.run_notebook (step 3, in the grader's sandbox when bubblewrap is installed; and
+autograder.sandbox.available, to know).
+"""
+import argparse
+import inspect
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.collect import check_notebook
+from autograder.sandbox import SandboxError, available, run_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+RELEASE = REPO / "notebooks"
+WORK = REPO / "work"
+# The grader's limits: `python -m autograder grade --timeout` and `--cell-timeout` (tests/test_tools.py
+# checks that they are the grader's defaults).
+NOTEBOOK_TIMEOUT = 600
+CELL_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    what: str      # one line: what was checked, and what was found
+    detail: str = ""
+
+
+def release_notebook(assignment):
+    return RELEASE / assignment / f"{assignment}.ipynb"
+
+
+def assignment_of(path):
+    """The assignment a notebook belongs to: its folder's name, else its file name (a browser may add
+    " (1)"), if the release has it; else None."""
+    path = Path(path)
+    for name in (path.parent.name, re.sub(r"\s*\(\d+\)$", "", path.stem).removesuffix(".new")):
+        if release_notebook(name).is_file():
+            return name
+    return None
+
+
+def nbgrader_meta(cell):
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def cell_checks(notebook, release):
+    """Step 2: the release's graded and locked cells, present once and unedited."""
+    theirs = {}
+    for cell in notebook.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id:
+            theirs.setdefault(grade_id, []).append(cell)
+    missing, edited, doubled = [], [], []
+    for cell in release.cells:
+        meta = nbgrader_meta(cell)
+        grade_id = meta.get("grade_id")
+        if not grade_id or not (meta.get("grade") or meta.get("locked") or meta.get("solution")):
+            continue
+        found = theirs.get(grade_id, [])
+        if not found:
+            missing.append(grade_id)
+        elif len(found) > 1:
+            doubled.append(grade_id)
+        elif meta.get("locked") and found[0].source.strip() != cell.source.strip():
+            edited.append(grade_id)
+    checks = []
+    if missing:
+        checks.append(Check(False, f"cells missing (deleted, or their metadata lost by copy-paste): {', '.join(missing)}",
+                            "A cell the grader cannot find scores 0. Copy it back from the released notebook "
+                            "(make lab puts a fresh copy beside yours if the course changed it)."))
+    if doubled:
+        checks.append(Check(False, f"cells present twice (copied?): {', '.join(doubled)}",
+                            "The grader keeps only one of them, and not the one you choose: delete the copies."))
+    if edited:
+        checks.append(Check(True, f"locked cells you edited (the grader puts the original back): {', '.join(edited)}"))
+    if not (missing or doubled):
+        checks.append(Check(True, "every graded cell of the release is there, once"))
+    return checks
+
+
+def restored(notebook, release):
+    """The notebook as the grader runs it: the release's locked cells put back, outputs cleared."""
+    locked = {nbgrader_meta(c)["grade_id"]: c.source for c in release.cells if nbgrader_meta(c).get("locked")}
+    run = nbformat.from_dict(notebook)
+    for cell in run.cells:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in locked:
+            cell.source = locked[grade_id]
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return run
+
+
+def first_error(cell):
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            value = str(output.get("evalue", "")).strip().splitlines()
+            return f"{output.get('ename', 'Error')}: {value[0][:200]}" if value else output.get("ename", "Error")
+    return None
+
+
+def has_code(source):
+    """Whether a cell's source holds any line that is not blank or a comment."""
+    return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
+
+
+def explained(error):
+    if error.startswith("NotImplementedError"):
+        return "NotImplementedError: not done yet (a cell of yours still raises the released stub's error)"
+    return error
+
+
+def run_checks(notebook, release):
+    """Steps 3 and 4: run from a fresh kernel, in an empty folder, within the grader's limits."""
+    run = restored(notebook, release)
+    with tempfile.TemporaryDirectory(prefix="check-submission-") as folder:
+        start = time.monotonic()
+        # In the grader's sandbox where bubblewrap is installed. On a student's machine without it, their own
+        # code runs as any notebook of theirs does: a run_notebook that refuses to run unsandboxed by default
+        # takes sandbox=False for that.
+        unsandboxed = {}
+        if not available() and "sandbox" in inspect.signature(run_notebook).parameters:
+            unsandboxed = {"sandbox": False}
+        try:
+            run_notebook(run, Path(folder) / "job", NOTEBOOK_TIMEOUT, CELL_TIMEOUT, **unsandboxed)
+        except SandboxError as error:
+            return [Check(False, f"the notebook did not run to the end: {error}")]
+        seconds = time.monotonic() - start
+    checks = [Check(True, f"ran from a fresh kernel in {seconds:.0f} s (the grader allows {NOTEBOOK_TIMEOUT} s, "
+                          f"{CELL_TIMEOUT} s per cell)")]
+    stuck = [f"{nbgrader_meta(c).get('grade_id') or 'a cell you added'}: {explained(first_error(c))}" for c in run.cells
+             if c.cell_type == "code" and not nbgrader_meta(c).get("grade") and first_error(c)]
+    if stuck:
+        checks.append(Check(False, "your cells raise (every test that uses them will fail)", "\n".join(stuck)))
+    tests = [c for c in run.cells if c.cell_type == "code" and nbgrader_meta(c).get("grade")]
+    visible = [c for c in tests if has_code(c.source)]   # in the release, a hidden-test cell is only its header
+    hidden = [c for c in tests if not has_code(c.source)]
+    failed = [(nbgrader_meta(c)["grade_id"], first_error(c)) for c in visible if first_error(c)]
+    points = sum(nbgrader_meta(c).get("points", 0) for c in visible if not first_error(c))
+    total = sum(nbgrader_meta(c).get("points", 0) for c in visible)
+    checks.append(Check(not failed, f"visible tests: {len(visible) - len(failed)} of {len(visible)} test cells pass "
+                                    f"({points:g} of their {total:g} points)",
+                        "\n".join(f"{grade_id}: {explained(error)}" for grade_id, error in failed)))
+    hidden_points = sum(nbgrader_meta(c).get("points", 0) for c in hidden)
+    checks.append(Check(True, f"hidden tests: {len(hidden)} more test cells ({hidden_points:g} points) are filled in "
+                              "and run only when your notebook is graded"))
+    return checks
+
+
+def check(path):
+    """Every check of one notebook, in order; stops at the first one that makes the rest meaningless."""
+    path = Path(path)
+    assignment = assignment_of(path)
+    if assignment is None:
+        known = ", ".join(sorted(p.name for p in RELEASE.iterdir() if p.is_dir()))
+        return None, [Check(False, f"which assignment is this? Neither its folder nor its name is one of: {known}")]
+    problem = check_notebook(path)
+    if problem:
+        return assignment, [Check(False, f"the file is not a notebook the grader can read: {problem}",
+                                  "Open it in JupyterLab, or copy your answers into a fresh copy of the release.")]
+    checks = [Check(True, "a valid notebook (JSON, nbformat)")]
+    notebook = nbformat.read(path, as_version=4)
+    release = nbformat.read(release_notebook(assignment), as_version=4)
+    checks += cell_checks(notebook, release)
+    if all(c.ok for c in checks):
+        checks += run_checks(notebook, release)
+    return assignment, checks
+
+
+def shown(path):
+    try:
+        return Path(path).resolve().relative_to(Path.cwd())
+    except ValueError:
+        return Path(path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.check_submission", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to check (default: every work/<id>/<id>.ipynb)")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted(p for p in WORK.glob("*/*.ipynb") if p.stem == p.parent.name)
+    if not paths:
+        print("check-submission: no notebook to check: run `make lab` first (it creates work/), "
+              "or name one: make check-submission NB=path/to/notebook.ipynb", file=sys.stderr)
+        return 1
+    ready = True
+    for path in paths:
+        if not path.is_file():
+            print(f"\n{shown(path)}: no such file", file=sys.stderr)
+            ready = False
+            continue
+        assignment, checks = check(path)
+        print(f"\n{shown(path)}")
+        if assignment:
+            name = f"{assignment}.ipynb"
+            print(f"  upload this file{'' if path.name == name else f', named {name}'}: {shown(path)}")
+        for c in checks:
+            print(f"  [{'ok' if c.ok else 'FAIL'}] {c.what}")
+            for line in c.detail.splitlines():
+                print(f"         {line}")
+        ok = all(c.ok for c in checks)
+        ready &= ok
+        print("  ready to upload" if ok else "  NOT ready: fix what is marked FAIL, then check again "
+              "(a notebook with failing tests can still be handed in: credit is per test cell)")
+    return 0 if ready else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
