@@ -7,7 +7,7 @@ import threading
 import nbformat
 import pytest
 
-from autograder.sandbox import SandboxError, run_notebook
+from autograder.sandbox import SandboxError, run_notebook, sockets_prefix
 
 NOTEBOOKS = {  # how a notebook ends: normally, by killing its kernel, by running out of time
     "normal": ["print(1)"],
@@ -21,7 +21,8 @@ def open_files():
 
 
 def socket_folders():
-    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("ag-kernel-")}
+    """This process's kernel socket folders (other graders may run on the machine at the same time)."""
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(sockets_prefix(os.getpid()))}
 
 
 @pytest.mark.parametrize("ending", sorted(NOTEBOOKS))
