@@ -130,13 +130,21 @@ def test_every_graded_submission_has_a_feedback_page_without_hidden_tests(graded
             assert not [line for line in hidden if line in text], f"{student}'s feedback shows hidden tests"
 
 
-@pytest.mark.parametrize("name,message", [
-    ("sdpa/unscaled", "did you divide by sqrt(d_k)?"),
-    ("masked_softmax/inverted_mask", "your mask looks inverted"),
-    ("pe/sin_cos_swapped", "sin and cos are swapped"),
-    ("split_heads/view_without_transpose", "did you transpose after splitting D?"),
-    ("mha/weights_averaged_over_heads", "one map per head"),
-])
+FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
+    ("01_attention", "sdpa/unscaled", "did you divide by sqrt(d_k)?"),
+    ("01_attention", "masked_softmax/inverted_mask", "your mask looks inverted"),
+    ("02_self_attention", "pe/sin_cos_swapped", "sin and cos are swapped"),
+    ("03_multi_head_attention", "split_heads/view_without_transpose", "did you transpose after splitting D?"),
+    ("03_multi_head_attention", "mha/weights_averaged_over_heads", "one map per head"),
+    ("04_transformer", "ffn/gelu_instead_of_relu", "your FFN uses GELU"),
+    ("04_transformer", "encoder/norm_first_ignored", "your block computes the post-norm variant"),
+    ("04_transformer", "decoder/cross_attention_before_self_attention", "your sub-layers are in the wrong order"),
+    ("04_transformer", "decoder/memory_normalised", "the memory is normalised"),
+]
+
+
+@pytest.mark.parametrize("name,message", [(name, message) for assignment, name, message in FEEDBACK_CASES
+                                          if assignment in ASSIGNMENTS])
 def test_feedback_names_the_likely_mistake(graded_class, name, message):
     student, (assignment, _, _) = next((s, m) for s, m in graded_class["mutants"].items() if m[1] == name)
     page = graded_class["out"] / "feedback" / student / assignment / f"{assignment}.html"
