@@ -28,9 +28,10 @@ $(STAMP): requirements.txt pyproject.toml
 	MPLBACKEND=Agg $(BIN)/python -c "import matplotlib.pyplot"  # build matplotlib's font cache once, quietly
 	touch $(STAMP)
 
-# The HTML book in _build/html; fails on any Sphinx warning or cell error. Execution is cached.
+# The HTML book in _build/html; fails on any Sphinx warning or cell error. Execution is cached. One torch
+# thread per chapter: on a busy 2-core machine two threads are many times slower, and figures are steadier.
 book: $(STAMP)
-	$(WITH_VENV) $(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	$(WITH_VENV) OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
 # Every test of the project (builds the book first: the book's tests read _build/html).
 test: $(STAMP) book chromium bubblewrap

@@ -115,3 +115,12 @@ def test_a_tests_own_messages_are_recognised_with_short_fields_only():
                                         ("\rx", "'\rx"), ("-2", "-2"), ("32", "32"), ("alice", "alice"), ("", "")])
 def test_csv_fields_are_safe_in_spreadsheets(value, safe):
     assert spreadsheet_safe(value) == safe
+
+
+@pytest.mark.parametrize("assignment", __import__("tests.conftest", fromlist=["ASSIGNMENTS"]).ASSIGNMENTS)
+def test_no_solution_is_flagged(assignment):
+    """The course's own solutions are honest code: the scan finds nothing in them (nor in the stubs)."""
+    from tests.conftest import release_path, solution_path
+    release = nbformat.read(release_path(assignment), as_version=4)
+    for notebook in (nbformat.read(solution_path(assignment), as_version=4), release):
+        assert [str(f) for f in scan_notebook(notebook, release)] == []
