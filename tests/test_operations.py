@@ -17,12 +17,13 @@ import nbformat
 import pytest
 
 from autograder.model import Status, SubmissionResult
-from tests.conftest import (REPO, nbgrader_cells, read_csv, release_path, run_grader, solution_path,
+from tests.conftest import (REPO, max_points, nbgrader_cells, read_csv, release_path, run_grader, solution_path,
                             with_cell_replaced)
 from tests.mutants import catalogue
 
 ASSIGNMENT = "01_attention"
-FULL = 32.0
+FULL = sum(max_points(ASSIGNMENT).values())
+FULL_TEXT = f"{FULL:g}"
 BIN = Path(sys.executable).parent
 
 
@@ -117,7 +118,7 @@ def small_class(tmp_path_factory):
     assert run.wait() == 0, run.stderr
     assert run.leftovers() == ([], [])
     reference = grades(root / "reference")
-    assert [reference[f"honest-{i}"] for i in range(3)] == ["32"] * 3
+    assert [reference[f"honest-{i}"] for i in range(3)] == [FULL_TEXT] * 3
     assert 0 < float(reference["sdpa-unscaled"]) < FULL
     return root
 
@@ -180,7 +181,8 @@ def test_no_bubblewrap_on_a_worker_means_not_graded(small_class, tmp_path, monke
     write_report(results, tmp_path / "out")
     assert set(grades(tmp_path / "out").values()) == {""}, "a submission that was not graded got a score"
     gradebook = read_csv(tmp_path / "out" / "gradebook.csv")
-    assert {row[f"{ASSIGNMENT} [32]"] for row in gradebook} == {""} and {row["Total [32]"] for row in gradebook} == {""}
+    assert {row[f"{ASSIGNMENT} [{FULL_TEXT}]"] for row in gradebook} == {""}
+    assert {row[f"Total [{FULL_TEXT}]"] for row in gradebook} == {""}
     errors = read_csv(tmp_path / "out" / "errors.csv")
     assert len(errors) == 5 and all(e["reason"].startswith("not graded: ") for e in errors)
 
@@ -253,15 +255,16 @@ def test_regrading_after_a_change_of_tests_points_or_grader_is_correct(small_cla
 
     source = course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     notebook = nbformat.read(source, as_version=4)
-    cell = nbgrader_cells(notebook)["nadaraya_watson_values"]
-    cell.metadata["nbgrader"]["points"] = 3
-    cell.source = cell.source.replace("[2 points]", "[3 points]")
+    cell = next(c for c in notebook.cells if "BEGIN HIDDEN TESTS" in c.source)   # a hidden test worth one more point
+    points = cell.metadata["nbgrader"]["points"]
+    cell.metadata["nbgrader"]["points"] = points + 1
+    cell.source = cell.source.replace(f"[{points} point", f"[{points + 1} point", 1)
     nbformat.write(notebook, source)
     changed = Run(small_class / "submitted", out, cwd=course)
     assert changed.wait() == 0, changed.stderr
     assert len(_regraded(out)) == 5, "a change of points must regrade every submission of that assignment"
-    assert {r["max_score"] for r in read_csv(out / "grades.csv")} == {"33"}, "old and new scales mixed"
-    assert grades(out)["honest-0"] == "33"
+    assert {r["max_score"] for r in read_csv(out / "grades.csv")} == {f"{FULL + 1:g}"}, "old and new scales mixed"
+    assert grades(out)["honest-0"] == f"{FULL + 1:g}"
 
     (course / "autograder" / "report.py").write_text((course / "autograder" / "report.py").read_text() + "\n# v2\n")
     new_grader = Run(small_class / "submitted", out, cwd=course)
@@ -367,8 +370,8 @@ def test_honest_accidents_get_exactly_the_marks_of_their_code(tmp_path):
     scores = grades(tmp_path / "out")
     assert read_csv(tmp_path / "out" / "errors.csv") == []
     for accident in ACCIDENTS:
-        assert scores[accident.__name__] == "32", f"{accident.__name__}: {scores[accident.__name__]}"
-    assert scores["copied-cell-of-a-mutant"] == scores["the-mutant"] != "32"
+        assert scores[accident.__name__] == FULL_TEXT, f"{accident.__name__}: {scores[accident.__name__]}"
+    assert scores["copied-cell-of-a-mutant"] == scores["the-mutant"] != FULL_TEXT
 
 
 # --- no input stops the class or invents students ---------------------------------------------------------------
@@ -393,7 +396,7 @@ def test_odd_files_and_an_out_folder_inside_submissions_stop_nothing(tmp_path):
         assert "skipped" in process.stderr
     scores = grades(out)
     assert sorted(scores) == sorted(list(odd) + ["honest"]), "OUT inside SUBMISSIONS became students"
-    assert scores["honest"] == "32" and scores["utf-16"] == "0"
+    assert scores["honest"] == FULL_TEXT and scores["utf-16"] == "0"
     reasons = {e["student_id"]: e["reason"] for e in read_csv(out / "errors.csv")}
     assert "nested too deeply" in reasons["deeply-nested"] and "no list of cells" in reasons["a-list"]
     assert "no cells" in reasons["no-cells"] and "not UTF-8" in reasons["latin-1"] and "utf-16" not in reasons
