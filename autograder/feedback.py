@@ -19,7 +19,7 @@ from nbconvert import HTMLExporter
 SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
 MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to identify anything
 SIGNATURE = re.compile(r"\s*(def|class) \w+")  # signatures are the public API, given in every stub
-MESSAGE_LIMIT = 300
+MESSAGE_LIMIT = 600
 REMOVED = "[output removed by the grader: it contained grading code]"
 ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")  # `<object at 0x7f3a...>`: differs at every run
 
@@ -78,8 +78,10 @@ def _leaks(output, hidden):
     return any(line in text for line in hidden)
 
 
-# A formatted field of a test's message may show numbers, shapes, dtypes and short identifiers, nothing else
-FIELD = r"[\w.=+\-, ()\[\]'<>/]{0,80}"
+# A test's message is shown when it is made of the texts that the test's author wrote (string literals and
+# the literal parts of f-strings of that cell) and, between them, formatted fields of at most FIELD_MAX
+# characters on one line (numbers, shapes, dtypes, names, torch's own error text).
+FIELD_MAX = 120
 DROPPED_MIMES = ("application/javascript", "text/javascript", "application/vnd.jupyter.widget-view+json",
                  "application/vnd.jupyter.widget-state+json", "image/svg+xml")
 OUTPUT_LIMIT = 20_000        # characters of one output kept on the page
@@ -88,49 +90,51 @@ SUPPRESSED = ("[outputs after the hidden tests started are not shown: this noteb
               "environment (see the flags of your grade)]")
 
 
-def _message_pattern(node):
-    """A regular expression for the text of a message node (a string, an f-string, a sum of them); None
-    if its text cannot be known from the source."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return re.escape(node.value)
-    if isinstance(node, ast.JoinedStr):
-        return "".join(re.escape(v.value) if isinstance(v, ast.Constant) else FIELD for v in node.values)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        left, right = _message_pattern(node.left), _message_pattern(node.right)
-        return None if left is None or right is None else left + right
-    return None
-
-
-def authored_messages(source):
-    """The messages that a test cell's author wrote (`assert ..., message`, `raise AssertionError(message)`),
-    as regular expressions whose formatted fields match only numbers, shapes, dtypes and short names."""
+def authored_texts(source):
+    """The texts a test cell's author wrote: its string literals and the literal parts of its f-strings."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError):
-        return []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assert) and node.msg is not None:
-            found.append(_message_pattern(node.msg))
-        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and \
-                isinstance(node.exc.func, ast.Name) and node.exc.func.id == "AssertionError" and node.exc.args:
-            found.append(_message_pattern(node.exc.args[0]))
-    return [re.compile(p, re.DOTALL) for p in found if p is not None]
+        return frozenset()
+    return frozenset(node.value for node in ast.walk(tree)
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) >= 2)
+
+
+def is_authored(message, texts):
+    """Whether `message` is made of `texts` with short one-line fields between them (never two fields in a
+    row), holding at least one text of 8 characters or more."""
+    if not any(len(t) >= 8 and t in message for t in texts):
+        return False
+    n, seen, frontier = len(message), set(), [(0, False)]
+    while frontier:
+        i, after_field = frontier.pop()
+        if (i, after_field) in seen:
+            continue
+        seen.add((i, after_field))
+        if i == n:
+            return True
+        frontier.extend((i + len(t), False) for t in texts if message.startswith(t, i))
+        if not after_field:
+            for j in range(i + 1, min(n, i + FIELD_MAX) + 1):
+                if message[j - 1] == "\n":
+                    break
+                frontier.append((j, True))
+    return False
 
 
 @functools.lru_cache(maxsize=16)
 def _authored(course_dir, assignment):
     """{grade_id: [message patterns]} of the assignment's graded cells, read from its source notebook."""
     source = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: authored_messages(c.source) for c in source.cells
+    return {c.metadata["nbgrader"]["grade_id"]: authored_texts(c.source) for c in source.cells
             if c.metadata.get("nbgrader", {}).get("grade")}
 
 
 def messages(graded, course_dir, assignment, introspects=False):
     """{grade_id: message} for the graded cells that raised.
 
-    An AssertionError shows its message only when it is one that the test's author wrote (with fields of
-    numbers, shapes, dtypes and short names); an error raised in the student's own code shows its type and
+    An AssertionError shows its message only when it is made of texts that the test's author wrote (with
+    short fields between them: numbers, shapes, dtypes, names); an error raised in the student's own code shows its type and
     a capped message (only its type if the notebook reads or alters the grading environment). Nothing that
     quotes a hidden test line is shown.
     """
@@ -146,7 +150,7 @@ def messages(graded, course_dir, assignment, introspects=False):
             continue
         ename, evalue = str(errors[0].get("ename", "Error"))[:60], str(errors[0].get("evalue", ""))
         if ename == "AssertionError":
-            if any(p.fullmatch(evalue) for p in authored.get(meta["grade_id"], [])) and len(evalue) <= MESSAGE_LIMIT:
+            if len(evalue) <= MESSAGE_LIMIT and is_authored(evalue, authored.get(meta["grade_id"], frozenset())):
                 message = f"AssertionError: {evalue}"
             else:
                 message = "AssertionError (a message that is not the test's own is not shown)"

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 
 from autograder.canary import new_canary
-from autograder.feedback import authored_messages
+from autograder.feedback import authored_texts, is_authored
 from autograder.report import spreadsheet_safe
 from autograder.scan import scan_cells, scan_notebook
 
@@ -99,15 +99,18 @@ def test_the_canary_differs_from_run_to_run_and_its_verdict_needs_its_nonce():
 
 def test_a_tests_own_messages_are_recognised_with_short_fields_only():
     source = ('assert ok, f"weights must have shape {tuple(w.shape)}, got {got}: did you divide by sqrt(d_k)?"\n'
+              'for _case, _why in [("cross first", "your sub-layers are in the wrong order")]:\n'
+              '    raise AssertionError(f"{_case}: {_why}")\n'
               'raise AssertionError("rows of your weights do not sum to 1")')
-    patterns = authored_messages(source)
-    assert any(p.fullmatch("weights must have shape (2, 3), got torch.float32: did you divide by sqrt(d_k)?")
-               for p in patterns)
-    assert any(p.fullmatch("rows of your weights do not sum to 1") for p in patterns)
-    payload = "x" * 81
-    assert not any(p.fullmatch(f"weights must have shape {payload}, got 1: did you divide by sqrt(d_k)?") for p in patterns)
-    assert not any(p.fullmatch("weights must have shape (2,);\nimport os, got 1: did you divide by sqrt(d_k)?")
-                   for p in patterns)
+    texts = authored_texts(source)
+    assert is_authored("weights must have shape (2, 3), got torch.float32: did you divide by sqrt(d_k)?", texts)
+    assert is_authored("rows of your weights do not sum to 1", texts)
+    assert is_authored("B=2, T=5, float64: your sub-layers are in the wrong order", texts)
+    assert not is_authored("x" * 200, texts), "no text of the author's at all"
+    assert not is_authored("weights must have shape " + "x" * 121 + ", got 1: did you divide by sqrt(d_k)?", texts)
+    assert not is_authored("weights must have shape (2,)\nimport os, got 1: did you divide by sqrt(d_k)?", texts)
+    assert not is_authored("rows of your weights do not sum to 1 and here is a long text of my own choosing"
+                           " which goes on and on and on and on and on and on and on and on and on and on and on", texts)
 
 
 @pytest.mark.parametrize("value,safe", [("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"), ("+1+1", "'+1+1"),
