@@ -140,6 +140,13 @@ FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
     ("04_transformer", "encoder/norm_first_ignored", "your block computes the post-norm variant"),
     ("04_transformer", "decoder/cross_attention_before_self_attention", "your sub-layers are in the wrong order"),
     ("04_transformer", "decoder/memory_normalised", "the memory is normalised"),
+    ("05_attention_at_scale", "online_softmax/accumulator_not_rescaled", "rescale both the accumulator and the normaliser"),
+    ("05_attention_at_scale", "online_softmax/materialises_the_full_matrix", "at least one T_q x T_k matrix per batch and head"),
+    ("05_attention_at_scale", "online_softmax/calls_fused_attention", "neither torch's fused attention nor numpy"),
+    ("05_attention_at_scale", "kvcache/len_counts_calls", "count positions, not calls"),
+    ("05_attention_at_scale", "causal_attention/top_left_alignment", "aligned bottom-right"),
+    ("05_attention_at_scale", "rotary/pairs_i_and_i_plus_half", "here the pairs are neighbours (2i, 2i+1)"),
+    ("05_attention_at_scale", "gqa/repeat_instead_of_repeat_interleave", "use repeat_interleave, not repeat"),
 ]
 
 

@@ -1,0 +1,471 @@
+"""Wrong implementations of the graded components of 05_attention_at_scale (see tests/mutants/__init__.py)."""
+from tests.mutants import Mutant, function_mutant, module_mutant
+
+ASSIGNMENT = "05_attention_at_scale"
+
+# --- online_softmax_attention ---------------------------------------------------------------------------
+OS_SIGNATURE = "online_softmax_attention(query, key, value, block_size=128, causal=False)"
+OS_CHECK = """
+    T_q, T_k = query.size(-2), key.size(-2)
+    if causal and T_q != T_k:
+        raise ValueError("causal attention needs T_q == T_k")
+"""
+OS_START = """
+    q = query / math.sqrt(query.size(-1))
+    m = q.new_full(q.shape[:-1] + (1,), -math.inf)
+    l = q.new_zeros(q.shape[:-1] + (1,))
+    o = q.new_zeros(q.shape[:-1] + value.shape[-1:])
+    rows = torch.arange(T_q).unsqueeze(-1)
+    for start in range(0, T_k, block_size):
+        kb = key[..., start:start + block_size, :]
+        vb = value[..., start:start + block_size, :]
+        s = q @ kb.mT
+"""
+OS_CAUSAL = """
+        if causal:
+            cols = torch.arange(start, start + kb.size(-2))
+            s = s.masked_fill(cols > rows, -math.inf)
+"""
+OS_UPDATE = """
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        p = torch.exp(s - m_new)
+        l = l * torch.exp(m - m_new) + p.sum(-1, keepdim=True)
+        o = o * torch.exp(m - m_new) + p @ vb
+        m = m_new
+    return o / l
+"""
+OS_CELLS = ["online_softmax_visible", "online_softmax_matches_sdpa", "online_softmax_causal",
+            "online_softmax_large_scores", "online_softmax_memory"]
+OS_HIDDEN = OS_CELLS[1:]
+
+
+def online(body, why, fails):
+    return function_mutant("online_softmax_attention", OS_SIGNATURE, body, why, fails)
+
+
+def blockwise(why, fails, start=OS_START, causal=OS_CAUSAL, update=OS_UPDATE, check=OS_CHECK):
+    """The blockwise algorithm with one of its parts replaced."""
+    return online(check.strip("\n") + "\n" + start.strip("\n") + "\n" + causal.strip("\n") + "\n" + update.strip("\n"),
+                  why, fails)
+
+
+# --- KVCache ----------------------------------------------------------------------------------------------
+def cache(why, update, length, fails, init="        self.keys = None\n        self.values = None\n"):
+    source = ("class KVCache:\n    def __init__(self):\n" + init.rstrip("\n") + "\n\n"
+              "    def update(self, k, v):\n" + update.strip("\n") + "\n\n"
+              "    def __len__(self):\n" + length.strip("\n") + "\n")
+    return Mutant(cell="KVCache", source=source, why=why, fails=tuple(fails))
+
+
+def cache_cat(dim, returned="self.keys, self.values", order="[self.keys, k]", vorder="[self.values, v]"):
+    return f"""
+        if self.keys is None:
+            self.keys, self.values = k, v
+        else:
+            self.keys = torch.cat({order}, dim={dim})
+            self.values = torch.cat({vorder}, dim={dim})
+        return {returned}
+"""
+
+
+LEN_POSITIONS = "        return 0 if self.keys is None else self.keys.shape[2]"
+CACHE_CELLS = ["kvcache_visible", "kvcache_appends", "kvcache_decoding"]
+
+# --- CausalSelfAttention ----------------------------------------------------------------------------------
+CSA_INIT = """
+        self.num_heads = num_heads
+        self.W_q = nn.Linear(d_model, d_model)
+        self.W_k = nn.Linear(d_model, d_model)
+        self.W_v = nn.Linear(d_model, d_model)
+        self.W_o = nn.Linear(d_model, d_model)
+"""
+CSA_HEADS = """
+        B, t, D = x.shape
+        H = self.num_heads
+        q = self.W_q(x).view(B, t, H, D // H).transpose(1, 2)
+        k = self.W_k(x).view(B, t, H, D // H).transpose(1, 2)
+        v = self.W_v(x).view(B, t, H, D // H).transpose(1, 2)
+"""
+CSA_MERGE = """
+        return self.W_o(out.transpose(1, 2).reshape(B, t, D))
+"""
+
+
+def causal_attention(why, body, fails, heads=CSA_HEADS, merge=CSA_MERGE):
+    forward = heads.strip("\n") + "\n" + body.strip("\n") + "\n" + merge.strip("\n")
+    return module_mutant("CausalSelfAttention", "d_model, num_heads", CSA_INIT, "x, cache=None", forward, why, fails)
+
+
+# --- apply_rotary -----------------------------------------------------------------------------------------
+ROPE_SIGNATURE = "apply_rotary(x, positions, base=10000.0)"
+ROPE_CHECK = """
+    d = x.size(-1)
+    if d % 2:
+        raise ValueError("d must be even")
+"""
+ROPE_ANGLES = """
+    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angles = positions.double()[:, None] * freqs
+"""
+ROPE_ROTATE = """
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
+"""
+
+
+def rotary(why, fails, check=ROPE_CHECK, angles=ROPE_ANGLES, rotate=ROPE_ROTATE):
+    body = check.strip("\n") + "\n" + angles.strip("\n") + "\n" + rotate.strip("\n")
+    return function_mutant("apply_rotary", ROPE_SIGNATURE, body, why, fails)
+
+
+# --- GroupedQueryAttention --------------------------------------------------------------------------------
+GQA_CHECK = """
+        if d_model % num_heads or num_heads % num_kv_heads:
+            raise ValueError("d_model % num_heads and num_heads % num_kv_heads must be 0")
+"""
+GQA_LAYERS = """
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.head_dim = d_model // num_heads
+        self.W_q = nn.Linear(d_model, d_model)
+        self.W_k = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_v = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_o = nn.Linear(d_model, d_model)
+"""
+GQA_PROJECT = """
+        B, T, D = x.shape
+        H, H_kv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        q = self.W_q(x).view(B, T, H, d).transpose(1, 2)
+        k = self.W_k(x).view(B, T, H_kv, d).transpose(1, 2)
+        v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)
+"""
+GQA_SHARE = """
+        k = k.repeat_interleave(H // H_kv, dim=1)
+        v = v.repeat_interleave(H // H_kv, dim=1)
+"""
+GQA_SCORES = """
+        s = q @ k.mT / math.sqrt(d)
+"""
+GQA_SOFTMAX = """
+        if mask is not None:
+            s = s.masked_fill(~mask, torch.finfo(s.dtype).min)
+        w = torch.softmax(s, dim=-1)
+        if mask is not None:
+            w = w * mask
+"""
+GQA_OUT = """
+        return self.W_o((w @ v).transpose(1, 2).reshape(B, T, D)), w
+"""
+GQA_CELLS = ["gqa_visible", "gqa_matches_sdpa", "gqa_masks", "gqa_parameters"]
+
+
+def gqa(why, fails, check=GQA_CHECK, layers=GQA_LAYERS, project=GQA_PROJECT, share=GQA_SHARE,
+        scores=GQA_SCORES, softmax=GQA_SOFTMAX, out=GQA_OUT):
+    init = check.strip("\n") + "\n" + layers.strip("\n")
+    forward = "\n".join(part.strip("\n") for part in (project, share, scores, softmax, out))
+    return module_mutant("GroupedQueryAttention", "d_model, num_heads, num_kv_heads", init, "x, mask=None", forward,
+                         why, fails)
+
+
+MUTANTS = {
+    # --- online_softmax_attention ------------------------------------------------------------------------
+    "online_softmax/accumulator_not_rescaled": blockwise(
+        "the accumulator is not rescaled when the running maximum changes", OS_CELLS, update="""
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        p = torch.exp(s - m_new)
+        l = l * torch.exp(m - m_new) + p.sum(-1, keepdim=True)
+        o = o + p @ vb
+        m = m_new
+    return o / l
+"""),
+    "online_softmax/normaliser_not_rescaled": blockwise(
+        "the normaliser is not rescaled when the running maximum changes", OS_CELLS, update="""
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        p = torch.exp(s - m_new)
+        l = l + p.sum(-1, keepdim=True)
+        o = o * torch.exp(m - m_new) + p @ vb
+        m = m_new
+    return o / l
+"""),
+    "online_softmax/block_max_never_combined": blockwise(
+        "each block uses its own maximum, never combined into a running maximum", OS_CELLS, update="""
+        p = torch.exp(s - s.amax(-1, keepdim=True))
+        l = l + p.sum(-1, keepdim=True)
+        o = o + p @ vb
+    return o / l
+"""),
+    "online_softmax/no_maximum_subtracted": blockwise(
+        "no maximum subtracted: exp of the raw scores overflows for large scores", ["online_softmax_large_scores"], update="""
+        p = torch.exp(s)
+        l = l + p.sum(-1, keepdim=True)
+        o = o + p @ vb
+    return o / l
+"""),
+    "online_softmax/causal_off_by_one": blockwise(
+        "causal blocks off by one: query i also sees key i + 1",
+        ["online_softmax_visible", "online_softmax_causal", "online_softmax_large_scores", "online_softmax_memory"],
+        causal="""
+        if causal:
+            cols = torch.arange(start, start + kb.size(-2))
+            s = s.masked_fill(cols > rows + 1, -math.inf)
+"""),
+    "online_softmax/causal_mask_ignores_block_start": blockwise(
+        "the causal mask compares the key's index within its block, not its position in the sequence",
+        ["online_softmax_visible", "online_softmax_causal", "online_softmax_large_scores", "online_softmax_memory"], causal="""
+        if causal:
+            cols = torch.arange(kb.size(-2))
+            s = s.masked_fill(cols > rows, -math.inf)
+"""),
+    "online_softmax/no_value_error": blockwise(
+        "causal=True with T_q != T_k is not refused", ["online_softmax_visible", "online_softmax_causal"],
+        check="    T_q, T_k = query.size(-2), key.size(-2)\n"),
+    "online_softmax/scaled_by_value_width": blockwise(
+        "scores scaled by 1/sqrt(d_v), the value width, instead of 1/sqrt(d)",
+        ["online_softmax_visible", "online_softmax_matches_sdpa", "online_softmax_causal", "online_softmax_memory"],
+        start=OS_START.replace("math.sqrt(query.size(-1))", "math.sqrt(value.size(-1))")),
+    "online_softmax/block_size_ignored": blockwise(
+        "block_size ignored: always blocks of 128 keys", ["online_softmax_memory"],
+        start=OS_START.replace("for start in range(0, T_k, block_size):", "for start in range(0, T_k, 128):")
+                      .replace("start:start + block_size", "start:start + 128")),
+    "online_softmax/materialises_the_full_matrix": online(OS_CHECK + """
+    scores = query @ key.mT / math.sqrt(query.size(-1))
+    if causal:
+        scores = scores.masked_fill(torch.ones(T_q, T_k, dtype=torch.bool).triu(1), -math.inf)
+    return torch.softmax(scores, dim=-1) @ value
+""", "the full T_q x T_k matrix of scores is computed at once (right values, no memory saved)",
+        ["online_softmax_visible", "online_softmax_memory"]),
+    "online_softmax/keeps_every_block": online(OS_CHECK + """
+    q = query / math.sqrt(query.size(-1))
+    blocks = [q @ key[..., start:start + block_size, :].mT for start in range(0, T_k, block_size)]
+    if causal:
+        blocks = [b.masked_fill(torch.arange(i * block_size, i * block_size + b.size(-1)) > torch.arange(T_q)[:, None], -math.inf)
+                  for i, b in enumerate(blocks)]
+    m = torch.stack([b.amax(-1) for b in blocks], dim=-1).amax(-1, keepdim=True)
+    p = [torch.exp(b - m) for b in blocks]
+    l = sum(x.sum(-1, keepdim=True) for x in p)
+    o = sum(x @ value[..., i * block_size:(i + 1) * block_size, :] for i, x in enumerate(p))
+    return o / l
+""", "blockwise, but every block's scores are kept in a list until the end (two passes, T_q x T_k numbers alive)",
+        ["online_softmax_visible", "online_softmax_memory"]),
+    "online_softmax/calls_fused_attention": online(OS_CHECK + """
+    return F.scaled_dot_product_attention(query, key, value, is_causal=causal)
+""", "calls torch's fused attention instead of computing it", OS_CELLS),
+    "online_softmax/leaves_torch_for_numpy": online(OS_CHECK + """
+    import numpy as np
+    q, k, v = query.detach().numpy(), key.detach().numpy(), value.detach().numpy()
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if causal:
+        s = np.where(np.tril(np.ones((T_q, T_k), dtype=bool)), s, -np.inf)
+    w = np.exp(s - s.max(-1, keepdims=True))
+    return torch.from_numpy(w / w.sum(-1, keepdims=True) @ v)
+""", "computes in numpy (leaves torch)", OS_HIDDEN),
+
+    # --- KVCache ---------------------------------------------------------------------------------------------
+    "kvcache/appended_along_heads": cache("appended along the head axis (dim 1) instead of time",
+                                          cache_cat(1), LEN_POSITIONS, CACHE_CELLS),
+    "kvcache/appended_along_features": cache("appended along the feature axis (dim -1) instead of time",
+                                             cache_cat(-1), LEN_POSITIONS, CACHE_CELLS),
+    "kvcache/returns_only_the_new_positions": cache("update returns only the new keys and values",
+                                                    cache_cat(2, returned="k, v"), LEN_POSITIONS, CACHE_CELLS),
+    "kvcache/new_positions_prepended": cache("new keys put before the cached ones",
+                                             cache_cat(2, order="[k, self.keys]", vorder="[v, self.values]"),
+                                             LEN_POSITIONS, ["kvcache_visible", "kvcache_appends"]),
+    "kvcache/keys_and_values_swapped": cache("update returns (values, keys)",
+                                             cache_cat(2, returned="self.values, self.keys"), LEN_POSITIONS, CACHE_CELLS),
+    "kvcache/len_counts_calls": cache("len counts calls to update, not positions", """
+        self.calls += 1
+""" + cache_cat(2), "        return self.calls", ["kvcache_visible", "kvcache_appends", "kvcache_decoding"],
+        init="        self.keys = None\n        self.values = None\n        self.calls = 0\n"),
+    "kvcache/len_is_the_batch_size": cache("len returns the batch size", cache_cat(2),
+                                           "        return 0 if self.keys is None else self.keys.shape[0]",
+                                           ["kvcache_visible", "kvcache_appends", "kvcache_decoding"]),
+    "kvcache/shared_class_attribute": Mutant(cell="KVCache", source="""class KVCache:
+    keys = []
+    values = []
+
+    def update(self, k, v):
+        self.keys.append(k)
+        self.values.append(v)
+        return torch.cat(self.keys, dim=2), torch.cat(self.values, dim=2)
+
+    def __len__(self):
+        return sum(k.shape[2] for k in self.keys)
+""", why="lists created once as class attributes: every cache shares them", fails=("kvcache_appends", "kvcache_decoding")),
+
+    # --- CausalSelfAttention ---------------------------------------------------------------------------------
+    "causal_attention/top_left_alignment": causal_attention(
+        "is_causal=True with a cache: the mask is aligned top-left, a new token sees only key 0", """
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+""", ["causal_attention_visible", "causal_attention_decoding"]),
+    "causal_attention/mask_dropped_after_prefill": causal_attention(
+        "no mask once something is cached: right for one token, wrong for a chunk", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=(n == 0))
+""", ["causal_attention_decoding"]),
+    "causal_attention/offset_read_after_update": causal_attention(
+        "len(cache) read after the update: the offset counts the new positions too", """
+        if cache is not None:
+            k, v = cache.update(k, v)
+        n = 0 if cache is None else len(cache)
+        allowed = torch.ones(t, k.shape[2], dtype=torch.bool).tril(diagonal=n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+""", ["causal_attention_visible", "causal_attention_decoding"]),
+    "causal_attention/cached_keys_unused": causal_attention(
+        "the cache is updated but attention uses only the new keys and values", """
+        if cache is not None:
+            cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+""", ["causal_attention_visible", "causal_attention_decoding"]),
+    "causal_attention/no_mask_without_cache": causal_attention(
+        "without a cache no causal mask: every position sees the future", """
+        n = 0 if cache is None else len(cache)
+        if cache is None:
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            k, v = cache.update(k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n))
+""", ["causal_attention_visible", "causal_attention_full"]),
+    "causal_attention/scaled_by_d_model": causal_attention(
+        "scores scaled by 1/sqrt(D) instead of 1/sqrt(d)", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        s = q @ k.mT / math.sqrt(D)
+        s = s.masked_fill(~torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n), -math.inf)
+        out = torch.softmax(s, dim=-1) @ v
+""", ["causal_attention_full", "causal_attention_decoding"]),
+    "causal_attention/query_cannot_see_itself": causal_attention(
+        "strict causal mask: query i sees keys j < i only", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        allowed = torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n - 1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+""", ["causal_attention_visible", "causal_attention_full", "causal_attention_decoding"]),
+    "causal_attention/heads_without_transpose": causal_attention(
+        "heads made by a view to (B, H, t, d) without the transpose", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n))
+""", ["causal_attention_visible", "causal_attention_full", "causal_attention_decoding"], heads="""
+        B, t, D = x.shape
+        H = self.num_heads
+        q = self.W_q(x).view(B, H, t, D // H)
+        k = self.W_k(x).view(B, H, t, D // H)
+        v = self.W_v(x).view(B, H, t, D // H)
+""", merge="""
+        return self.W_o(out.reshape(B, t, D))
+"""),
+    "causal_attention/missing_output_projection": causal_attention(
+        "W_o never applied", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n))
+""", ["causal_attention_full", "causal_attention_decoding"], merge="""
+        return out.transpose(1, 2).reshape(B, t, D)
+"""),
+
+    # --- apply_rotary ----------------------------------------------------------------------------------------
+    "rotary/pairs_i_and_i_plus_half": rotary(
+        "pairs (i, i + d/2) rotated together instead of (2i, 2i+1)", ["rotary_visible", "rotary_values"], rotate="""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    a, b = x[..., :d // 2], x[..., d // 2:]
+    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)
+"""),
+    "rotary/exponent_off_by_two": rotary(
+        "frequencies base^(-i/d): the exponent's factor 2 forgotten", ["rotary_visible", "rotary_values"], angles="""
+    freqs = base ** (-torch.arange(0, d // 2, dtype=torch.float64) / d)
+    angles = positions.double()[:, None] * freqs
+"""),
+    "rotary/positions_start_at_one": rotary(
+        "positions counted from 1", ["rotary_visible", "rotary_values"], angles="""
+    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angles = (positions.double()[:, None] + 1) * freqs
+"""),
+    "rotary/positions_ignored": rotary(
+        "the positions argument ignored: row t rotated as position t", ["rotary_values"], angles="""
+    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angles = torch.arange(x.size(-2), dtype=torch.float64)[:, None] * freqs
+"""),
+    "rotary/rotated_the_wrong_way": rotary(
+        "rotation by minus the angle", ["rotary_visible", "rotary_values"], rotate="""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack((a * cos + b * sin, -a * sin + b * cos), dim=-1).flatten(-2)
+"""),
+    "rotary/sin_and_cos_swapped": rotary(
+        "sin and cos swapped", ["rotary_visible", "rotary_values"], rotate="""
+    cos, sin = angles.sin().to(x.dtype), angles.cos().to(x.dtype)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
+"""),
+    "rotary/base_ignored": rotary(
+        "the base argument ignored (10000 hard-coded)", ["rotary_visible", "rotary_values"], angles="""
+    freqs = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angles = positions.double()[:, None] * freqs
+"""),
+    "rotary/no_value_error": rotary(
+        "an odd d is not refused (the last coordinate is dropped)", ["rotary_visible", "rotary_properties"],
+        check="    d = x.size(-1) // 2 * 2\n    x = x[..., :d]\n"),
+
+    # --- GroupedQueryAttention -------------------------------------------------------------------------------
+    "gqa/repeat_instead_of_repeat_interleave": gqa(
+        "kv heads tiled with repeat: query head h reads kv head h % num_kv_heads", ["gqa_matches_sdpa", "gqa_masks"],
+        share="""
+        k = k.repeat(1, H // H_kv, 1, 1)
+        v = v.repeat(1, H // H_kv, 1, 1)
+"""),
+    "gqa/every_query_head_reads_kv_head_0": gqa(
+        "only the first kv head used, for every query head", ["gqa_matches_sdpa", "gqa_masks"], share="""
+        k = k[:, :1].expand(B, H, T, d)
+        v = v[:, :1].expand(B, H, T, d)
+"""),
+    "gqa/full_width_key_value_projections": gqa(
+        "W_k and W_v of full width D (no memory saved), sliced in forward", GQA_CELLS,
+        layers=GQA_LAYERS.replace("num_kv_heads * self.head_dim", "d_model"), project="""
+        B, T, D = x.shape
+        H, H_kv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        q = self.W_q(x).view(B, T, H, d).transpose(1, 2)
+        k = self.W_k(x)[..., :H_kv * d].reshape(B, T, H_kv, d).transpose(1, 2)
+        v = self.W_v(x)[..., :H_kv * d].reshape(B, T, H_kv, d).transpose(1, 2)
+"""),
+    "gqa/scaled_by_d_model": gqa(
+        "scores scaled by 1/sqrt(D) instead of 1/sqrt(d)", ["gqa_matches_sdpa", "gqa_masks"], scores="""
+        s = q @ k.mT / math.sqrt(D)
+"""),
+    "gqa/mask_ignored": gqa("the mask is never applied", ["gqa_masks"], softmax="""
+        w = torch.softmax(s, dim=-1)
+"""),
+    "gqa/mask_inverted": gqa("True taken to mean 'blocked'", ["gqa_masks"], softmax="""
+        if mask is not None:
+            s = s.masked_fill(mask, torch.finfo(s.dtype).min)
+        w = torch.softmax(s, dim=-1)
+        if mask is not None:
+            w = w * ~mask
+"""),
+    "gqa/fully_masked_query_gives_nan": gqa("-inf and a plain softmax: a fully masked query gives NaN", ["gqa_masks"],
+                                            softmax="""
+        if mask is not None:
+            s = s.masked_fill(~mask, -math.inf)
+        w = torch.softmax(s, dim=-1)
+"""),
+    "gqa/no_value_error_for_groups": gqa(
+        "num_heads not divisible by num_kv_heads is accepted", ["gqa_visible", "gqa_parameters"], check="""
+        if d_model % num_heads:
+            raise ValueError("d_model % num_heads must be 0")
+"""),
+    "gqa/heads_without_transpose": gqa(
+        "heads made by a view to (B, H, T, d) without the transpose", ["gqa_matches_sdpa", "gqa_masks"], project="""
+        B, T, D = x.shape
+        H, H_kv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        q = self.W_q(x).view(B, H, T, d)
+        k = self.W_k(x).view(B, H_kv, T, d)
+        v = self.W_v(x).view(B, H_kv, T, d)
+"""),
+}
