@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import nbformat
 
-from tests.conftest import nbgrader_cells, release_path, solution_path
+from tests.conftest import max_points, nbgrader_cells, release_path, solution_path
 
 ASSIGNMENT = "01_attention"
-FULL = 32.0
-NADARAYA_WATSON_POINTS = 4.0
+FULL = sum(max_points(ASSIGNMENT).values())
+# The points of the first component's test cells (the cells up to the next solution cell).
+NADARAYA_WATSON_POINTS = sum(points for grade_id, points in max_points(ASSIGNMENT).items()
+                             if grade_id.startswith("nadaraya_watson_"))
 SOLUTION, RELEASE = "solution", "release"
 
 

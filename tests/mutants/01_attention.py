@@ -13,6 +13,11 @@ def masked_softmax(body, why, fails=()):
     return function_mutant("masked_softmax", "masked_softmax(scores, mask=None)", body, why, fails)
 
 
+def bandwidth(body, why, fails=()):
+    return function_mutant("choose_bandwidth", "choose_bandwidth(x_train, y_train, x_valid, y_valid, bandwidths)",
+                           body, why, fails)
+
+
 def sdpa(body, why, fails=()):
     return function_mutant("scaled_dot_product_attention",
                            "scaled_dot_product_attention(query, key, value, mask=None)", body, why, fails)
@@ -43,25 +48,26 @@ MUTANTS = {
     logits = -(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth)
     weights = torch.softmax(logits, dim=1)
     return weights @ values, weights
-""", "divides by 2h instead of 2h^2", fails=["nadaraya_watson_values"]),
+""", "divides by 2h instead of 2h^2", fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
 
     "nadaraya_watson/missing_factor_two": nadaraya_watson("""
     logits = -(queries[:, None] - keys[None, :]) ** 2 / bandwidth ** 2
     weights = torch.softmax(logits, dim=1)
     return weights @ values, weights
-""", "divides by h^2 instead of 2h^2", fails=["nadaraya_watson_values"]),
+""", "divides by h^2 instead of 2h^2", fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
 
     "nadaraya_watson/absolute_distance": nadaraya_watson("""
     logits = -(queries[:, None] - keys[None, :]).abs() / (2 * bandwidth ** 2)
     weights = torch.softmax(logits, dim=1)
     return weights @ values, weights
-""", "a Laplace kernel |q - k| instead of the Gaussian (q - k)^2", fails=["nadaraya_watson_values"]),
+""", "a Laplace kernel |q - k| instead of the Gaussian (q - k)^2",
+        fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
 
     "nadaraya_watson/softmax_over_queries": nadaraya_watson("""
     logits = -(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth ** 2)
     weights = torch.softmax(logits, dim=0)
     return weights @ values, weights
-""", "softmax over the queries instead of over the keys", fails=["nadaraya_watson_values"]),
+""", "softmax over the queries instead of over the keys", fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
 
     "nadaraya_watson/sign_flipped": nadaraya_watson("""
     logits = (queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth ** 2)
@@ -75,7 +81,7 @@ MUTANTS = {
     weights = kernel / kernel.sum(dim=1, keepdim=True)
     return weights @ values, weights
 """, "kernel normalised by hand: 0 / 0 = NaN for a query far from every key",
-        fails=["nadaraya_watson_far_queries"]),
+        fails=["nadaraya_watson_visible", "nadaraya_watson_far_queries"]),
 
     "nadaraya_watson/transposed_weights": nadaraya_watson("""
     logits = -(keys[:, None] - queries[None, :]) ** 2 / (2 * bandwidth ** 2)
@@ -93,7 +99,7 @@ MUTANTS = {
     logits = -(queries[:, None] - keys[None, :]) ** 2 / 2
     weights = torch.softmax(logits, dim=1)
     return weights @ values, weights
-""", "the bandwidth argument is never used", fails=["nadaraya_watson_values"]),
+""", "the bandwidth argument is never used", fails=["nadaraya_watson_visible", "nadaraya_watson_values"]),
 
     # --- masked_softmax --------------------------------------------------------------------------
     "masked_softmax/softmax_over_first_dim": masked_softmax("""
@@ -101,7 +107,7 @@ MUTANTS = {
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, dim=0).nan_to_num(0.0)
 """, "softmax over the first dimension instead of the last (keys)",
-        fails=["masked_softmax_values"]),
+        fails=["masked_softmax_visible", "masked_softmax_values"]),
 
     "masked_softmax/mask_after_softmax": masked_softmax("""
     weights = torch.softmax(scores, dim=-1)
@@ -109,32 +115,32 @@ MUTANTS = {
         weights = weights * mask
     return weights
 """, "mask applied after the softmax, so the kept weights no longer sum to 1",
-        fails=["masked_softmax_masks"]),
+        fails=["masked_softmax_visible", "masked_softmax_masks"]),
 
     "masked_softmax/fill_with_zero": masked_softmax("""
     if mask is not None:
         scores = scores.masked_fill(~mask, 0.0)
     return torch.softmax(scores, dim=-1)
 """, "masked scores set to 0 instead of -inf (exp(0) = 1, so masked keys keep weight)",
-        fails=["masked_softmax_masks"]),
+        fails=["masked_softmax_visible", "masked_softmax_masks"]),
 
     "masked_softmax/multiply_scores_by_mask": masked_softmax("""
     if mask is not None:
         scores = scores * mask
     return torch.softmax(scores, dim=-1)
 """, "scores multiplied by the mask, which sets masked scores to 0, not -inf",
-        fails=["masked_softmax_masks"]),
+        fails=["masked_softmax_visible", "masked_softmax_masks"]),
 
     "masked_softmax/inverted_mask": masked_softmax("""
     if mask is not None:
         scores = scores.masked_fill(mask, float("-inf"))
     return torch.softmax(scores, dim=-1).nan_to_num(0.0)
 """, "mask convention inverted (True taken to mean 'blocked', as in nn.MultiheadAttention)",
-        fails=["masked_softmax_masks"]),
+        fails=["masked_softmax_visible", "masked_softmax_masks"]),
 
     "masked_softmax/mask_ignored": masked_softmax("""
     return torch.softmax(scores, dim=-1)
-""", "the mask is accepted but never used", fails=["masked_softmax_masks"]),
+""", "the mask is accepted but never used", fails=["masked_softmax_visible", "masked_softmax_masks"]),
 
     "masked_softmax/nan_on_fully_masked_rows": masked_softmax("""
     if mask is not None:
@@ -157,13 +163,13 @@ MUTANTS = {
     total = unnormalised.sum(dim=-1, keepdim=True)
     return unnormalised / torch.where(total > 0, total, torch.ones_like(total))
 """, "exponentials taken without subtracting the row maximum: overflow for large scores",
-        fails=["masked_softmax_stability"]),
+        fails=["masked_softmax_visible", "masked_softmax_stability"]),
 
     "masked_softmax/not_normalised": masked_softmax("""
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.exp(scores - scores.amax(dim=-1, keepdim=True)).nan_to_num(0.0)
-""", "exponentials never divided by their sum", fails=["masked_softmax_values"]),
+""", "exponentials never divided by their sum", fails=["masked_softmax_visible", "masked_softmax_values"]),
 
     "masked_softmax/dtype_not_kept": masked_softmax("""
     scores = scores.float()
@@ -190,7 +196,8 @@ MUTANTS = {
     "sdpa/unscaled": sdpa("""
     weights = masked_softmax(query @ key.transpose(-2, -1), mask)
     return weights @ value, weights
-""", "scores never divided by sqrt(d_k) (the seed text's mistake)", fails=["sdpa_visible", "sdpa_values"]),
+""", "scores never divided by sqrt(d_k) (the mistake of a widely copied example)",
+        fails=["sdpa_visible", "sdpa_values"]),
 
     "sdpa/scaled_by_d_k": sdpa("""
     weights = masked_softmax(query @ key.transpose(-2, -1) / query.size(-1), mask)
@@ -200,7 +207,7 @@ MUTANTS = {
     "sdpa/scaled_by_d_v": sdpa("""
     weights = masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(value.size(-1)), mask)
     return weights @ value, weights
-""", "scores divided by sqrt(d_v), the width of the values", fails=["sdpa_values"]),
+""", "scores divided by sqrt(d_v), the width of the values", fails=["sdpa_visible", "sdpa_values"]),
 
     "sdpa/softmax_over_queries": sdpa("""
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
@@ -208,7 +215,7 @@ MUTANTS = {
     if mask is not None:
         weights = weights * mask
     return weights @ value, weights
-""", "softmax over the queries (dim -2) instead of the keys", fails=["sdpa_values"]),
+""", "softmax over the queries (dim -2) instead of the keys", fails=["sdpa_visible", "sdpa_values"]),
 
     "sdpa/key_dot_T": sdpa("""
     weights = masked_softmax(query @ key.T / math.sqrt(query.size(-1)), mask)
@@ -219,12 +226,13 @@ MUTANTS = {
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
     weights = masked_softmax(scores, None if mask is None else ~mask)
     return weights @ value, weights
-""", "True taken to mean 'blocked' (nn.MultiheadAttention's convention)", fails=["sdpa_masks"]),
+""", "True taken to mean 'blocked' (nn.MultiheadAttention's convention)",
+        fails=["sdpa_visible", "sdpa_masks"]),
 
     "sdpa/mask_ignored": sdpa("""
     weights = masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)))
     return weights @ value, weights
-""", "the mask is never passed on", fails=["sdpa_masks", "sdpa_gradients"]),
+""", "the mask is never passed on", fails=["sdpa_visible", "sdpa_masks", "sdpa_gradients"]),
 
     "sdpa/nan_for_fully_masked_query": sdpa("""
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
@@ -280,7 +288,7 @@ MUTANTS = {
         scores = torch.tanh(hidden).sum(-1)
         alpha = masked_softmax(scores, mask)
         return torch.matmul(alpha, value), alpha
-""", fails=["additive_values", "additive_gradients"]),
+""", fails=["additive_visible", "additive_values", "additive_gradients"]),
 
     "additive/softmax_over_queries": additive("softmax over the queries instead of the keys", forward="""
         hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
@@ -289,21 +297,21 @@ MUTANTS = {
         if mask is not None:
             alpha = alpha * mask
         return torch.matmul(alpha, value), alpha
-""", fails=["additive_values"]),
+""", fails=["additive_visible", "additive_values"]),
 
     "additive/mask_ignored": additive("the mask is never used", forward="""
         hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
         scores = self.w_v(torch.tanh(hidden))[..., 0]
         alpha = torch.softmax(scores, dim=-1)
         return torch.matmul(alpha, value), alpha
-""", fails=["additive_masks"]),
+""", fails=["additive_visible", "additive_masks"]),
 
     "additive/pairs_position_by_position": additive("each query scored only against the key at its own position", forward="""
         hidden = self.W_q(query) + self.W_k(key)[..., :query.size(-2), :]
         scores = self.w_v(torch.tanh(hidden))
         alpha = masked_softmax(scores.expand(*scores.shape[:-1], key.size(-2)), mask)
         return torch.matmul(alpha, value), alpha
-""", fails=["additive_values"]),
+""", fails=["additive_visible", "additive_values"]),
 
     "additive/detached_scores": additive("the scores are detached, so W_q, W_k and w_v never learn", forward="""
         hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]
@@ -311,4 +319,83 @@ MUTANTS = {
         alpha = masked_softmax(scores, mask)
         return torch.matmul(alpha, value), alpha
 """, fails=["additive_gradients"]),
+
+    # --- Python loops (each loses the point of its component's no-loops cell only) ---------------
+    "nadaraya_watson/loop_over_queries": nadaraya_watson("""
+    rows = [torch.softmax(-(q - keys) ** 2 / (2 * bandwidth ** 2), dim=0) for q in queries]
+    weights = torch.stack(rows) if rows else torch.zeros(0, len(keys), dtype=keys.dtype)
+    return weights @ values, weights
+""", "one query at a time in a Python loop", fails=["nadaraya_watson_no_loops"]),
+
+    "masked_softmax/loop_over_rows": masked_softmax("""
+    allowed = torch.ones_like(scores, dtype=torch.bool) if mask is None else mask.expand_as(scores)
+    rows, keep = scores.reshape(-1, scores.shape[-1]), allowed.reshape(-1, scores.shape[-1])
+    out = []
+    for row, kept in zip(rows, keep):
+        out.append(torch.softmax(row.masked_fill(~kept, float("-inf")), dim=0).nan_to_num(0.0))
+    return torch.stack(out).reshape(scores.shape)
+""", "a Python loop over the rows", fails=["masked_softmax_no_loops"]),
+
+    "sdpa/loop_over_batch": sdpa("""
+    if query.dim() > 2:
+        B = query.shape[0]
+        def pick(t, i):
+            return t[i] if t is not None and t.dim() == query.dim() and t.shape[0] == B else t
+        pairs = [scaled_dot_product_attention(query[i], pick(key, i), pick(value, i), pick(mask, i)) for i in range(B)]
+        return torch.stack([o for o, _ in pairs]), torch.stack([w for _, w in pairs])
+    weights = masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.size(-1)), mask)
+    return weights @ value, weights
+""", "a recursive Python loop over the leading (batch) dimensions", fails=["sdpa_no_loops"]),
+
+    "additive/loop_over_pairs": additive("every (query, key) pair scored in a double Python loop", forward="""
+        B, T_q, T_k = query.shape[0], query.shape[1], key.shape[1]
+        rows = []
+        for i in range(T_q):
+            row = [self.w_v(torch.tanh(self.W_q(query[:, i]) + self.W_k(key[:, j])))[..., 0] for j in range(T_k)]
+            rows.append(torch.stack(row, dim=-1))
+        alpha = masked_softmax(torch.stack(rows, dim=-2), mask)
+        return torch.matmul(alpha, value), alpha
+""", fails=["additive_no_loops"]),
+
+    # --- choose_bandwidth ------------------------------------------------------------------------
+    "bandwidth/error_on_training_points": bandwidth("""
+    errors = torch.stack([((nadaraya_watson(x_train, x_train, y_train, h)[0] - y_train) ** 2).mean() for h in bandwidths])
+    return float(bandwidths[int(errors.argmin())]), errors
+""", "the error measured on the training points, where the smallest bandwidth always wins",
+        fails=["bandwidth_visible", "bandwidth_errors", "bandwidth_outcome"]),
+
+    "bandwidth/returns_the_index": bandwidth("""
+    errors = torch.stack([((nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid) ** 2).mean() for h in bandwidths])
+    return int(errors.argmin()), errors
+""", "the index of the best bandwidth returned instead of the bandwidth", fails=["bandwidth_visible", "bandwidth_errors"]),
+
+    "bandwidth/largest_error": bandwidth("""
+    errors = torch.stack([((nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid) ** 2).mean() for h in bandwidths])
+    return float(bandwidths[int(errors.argmax())]), errors
+""", "argmax instead of argmin", fails=["bandwidth_visible", "bandwidth_errors", "bandwidth_outcome"]),
+
+    "bandwidth/root_mean_squared_error": bandwidth("""
+    errors = torch.stack([((nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid) ** 2).mean().sqrt() for h in bandwidths])
+    return float(bandwidths[int(errors.argmin())]), errors
+""", "root mean squared errors returned instead of mean squared errors", fails=["bandwidth_visible", "bandwidth_errors"]),
+
+    "bandwidth/sum_not_mean": bandwidth("""
+    errors = torch.stack([((nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid) ** 2).sum() for h in bandwidths])
+    return float(bandwidths[int(errors.argmin())]), errors
+""", "the squared errors summed instead of averaged", fails=["bandwidth_visible", "bandwidth_errors"]),
+
+    "bandwidth/absolute_error": bandwidth("""
+    errors = torch.stack([(nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid).abs().mean() for h in bandwidths])
+    return float(bandwidths[int(errors.argmin())]), errors
+""", "the mean absolute error instead of the mean squared error", fails=["bandwidth_visible", "bandwidth_errors"]),
+
+    "bandwidth/roles_swapped": bandwidth("""
+    errors = torch.stack([((nadaraya_watson(x_train, x_valid, y_valid, h)[0] - y_train) ** 2).mean() for h in bandwidths])
+    return float(bandwidths[int(errors.argmin())]), errors
+""", "the validation points used as keys and the training points as queries", fails=["bandwidth_visible", "bandwidth_errors"]),
+
+    "bandwidth/errors_as_a_list": bandwidth("""
+    errors = [float(((nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid) ** 2).mean()) for h in bandwidths]
+    return float(bandwidths[errors.index(min(errors))]), errors
+""", "the errors returned as a Python list instead of a tensor", fails=["bandwidth_visible", "bandwidth_errors"]),
 }
