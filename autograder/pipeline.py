@@ -196,7 +196,11 @@ def _run_pool(jobs, make_executor, bar, function, results, timings):
         return []
     executor, futures, stopped = make_executor(), {}, False
     try:
-        futures = {executor.submit(_in_worker, function, job): job for job in jobs}
+        try:
+            for job in jobs:
+                futures[executor.submit(_in_worker, function, job)] = job
+        except BrokenProcessPool:
+            pass  # a worker died while the jobs were handed out: what has no result is run again below
         for future in as_completed(futures):
             job = futures[future]
             try:
@@ -204,11 +208,11 @@ def _run_pool(jobs, make_executor, bar, function, results, timings):
                 if timings is not None:
                     timings.append((job.student_id, job.assignment, seconds))
             except BrokenProcessPool:
-                return [job for job in jobs if job not in results]
+                break
             except Exception as error:  # e.g. a Dask worker lost: not graded, graded again next time
                 results[job] = _not_graded(job, f"the grader's worker failed: {type(error).__name__}: {error}")
             bar.step()
-        return []
+        return [job for job in jobs if job not in results]
     except BaseException:  # Ctrl-C, SIGTERM: abandon the jobs in flight (nothing of theirs is recorded)
         stopped = True
         if isinstance(executor, ProcessPoolExecutor):

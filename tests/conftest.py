@@ -168,15 +168,23 @@ SESSION_TAG = f"AG_TEST_SESSION={os.getpid()}"
 os.environ["AG_TEST_SESSION"] = str(os.getpid())
 
 
+# multiprocessing's helpers that a test started in this process (local_executor): they end with it
+OWN_HELPERS = (b"multiprocessing.forkserver", b"multiprocessing.resource_tracker")
+
+
 def _tagged_processes():
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                if SESSION_TAG.encode() + b"\0" in (entry / "environ").read_bytes():
-                    command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")[:150]
-                    found.append(f"{entry.name}: {command.decode(errors='replace')}")
-            except OSError:
+                if SESSION_TAG.encode() + b"\0" not in (entry / "environ").read_bytes():
+                    continue
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == os.getpid() and any(helper in command for helper in OWN_HELPERS):
+                    continue
+                found.append(f"{entry.name}: {command[:150].decode(errors='replace')}")
+            except (OSError, ValueError, IndexError):
                 pass
     return found
 

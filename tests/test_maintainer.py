@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.conftest import REPO, read_csv
+from tests.conftest import REPO, max_points, read_csv
 
 ASSIGNMENT = "01_attention"
 COMPONENT = "attention_entropy"
@@ -99,6 +99,10 @@ def new_cell(kind, source, grade_id, grade=False, solution=False, points=None):
     return cell
 
 
+BEFORE = sum(max_points("01_attention").values())   # the assignment's points today
+AFTER = BEFORE + 3                                   # with the exercise's 1 + 2 points
+
+
 def add_the_exercise(repo):
     """Step 1 of the README: the exercise's cells in the solution notebook, and the announced total."""
     path = repo / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -111,8 +115,8 @@ def add_the_exercise(repo):
         new_cell("code", HIDDEN, f"{COMPONENT}_values", grade=True, points=2),
     ]
     intro = notebook.cells[0]
-    assert "(32 points in all)" in intro.source
-    intro.source = intro.source.replace("(32 points in all)", "(35 points in all)")
+    assert f"({BEFORE:g} points in all)" in intro.source
+    intro.source = intro.source.replace(f"({BEFORE:g} points in all)", f"({AFTER:g} points in all)")
     nbformat.write(notebook, path)
 
 
@@ -157,7 +161,7 @@ def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
     release = nbformat.read(repo / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
     stub = next(c for c in release.cells if c.metadata["nbgrader"]["grade_id"] == COMPONENT)
     assert "raise NotImplementedError()" in stub.source and "clamp" not in stub.source
-    assert "| `01_attention` | 35 |" in (repo / "README.md").read_text(encoding="utf-8")
+    assert f"| `01_attention` | {AFTER:g} |" in (repo / "README.md").read_text(encoding="utf-8")
 
     # The project's own checks of an assignment pass on it (step 6's make test, for these checks).
     checks = ["tests/test_notebooks.py::test_the_points_the_notebook_announces_are_the_points_it_grades",
@@ -190,7 +194,7 @@ def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
     assert process.returncode == 0, process.stderr
     grades = {r["student_id"]: (float(r["score"]), float(r["max_score"]))
               for r in read_csv(tmp_path / "out" / "grades.csv")}
-    assert grades["solution"] == (35, 35) and grades["stub"] == (0, 35), grades
+    assert grades["solution"] == (AFTER, AFTER) and grades["stub"] == (0, AFTER), grades
     cells = {(r["student_id"], r["grade_id"]): float(r["score"]) for r in read_csv(tmp_path / "out" / "tests.csv")}
     assert cells[("mutant", f"{COMPONENT}_values")] == 0, "the mutant (log2) kept the hidden test's points"
     assert cells[("mutant", f"{COMPONENT}_visible")] == 0, "the visible test misses log2"
