@@ -60,9 +60,14 @@ def secret_lines(notebook, regions=SECRET_REGIONS):
     return found
 
 
+@functools.lru_cache(maxsize=16)
+def _source(course_dir, assignment):
+    """The assignment's source notebook in the scratch course, read once per worker and course."""
+    return nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
 def _hidden_lines(course_dir, assignment):
-    source = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
-    return secret_lines(source, [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
+    return secret_lines(_source(str(course_dir), assignment), [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
 
 
 def _output_text(output):
@@ -124,8 +129,8 @@ def is_authored(message, texts):
 
 @functools.lru_cache(maxsize=16)
 def _authored(course_dir, assignment):
-    """{grade_id: [message patterns]} of the assignment's graded cells, read from its source notebook."""
-    source = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    """{grade_id: the texts its author wrote} of the assignment's graded cells, from its source notebook."""
+    source = _source(str(course_dir), assignment)
     return {c.metadata["nbgrader"]["grade_id"]: authored_texts(c.source) for c in source.cells
             if c.metadata.get("nbgrader", {}).get("grade")}
 
@@ -165,7 +170,7 @@ def messages(graded, course_dir, assignment, introspects=False):
 
 
 def _hidden_test_ids(course_dir, assignment):
-    source = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    source = _source(str(course_dir), assignment)
     return {c.metadata["nbgrader"]["grade_id"] for c in source.cells
             if "BEGIN HIDDEN TESTS" in c.source and c.metadata.get("nbgrader", {}).get("grade")}
 
