@@ -16,6 +16,8 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter
 
+from autograder import diagnose
+
 SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
 MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to identify anything
 SIGNATURE = re.compile(r"\s*(def|class) \w+")  # signatures are the public API, given in every stub
@@ -64,6 +66,10 @@ def secret_lines(notebook, regions=SECRET_REGIONS):
 def _source(course_dir, assignment):
     """The assignment's source notebook in the scratch course, read once per worker and course."""
     return nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def source_notebook(course_dir, assignment):
+    return _source(str(course_dir), assignment)
 
 
 def _hidden_lines(course_dir, assignment):
@@ -202,18 +208,44 @@ def _page_output(output, budget):
 TRUNCATED = "\n[... output truncated by the grader ...]\n"
 
 
-def feedback_notebook(graded, course_dir, assignment, scores, messages, introspects=False):
+def _diagnosis_outputs(facts, known, first):
+    """The outputs under a failed test cell: what the diagnostics found (on the component's first failed
+    cell: every fact and the picture; on the others: the misconception only)."""
+    lines = diagnose.explain(facts, known)
+    if not first:
+        lines = lines[:1] if facts.misconceptions else []
+    outputs = [nbformat.v4.new_output("stream", name="stdout", text="".join(f"  • {line}\n" for line in lines))] \
+        if lines else []
+    image = diagnose.picture(facts) if first else None
+    if image is not None:
+        outputs.append(nbformat.v4.new_output("display_data", data={
+            "image/png": diagnose.png_base64(image),
+            "text/plain": "your weights, the expected weights and the difference on the small example"}))
+    return outputs
+
+
+def feedback_notebook(graded, course_dir, assignment, scores, messages, introspects=False, diagnoses=None):
     """The notebook the student sees: released test cells, results instead of test outputs, filtered outputs.
 
-    If the notebook reads or alters the grading environment (`introspects`), its own cells show no output
-    from the moment the first hidden test started."""
+    Under a failed test cell, what the diagnostics found about its component (`diagnoses`: {solution cell:
+    Facts}). If the notebook reads or alters the grading environment (`introspects`), its own cells show no
+    output from the moment the first hidden test started."""
+    diagnoses = diagnoses or {}
+    known = diagnose.misconceptions(Path(course_dir) / "source" / assignment, assignment) if diagnoses else {}
+    owners = diagnose.components(_source(str(course_dir), assignment))
+    explained = set()
     hidden = _hidden_lines(course_dir, assignment)
     hidden_ids = _hidden_test_ids(course_dir, assignment)
     release = nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     released = {c.metadata["nbgrader"]["grade_id"]: c.source for c in release.cells if "nbgrader" in c.metadata}
     total, best = sum(s for s, _ in scores.values()), sum(m for _, m in scores.values())
-    rows = "\n".join(f"| `{gid}` | {s:g} / {m:g} | {html.escape(messages.get(gid, 'passed' if s >= m else ''))} |"
-                     for gid, (s, m) in scores.items())
+    def result(gid, s, m):
+        facts = diagnoses.get(owners.get(gid))
+        text = messages.get(gid, "passed" if s >= m else "")
+        if s < m and facts is not None and facts.misconception in known:
+            text += f" (likely mistake: {known[facts.misconception].mistake} [{facts.misconception}])"
+        return html.escape(text)
+    rows = "\n".join(f"| `{gid}` | {s:g} / {m:g} | {result(gid, s, m)} |" for gid, (s, m) in scores.items())
     summary = nbformat.v4.new_markdown_cell(
         f"# Feedback: {assignment}\n\n**Score: {total:g} / {best:g}**\n\n| test cell | points | result |\n"
         f"| --- | --- | --- |\n{rows}\n\nEach failed test says what looks wrong. Hidden tests are not shown.")
@@ -230,6 +262,10 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages, introspe
             verdict = f"✔ passed: {score:g} / {top:g} points" if score >= top else \
                 f"✘ {score:g} / {top:g} points. {messages.get(gid, 'This test failed.')}"
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=verdict + "\n")]
+            facts = diagnoses.get(owners.get(gid))
+            if score < top and facts is not None:
+                cell.outputs += _diagnosis_outputs(facts, known, owners[gid] not in explained)
+                explained.add(owners[gid])
         elif cell.cell_type == "code":
             kept = []
             if introspects and hidden_started:
@@ -270,8 +306,8 @@ def _exporter():
                         require_js_url="data:text/javascript,")  # no widget or script output is kept
 
 
-def write_html(graded, course_dir, assignment, scores, messages, path, introspects=False):
-    notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects)
+def write_html(graded, course_dir, assignment, scores, messages, path, introspects=False, diagnoses=None):
+    notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects, diagnoses)
     body, _ = _exporter().from_notebook_node(notebook)
     Path(path).write_text(body, encoding="utf-8")
 

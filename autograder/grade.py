@@ -15,6 +15,7 @@ to WORKDIR/feedback.html.
 """
 import json
 import os
+import secrets
 import shutil
 import threading
 import warnings
@@ -28,13 +29,13 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Igno
 from traitlets import Bool, Float, Unicode
 from traitlets.config import Config
 
-from autograder import course, feedback
+from autograder import course, diagnose, feedback
 from autograder.collect import read_notebook
 from autograder.model import Status, SubmissionResult, score_cells, zero_cells
 from autograder.canary import new_canary
 from autograder.repair import repair
 from autograder.scan import scan_notebook
-from autograder.sandbox import NotebookTimeout, SandboxError, SandboxFailure, run_notebook
+from autograder.sandbox import TIMEOUT_TAG, NotebookTimeout, SandboxError, SandboxFailure, run_notebook
 
 # nbgrader 0.9's gradebook code triggers SQLAlchemy's "not in session" warnings on every autograde.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -48,6 +49,8 @@ class SandboxExecute(NbGraderPreprocessor):
     timeout = Float(600).tag(config=True)         # seconds for the whole notebook
     cell_timeout = Float(120).tag(config=True)    # seconds for one cell
     sandbox = Bool(True).tag(config=True)         # run the kernel in bubblewrap
+    diagnostics = Unicode("").tag(config=True)    # the source of the diagnostic cell ("" for none)
+    nonce = Unicode("").tag(config=True)          # the diagnostic cell's marker
     failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
 
     def preprocess(self, nb, resources):
@@ -60,6 +63,11 @@ class SandboxExecute(NbGraderPreprocessor):
                 probe = nbformat.v4.new_code_cell(canary.source)
                 probe.metadata[CANARY_TAG] = True
                 probed.cells.append(probe)
+        if self.diagnostics:   # last: after every test and canary; it changes no score
+            probe = nbformat.v4.new_code_cell(self.diagnostics)
+            probe.metadata[diagnose.TAG] = True
+            probe.metadata[TIMEOUT_TAG] = diagnose.CELL_TIMEOUT
+            probed.cells.append(probe)
         try:
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout, self.cell_timeout,
                                     sandbox=self.sandbox)
@@ -70,7 +78,9 @@ class SandboxExecute(NbGraderPreprocessor):
         for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):
             found.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
         (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(found)))
-        nb.cells = [c for c in executed.cells if CANARY_TAG not in c.metadata]
+        reports = [diagnose.report_text(c, self.nonce) for c in executed.cells if diagnose.TAG in c.metadata]
+        (Path(self.workdir) / "diagnostics.json").write_text(reports[0] if reports else "", encoding="utf-8")
+        nb.cells = [c for c in executed.cells if CANARY_TAG not in c.metadata and diagnose.TAG not in c.metadata]
         return nb, resources
 
 
@@ -109,6 +119,9 @@ def grade_submission(job):
     config.SandboxExecute.timeout = float(job.timeout)
     config.SandboxExecute.cell_timeout = float(job.cell_timeout)
     config.SandboxExecute.sandbox = bool(job.sandbox)
+    nonce = secrets.token_hex(8)
+    config.SandboxExecute.diagnostics = diagnose.kernel_cell(course_dir / "source" / assignment, nonce) or ""
+    config.SandboxExecute.nonce = nonce
     config.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     try:
@@ -128,13 +141,31 @@ def grade_submission(job):
     introspects = any(f.introspects for f in findings)
     messages = feedback.messages(graded, course_dir, assignment, introspects)
     tampered = json.loads((workdir / "canaries.json").read_text())
-    cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered))
+    diagnoses = {} if tampered or introspects else _diagnoses(course_dir, assignment, workdir)
+    cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered),
+                        misconceptions={gid: diagnoses[c].misconception for gid, c in _owners(course_dir, assignment).items()
+                                        if c in diagnoses})
     flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + [str(f) for f in findings]
     scores = {c.grade_id: (c.score, c.max_score) for c in cells}
     feedback.write_html(graded, course_dir, assignment, scores, {c.grade_id: c.message for c in cells},
-                        workdir / "feedback.html", introspects)
+                        workdir / "feedback.html", introspects, diagnoses)
     return SubmissionResult(job.student_id, job.assignment, Status.GRADED, cells, flags=tuple(job.flags) + tuple(flags),
                             fingerprint=job.fingerprint, sandboxed=job.sandbox)
+
+
+def _owners(course_dir, assignment):
+    """{graded cell: the solution cell it tests} of the assignment."""
+    return diagnose.components(feedback.source_notebook(course_dir, assignment))
+
+
+def _diagnoses(course_dir, assignment, workdir):
+    """{solution cell: Facts} that the diagnostic cell reported, strictly parsed ({} when there are none)."""
+    folder = Path(course_dir) / "source" / assignment
+    module = diagnose.diagnostics(folder)
+    if module is None:
+        return {}
+    text = (workdir / "diagnostics.json").read_text(encoding="utf-8")
+    return diagnose.parse(text, set(module.MISCONCEPTIONS), set(module.COMPONENTS))
 
 
 class GradingError(Exception):

@@ -39,6 +39,7 @@ class CellResult:
     score: float
     max_score: float
     message: str = ""      # why points were lost, in the student's words ("" when passed)
+    misconception: str = ""  # the id of the mistake the diagnostics recognised ("" when passed or none)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class SubmissionResult:
 
     def to_json(self):
         record = {"student_id": self.student_id, "assignment": self.assignment, "status": self.status.value,
-                  "cells": [[c.grade_id, c.score, c.max_score, c.message] for c in self.cells],
+                  "cells": [[c.grade_id, c.score, c.max_score, c.message, c.misconception] for c in self.cells],
                   "reason": self.reason, "flags": list(self.flags), "fingerprint": self.fingerprint,
                   "sandboxed": self.sandboxed}
         return json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
@@ -72,7 +73,7 @@ class SubmissionResult:
         """The result written by to_json; raises ValueError for anything else (then: grade again)."""
         try:
             record = json.loads(text)
-            cells = tuple(CellResult(str(g), float(s), float(m), str(msg)) for g, s, m, msg in record["cells"])
+            cells = tuple(CellResult(str(g), float(s), float(m), str(msg), str(mis)) for g, s, m, msg, mis in record["cells"])
             return cls(student_id=str(record["student_id"]), assignment=str(record["assignment"]),
                        status=Status(record["status"]), cells=cells, reason=str(record["reason"]),
                        flags=tuple(str(f) for f in record["flags"]), fingerprint=str(record["fingerprint"]),
@@ -90,13 +91,14 @@ MISSING_CELL = "this test cell is missing from the submitted notebook"
 TAMPERED = "scored 0: the notebook tampered with the grading environment"
 
 
-def score_cells(canonical, earned, messages, tampered=False):
+def score_cells(canonical, earned, messages, tampered=False, misconceptions=None):
     """The scoring policy, in one place.
 
     canonical   [(grade_id, max_score)] of the assignment's graded cells, from the course (not the submission)
     earned      {grade_id: score} that nbgrader gave the cells it found in the submission
     messages    {grade_id: message} of the cells that failed
     tampered    the kernel was tampered with: no verdict can be trusted, every cell scores 0
+    misconceptions  {grade_id: id of the mistake its component's diagnostics recognised}, kept on failed cells
 
     A cell the student deleted scores 0 (its max_score stays the course's); no cell scores more than
     its max_score or less than 0; the cells come in the course's order.
@@ -109,7 +111,9 @@ def score_cells(canonical, earned, messages, tampered=False):
             cells.append(CellResult(grade_id, 0.0, points, MISSING_CELL))
         else:
             score = min(max(float(earned[grade_id]), 0.0), points)
-            cells.append(CellResult(grade_id, score, points, "" if score >= points else messages.get(grade_id, "")))
+            failed = score < points
+            cells.append(CellResult(grade_id, score, points, messages.get(grade_id, "") if failed else "",
+                                    (misconceptions or {}).get(grade_id, "") if failed else ""))
     return tuple(cells)
 
 

@@ -38,6 +38,9 @@ PIDS_LIMIT = 256                  # processes and threads of one kernel, where a
 CGROUP_ROOTS = [Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")]   # cgroup v1's pids hierarchy, or v2's
 
 
+TIMEOUT_TAG = "autograder-timeout"   # a cell's own limit in seconds (never more than the notebook's cell limit)
+
+
 class SandboxError(Exception):
     """The notebook could not be run to the end; the message says why."""
 
@@ -237,7 +240,8 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
     km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets_dir / "kernel"),
                                 connection_file=str(sockets_dir / "kernel.json"), wrapper=wrapper)
     client = LimitedOutputClient(
-        notebook, km=km, timeout=cell_timeout, allow_errors=True, interrupt_on_timeout=True, record_timing=False,
+        notebook, km=km, timeout=cell_timeout, allow_errors=True,
+        timeout_func=lambda cell: min(cell_timeout, _own_limit(cell) or cell_timeout), interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {cell_timeout} s",
                           "traceback": []},
         # not coalesce_streams: its regular expressions take quadratic time on a long line, which would
@@ -278,6 +282,13 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
                 "error", ename="NotExecuted", evalue="this cell never ran: the kernel died or stopped before it",
                 traceback=[]))
     return notebook
+
+
+def _own_limit(cell):
+    try:
+        return max(1, int(cell.metadata.get(TIMEOUT_TAG, 0)))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _shut_down(km):

@@ -399,3 +399,19 @@ MUTANTS = {
     return float(bandwidths[errors.index(min(errors))]), errors
 """, "the errors returned as a Python list instead of a tensor", fails=["bandwidth_visible", "bandwidth_errors"]),
 }
+
+# The misconception that the grader's feedback names for each mutant (solutions/01_attention/diagnostics.py).
+MISCONCEPTION_OF = {
+    "sdpa/unscaled": "sdpa.unscaled",
+    "sdpa/scaled_by_d_k": "sdpa.scaled-by-d-k",
+    "sdpa/scaled_by_d_v": "sdpa.scaled-by-d-v",
+    "sdpa/softmax_over_queries": "sdpa.softmax-over-queries",
+    "sdpa/key_dot_T": "sdpa.key-T",
+    "sdpa/inverted_mask": "sdpa.mask-inverted",
+    "sdpa/mask_ignored": "sdpa.mask-ignored",
+    "sdpa/nan_for_fully_masked_query": "sdpa.nan-fully-masked",
+    "sdpa/unstable_exponentials": "sdpa.overflow",
+    "sdpa/averages_the_keys": "sdpa.averages-keys",
+    "sdpa/detached_values": "sdpa.no-gradient",
+    "sdpa/loop_over_batch": "sdpa.python-loop",
+}

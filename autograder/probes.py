@@ -1,0 +1,163 @@
+"""Tensor checks that an assignment's diagnostics (solutions/<id>/diagnostics.py) run on a student's code.
+
+This module runs in two places: in the grader's process (tests, and the grader reading MISCONCEPTIONS),
+and inside the student's sandboxed kernel, where autograder/diagnose.py sends its source together with
+the assignment's diagnostics. So it imports nothing but torch and the standard library.
+
+A diagnosis is a plain dict of numbers, shapes and names, in the fixed schema of autograder/diagnose.py
+(which parses it strictly). The helpers here build its parts:
+
+    describe(theirs, expected, ...)   shape, dtype, NaN/Inf, row sums, masked weight, largest error
+    matrix(weights)                   a small 2-D picture of weights, rounded
+    same(a, b)                        a tensor (or a tuple of them) equals another, within a tolerance
+    attempt(function, *args)          the result, or the name of the exception it raised
+    swapped(namespace, bindings)      the notebook's names bound to reference implementations for a while
+    loops(function, make_args)        whether the number of torch operations grows with the input size
+"""
+import contextlib
+import math
+
+import torch
+
+MATRIX_SIDE = 8      # the largest picture of weights: 8 x 8
+EXCEPTIONS = ("NotImplementedError", "TypeError", "ValueError", "RuntimeError", "IndexError", "AttributeError",
+              "NameError", "AssertionError", "KeyError", "ZeroDivisionError", "RecursionError")
+
+
+class Raised(Exception):
+    """The student's code raised; `name` is its type, among EXCEPTIONS (or "Exception")."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.name = name
+
+
+def exception_name(error):
+    name = type(error).__name__
+    return name if name in EXCEPTIONS else "Exception"
+
+
+def attempt(function, *args, **kwargs):
+    """function(*args, **kwargs), or raise Raised with the name of what it raised."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:
+        raise Raised(exception_name(error)) from None
+
+
+@contextlib.contextmanager
+def swapped(namespace, bindings):
+    """Bind notebook names to the given objects while the block runs (graded in isolation, as the tests)."""
+    before = {name: namespace.get(name) for name in bindings}
+    namespace.update(bindings)
+    try:
+        yield
+    finally:
+        namespace.update(before)
+
+
+def same(a, b, atol=1e-5, rtol=1e-4):
+    """Whether a and b (tensors, or tuples/lists of tensors) have equal shapes and close values."""
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b)
+                and all(same(x, y, atol, rtol) for x, y in zip(a, b)))
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
+        return False
+    if a.dtype == torch.bool or b.dtype == torch.bool:
+        return a.dtype == b.dtype and bool(torch.equal(a, b))
+    a, b = a.detach().double(), b.detach().double()
+    return bool(torch.allclose(a, b, atol=atol, rtol=rtol, equal_nan=True))
+
+
+def _index(flat_position, shape):
+    index = []
+    for size in reversed(shape):
+        index.append(int(flat_position % size))
+        flat_position //= size
+    return index[::-1]
+
+
+def describe(theirs, expected, weights=False, allowed=None):
+    """The facts about `theirs` against `expected` (a tensor): shape, dtype, NaN/Inf and where, and when
+    the shapes agree, the largest error and where; for weights, rows that do not sum to 1 (rows with at
+    least one allowed key) and the most weight on a masked position (`allowed`: True may attend)."""
+    if not isinstance(theirs, torch.Tensor):
+        return {"not_a_tensor": True}
+    facts = {"shape": list(theirs.shape), "expected_shape": list(expected.shape),
+             "dtype": str(theirs.dtype).replace("torch.", ""), "expected_dtype": str(expected.dtype).replace("torch.", "")}
+    if not (theirs.is_floating_point() and theirs.numel()):
+        return facts
+    values = theirs.detach().double()
+    bad = ~torch.isfinite(values)
+    facts["nonfinite"] = int(bad.sum())
+    if facts["nonfinite"]:
+        facts["nonfinite_at"] = _index(int(bad.flatten().nonzero()[0]), values.shape)
+    if theirs.shape != expected.shape:
+        return facts
+    error = (values - expected.detach().double()).abs().nan_to_num(nan=math.inf)
+    where = int(error.flatten().argmax())
+    facts["max_error"] = float(error.flatten()[where])
+    facts["max_error_at"] = _index(where, values.shape)
+    if weights:
+        keep = torch.ones(values.shape[:-1], dtype=torch.bool) if allowed is None else \
+            torch.broadcast_to(allowed, values.shape).any(-1)
+        row_error = ((values.sum(-1) - 1).abs() * keep).nan_to_num(nan=math.inf)
+        row = int(row_error.flatten().argmax())
+        facts["row_sum_error"] = float(row_error.flatten()[row])
+        facts["row_sum_at"] = _index(row, row_error.shape)
+        if allowed is not None:
+            masked = (values.abs() * ~torch.broadcast_to(allowed, values.shape)).nan_to_num(nan=math.inf)
+            spot = int(masked.flatten().argmax())
+            facts["masked_weight"] = float(masked.flatten()[spot])
+            facts["masked_at"] = _index(spot, values.shape)
+    return facts
+
+
+def matrix(weights):
+    """The last two dimensions of the first matrix of `weights`, at most MATRIX_SIDE x MATRIX_SIDE, as lists
+    of floats (the picture the grader draws); None if it is not a float tensor of at least 2 dimensions."""
+    if not isinstance(weights, torch.Tensor) or weights.dim() < 2 or not weights.is_floating_point():
+        return None
+    while weights.dim() > 2:
+        weights = weights[0]
+    picture = weights.detach().double()[:MATRIX_SIDE, :MATRIX_SIDE].nan_to_num(nan=0.0, posinf=9.0, neginf=-9.0)
+    return picture.clamp(-9, 9).tolist()
+
+
+def op_count(function, *args):
+    """The number of torch operations that function(*args) dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        function(*args)
+    return Count.calls
+
+
+def loops(function, make_args, small=2, large=6):
+    """Whether function runs more torch operations on a larger input (a Python loop over positions, batch
+    or heads): make_args(n) gives the arguments for size n."""
+    try:
+        return op_count(function, *make_args(large)) > op_count(function, *make_args(small))
+    except Exception:
+        return False
+
+
+def finish(facts):
+    """The facts as JSON values: floats rounded to 4 significant digits and capped, tuples as lists."""
+    if isinstance(facts, dict):
+        return {str(key): finish(value) for key, value in facts.items()}
+    if isinstance(facts, (list, tuple)):
+        return [finish(value) for value in facts]
+    if isinstance(facts, bool) or facts is None or isinstance(facts, (int, str)):
+        return facts
+    value = float(facts)
+    if math.isnan(value):
+        return 1e30
+    return float(f"{max(-1e30, min(1e30, value)):.4g}")

@@ -1,0 +1,137 @@
+"""The diagnostics of every assignment (solutions/<id>/diagnostics.py), in this process, fast.
+
+For every mutant of the catalogues (tests/mutants/), the diagnostics of its component name the
+misconception that the mutant declares, first; on the solution they name none, and report no error.
+These are the checks that autograder/diagnose.py runs in the student's kernel; tests/test_mutants.py
+checks on a graded class that the same ids reach the feedback through the kernel. The facts each
+check reports fit the grader's strict schema.
+"""
+import json
+import signal
+from contextlib import contextmanager
+
+import nbformat
+import pytest
+
+from autograder import diagnose, probes
+from tests.conftest import ASSIGNMENTS, SOLUTIONS, solution_path
+from tests.mutants import catalogue, not_graded_here
+
+CATALOGUE = catalogue()
+WITH_DIAGNOSTICS = [a for a in ASSIGNMENTS if (SOLUTIONS / a / "diagnostics.py").is_file()]
+MUTANTS = [(a, name) for a in WITH_DIAGNOSTICS for name in sorted(CATALOGUE.get(a, {}))
+           if CATALOGUE[a][name].cell not in not_graded_here().get(a, set())]
+
+
+def _module(assignment):
+    return diagnose.diagnostics(SOLUTIONS / assignment)
+
+
+def _code_cells(assignment):
+    """The notebook's code that is not a test: setup, solution cells, ungraded cells ([(grade_id, source)])."""
+    notebook = nbformat.read(solution_path(assignment), as_version=4)
+    return [(c.metadata.get("nbgrader", {}).get("grade_id"), c.source) for c in notebook.cells
+            if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("grade")]
+
+
+_BASE = {}
+
+
+def namespace(assignment, replace=None):
+    """A notebook namespace holding the solution's definitions, with one cell's source replaced."""
+    if assignment not in _BASE:
+        ns = {"__name__": "__main__"}
+        for _, source in _code_cells(assignment):
+            exec(compile(source, assignment, "exec"), ns)
+        _BASE[assignment] = ns
+    ns = dict(_BASE[assignment])
+    if replace is not None:
+        cell, source = replace
+        exec(compile(source, cell, "exec"), ns)
+    return ns
+
+
+@contextmanager
+def time_limit(seconds):
+    def stop(signum, frame):
+        raise TimeoutError
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def facts_of(assignment, cell, ns):
+    """The parsed Facts of one component, through the same JSON round trip as in the kernel."""
+    module = _module(assignment)
+    with time_limit(diagnose.COMPONENT_TIMEOUT * 3):
+        raw = probes.finish(module.COMPONENTS[cell](ns))
+    text = json.dumps({cell: raw}, allow_nan=False)
+    parsed = diagnose.parse(text, set(module.MISCONCEPTIONS), set(module.COMPONENTS))
+    assert cell in parsed, f"the facts of {cell} do not fit the schema: {text[:500]}"
+    return parsed[cell]
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
+def test_declarations(assignment):
+    module = _module(assignment)
+    assert not diagnose.check_module(module)
+    graded = set(diagnose.components(nbformat.read(solution_path(assignment), as_version=4)).values())
+    assert set(module.COMPONENTS) == graded, "every graded component has a check, and only those"
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
+def test_the_solution_shows_no_mistake(assignment):
+    for cell in _module(assignment).COMPONENTS:
+        facts = facts_of(assignment, cell, namespace(assignment))
+        assert not facts.misconceptions, f"{cell}: the solution is taken for {facts.misconceptions}"
+        known = diagnose.misconceptions(SOLUTIONS / assignment, assignment)
+        assert diagnose.explain(facts, known) == [], f"{cell}: the solution gets feedback"
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("assignment,name", MUTANTS)
+def test_the_mutant_is_named(assignment, name):
+    mutant = CATALOGUE[assignment][name]
+    module = _module(assignment)
+    assert mutant.misconception in module.MISCONCEPTIONS, f"{name}: declare its misconception (one of MISCONCEPTIONS)"
+    facts = facts_of(assignment, mutant.cell, namespace(assignment, (mutant.cell, mutant.source)))
+    assert facts.misconception == mutant.misconception, \
+        f"{name} ({mutant.why}): diagnosed as {facts.misconceptions or 'nothing'}, not {mutant.misconception}"
+
+
+@pytest.mark.unit
+def test_parse_is_strict():
+    known, cells = {"a.b"}, {"cell"}
+    good = {"misconceptions": ["a.b"], "shape": [2, 3], "max_error": 0.123456, "weights": [[0.5, 0.5]],
+            "expected_weights": [[1.0, 0.0]], "subject": "weights", "raised": "ValueError"}
+    facts = diagnose.parse(json.dumps({"cell": good}), known, cells)["cell"]
+    assert facts.max_error == 0.123 and facts.shape == (2, 3) and facts.misconception == "a.b"
+    for bad in [{"misconceptions": ["free text here"]}, {"shape": ["2"]}, {"shape": list(range(20))},
+                {"max_error": "1"}, {"max_error": True}, {"weights": [[0.1] * 9]}, {"weights": [[1.0], [1.0, 2.0]]},
+                {"raised": "MyOwnMessage"}, {"subject": "secret"}, {"comment": 1}, {"weights": [["a"]]},
+                {"dtype": "float32 leaked"}, {"nonfinite": -1}, {"max_error": 1e300}]:
+        assert diagnose.parse(json.dumps({"cell": bad}), known, cells) == {}, bad
+    assert diagnose.parse(json.dumps({"other": good}), known, cells) == {}
+    assert diagnose.parse('{"cell": {"max_error": NaN}}', known, cells) == {}
+    assert diagnose.parse("x" * (diagnose.MAX_BYTES + 1), known, cells) == {}
+    assert diagnose.parse("[" * 100_000, known, cells) == {}
+
+
+@pytest.mark.unit
+def test_picture_is_drawn_from_numbers():
+    facts = diagnose.Facts(weights=((0.5, 0.5), (1.0, 0.0)), expected_weights=((1.0, 0.0), (1.0, 0.0)))
+    data = diagnose.picture(facts)
+    assert data.startswith(b"\x89PNG")
+    assert diagnose.picture(diagnose.Facts()) is None
+
+
+def test_copy_does_not_leak_between_mutants():
+    # namespace() copies the base namespace: a mutant's definitions never reach the next one
+    ns = namespace(ASSIGNMENTS[0], ("x", "MUTATED = 1"))
+    assert "MUTATED" in ns and "MUTATED" not in namespace(ASSIGNMENTS[0])
