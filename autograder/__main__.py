@@ -50,6 +50,8 @@ def parse_args(argv):
     grade.add_argument("--scratch", type=Path,
                        help="folder for the scratch course, created if missing "
                             "(with --dask: one every worker sees, e.g. shared storage)")
+    grade.add_argument("--book-url", metavar="URL",
+                       help="where report.html links to the book (default: this repository's _build/html)")
     grade.add_argument("--quiet", action="store_true", help="no progress line")
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code without bubblewrap (only for code you trust)")
@@ -93,7 +95,7 @@ def main(argv=None):
                               cell_timeout=args.cell_timeout, progress=not args.quiet,
                               make_executor=make_executor, scratch=args.scratch,
                               sandbox=not args.unsafe_no_sandbox, regrade=args.regrade)
-        write_report(results, args.out)
+        write_report(results, args.out, book_url=args.book_url)
     except KeyboardInterrupt:
         print(f"\nautograder: stopped. Every grade written so far is kept in {args.out}/results/; nothing in "
               f"flight was recorded. Run the same command again to grade the rest.", file=sys.stderr)

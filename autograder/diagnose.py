@@ -358,12 +358,14 @@ def picture(facts):
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("key", fontsize=8)
         ax.set_ylabel("query", fontsize=8)
+        ax.set_xticks(range(len(values[0])))
+        ax.set_yticks(range(len(values)))
         ax.tick_params(labelsize=7)
         if len(values) * len(values[0]) <= 36:
             for i, row in enumerate(values):
                 for j, x in enumerate(row):
                     ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if cmap == "viridis" and x < 0.5 else "black")
+                            color="white" if (x < 0.5 if cmap == "viridis" else abs(x) > 0.6 * high) else "black")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
     fig.tight_layout()
     buffer = io.BytesIO()

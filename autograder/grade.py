@@ -69,7 +69,9 @@ class SandboxExecute(NbGraderPreprocessor):
             probe.metadata[TIMEOUT_TAG] = diagnose.CELL_TIMEOUT
             probed.cells.append(probe)
         try:
-            executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout, self.cell_timeout,
+            # the diagnostic cell's own time is added to the notebook's: it never makes a student's notebook late
+            extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if self.diagnostics else 0
+            executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + extra, self.cell_timeout,
                                     sandbox=self.sandbox)
         except SandboxError as error:
             SandboxExecute.failures[self.workdir] = error

@@ -123,6 +123,8 @@ class ClassResults:
     submissions: list = field(default_factory=list)   # SubmissionResult
     problems: list = field(default_factory=list)      # (student_id, folder, reason) of folders that are no assignment
     cells: dict = field(default_factory=dict)         # assignment -> [(grade_id, max_score)] from the course
+    components: dict = field(default_factory=dict)    # assignment -> {graded cell: the solution cell it tests}
+    misconceptions: dict = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
 
     def sorted(self):
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))

@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from autograder import course
+from autograder import course, diagnose, feedback
 from autograder.collect import collect
 from autograder.model import ClassResults, Job, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
@@ -278,7 +278,10 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
         fresh = _run(todo, make_executor, progress, timings=timings)
         _write_timings(out, timings)
 
-        results = ClassResults(submissions=done + list(fresh.values()), cells=cells)
+        results = ClassResults(submissions=done + list(fresh.values()), cells=cells,
+                               components={a: diagnose.components(feedback.source_notebook(course_dir, a)) for a in cells},
+                               misconceptions={key: m for a in cells
+                                               for key, m in diagnose.misconceptions(course_dir / "source" / a, a).items()})
         for problem in problems:
             if problem.assignment in cells:
                 results.submissions.append(SubmissionResult(problem.student_id, problem.assignment,

@@ -1,9 +1,12 @@
 """Write the results of a grading run to OUT/.
 
 grades.csv, tests.csv, errors.csv, flags.csv (the autograder contract), gradebook.csv (one row per
-student, one column per assignment: the layout LMS gradebooks import), and report.html: the score
-distribution per assignment, the pass rate of every graded test cell, the most common mistakes (the
-messages of failed tests), and the error and flag lists.
+student, one column per assignment: the layout LMS gradebooks import), misconceptions.csv (one row per
+student and recognised mistake), and report.html, a page that works offline: the mistakes of the class
+grouped by misconception across assignments (how many students, on which cells, the fix, and a link to
+the book section that teaches it), then per assignment the score distribution, the pass rate of every
+graded test cell and component, the most common test messages and the students who need help, and
+the error and flag lists.
 """
 import base64
 import csv
@@ -14,6 +17,11 @@ from pathlib import Path
 
 from autograder.feedback import install_mathjax
 from autograder.model import Status
+
+REPO = Path(__file__).resolve().parent.parent
+BOOK_SOURCE = REPO / "book"
+BUILT_BOOK = REPO / "_build" / "html"
+HELP_LIMIT = 15          # students listed as needing help, per assignment
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -65,7 +73,8 @@ def _rows(results):
     return grades, tests, sorted(errors), flags
 
 
-def write_report(results, out):
+def write_report(results, out, book_url=None):
+    """Every file of OUT/; `book_url` is where the book is read (default: this repository's built book)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     grades, tests, errors, flags = _rows(results)
@@ -74,7 +83,9 @@ def write_report(results, out):
     _write(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
     _write(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
     _write_gradebook(grades, out / "gradebook.csv")
-    (out / "report.html").write_text(report_html(results, errors, flags), encoding="utf-8")
+    _write(out / "misconceptions.csv", ["student_id", "assignment", "misconception", "grade_ids"],
+           [(s, a, key, " ".join(cells)) for (key, a, s), cells in sorted(misconception_cells(results).items())])
+    (out / "report.html").write_text(report_html(results, errors, flags, book_url), encoding="utf-8")
     if any(r.status is Status.GRADED for r in results.submissions):
         install_mathjax(out / "feedback")
 
@@ -127,7 +138,91 @@ def common_mistakes(results, assignment):
                    for c in r.cells if c.score < c.max_score and c.message and not c.message.startswith(NOT_ATTEMPTED))
 
 
-def report_html(results, errors, flags):
+def misconception_cells(results):
+    """{(misconception id, assignment, student): [grade_ids of the failed cells where it was recognised]}."""
+    found = defaultdict(list)
+    for r in _graded(results):
+        for c in r.cells:
+            if c.misconception and c.score < c.max_score:
+                found[(c.misconception, r.assignment, r.student_id)].append(c.grade_id)
+    return found
+
+
+def book_labels(source=BOOK_SOURCE):
+    """{explicit MyST label: the page (file stem) that defines it} of the book's chapters."""
+    labels = {}
+    for page in sorted(Path(source).glob("*.md")):
+        for line in page.read_text(encoding="utf-8").splitlines():
+            if line.startswith("(") and line.rstrip().endswith(")=") and " " not in line.strip():
+                labels[line.strip()[1:-2]] = page.stem
+    return labels
+
+
+def book_link(label, book_url=None, labels=None):
+    """The address of the book section with this label ("" if the book has no such label)."""
+    labels = book_labels() if labels is None else labels
+    if label not in labels:
+        return ""
+    base = (book_url or BUILT_BOOK.as_uri()).rstrip("/")
+    return f"{base}/{labels[label]}.html#{label}"
+
+
+def _misconception_section(results, book_url):
+    """The class's mistakes grouped by misconception, across assignments, most common first."""
+    by_id = defaultdict(lambda: {"students": set(), "cells": Counter(), "assignments": set()})
+    for (key, assignment, student), cells in misconception_cells(results).items():
+        entry = by_id[key]
+        entry["students"].add(student)
+        entry["assignments"].add(assignment)
+        entry["cells"].update(cells)
+    parts = ["<h2>Mistakes of the class, by misconception</h2>",
+             "<p>Each failed test cell whose component the grader's checks recognised as a known mistake, across "
+             "all assignments. The link goes to the section of the book that teaches it.</p>"]
+    if not by_id:
+        return "".join(parts) + "<p>None recognised.</p>"
+    labels = book_labels()
+    rows = []
+    for key, entry in sorted(by_id.items(), key=lambda item: (-len(item[1]["students"]), item[0])):
+        known = results.misconceptions.get(key)
+        link = book_link(known.label, book_url, labels) if known else ""
+        cells = ", ".join(f"{html.escape(g)} ({n})" for g, n in entry["cells"].most_common())
+        section = f'<a href="{html.escape(link)}">{html.escape(known.label)}</a>' if link else ""
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in [
+            f"<strong>{html.escape(known.mistake if known else key)}</strong><br><code>{html.escape(key)}</code>",
+            html.escape(", ".join(sorted(entry["assignments"]))), str(len(entry["students"])), cells,
+            html.escape(known.fix if known else ""), section]) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ["misconception", "assignment", "students", "cells (students)", "fix",
+                                             "book section"])
+    return "".join(parts) + f"<table class='misconceptions'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _component_rates(results, assignment, submissions):
+    """[(component, % of students with full points on all its cells)] in notebook order."""
+    owner = results.components.get(assignment, {})
+    passed = defaultdict(list)
+    for r in submissions:
+        full = defaultdict(lambda: True)
+        for c in r.cells:
+            full[owner.get(c.grade_id, c.grade_id)] &= c.score >= c.max_score
+        for component, ok in full.items():
+            passed[component].append(ok)
+    return [(component, 100 * sum(v) / len(v)) for component, v in passed.items()]
+
+
+def _needing_help(results, assignment, submissions):
+    """Rows (student, score, parts not attempted, mistakes recognised) of the lowest scores, lowest first."""
+    owner = results.components.get(assignment, {})
+    rows = []
+    for r in sorted(submissions, key=lambda r: (r.score, r.student_id))[:HELP_LIMIT]:
+        if r.score >= r.max_score:
+            break
+        untouched = sorted({owner.get(c.grade_id, c.grade_id) for c in r.cells if c.message.startswith(NOT_ATTEMPTED)})
+        mistakes = sorted({c.misconception for c in r.cells if c.misconception})
+        rows.append((r.student_id, f"{r.score:g} / {r.max_score:g}", ", ".join(untouched) or "-", ", ".join(mistakes) or "-"))
+    return rows
+
+
+def report_html(results, errors, flags, book_url=None):
     graded = _graded(results)
     parts = ["<h1>Grading report</h1>",
              f"<p>{len({r.student_id for r in results.submissions})} students, {len(results.submissions)} submissions, "
@@ -135,6 +230,7 @@ def report_html(results, errors, flags):
     if results.not_graded:
         parts.append(f"<p><strong>{len(results.not_graded)} submissions were not graded</strong> (a failure of the "
                      f"grader, not of the students): run the same command again to grade them.</p>")
+    parts.append(_misconception_section(results, book_url))
     by_assignment = defaultdict(list)
     for r in graded:
         by_assignment[r.assignment].append(r)
@@ -159,9 +255,19 @@ def report_html(results, errors, flags):
                                          ax.set_xlabel("% of students with full points"),
                                          ax.set_title("pass rate per graded test cell")),
                              height=0.3 * len(names) + 1.2))
+        components = _component_rates(results, assignment, submissions)
+        parts.append("<h3>Pass rate per component</h3>")
+        parts.append(_figure(lambda ax: (ax.barh([c for c, _ in components][::-1], [r for _, r in components][::-1],
+                                                 color="tab:green"), ax.set_xlim(0, 100),
+                                         ax.set_xlabel("% of students with full points on all its cells"),
+                                         ax.set_title("pass rate per component")),
+                             height=0.3 * len(components) + 1.2))
         mistakes = common_mistakes(results, assignment)
-        parts.append("<h3>Most common mistakes</h3>")
+        parts.append("<h3>Most common test messages</h3>")
         parts.append(_table(["test cell", "students", "message"], [(g, n, m) for (g, m), n in mistakes.most_common(15)]))
+        parts.append("<h3>Students who need help</h3><p>The lowest scores, with the parts not attempted and the "
+                     "mistakes recognised.</p>")
+        parts.append(_table(["student", "score", "not attempted", "mistakes"], _needing_help(results, assignment, submissions)))
     parts.append("<h2>Errors and submissions not graded</h2>" + _table(["student", "assignment", "reason"], errors))
     parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], flags))
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"

@@ -285,10 +285,12 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
 
 
 def _own_limit(cell):
+    """A cell's own limit in whole seconds (TIMEOUT_TAG in its metadata), or 0 when it has none."""
     try:
-        return max(1, int(cell.metadata.get(TIMEOUT_TAG, 0)))
+        seconds = int(cell.metadata.get(TIMEOUT_TAG, 0))
     except (TypeError, ValueError):
         return 0
+    return seconds if seconds > 0 else 0
 
 
 def _shut_down(km):

@@ -192,3 +192,11 @@ def test_a_fork_bomb_is_capped_and_costs_its_neighbours_nothing(hostile_batch):
 def test_feedback_is_small_even_when_a_notebook_prints_megabytes(hostile_batch, name):
     page = hostile_batch["out"] / "feedback" / name / ASSIGNMENT / f"{ASSIGNMENT}.html"
     assert page.stat().st_size < 3_000_000
+
+
+def test_forged_diagnostics_name_nothing(hostile_batch):
+    """Lines that look like the grader's diagnostics (without its nonce) are ignored: no misconception, no text."""
+    rows = [r for r in read_csv(hostile_batch["out"] / "misconceptions.csv") if r["student_id"] == "forged-diagnostics"]
+    assert rows == []
+    page = (hostile_batch["out"] / "feedback" / "forged-diagnostics" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "Likely mistake" not in page and "alert(1)</script>" not in page

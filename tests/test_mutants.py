@@ -10,7 +10,7 @@ reference implementation.
 import nbformat
 import pytest
 
-from tests.conftest import ASSIGNMENTS, cell_scores, max_points, nbgrader_cells, solution_path
+from tests.conftest import ASSIGNMENTS, cell_scores, max_points, nbgrader_cells, read_csv, solution_path
 from tests.mutants import catalogue, not_graded_here
 
 CATALOGUE = catalogue()
@@ -106,3 +106,28 @@ def test_mutant_loses_points_only_on_its_own_component(graded_class, assignment,
     elsewhere = sorted(cell for cell, (score, top) in scores.items() if score < top and cell not in own)
     assert not elsewhere, (f"the mutant '{name}' of {mutant.cell} ({mutant.why}) also loses points on {elsewhere}: "
                            f"their tests must swap in a reference {mutant.cell}")
+
+
+def _misconception_rows(graded_class, student, assignment):
+    return [r for r in read_csv(graded_class["out"] / "misconceptions.csv")
+            if r["student_id"] == student and r["assignment"] == assignment]
+
+
+@pytest.mark.parametrize("assignment,name", ALL)
+def test_mutant_feedback_names_its_misconception(graded_class, assignment, name):
+    """Through the kernel, the diagnostics name the mutant's misconception on its own component's failed cells
+    (OUT/misconceptions.csv, written from the results), and no other."""
+    mutant = CATALOGUE[assignment][name]
+    own = component_cells(assignment)[mutant.cell]
+    if not own:
+        return  # graded in another assignment: it costs nothing here, so no feedback names it
+    student = next(s for s, (a, n, _) in graded_class["mutants"].items() if (a, n) == (assignment, name))
+    rows = _misconception_rows(graded_class, student, assignment)
+    assert [r["misconception"] for r in rows] == [mutant.misconception], \
+        f"the feedback of '{name}' ({mutant.why}) names {[r['misconception'] for r in rows]}, not {mutant.misconception!r}"
+    assert set(rows[0]["grade_ids"].split()) <= set(own)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_solution_gets_no_misconception(graded_class, assignment):
+    assert not _misconception_rows(graded_class, "solution", assignment)

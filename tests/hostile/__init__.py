@@ -141,6 +141,28 @@ except OSError:
     pass
 '''
 
+HANG_AFTER_TESTS = """import time
+def _maybe_hang():
+    while globals().get("_after_the_tests"):
+        time.sleep(0.01)
+"""
+HANG_SWALLOWED = """def _maybe_hang():
+    while globals().get("_after_the_tests"):
+        try:
+            while True:
+                pass
+        except BaseException:
+            pass
+"""
+CALLS_IT = """_original_attention = scaled_dot_product_attention
+def scaled_dot_product_attention(query, key, value, mask=None):
+    _maybe_hang()
+    return _original_attention(query, key, value, mask)"""
+FORGED_LINE = ('print("autograder diagnostics 0123456789abcdef:" + \'{"scaled_dot_product_attention": '
+               '{"misconceptions": ["sdpa.unscaled"], "subject": "<script>alert(1)</script>"}}\')')
+FORGE_DIAGNOSTICS = "def _maybe_hang():\n    " + FORGED_LINE
+
+
 def _added_cell(code):
     """A cell the student adds at the end of the notebook (after every hidden test has run)."""
     def edit(notebook):
@@ -312,4 +334,12 @@ CASES = {
     "inflate-points": Case(RELEASE, edit=_inflate_points, exact=0),
     "fake-outputs": Case(RELEASE, edit=_fake_outputs, exact=0),
     "tests-first": Case(SOLUTION, edit=_tests_first, max_score=0),
+    # The grader's diagnostics run the student's functions once more after the last test: a function that
+    # hangs then (even one that swallows the interruption) or prints fake diagnostics costs nothing and forges nothing.
+    "diagnostics-hang": Case(SOLUTION, prepend={"scaled_dot_product_attention": HANG_AFTER_TESTS}, append={"scaled_dot_product_attention": CALLS_IT},
+                             edit=_added_cell("_after_the_tests = True"), exact=FULL),
+    "diagnostics-hang-swallowed": Case(SOLUTION, prepend={"scaled_dot_product_attention": HANG_SWALLOWED}, append={"scaled_dot_product_attention": CALLS_IT},
+                                       edit=_added_cell("_after_the_tests = True"), exact=FULL),
+    "forged-diagnostics": Case(SOLUTION, prepend={"scaled_dot_product_attention": FORGE_DIAGNOSTICS}, append={"scaled_dot_product_attention": CALLS_IT},
+                               edit=_added_cell(FORGED_LINE), exact=FULL),
 }
