@@ -1,0 +1,702 @@
+"""Diagnostics of 04_transformer: the checks behind the tensor-aware feedback, and the misconceptions they name.
+
+Read by the grader (autograder/diagnose.py explains the protocol) and run in the student's kernel after
+the tests, so this file imports only torch, the standard library and autograder.probes. Never released.
+
+Every check builds the student's module on tiny fixed examples. The blocks are built, as in the hidden
+tests, while `MultiHeadAttention` and `PositionWiseFFN` are reference classes of this file (graded in
+isolation): those record what they receive, so that the wiring of a block (which tensor goes where, which
+mask, in which order) can be read off directly. The expected values come from the formulas written here
+with torch's functional operators. The facts (largest error, shape) are those of the small examples of the
+visible tests: the FFN by hand, and the blocks with stand-in sub-layers that return fixed vectors.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autograder.probes import Raised, attempt, describe, same, swapped
+
+_FFN = "ch04-ffn"
+_RESIDUAL = "ch04-residual"
+_NORM = "ch04-layer-norm"
+_BLOCK = "ch04-block"
+_DECODER = "ch04-decoder"
+
+# id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
+MISCONCEPTIONS = {
+    # --- PositionWiseFFN
+    "ffn.no-activation": ("there is no activation between the two linear layers, so they collapse into one linear "
+                          "map", "apply F.relu to the output of linear1, before dropout and linear2", _FFN),
+    "ffn.gelu": ("the hidden layer uses GELU instead of ReLU", "use F.relu (torch.relu) between the two layers, "
+                 "not F.gelu", _FFN),
+    "ffn.relu-on-output": ("a ReLU is also applied to the output of linear2, so the output cannot be negative",
+                           "return the output of linear2 as it is, with no activation after it", _FFN),
+    "ffn.no-bias": ("the linear layers have no bias", "build linear1 and linear2 with nn.Linear's default bias "
+                    "(do not pass bias=False)", _FFN),
+    "ffn.hidden-width": ("the hidden width is not the d_ff argument", "build linear1 = nn.Linear(d_model, d_ff) "
+                         "and linear2 = nn.Linear(d_ff, d_model), with the d_ff given to __init__", _FFN),
+    "ffn.dropout-misplaced": ("dropout acts on the input or on the output of the FFN, not on its hidden "
+                              "activations", "apply self.dropout to the hidden activations only: "
+                              "linear2(dropout(relu(linear1(x))))", _BLOCK),
+    "ffn.dropout-in-eval": ("dropout is also applied in evaluation mode", "use self.dropout (nn.Dropout), which "
+                            "does nothing after model.eval(), or F.dropout(..., training=self.training)", _BLOCK),
+    "ffn.dropout-unused": ("self.dropout is created but never applied", "apply self.dropout to the hidden "
+                           "activations, after the ReLU and before linear2", _BLOCK),
+    "ffn.dropout-not-rescaled": ("the kept activations are not scaled by 1 / (1 - p) in training mode",
+                                 "use self.dropout (nn.Dropout), which zeroes activations with probability p and "
+                                 "multiplies the kept ones by 1 / (1 - p)", _BLOCK),
+    # --- TransformerEncoderBlock
+    "enc.no-residual": ("a sub-layer has no residual connection: its output replaces its input instead of being "
+                        "added to it", "add each sub-layer's output to its input: x + dropout1(SA(...)) and "
+                        "h + dropout2(FFN(...)), then normalise the sum in post-norm", _RESIDUAL),
+    "enc.norm-before-residual": ("post-norm is written x + norm(sublayer(x)): the sum is never normalised",
+                                 "in post-norm, normalise after the addition: norm1(x + dropout1(SA(x))) and "
+                                 "norm2(h + dropout2(FFN(h)))", _BLOCK),
+    "enc.pre-norm-residual-normalised": ("pre-norm adds the sub-layer's output to norm(x) instead of x",
+                                         "in pre-norm, add to the un-normalised stream: x + dropout1(SA(norm1(x))), "
+                                         "then h + dropout2(FFN(norm2(h)))", _BLOCK),
+    "enc.norm-first-ignored": ("norm_first is ignored: the block is always post-norm", "when self.norm_first is "
+                               "True, compute pre-norm: h = x + dropout1(SA(norm1(x))), "
+                               "y = h + dropout2(FFN(norm2(h)))", _BLOCK),
+    "enc.shared-layernorm": ("one LayerNorm is used for both sub-layers", "create norm1 and norm2 as two separate "
+                             "nn.LayerNorm(d_model), each with its own parameters", _NORM),
+    "enc.dropout-in-eval": ("dropout is also applied in evaluation mode", "use self.dropout1 and self.dropout2 "
+                            "(nn.Dropout), which do nothing after model.eval(), not F.dropout(..., training=True)",
+                            _BLOCK),
+    "enc.no-dropout": ("dropout1 and dropout2 are never applied", "apply self.dropout1 and self.dropout2 to the "
+                       "sub-layers' outputs before adding them to the residual stream", _BLOCK),
+    "enc.dropout-on-sum": ("dropout is applied to x + sublayer(x) instead of the sub-layer's output",
+                           "apply dropout to the sub-layer's output only, then add: norm1(x + dropout1(SA(x)))",
+                           _BLOCK),
+    "enc.ffn-dropout": ("the FFN is built without the block's dropout rate", "build the FFN with the block's rate: "
+                        "PositionWiseFFN(d_model, d_ff, dropout)", _BLOCK),
+    "enc.ffn-width": ("the FFN is built with a hidden width other than d_ff", "build the FFN with the d_ff "
+                      "argument: PositionWiseFFN(d_model, d_ff, dropout)", _FFN),
+    "enc.mask-ignored": ("the mask is never passed to self-attention", "pass the mask on: "
+                         "self_attn(h, h, h, mask)", _BLOCK),
+    "enc.mask-inverted": ("the mask is inverted as for torch's layers", "pass the mask as it is: in this course "
+                          "True means \"may attend\" (only torch's nn.TransformerEncoderLayer wants it inverted)",
+                          _BLOCK),
+    # --- TransformerDecoderBlock
+    "dec.queries-from-memory": ("cross-attention takes its queries from the memory", "call cross_attn(h, memory, "
+                                "memory, memory_mask): the queries come from the decoder's stream, the keys and "
+                                "values from the memory", _DECODER),
+    "dec.kv-from-x": ("cross-attention reads the decoder's own stream instead of the memory", "pass the memory as "
+                      "the key and the value of cross-attention: cross_attn(h, memory, memory, memory_mask)",
+                      _DECODER),
+    "dec.memory-normalised": ("pre-norm normalises the memory before cross-attention", "pass the memory to "
+                              "cross-attention as it is: only the decoder's stream goes through norm2", _DECODER),
+    "dec.causal-cross-mask": ("a causal mask is applied to cross-attention too", "pass memory_mask to "
+                              "cross-attention as it is: the causal mask belongs to self-attention (self_mask)",
+                              _DECODER),
+    "dec.masks-swapped": ("self_mask goes to cross-attention and memory_mask to self-attention", "give self_mask "
+                          "to self_attn and memory_mask to cross_attn", _DECODER),
+    "dec.self-mask-ignored": ("self_mask is never passed to self-attention, so the future leaks", "pass self_mask "
+                              "on: self_attn(h, h, h, self_mask)", _DECODER),
+    "dec.sublayer-order": ("the sub-layers run in the wrong order", "run self-attention first, then "
+                           "cross-attention, then the FFN", _DECODER),
+    "dec.no-residual": ("a sub-layer has no residual connection: its output replaces its input instead of being "
+                        "added to it", "add each sub-layer's output to its input: e.g. norm2(h1 + "
+                        "dropout2(CA(h1, memory))) in post-norm, h1 + dropout2(CA(norm2(h1), memory)) in pre-norm",
+                        _RESIDUAL),
+    "dec.norm-before-residual": ("post-norm is written x + norm(sublayer(x)): the sum is never normalised",
+                                 "in post-norm, normalise after each addition: norm1(x + dropout1(SA(x))), "
+                                 "norm2(h1 + dropout2(CA(h1, memory))), norm3(h2 + dropout3(FFN(h2)))", _DECODER),
+    "dec.norm-first-ignored": ("norm_first is ignored: the block is always post-norm", "when self.norm_first is "
+                               "True, compute pre-norm: each sub-layer reads norm_i(h) and its output is added to "
+                               "the un-normalised h", _DECODER),
+    "dec.shared-layernorm": ("two sub-layers share one LayerNorm", "create norm1, norm2 and norm3 as three "
+                             "separate nn.LayerNorm(d_model)", _NORM),
+    "dec.shared-attention": ("cross-attention is the self-attention module again", "build cross_attn as a second "
+                             "MultiHeadAttention(d_model, num_heads), not self.self_attn", _DECODER),
+    "dec.dropout-in-eval": ("dropout is also applied in evaluation mode", "use self.dropout1, self.dropout2 and "
+                            "self.dropout3 (nn.Dropout), which do nothing after model.eval(), not "
+                            "F.dropout(..., training=True)", _BLOCK),
+}
+
+# ---------------------------------------------------------------------------------------------------
+# References
+
+
+def _masked_softmax(scores, mask):
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    allowed = torch.broadcast_to(mask, scores.shape)
+    some = allowed.any(dim=-1, keepdim=True)
+    return torch.softmax(scores.masked_fill(~(allowed | ~some), float("-inf")), dim=-1) * some
+
+
+_CALLS = []   # (module, query, key, value, mask) of every call of the reference attention, in order
+
+
+class _ReferenceMHA(nn.Module):
+    """Assignment 03's MultiHeadAttention, written here; it records what it receives."""
+
+    def __init__(self, d_model, num_heads, bias=True):
+        super().__init__()
+        self.built_with, self.num_heads = (d_model, num_heads), num_heads
+        self.W_q, self.W_k, self.W_v, self.W_o = [nn.Linear(d_model, d_model, bias=bias) for _ in "qkvo"]
+
+    def forward(self, query, key, value, mask=None):
+        _CALLS.append((self, query, key, value, mask))
+        B, T_q, D = query.shape
+        split = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)            # (B, H, T, d)
+        q, k, v = split(self.W_q(query)), split(self.W_k(key)), split(self.W_v(value))
+        weights = _masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask)
+        return self.W_o((weights @ v).transpose(1, 2).reshape(B, T_q, D)), weights
+
+
+class _ReferenceFFN(nn.Module):
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.built_with = (d_model, d_ff, dropout)
+        self.linear1, self.dropout, self.linear2 = nn.Linear(d_model, d_ff), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
+
+    def forward(self, x):
+        return self.linear2(self.dropout(torch.relu(self.linear1(x))))
+
+
+class _StandIn(nn.Module):
+    """A sub-layer that returns a fixed vector (the visible tests' stand-ins)."""
+
+    def __init__(self, result):
+        super().__init__()
+        self.result = torch.tensor(result)
+
+    def forward(self, query, *args, **kwargs):
+        shape = query.shape if isinstance(query, torch.Tensor) else (1, 1, 4)
+        return (self.result.expand(shape), None) if args or kwargs else self.result.expand(shape)
+
+
+def _standin_ffn(result):
+    module = _StandIn(result)
+    module.forward = lambda x: module.result.expand(x.shape)
+    return module
+
+
+def _build(namespace, name, *args, **kwargs):
+    """The student's module, built after a fixed seed, with the reference sub-layers (the global RNG is restored)."""
+    cls = namespace.get(name)
+    references = {"MultiHeadAttention": _ReferenceMHA}
+    if name != "PositionWiseFFN":
+        references["PositionWiseFFN"] = _ReferenceFFN
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        with swapped(namespace, references):
+            module = attempt(cls, *args, **kwargs)
+    if not isinstance(module, nn.Module):
+        raise Raised("TypeError")
+    return module
+
+
+def _run(module, *args, train=False, ffn_train=None, **kwargs):
+    """module(*args) in evaluation (or training) mode, without gradients; the result, or Raised."""
+    _CALLS.clear()
+    try:
+        module.train(train)
+        if ffn_train is not None and isinstance(getattr(module, "ffn", None), nn.Module):
+            module.ffn.train(ffn_train)
+    except Exception:
+        raise Raised("Exception") from None
+    with torch.no_grad():
+        return attempt(module, *args, **kwargs)
+
+
+def _get(module, path):
+    for part in path.split("."):
+        module = getattr(module, part, None)
+    return module
+
+
+def _block_params(names, D, d_ff, seed):
+    """Random parameters under this file's names: LayerNorms near (1, 0), so that two of them differ."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {"W_q": (D, D), "W_k": (D, D), "W_v": (D, D), "W_o": (D, D), "linear1": (d_ff, D), "linear2": (D, d_ff)}
+    params = {}
+    for name in names:
+        layer, kind = name.rsplit(".", 1)[0].split(".")[-1], name.rsplit(".", 1)[1]
+        if layer.startswith("norm"):
+            noise = torch.randn(D, generator=generator, dtype=torch.float64)
+            params[name] = 1 + 0.3 * noise if kind == "weight" else 0.3 * noise
+        else:
+            shape = shapes[layer] if kind == "weight" else shapes[layer][:1]
+            params[name] = torch.randn(shape, generator=generator, dtype=torch.float64) / math.sqrt(shapes[layer][1])
+    return params
+
+
+def _load(module, params):
+    """Copy the parameters into the student's module where a parameter of that name and shape exists."""
+    with torch.no_grad():
+        for name, value in params.items():
+            target = _get(module, name)
+            if isinstance(target, torch.Tensor) and target.shape == value.shape:
+                target.copy_(value)
+
+
+def _mha(p, name, query, key, value, mask, H):
+    proj = lambda x, w: F.linear(x, p[f"{name}.{w}.weight"], p[f"{name}.{w}.bias"])
+    B, T_q, D = query.shape
+    split = lambda t: t.unflatten(-1, (H, D // H)).transpose(1, 2)
+    q, k, v = split(proj(query, "W_q")), split(proj(key, "W_k")), split(proj(value, "W_v"))
+    weights = _masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(D // H), mask)
+    return proj((weights @ v).transpose(1, 2).reshape(B, T_q, D), "W_o")
+
+
+def _ffn(p, h, prefix="ffn."):
+    return F.linear(torch.relu(F.linear(h, p[prefix + "linear1.weight"], p[prefix + "linear1.bias"])),
+                    p[prefix + "linear2.weight"], p[prefix + "linear2.bias"])
+
+
+def _ln(p, name, h):
+    return F.layer_norm(h, h.shape[-1:], p[name + ".weight"], p[name + ".bias"])
+
+
+def _plain_ln(h):
+    return F.layer_norm(h, h.shape[-1:])
+
+
+def _fact_of(outcome, expected):
+    """describe() of an outcome of _run (a value or a Raised)."""
+    if isinstance(outcome, Raised):
+        return {"raised": outcome.name}
+    return describe(outcome, expected)
+
+
+def _safely(find, namespace):
+    """The misconceptions that find() names; none if the student's code does something unforeseen."""
+    try:
+        return find(namespace)
+    except Exception:
+        return []
+
+
+def _attempted(run):
+    try:
+        return run()
+    except Raised as error:
+        return error
+
+
+# ---------------------------------------------------------------------------------------------------
+# PositionWiseFFN
+
+
+def _ffn_visible(namespace):
+    """The visible tests' example by hand: D = 2, d_ff = 3, x = (2, -3)."""
+    W1, b1 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([0.0, 0.0, -1.0])
+    W2, b2 = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, 2.0]]), torch.tensor([0.5, 0.0])
+    x = torch.tensor([2.0, -3.0])
+    expected = F.linear(torch.relu(F.linear(x, W1, b1)), W2, b2)
+    try:
+        ffn = _build(namespace, "PositionWiseFFN", 2, 3)
+        _load(ffn, {"linear1.weight": W1, "linear1.bias": b1, "linear2.weight": W2, "linear2.bias": b2})
+        return _fact_of(_attempted(lambda: _run(ffn, x)), expected)
+    except Raised as error:
+        return {"raised": error.name}
+
+
+def check_ffn(namespace):
+    facts = _ffn_visible(namespace)
+    facts["subject"] = "output"
+    if facts.get("raised"):
+        return facts
+    found = _safely(_ffn_misconceptions, namespace)
+    if found:
+        facts["misconceptions"] = found[:1]
+    return facts
+
+
+def _linears(ffn):
+    return _get(ffn, "linear1"), _get(ffn, "linear2")
+
+
+def _ffn_misconceptions(namespace):
+    D, d_ff = 4, 6
+    try:
+        ffn = _build(namespace, "PositionWiseFFN", D, d_ff).double()
+    except (Raised, Exception):
+        return []
+    first, second = _linears(ffn)
+    if isinstance(first, nn.Linear) and isinstance(second, nn.Linear):
+        if first.out_features != d_ff or second.in_features != d_ff:
+            return ["ffn.hidden-width"]
+        if first.bias is None or second.bias is None:
+            return ["ffn.no-bias"]
+    generator = torch.Generator().manual_seed(41)
+    p = {"linear1.weight": torch.randn(d_ff, D, generator=generator, dtype=torch.float64),
+         "linear1.bias": torch.randn(d_ff, generator=generator, dtype=torch.float64),
+         "linear2.weight": torch.randn(D, d_ff, generator=generator, dtype=torch.float64),
+         "linear2.bias": torch.randn(D, generator=generator, dtype=torch.float64)}
+    _load(ffn, p)
+    x = torch.randn(2, 3, D, generator=generator, dtype=torch.float64)
+    try:
+        out = _run(ffn, x)
+    except Raised:
+        return []
+    pre = F.linear(x, p["linear1.weight"], p["linear1.bias"])
+    after = lambda hidden: F.linear(hidden, p["linear2.weight"], p["linear2.bias"])
+    if not same(out, after(torch.relu(pre))):
+        for name, model in [("ffn.no-activation", after(pre)), ("ffn.gelu", after(F.gelu(pre))),
+                            ("ffn.relu-on-output", torch.relu(after(torch.relu(pre))))]:
+            if same(out, model):
+                return [name]
+        return []
+    return _ffn_dropout(namespace)
+
+
+def _ffn_dropout(namespace):
+    """Dropout, on a FFN with d_ff = 3 < D = 4 and positive hidden activations: the hidden layer after dropout
+    can be read back from the output (least squares through W_2), so the kept activations' scale shows."""
+    D, d_ff = 4, 3
+    generator = torch.Generator().manual_seed(42)
+    p = {"linear1.weight": torch.randn(d_ff, D, generator=generator, dtype=torch.float64) * 0.3,
+         "linear1.bias": torch.full((d_ff,), 3.0, dtype=torch.float64),
+         "linear2.weight": torch.randn(D, d_ff, generator=generator, dtype=torch.float64),
+         "linear2.bias": torch.randn(D, generator=generator, dtype=torch.float64)}
+    x = torch.randn(64, D, generator=generator, dtype=torch.float64)
+    hidden = torch.relu(F.linear(x, p["linear1.weight"], p["linear1.bias"]))          # all positive
+    plain = F.linear(hidden, p["linear2.weight"], p["linear2.bias"])
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(43)
+            ffn = _build(namespace, "PositionWiseFFN", D, d_ff, 0.5).double()
+            _load(ffn, p)
+            if not same(_run(ffn, x), plain):
+                return ["ffn.dropout-in-eval"]
+            ffn = _build(namespace, "PositionWiseFFN", D, d_ff, 1.0).double()
+            _load(ffn, p)
+            out = _run(ffn, x, train=True)
+            if not same(out, p["linear2.bias"].expand_as(plain)):
+                if same(out, plain):
+                    return ["ffn.dropout-unused"]
+                on_input = F.linear(torch.relu(p["linear1.bias"]), p["linear2.weight"], p["linear2.bias"])
+                if same(out, torch.zeros_like(plain)) or same(out, on_input.expand_as(plain)):
+                    return ["ffn.dropout-misplaced"]
+                return []
+            ffn = _build(namespace, "PositionWiseFFN", D, d_ff, 0.5).double()
+            _load(ffn, p)
+            out = _run(ffn, x, train=True)
+    except Raised:
+        return []
+    if not isinstance(out, torch.Tensor) or out.shape != plain.shape:
+        return []
+    recovered = torch.linalg.lstsq(p["linear2.weight"], (out.detach().double() - p["linear2.bias"]).T).solution.T
+    ratio = recovered / hidden                                                         # 0 or 1 / (1 - p) = 2
+    dropped, kept_unscaled = (ratio.abs() < 1e-6), ((ratio - 1).abs() < 1e-6)
+    if bool(dropped.any()) and bool(kept_unscaled.any()) and bool((dropped | kept_unscaled).all()):
+        return ["ffn.dropout-not-rescaled"]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# The blocks: shared pieces
+
+_D, _H, _D_FF = 4, 2, 6
+_ENC_NAMES = [f"self_attn.{w}.{k}" for w in ("W_q", "W_k", "W_v", "W_o") for k in ("weight", "bias")] + \
+             [f"ffn.{w}.{k}" for w in ("linear1", "linear2") for k in ("weight", "bias")] + \
+             [f"{n}.{k}" for n in ("norm1", "norm2") for k in ("weight", "bias")]
+_DEC_NAMES = _ENC_NAMES + [name.replace("self_attn", "cross_attn") for name in _ENC_NAMES[:8]] + \
+             ["norm3.weight", "norm3.bias"]
+
+
+def _calls_of(module):
+    return [call for call in _CALLS if call[0] is module]
+
+
+def _mask_as(received, mask):
+    """How a mask reached an attention: "same", "none", "inverted" or "other"."""
+    if received is None:
+        return "none"
+    if received is mask or same(received, mask):
+        return "same"
+    if isinstance(received, torch.Tensor) and same(received, ~mask):
+        return "inverted"
+    return "other"
+
+
+# ---------------------------------------------------------------------------------------------------
+# TransformerEncoderBlock
+
+
+def _encoder_reference(p, x, mask, norm_first, mistake=None):
+    sa = lambda h: _mha(p, "self_attn", h, h, h, mask, _H)
+    ffn = lambda h: _ffn(p, h)
+    if norm_first:
+        if mistake == "enc.pre-norm-residual-normalised":
+            h = _ln(p, "norm1", x)
+            h = h + sa(h)
+            h2 = _ln(p, "norm2", h)
+            return h2 + ffn(h2)
+        if mistake == "enc.no-residual":
+            return [sa(_ln(p, "norm1", x)) + ffn(_ln(p, "norm2", sa(_ln(p, "norm1", x)))),
+                    ffn(_ln(p, "norm2", x + sa(_ln(p, "norm1", x))))]
+        h = x + sa(_ln(p, "norm1", x))
+        return h + ffn(_ln(p, "norm2", h))
+    if mistake == "enc.norm-before-residual":
+        h = x + _ln(p, "norm1", sa(x))
+        return h + _ln(p, "norm2", ffn(h))
+    if mistake == "enc.no-residual":
+        h = _ln(p, "norm1", x + sa(x))
+        without = _ln(p, "norm1", sa(x))
+        return [_ln(p, "norm2", without + ffn(without)), _ln(p, "norm2", ffn(h))]
+    h = _ln(p, "norm1", x + sa(x))
+    return _ln(p, "norm2", h + ffn(h))
+
+
+def _encoder_visible(namespace):
+    """The visible tests' example: the sub-layers replaced by stand-ins that return fixed vectors, one token."""
+    cases = []
+    for norm_first, x, attention, ffn in [(False, [1.0, -1.0, 1.0, -1.0], [6.0, 2.0, -2.0, -6.0], [-0.4, 0.8, -0.8, 0.4]),
+                                          (True, [3.0, 1.0, 3.0, 1.0], [0.75, 0.75, -0.75, -0.75], [0.25, 0.25, 0.75, 0.75])]:
+        x = torch.tensor([[x]])
+        a, f = torch.tensor(attention), torch.tensor(ffn)
+        if norm_first:
+            h = x + a
+            expected = h + f
+        else:
+            h = _plain_ln(x + a)
+            expected = _plain_ln(h + f)
+        try:
+            block = _build(namespace, "TransformerEncoderBlock", _D, _H, 8, norm_first=norm_first)
+            block.self_attn, block.ffn = _StandIn(attention), _standin_ffn(ffn)
+            outcome = _attempted(lambda: _run(block, x, torch.ones(1, 1, dtype=torch.bool)))
+        except Raised as error:
+            outcome = error
+        except Exception:
+            outcome = Raised("Exception")
+        cases.append((outcome, expected))
+    return _worst(cases)
+
+
+def _worst(cases):
+    """The facts of the first case that is wrong, else of the first case."""
+    for outcome, expected in cases:
+        if not same(outcome, expected):
+            return _fact_of(outcome, expected)
+    return _fact_of(*cases[0])
+
+
+def check_encoder(namespace):
+    facts = _encoder_visible(namespace)
+    facts["subject"] = "output"
+    found = _safely(_encoder_misconceptions, namespace)
+    if found:
+        facts["misconceptions"] = found[:1]
+    return facts
+
+
+def _encoder_misconceptions(namespace):
+    try:
+        block = _build(namespace, "TransformerEncoderBlock", _D, _H, _D_FF, dropout=0.3)
+    except Raised:
+        return []
+    ffn = getattr(block, "ffn", None)
+    if isinstance(ffn, _ReferenceFFN):
+        if ffn.built_with[1] != _D_FF:
+            return ["enc.ffn-width"]
+        if ffn.built_with[2] != 0.3:
+            return ["enc.ffn-dropout"]
+    norm1, norm2 = getattr(block, "norm1", None), getattr(block, "norm2", None)
+    if isinstance(norm1, nn.Module) and norm1 is norm2:
+        return ["enc.shared-layernorm"]
+    p = _block_params(_ENC_NAMES, _D, _D_FF, 51)
+    generator = torch.Generator().manual_seed(52)
+    x = torch.randn(2, 3, _D, generator=generator, dtype=torch.float64)
+    mask = torch.ones(3, 3, dtype=torch.bool).tril()
+    for norm_first in (False, True):
+        try:
+            block = _build(namespace, "TransformerEncoderBlock", _D, _H, _D_FF, norm_first=norm_first).double()
+            _load(block, p)
+            out = _attempted(lambda: _run(block, x, mask))
+        except Raised:
+            return []
+        calls = _calls_of(getattr(block, "self_attn", None))
+        if calls:
+            received = _mask_as(calls[0][4], mask)
+            if received == "none":
+                return ["enc.mask-ignored"]
+            if received == "inverted":
+                return ["enc.mask-inverted"]
+        if same(out, _encoder_reference(p, x, mask, norm_first)):
+            continue
+        mistakes = ["enc.no-residual"] + (["enc.pre-norm-residual-normalised"] if norm_first else
+                                          ["enc.norm-before-residual"])
+        for mistake in mistakes:
+            models = _encoder_reference(p, x, mask, norm_first, mistake)
+            if any(same(out, model) for model in (models if isinstance(models, list) else [models])):
+                return [mistake]
+        if norm_first and same(out, _encoder_reference(p, x, mask, False)):
+            return ["enc.norm-first-ignored"]
+        return []
+    return _block_dropout(namespace, "TransformerEncoderBlock", "enc", p, (x, mask),
+                          lambda norm_first: x if norm_first else _ln(p, "norm2", _ln(p, "norm1", x)),
+                          lambda: _encoder_reference(p, x, mask, False), "norm2")
+
+
+def _block_dropout(namespace, name, prefix, p, args, dropped, reference, last_norm):
+    """Dropout: a no-op in evaluation mode; with p = 1 in training mode only the residual path is left."""
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(53)
+            block = _build(namespace, name, _D, _H, _D_FF, dropout=0.5).double()
+            _load(block, p)
+            if not same(_run(block, *args), reference()):
+                return [f"{prefix}.dropout-in-eval"]
+            if prefix != "enc":
+                return []
+            for norm_first in (False, True):
+                block = _build(namespace, name, _D, _H, _D_FF, dropout=1.0, norm_first=norm_first).double()
+                _load(block, p)
+                out = _run(block, *args, train=True, ffn_train=False)   # the FFN's own dropout off
+                if same(out, dropped(norm_first)):
+                    continue
+                if same(out, _run(block, *args)):
+                    return [f"{prefix}.no-dropout"]
+                if same(out, p[last_norm + ".bias"].expand_as(args[0])):
+                    return [f"{prefix}.dropout-on-sum"]
+                return []
+    except Raised:
+        return []
+    return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# TransformerDecoderBlock
+
+
+def _decoder_reference(p, x, memory, self_mask, memory_mask, norm_first, mistake=None):
+    sa = lambda h: _mha(p, "self_attn", h, h, h, self_mask, _H)
+    ca = lambda h: _mha(p, "cross_attn", h, memory, memory, memory_mask, _H)
+    ffn = lambda h: _ffn(p, h)
+    if norm_first:
+        h1 = x + sa(_ln(p, "norm1", x))
+        h2 = h1 + ca(_ln(p, "norm2", h1))
+        return h2 + ffn(_ln(p, "norm3", h2))
+    if mistake == "dec.norm-before-residual":
+        h1 = x + _ln(p, "norm1", sa(x))
+        h2 = h1 + _ln(p, "norm2", ca(h1))
+        return h2 + _ln(p, "norm3", ffn(h2))
+    h1 = _ln(p, "norm1", x + sa(x))
+    h2 = _ln(p, "norm2", (0 if mistake == "dec.no-residual" else h1) + ca(h1))
+    return _ln(p, "norm3", h2 + ffn(h2))
+
+
+def _decoder_visible(namespace):
+    """The visible tests' example: stand-in sub-layers, one target token, two memory positions."""
+    memory = torch.tensor([[[0.5, 1.5, 2.5, 3.5], [4.0, -4.0, 2.0, 0.0]]])
+    cases = []
+    for norm_first, x, sa, ca, ffn in [
+            (False, [1.0, -1.0, 1.0, -1.0], [6.0, 2.0, -2.0, -6.0], [-0.4, 0.8, -0.8, 0.4], [0.0, -2.0, 2.0, 0.0]),
+            (True, [3.0, 1.0, 3.0, 1.0], [0.75, 0.75, -0.75, -0.75], [-1.5, -1.5, 1.5, 1.5], [0.75, 0.75, 0.25, 0.25])]:
+        x = torch.tensor([[x]])
+        s, c, f = torch.tensor(sa), torch.tensor(ca), torch.tensor(ffn)
+        if norm_first:
+            expected = x + s + c + f
+        else:
+            expected = _plain_ln(_plain_ln(_plain_ln(x + s) + c) + f)
+        try:
+            block = _build(namespace, "TransformerDecoderBlock", _D, _H, 8, norm_first=norm_first)
+            block.self_attn, block.cross_attn, block.ffn = _StandIn(sa), _StandIn(ca), _standin_ffn(ffn)
+            masks = (torch.ones(1, 1, dtype=torch.bool), torch.tensor([[False, True]])) if not norm_first else ()
+            outcome = _attempted(lambda: _run(block, x, memory, *masks))
+        except Raised as error:
+            outcome = error
+        except Exception:
+            outcome = Raised("Exception")
+        cases.append((outcome, expected))
+    return _worst(cases)
+
+
+def check_decoder(namespace):
+    facts = _decoder_visible(namespace)
+    facts["subject"] = "output"
+    found = _safely(_decoder_misconceptions, namespace)
+    if found:
+        facts["misconceptions"] = found[:1]
+    return facts
+
+
+def _decoder_wiring(block, x, memory, self_mask, memory_mask, p, norm_first):
+    """What the two attentions received, and in which order."""
+    self_attn, cross_attn = getattr(block, "self_attn", None), getattr(block, "cross_attn", None)
+    calls = [call for call in _CALLS if call[0] is self_attn or call[0] is cross_attn]
+    if not calls:
+        return []
+    if calls[0][0] is cross_attn or (calls[0][2] is memory or same(calls[0][2], memory)):
+        return ["dec.sublayer-order"]
+    self_calls, cross_calls = _calls_of(self_attn), _calls_of(cross_attn)
+    if self_calls:
+        received = _mask_as(self_calls[0][4], self_mask)
+        if received == "none":
+            return ["dec.self-mask-ignored"]
+        if _mask_as(self_calls[0][4], memory_mask) == "same":
+            return ["dec.masks-swapped"]
+    if cross_calls:
+        _, query, key, value, mask = cross_calls[0]
+        if same(query, memory):
+            return ["dec.queries-from-memory"]
+        if not same(key, memory):
+            if norm_first and same(key, _ln(p, "norm2", memory)):
+                return ["dec.memory-normalised"]
+            return ["dec.kv-from-x"]
+        T, S = memory_mask.shape
+        causal = torch.ones(T, S, dtype=torch.bool).tril()
+        if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and not same(mask, memory_mask):
+            try:
+                if torch.equal(torch.broadcast_to(mask, (x.shape[0], _H, T, S)),
+                               torch.broadcast_to(memory_mask & causal, (x.shape[0], _H, T, S))):
+                    return ["dec.causal-cross-mask"]
+            except RuntimeError:
+                pass
+    return []
+
+
+def _decoder_misconceptions(namespace):
+    try:
+        block = _build(namespace, "TransformerDecoderBlock", _D, _H, _D_FF)
+    except Raised:
+        return []
+    self_attn = getattr(block, "self_attn", None)
+    if isinstance(self_attn, nn.Module) and self_attn is getattr(block, "cross_attn", None):
+        return ["dec.shared-attention"]
+    norms = [getattr(block, n, None) for n in ("norm1", "norm2", "norm3")]
+    if all(isinstance(n, nn.Module) for n in norms) and len({id(n) for n in norms}) < 3:
+        return ["dec.shared-layernorm"]
+    p = _block_params(_DEC_NAMES, _D, _D_FF, 61)
+    generator = torch.Generator().manual_seed(62)
+    x = torch.randn(2, 3, _D, generator=generator, dtype=torch.float64)
+    memory = torch.randn(2, 4, _D, generator=generator, dtype=torch.float64)
+    self_mask = torch.ones(3, 3, dtype=torch.bool).tril()
+    memory_mask = torch.ones(3, 4, dtype=torch.bool)
+    memory_mask[0, 3] = memory_mask[2, 1] = False
+    for norm_first in (False, True):
+        try:
+            block = _build(namespace, "TransformerDecoderBlock", _D, _H, _D_FF, norm_first=norm_first).double()
+            _load(block, p)
+            out = _attempted(lambda: _run(block, x, memory, self_mask, memory_mask))
+        except Raised:
+            return []
+        wiring = _decoder_wiring(block, x, memory, self_mask, memory_mask, p, norm_first)
+        if wiring:
+            return wiring
+        args = (p, x, memory, self_mask, memory_mask)
+        if same(out, _decoder_reference(*args, norm_first)):
+            continue
+        if not norm_first:
+            for mistake in ("dec.no-residual", "dec.norm-before-residual"):
+                if same(out, _decoder_reference(*args, False, mistake)):
+                    return [mistake]
+        elif same(out, _decoder_reference(*args, False)):
+            return ["dec.norm-first-ignored"]
+        return []
+    return _block_dropout(namespace, "TransformerDecoderBlock", "dec", p, (x, memory, self_mask, memory_mask),
+                          None, lambda: _decoder_reference(p, x, memory, self_mask, memory_mask, False), "norm3")
+
+
+COMPONENTS = {
+    "PositionWiseFFN": check_ffn,
+    "TransformerEncoderBlock": check_encoder,
+    "TransformerDecoderBlock": check_decoder,
+}
