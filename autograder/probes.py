@@ -150,9 +150,10 @@ def loops(function, make_args, small=2, large=6):
 
 
 def finish(facts):
-    """The facts as JSON values: floats rounded to 4 significant digits and capped, tuples as lists."""
-    if isinstance(facts, dict):
-        return {str(key): finish(value) for key, value in facts.items()}
+    """The facts as JSON values: floats rounded to 4 significant digits and capped, tuples as lists, None
+    left out."""
+    if isinstance(facts, dict):   # a fact that is None (say, no picture) is left out
+        return {str(key): finish(value) for key, value in facts.items() if value is not None}
     if isinstance(facts, (list, tuple)):
         return [finish(value) for value in facts]
     if isinstance(facts, bool) or facts is None or isinstance(facts, (int, str)):

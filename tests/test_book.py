@@ -244,3 +244,31 @@ def test_chapters_draw_lines_in_a_colour_blind_safe_palette():
                               "matplotlib.rcParams['axes.prop_cycle'].by_key()['color']))"],
                              cwd=REPO / "book", capture_output=True, text=True, check=True).stdout.split()
     assert colours[:3] == ["#0072B2", "#E69F00", "#009E73"], colours
+
+
+def _anchor_exists(url):
+    """Whether a file:// link of the report points to a built page that has the anchor."""
+    from urllib.parse import unquote, urlparse
+    parsed = urlparse(url)
+    page = Path(unquote(parsed.path))
+    return parsed.scheme == "file" and page.is_file() and f'id="{parsed.fragment}"' in page.read_text(encoding="utf-8")
+
+
+def test_every_misconception_links_to_a_section_of_the_built_book():
+    """Every misconception of every assignment's diagnostics names a label that the built book has."""
+    from autograder import diagnose, report
+    from tests.conftest import ALL_ASSIGNMENTS, SOLUTIONS
+    labels = report.book_labels()
+    for assignment in ALL_ASSIGNMENTS:
+        for key, known in diagnose.misconceptions(SOLUTIONS / assignment, assignment).items():
+            link = report.book_link(known.label, labels=labels)
+            assert link and _anchor_exists(link), f"{assignment}: {key} links to {known.label!r}, which the book lacks"
+
+
+def test_the_class_report_links_resolve_in_the_built_book(graded_class):
+    page = (graded_class["out"] / "report.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="([^"]+)"', page)
+    book = [link for link in links if "#" in link]
+    assert book, "the report of the test class links to no section of the book"
+    broken = [link for link in book if not _anchor_exists(link.replace("&amp;", "&"))]
+    assert not broken, f"links of report.html that the built book does not resolve: {broken[:5]}"

@@ -135,3 +135,13 @@ def test_copy_does_not_leak_between_mutants():
     # namespace() copies the base namespace: a mutant's definitions never reach the next one
     ns = namespace(ASSIGNMENTS[0], ("x", "MUTATED = 1"))
     assert "MUTATED" in ns and "MUTATED" not in namespace(ASSIGNMENTS[0])
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
+def test_every_label_is_in_the_book(assignment):
+    from autograder.report import book_labels
+    labels = book_labels()
+    missing = {key: m.label for key, m in diagnose.misconceptions(SOLUTIONS / assignment, assignment).items()
+               if m.label not in labels}
+    assert not missing, f"labels that no chapter defines with (label)=: {missing}"
