@@ -1,0 +1,551 @@
+"""Diagnostics of 03_multi_head_attention: the checks behind the tensor-aware feedback, and the misconceptions
+they name.
+
+Read by the grader (autograder/diagnose.py explains the protocol) and run in the student's kernel after
+the tests, so this file imports only torch, the standard library and autograder.probes. Never released.
+Every check runs on tiny fixed examples, the ones that the notebook's visible tests show, with the
+other components swapped for references written here (graded in isolation, as the hidden tests).
+The pasted helpers of assignment 01 (masked_softmax, scaled_dot_product_attention) are graded in 01.
+"""
+import contextlib
+import math
+
+import torch
+from torch import nn
+
+from autograder.probes import Raised, attempt, describe, loops, matrix, same, swapped
+
+# id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
+MISCONCEPTIONS = {
+    # split_heads
+    "split.view-without-transpose": (
+        "the heads are made by a reshape straight to (B, H, T, d), without a transpose, so a head mixes the "
+        "features of several tokens",
+        "split the features first, x.view(B, T, H, d) (or x.unflatten(-1, (H, d))), then move the heads before "
+        "the tokens with .transpose(1, 2)", "ch03-view-bug"),
+    "split.heads-interleaved": (
+        "the features are split as (d, H), so head h gets every H-th feature instead of a block of d",
+        "split the last dimension as (H, d), heads first: x.view(B, T, H, d), so that head h owns features "
+        "h*d to (h+1)*d - 1; then .transpose(1, 2)", "ch03-reshapes"),
+    "split.heads-not-moved": (
+        "the heads are left after the tokens: the result is (B, T, H, d)",
+        "after x.view(B, T, H, d), move the heads before the tokens with .transpose(1, 2), to (B, H, T, d)",
+        "ch03-reshapes"),
+    "split.wrong-axes-transposed": (
+        "the wrong two dimensions are swapped: (B, T, d, H) instead of (B, H, T, d)",
+        "after x.view(B, T, H, d), swap the token and head dimensions, .transpose(1, 2), not the last two",
+        "ch03-reshapes"),
+    "split.tokens-split": (
+        "the tokens are cut into groups instead of the features",
+        "cut the last dimension, the D features of every token, into H blocks of d: x.view(B, T, H, d), then "
+        ".transpose(1, 2); keep every token in every head", "ch03-reshapes"),
+    "split.no-value-error": (
+        "a width D that num_heads does not divide is not refused with a ValueError",
+        "check x.shape[-1] % num_heads first and raise ValueError (with a message) when it is not 0",
+        "ch03-definition"),
+    "split.python-loop": (
+        "the heads are cut out one by one in a Python loop",
+        "cut all heads at once with one view (or unflatten) and one transpose, with no loop over the heads",
+        "ch03-reshapes"),
+    # merge_heads
+    "merge.reshape-without-transpose": (
+        "the heads are reshaped straight to (B, T, H d), without moving the tokens before the heads, so tokens "
+        "are mixed",
+        "first move the tokens before the heads with x.transpose(1, 2), to (B, T, H, d), then reshape to "
+        "(B, T, H * d)", "ch03-reshapes"),
+    "merge.view-not-contiguous": (
+        "view is called on the transposed tensor, which is not contiguous in memory, and raises",
+        "after the transpose, merge the last two dimensions with .reshape(B, T, H * d) (or .flatten(-2)), or call "
+        ".contiguous() before .view", "ch03-reshapes"),
+    "merge.heads-interleaved": (
+        "the features are ordered (d, H): the heads are interleaved instead of side by side",
+        "transpose to (B, T, H, d) with x.transpose(1, 2) and flatten the last two dimensions as they are (head "
+        "first, then its d features), with no permute that puts d before H", "ch03-reshapes"),
+    "merge.heads-averaged": (
+        "the heads are averaged (or summed) instead of put side by side",
+        "concatenate the heads: x.transpose(1, 2).reshape(B, T, H * d), with no mean or sum over the heads",
+        "ch03-definition"),
+    "merge.heads-reversed": (
+        "the heads are concatenated in reverse order",
+        "keep the heads in order, head 0 first: x.transpose(1, 2).reshape(B, T, H * d), with no flip",
+        "ch03-definition"),
+    "merge.wrong-axes-transposed": (
+        "the wrong two dimensions are swapped: (T, d) instead of (H, T)",
+        "swap the head and token dimensions, x.transpose(1, 2), not the last two, then reshape to (B, T, H * d)",
+        "ch03-reshapes"),
+    "merge.python-loop": (
+        "the heads are concatenated one by one in a Python loop",
+        "merge all heads at once: one transpose, then one reshape (or flatten), with no loop over the heads",
+        "ch03-reshapes"),
+    # MultiHeadAttention
+    "mha.no-output-projection": (
+        "the output projection W_o is never applied",
+        "return self.W_o(merge_heads(output)): the merged heads go through W_o", "ch03-definition"),
+    "mha.scaled-by-d-model": (
+        "the scores are scaled by 1 / sqrt(d_model) instead of the width of a head",
+        "scale each head's scores by 1 / sqrt(d), d = d_model / num_heads: call scaled_dot_product_attention on "
+        "the split heads, which divides by the square root of their last dimension", "ch03-definition"),
+    "mha.values-projection": (
+        "the values are projected with the key projection W_k",
+        "project the values with their own layer, self.W_v(value)", "ch03-definition"),
+    "mha.kv-from-query": (
+        "the keys and values are computed from the query input",
+        "compute the keys from the key argument and the values from the value argument, self.W_k(key) and "
+        "self.W_v(value): in cross-attention they differ from query", "ch03-cross-attention"),
+    "mha.weights-averaged": (
+        "the weights are averaged over the heads (nn.MultiheadAttention's default)",
+        "return every head's weights, of shape (B, H, T_q, T_k), not their mean over the heads",
+        "ch03-torch-equivalence"),
+    "mha.mask-inverted": (
+        "True in the mask is taken to mean 'blocked' (nn.MultiheadAttention's convention)",
+        "pass the mask on unchanged, without ~: in this course True means \"may attend\"",
+        "ch03-torch-equivalence"),
+    "mha.heads-mix-tokens": (
+        "the heads are made by a reshape to (B, H, T, d) without the transpose, so they mix tokens",
+        "split the projections with split_heads (view(B, T, H, d), then transpose(1, 2)) and merge them back "
+        "with merge_heads", "ch03-view-bug"),
+    "mha.mask-ignored": (
+        "the mask is never passed on to the attention",
+        "pass the mask to scaled_dot_product_attention: it broadcasts over the heads", "ch03-head-by-head"),
+    "mha.no-value-error": (
+        "a d_model that num_heads does not divide is accepted",
+        "in __init__, raise ValueError (with a message) when d_model % num_heads != 0", "ch03-head-by-head"),
+    "mha.python-loop": (
+        "the heads are computed one at a time in a Python loop",
+        "split each projection with split_heads and call the attention once on the (B, H, T, d) tensors: "
+        "no loop over the heads", "ch03-head-by-head"),
+    # head_score_matrices
+    "scores.transposed": (
+        "M^h is transposed: W_k^h (W_q^h)^T",
+        "put the queries on the left: M^h = W_q^h (W_k^h)^T, e.g. torch.einsum(\"ahc,bhc->hab\", W_q, W_k) "
+        "with W_q from mha.W_q and W_k from mha.W_k", "ch03-bilinear-form"),
+    "scores.weight-not-transposed": (
+        "nn.Linear's weight is taken for the W_q of the formulas",
+        "use W_q = mha.W_q.weight.T and W_k = mha.W_k.weight.T (weight is stored (out_features, in_features)), "
+        "then cut their columns into heads", "ch03-head-by-head"),
+    "scores.heads-interleaved": (
+        "head h gets every H-th column instead of a block of d columns",
+        "give head h the block of d consecutive columns h*d .. (h+1)*d - 1 of weight.T: cut the columns with "
+        "unflatten(-1, (H, d)), heads first, not (d, H), and index the head dimension accordingly",
+        "ch03-head-by-head"),
+    "scores.scaled": (
+        "the 1 / sqrt(d) of the scores is folded into M^h",
+        "return M^h = W_q^h (W_k^h)^T unscaled: the 1 / sqrt(d) divides the scores x_i M^h x_j^T, not M^h",
+        "ch03-bilinear-form"),
+    "scores.queries-twice": (
+        "the query projection is used for the keys too",
+        "take the key blocks from mha.W_k.weight: M^h = W_q^h (W_k^h)^T", "ch03-bilinear-form"),
+    "scores.full-width": (
+        "every head gets the full-width W_q W_k^T (or one summed matrix) instead of its own low-rank M^h",
+        "compute each M^h from head h's own d columns only, W_q^h (W_k^h)^T, and stack the H matrices into "
+        "(H, D, D); W_q W_k^T is their sum", "ch03-bilinear-form"),
+    "scores.python-loop": (
+        "the heads are computed one at a time in a Python loop",
+        "cut the weights into heads with one unflatten and multiply every head at once (einsum or a batched @), "
+        "with no loop over the heads", "ch03-bilinear-form"),
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# References, written here (never the notebook's solution cells)
+
+
+def _reference_split_heads(x, num_heads):
+    if x.shape[-1] % num_heads:
+        raise ValueError("D is not divisible by num_heads")
+    return x.unflatten(-1, (num_heads, x.shape[-1] // num_heads)).transpose(-3, -2)
+
+
+def _reference_merge_heads(x):
+    return x.transpose(-3, -2).flatten(-2)
+
+
+def _reference_masked_softmax(scores, mask=None):
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    allowed = torch.broadcast_to(mask, torch.broadcast_shapes(mask.shape, scores.shape))
+    filled = torch.where(allowed.any(-1, keepdim=True), torch.where(allowed, scores, float("-inf")), 0.0)
+    return torch.softmax(filled, dim=-1) * allowed
+
+
+def _reference_attention(query, key, value, mask=None):
+    weights = _reference_masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]), mask)
+    return weights @ value, weights
+
+
+REFERENCES = {"split_heads": _reference_split_heads, "merge_heads": _reference_merge_heads,
+              "masked_softmax": _reference_masked_softmax, "scaled_dot_product_attention": _reference_attention}
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    """The global RNG seeded for a while (modules built here), the student's state restored after."""
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state)
+
+
+def _call(function, *args):
+    """function(*args), or None when it raised."""
+    try:
+        return attempt(function, *args)
+    except Raised:
+        return None
+
+
+def _raises_value_error(function, *args):
+    try:
+        attempt(function, *args)
+    except Raised as error:
+        return error.name == "ValueError"
+    return False
+
+
+def _first(models, theirs):
+    for name, model in models:
+        if same(theirs, model):
+            return [name]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------------
+# split_heads
+
+
+def _split_example():
+    """The visible test's small random input (seed 1): (B, T, D) = (2, 5, 12), 3 heads of 4."""
+    return torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(1)), 3
+
+
+def _by_slices(x, num_heads):
+    d = x.shape[-1] // num_heads
+    return torch.stack([x[..., h * d:(h + 1) * d] for h in range(num_heads)], dim=1)
+
+
+def check_split_heads(namespace):
+    function = namespace.get("split_heads")
+    x, heads = _split_example()
+    before = x.clone()
+    try:
+        out = attempt(function, x, heads)
+    except Raised as error:
+        facts = {"raised": error.name}
+        if error.name == "NotImplementedError":
+            return facts
+    else:
+        facts = describe(out, _by_slices(x, heads))
+        if not torch.equal(x, before):
+            facts["modified_input"] = True
+    facts["subject"] = "output"
+    facts["misconceptions"] = _split_misconceptions(function)[:1]
+    return facts
+
+
+def _split_misconceptions(function):
+    # T divisible by H, so that a split along the tokens runs too; every wrong arrangement differs
+    x = torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(11))
+    B, T, D, H = 2, 6, 6, 3
+    d = D // H
+    out = _call(function, x.clone(), H)
+    if not same(out, _by_slices(x, H)):
+        return _first([
+            ("split.view-without-transpose", x.reshape(B, H, T, d)),
+            ("split.heads-interleaved", x.reshape(B, T, d, H).permute(0, 3, 1, 2)),
+            ("split.heads-not-moved", x.reshape(B, T, H, d)),
+            ("split.wrong-axes-transposed", x.reshape(B, T, H, d).transpose(2, 3)),
+            ("split.tokens-split", x.reshape(B, H, T // H, D)),
+        ], out)
+    # right values: the properties the other tests ask for
+    found = []
+    if not all(_raises_value_error(function, torch.zeros(1, 2, D), H) for D, H in [(6, 4), (10, 3), (7, 2)]):
+        found.append("split.no-value-error")
+    generator = torch.Generator().manual_seed(12)
+    if loops(function, lambda n: (torch.randn(1, 2, 2 * n, generator=generator), n)):
+        found.append("split.python-loop")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------
+# merge_heads
+
+
+def _merge_example():
+    """The visible test's small random input (seed 2): (B, H, T, d) = (2, 3, 4, 5)."""
+    return torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(2))
+
+
+def _side_by_side(x):
+    return torch.cat([x[:, h] for h in range(x.shape[1])], dim=-1)
+
+
+def check_merge_heads(namespace):
+    function = namespace.get("merge_heads")
+    x = _merge_example()
+    before = x.clone()
+    try:
+        out = attempt(function, x)
+    except Raised as error:
+        if error.name == "NotImplementedError":
+            return {"raised": error.name}
+        facts, out = {"raised": error.name}, None
+    else:
+        facts = describe(out, _side_by_side(x))
+        if not torch.equal(x, before):
+            facts["modified_input"] = True
+    facts["subject"] = "output"
+    facts["misconceptions"] = _merge_misconceptions(function, x, out)[:1]
+    return facts
+
+
+def _merge_misconceptions(function, x, out):
+    B, H, T, d = x.shape
+    expected = _side_by_side(x)
+    if out is None:
+        # the same values laid out in memory as (B, T, H, d): after the transpose, view works on them
+        laid_out = x.transpose(1, 2).contiguous().transpose(1, 2)
+        if same(_call(function, laid_out), expected):
+            return ["merge.view-not-contiguous"]
+        return []
+    if not same(out, expected):
+        mean = x.mean(dim=1)
+        return _first([
+            ("merge.reshape-without-transpose", x.reshape(B, T, H * d)),
+            ("merge.heads-interleaved", x.permute(0, 2, 3, 1).reshape(B, T, H * d)),
+            ("merge.heads-reversed", _side_by_side(x.flip(1))),
+            ("merge.wrong-axes-transposed", x.transpose(2, 3).reshape(B, T, H * d)),
+            ("merge.heads-averaged", mean.repeat(1, 1, H)),
+            ("merge.heads-averaged", mean),
+            ("merge.heads-averaged", x.sum(dim=1)),
+            ("merge.heads-averaged", x.sum(dim=1).repeat(1, 1, H)),
+        ], out)
+    found = []
+    generator = torch.Generator().manual_seed(21)
+    if loops(function, lambda n: (torch.randn(1, n, 3, 2, generator=generator),)):
+        found.append("merge.python-loop")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------
+# MultiHeadAttention
+
+
+def _mha_example():
+    """The visible test's cross-attention (seed 3): query (3, 4, 8), memory (3, 6, 8), a (T_q, T_k) mask."""
+    generator = torch.Generator().manual_seed(3)
+    query, memory = torch.randn(3, 4, 8, generator=generator), torch.randn(3, 6, 8, generator=generator)
+    mask = torch.rand(4, 6, generator=generator) < 0.6
+    mask[:, 0] = True
+    return query, memory, mask
+
+
+def _parameters(module):
+    """{name: (weight, bias or None)} of the four projections, in float64; None if they are not there."""
+    try:
+        found = {}
+        for name in ("W_q", "W_k", "W_v", "W_o"):
+            layer = getattr(module, name)
+            bias = layer.bias.detach().double() if layer.bias is not None else None
+            found[name] = (layer.weight.detach().double(), bias)
+            if found[name][0].shape != (8, 8):
+                return None
+        return found
+    except Exception:
+        return None
+
+
+def _model(parameters, query, key, value, mask=None, heads=2, scale=None, mix_tokens=False, output_projection=True,
+           values_with="W_v", kv_from_query=False):
+    """Multi-head attention by hand (float64), or the output that a named mistake would give."""
+    def project(x, name):
+        weight, bias = parameters[name]
+        return x.double() @ weight.T + (0 if bias is None else bias)
+
+    if kv_from_query:
+        key = value = query
+    q, k, v = project(query, "W_q"), project(key, "W_k"), project(value, values_with)
+    (B, T_q, D), T_k = q.shape, k.shape[1]
+    d = D // heads
+    if mix_tokens:
+        q, k, v = q.reshape(B, heads, T_q, d), k.reshape(B, heads, T_k, d), v.reshape(B, heads, T_k, d)
+    else:
+        q, k, v = (torch.stack(z.split(d, dim=-1), dim=1) for z in (q, k, v))      # (B, H, T, d), by slices
+    scores = q @ k.transpose(-2, -1) * (d ** -0.5 if scale is None else scale)
+    weights = _reference_masked_softmax(scores, mask)
+    per_head = weights @ v                                                          # (B, H, T_q, d)
+    merged = per_head.reshape(B, T_q, D) if mix_tokens else torch.cat(per_head.unbind(1), dim=-1)
+    output = project(merged, "W_o") if output_projection else merged
+    return output.to(query.dtype), weights.to(query.dtype)
+
+
+def _pair(result):
+    if isinstance(result, (tuple, list)) and len(result) == 2:
+        return result
+    return None
+
+
+def check_mha(namespace):
+    cls = namespace.get("MultiHeadAttention")
+    query, memory, mask = _mha_example()
+    with swapped(namespace, REFERENCES):
+        try:
+            with _seeded(0):
+                module = attempt(cls, 8, 2)
+        except Raised as error:
+            return {"raised": error.name}
+        parameters = _parameters(module)
+        if parameters is None:
+            return {}
+        try:
+            result = _pair(attempt(module, query, memory, memory, mask))
+        except Raised as error:
+            if error.name == "NotImplementedError":
+                return {"raised": error.name}
+            facts = {"raised": error.name}
+            facts["misconceptions"] = _mha_misconceptions(cls, module, parameters, None, None)[:1]
+            return facts
+        if result is None:
+            return {"not_a_tensor": True}
+        output, weights = result
+        expected_output, expected = _model(parameters, query, memory, memory, mask)
+        facts = describe(weights, expected, weights=True, allowed=mask)
+        facts["subject"] = "weights"
+        pictures = matrix(weights), matrix(expected)
+        if pictures[0] is not None:
+            facts.update(weights=pictures[0], expected_weights=pictures[1])
+        if same(weights, expected) and isinstance(output, torch.Tensor):
+            facts.update(describe(output, expected_output), subject="output")
+        facts["misconceptions"] = _mha_misconceptions(cls, module, parameters, output, weights)[:1]
+    return facts
+
+
+def _mha_misconceptions(cls, module, parameters, output, weights):
+    query, memory, mask = _mha_example()
+    unmasked = _pair(_call(module, query, memory, memory))
+    if unmasked is not None:
+        expected_weights = _model(parameters, query, memory, memory)[1]
+        if not same(unmasked[1], expected_weights):
+            found = _first([
+                ("mha.scaled-by-d-model", _model(parameters, query, memory, memory, scale=8 ** -0.5)[1]),
+                ("mha.heads-mix-tokens", _model(parameters, query, memory, memory, mix_tokens=True)[1]),
+                ("mha.weights-averaged", expected_weights.mean(dim=1)),
+                ("mha.kv-from-query", _model(parameters, query, memory, memory, kv_from_query=True)[1]),
+            ], unmasked[1])
+            if found:
+                return found
+    if weights is None:
+        return []
+    expected_output, expected = _model(parameters, query, memory, memory, mask)
+    if not same(weights, expected):
+        return _first([
+            ("mha.mask-inverted", _model(parameters, query, memory, memory, ~mask)[1]),
+            ("mha.mask-ignored", _model(parameters, query, memory, memory)[1]),
+        ], weights)
+    if not same(output, expected_output):
+        return _first([
+            ("mha.no-output-projection", _model(parameters, query, memory, memory, mask, output_projection=False)[0]),
+            ("mha.values-projection", _model(parameters, query, memory, memory, mask, values_with="W_k")[0]),
+        ], output)
+    # right output and weights: the properties the other tests ask for
+    found = []
+    with _seeded(1):
+        if not _raises_value_error(cls, 10, 3):
+            found.append("mha.no-value-error")
+    if _mha_loops(cls):
+        found.append("mha.python-loop")
+    return found
+
+
+def _mha_loops(cls):
+    generator = torch.Generator().manual_seed(31)
+
+    def make_args(n):                                     # n heads of width 2, n tokens, a batch of n
+        with _seeded(n):
+            module = cls(2 * n, n)
+        return module, torch.randn(n, n + 1, 2 * n, generator=generator)
+
+    return loops(lambda module, x: module(x, x, x), make_args)
+
+
+# ---------------------------------------------------------------------------------------------------
+# head_score_matrices
+
+
+class _Holder(nn.Module):
+    """What head_score_matrices reads: W_q, W_k (nn.Linear(D, D), no bias) and num_heads."""
+
+    def __init__(self, query_weight, key_weight, num_heads):
+        super().__init__()
+        D = query_weight.shape[0]
+        self.num_heads = num_heads
+        with _seeded(0):                                  # the layers' initial values are overwritten
+            self.W_q, self.W_k = nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
+        with torch.no_grad():
+            self.W_q.weight.copy_(query_weight)
+            self.W_k.weight.copy_(key_weight)
+
+
+def _scores_example():
+    """The visible test's random module (torch.manual_seed(4), nn.MultiheadAttention(8, 2)): D = 8, H = 2."""
+    with _seeded(4):
+        theirs = nn.MultiheadAttention(8, 2, bias=False, batch_first=True)
+    weight = theirs.in_proj_weight.detach()
+    return weight[:8].clone(), weight[8:16].clone(), 2
+
+
+def _per_head(W_q, W_k, columns):
+    """stack over h of W_q[:, columns(h)] @ W_k[:, columns(h)].T (W_q, W_k in the formulas' layout)."""
+    return torch.stack([W_q[:, c] @ W_k[:, c].T for c in columns])
+
+
+def check_scores(namespace):
+    function = namespace.get("head_score_matrices")
+    query_weight, key_weight, heads = _scores_example()
+    D = query_weight.shape[0]
+    d = D // heads
+    blocks = [slice(h * d, (h + 1) * d) for h in range(heads)]
+    W_q, W_k = query_weight.double().T, key_weight.double().T                 # Q = X W_q
+    expected = _per_head(W_q, W_k, blocks).float()
+    with swapped(namespace, {"split_heads": _reference_split_heads, "merge_heads": _reference_merge_heads}):
+        try:
+            M = attempt(function, _Holder(query_weight, key_weight, heads))
+        except Raised as error:
+            return {"raised": error.name}
+        facts = describe(M, expected)
+        facts["subject"] = "matrix"
+        found = []
+        if not same(M, expected):
+            full = (W_q @ W_k.T).float()
+            found = _first([
+                ("scores.transposed", expected.transpose(-2, -1)),
+                ("scores.weight-not-transposed", _per_head(W_q.T, W_k.T, blocks).float()),
+                ("scores.heads-interleaved", _per_head(W_q, W_k, [slice(h, D, heads) for h in range(heads)]).float()),
+                ("scores.scaled", expected / math.sqrt(d)),
+                ("scores.queries-twice", _per_head(W_q, W_q, blocks).float()),
+                ("scores.full-width", full.expand(heads, D, D)),
+                ("scores.full-width", full),
+            ], M)
+        if not found and _scores_loops(function):
+            found = ["scores.python-loop"]
+        facts["misconceptions"] = found[:1]
+    return facts
+
+
+def _scores_loops(function):
+    generator = torch.Generator().manual_seed(41)
+
+    def make_args(n):                                     # n heads of width 2
+        D = 2 * n
+        return (_Holder(torch.randn(D, D, generator=generator), torch.randn(D, D, generator=generator), n),)
+
+    return loops(function, make_args)
+
+
+COMPONENTS = {
+    "split_heads": check_split_heads,
+    "merge_heads": check_merge_heads,
+    "MultiHeadAttention": check_mha,
+    "head_score_matrices": check_scores,
+}
