@@ -36,8 +36,6 @@ MAX_IDS = 4                  # misconceptions named per component
 MAX_DIMS = 8
 MAX_INT = 10**9
 MAX_NUMBER = 1e30
-DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int8", "int16", "int32",
-          "int64", "uint8", "bool")
 SUBJECTS = ("output", "weights", "mask", "encoding", "keys", "values", "matrix", "gradient", "errors")
 TOLERANCE = 1e-4             # errors below this are not reported
 
@@ -142,7 +140,7 @@ def {run}():
     namespace = get_ipython().user_ns
 
     def stop(signum, frame):
-        raise TimeoutError("diagnostics took too long")
+        raise probes.TimeUp()
 
     facts = {{}}
     for cell, check in checks["COMPONENTS"].items():
@@ -248,8 +246,8 @@ def _row(row, side):
 FIELDS = {
     "subject": _one_of(SUBJECTS), "raised": _one_of(probes.EXCEPTIONS + ("Exception", "TimeoutError")),
     "not_a_tensor": _bool, "modified_input": _bool,
-    "shape": _ints, "expected_shape": _ints, "dtype": _one_of(DTYPES + ("other",)),
-    "expected_dtype": _one_of(DTYPES + ("other",)),
+    "shape": _ints, "expected_shape": _ints, "dtype": _one_of(probes.DTYPES + ("other",)),
+    "expected_dtype": _one_of(probes.DTYPES + ("other",)),
     "nonfinite": _count, "nonfinite_at": _ints, "max_error": _number, "max_error_at": _ints,
     "row_sum_error": _number, "row_sum_at": _ints, "masked_weight": _number, "masked_at": _ints,
     "weights": _matrix, "expected_weights": _matrix,
@@ -312,18 +310,20 @@ def explain(facts, known):
         m = known[key]
         lines.append(f"Likely mistake [{key}]: {m.mistake}. How to fix it: {m.fix}.")
     subject = facts.subject
+    verb = "are" if subject.endswith("s") else "is"
     if facts.raised == "NotImplementedError":
         lines.append("Not attempted yet: the function still raises NotImplementedError.")
     elif facts.raised:
         lines.append(f"On a small example your code raised {facts.raised}.")
     if facts.not_a_tensor:
-        lines.append(f"Your {subject} is not a tensor.")
+        lines.append(f"Your {subject} {verb} not a tensor.")
     if facts.modified_input:
         lines.append("Your code changed one of its inputs in place: work on new tensors instead.")
     if facts.shape is not None and facts.expected_shape is not None and facts.shape != facts.expected_shape:
         lines.append(f"Your {subject} has shape {_shape(facts.shape)}; expected {_shape(facts.expected_shape)}.")
     if facts.dtype and facts.expected_dtype and facts.dtype != facts.expected_dtype:
-        lines.append(f"Your {subject} is {facts.dtype}, where {facts.expected_dtype} was expected (keep the inputs' dtype).")
+        keep = " (keep the inputs' dtype)" if subject in ("output", "weights") else ""
+        lines.append(f"Your {subject} {verb} {facts.dtype}, where {facts.expected_dtype} was expected{keep}.")
     if facts.nonfinite:
         lines.append(f"{facts.nonfinite} entries of your {subject} are NaN or infinite, the first at {_at(facts.nonfinite_at)}.")
     if facts.row_sum_error is not None and facts.row_sum_error > TOLERANCE:

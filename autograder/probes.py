@@ -24,6 +24,14 @@ EXCEPTIONS = ("NotImplementedError", "TypeError", "ValueError", "RuntimeError", 
               "NameError", "AssertionError", "KeyError", "ZeroDivisionError", "RecursionError")
 
 
+DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int8", "int16", "int32",
+          "int64", "uint8", "bool")
+
+
+class TimeUp(BaseException):
+    """A component's checks ran out of time (raised by the grader's alarm; never caught as the student's error)."""
+
+
 class Raised(Exception):
     """The student's code raised; `name` is its type, among EXCEPTIONS (or "Exception")."""
 
@@ -41,7 +49,9 @@ def attempt(function, *args, **kwargs):
     """function(*args, **kwargs), or raise Raised with the name of what it raised."""
     try:
         return function(*args, **kwargs)
-    except Exception as error:
+    except TimeUp:
+        raise
+    except (Exception, SystemExit) as error:
         raise Raised(exception_name(error)) from None
 
 
@@ -77,6 +87,11 @@ def _index(flat_position, shape):
     return index[::-1]
 
 
+def _dtype(tensor):
+    name = str(tensor.dtype).replace("torch.", "")
+    return name if name in DTYPES else "other"
+
+
 def describe(theirs, expected, weights=False, allowed=None):
     """The facts about `theirs` against `expected` (a tensor): shape, dtype, NaN/Inf and where, and when
     the shapes agree, the largest error and where; for weights, rows that do not sum to 1 (rows with at
@@ -84,7 +99,7 @@ def describe(theirs, expected, weights=False, allowed=None):
     if not isinstance(theirs, torch.Tensor):
         return {"not_a_tensor": True}
     facts = {"shape": list(theirs.shape), "expected_shape": list(expected.shape),
-             "dtype": str(theirs.dtype).replace("torch.", ""), "expected_dtype": str(expected.dtype).replace("torch.", "")}
+             "dtype": _dtype(theirs), "expected_dtype": _dtype(expected)}
     if not (theirs.is_floating_point() and theirs.numel()):
         return facts
     values = theirs.detach().double()

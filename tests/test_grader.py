@@ -3,6 +3,7 @@ import html
 import json
 import re
 from collections import Counter
+from itertools import groupby
 from pathlib import Path
 
 import pytest
@@ -162,15 +163,17 @@ def test_the_class_report_and_the_lms_gradebook(graded_class):
     out = graded_class["out"]
     report = (out / "report.html").read_text(encoding="utf-8")
     for section in ["<h3>Score distribution</h3>", "<h3>Pass rate per graded test cell</h3>",
-                    "<h3>Most common mistakes</h3>", "<h2>Errors and submissions not graded</h2>", "<h2>Flags"]:
+                    "<h3>Pass rate per component</h3>", "<h3>Most common test messages</h3>",
+                    "<h3>Students who need help</h3>", "<h2>Mistakes of the class, by misconception</h2>",
+                    "<h2>Errors and submissions not graded</h2>", "<h2>Flags"]:
         assert report.count(section) == (len(ASSIGNMENTS) if section.startswith("<h3>") else 1), section
-    assert report.count("data:image/png;base64,") >= 2 * len(ASSIGNMENTS)
+    assert report.count("data:image/png;base64,") >= 3 * len(ASSIGNMENTS)
     text = html.unescape(report)
     for assignment in ASSIGNMENTS:   # the class's most frequent mistake (from the results files) is listed
         messages = Counter()
         for result in map(json.loads, map(Path.read_text, (out / "results").glob("*.json"))):
             if result["assignment"] == assignment:
-                messages.update(m for _, s, t, m in result.get("cells", []) if s < t and m
+                messages.update(m for _, s, t, m, _ in result.get("cells", []) if s < t and m
                                 and not m.startswith(("NotImplementedError", "NotExecuted")))
         assert messages and messages.most_common(1)[0][0] in text
     gradebook = read_csv(out / "gradebook.csv")
@@ -182,3 +185,35 @@ def test_the_class_report_and_the_lms_gradebook(graded_class):
         total = sum(float(row[h]) for h in header[1:-1])
         assert float(row[header[-1]]) == total
     assert read_csv(out / "flags.csv") is not None
+
+
+def test_the_report_groups_the_class_by_misconception(graded_class):
+    """Each misconception of misconceptions.csv is in the report with its number of students, most common first."""
+    out = graded_class["out"]
+    text = html.unescape((out / "report.html").read_text(encoding="utf-8"))
+    section = text.split("<h2>Mistakes of the class, by misconception</h2>", 1)[1].split("<h2>", 1)[0]
+    students = Counter()
+    for key, group in groupby(sorted((r["misconception"], r["student_id"]) for r in read_csv(out / "misconceptions.csv")),
+                              key=lambda pair: pair[0]):
+        students[key] = len({s for _, s in group})
+    assert students, "the mutants of the test class are recognised"
+    rows = re.findall(r"<code>([^<]+)</code></td><td>[^<]*</td><td>(\d+)</td>", section)
+    assert dict((key, int(n)) for key, n in rows) == dict(students)
+    counts = [int(n) for _, n in rows]
+    assert counts == sorted(counts, reverse=True)
+
+
+HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled")]
+
+
+@pytest.mark.parametrize("assignment,name,misconception", [c for c in HEATMAP_CASES if c[0] in ASSIGNMENTS])
+def test_feedback_shows_the_misconception_its_fix_and_heatmaps(graded_class, assignment, name, misconception):
+    from autograder import diagnose
+    from tests.conftest import SOLUTIONS
+    student = next(s for s, m in graded_class["mutants"].items() if m[:2] == (assignment, name))
+    page = html.unescape((graded_class["out"] / "feedback" / student / assignment / f"{assignment}.html")
+                         .read_text(encoding="utf-8"))
+    known = diagnose.misconceptions(SOLUTIONS / assignment, assignment)[misconception]
+    assert f"Likely mistake [{misconception}]: {known.mistake}. How to fix it: {known.fix}." in page
+    assert "the largest error of your weights is" in page
+    assert page.count("data:image/png;base64,") >= 1
