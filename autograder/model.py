@@ -119,6 +119,7 @@ class ClassResults:
     submissions: list = field(default_factory=list)   # SubmissionResult
     problems: list = field(default_factory=list)      # (student_id, folder, reason) of folders that are no assignment
     cells: dict = field(default_factory=dict)         # assignment -> [(grade_id, max_score)] from the course
+    similar: list = field(default_factory=list)       # similarity.Pair: possibly copied work
 
     def sorted(self):
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))

@@ -12,6 +12,7 @@ import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from autograder import similarity
 from autograder.feedback import install_mathjax
 from autograder.model import Status
 
@@ -74,6 +75,7 @@ def write_report(results, out):
     _write(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
     _write(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
     _write_gradebook(grades, out / "gradebook.csv")
+    similarity.write_csv(results.similar, out / "similarity.csv")
     (out / "report.html").write_text(report_html(results, errors, flags), encoding="utf-8")
     if any(r.status is Status.GRADED for r in results.submissions):
         install_mathjax(out / "feedback")
@@ -162,6 +164,7 @@ def report_html(results, errors, flags):
         mistakes = common_mistakes(results, assignment)
         parts.append("<h3>Most common mistakes</h3>")
         parts.append(_table(["test cell", "students", "message"], [(g, n, m) for (g, m), n in mistakes.most_common(15)]))
+    parts.append(similarity.html_section(results.similar))
     parts.append("<h2>Errors and submissions not graded</h2>" + _table(["student", "assignment", "reason"], errors))
     parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], flags))
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
