@@ -125,6 +125,7 @@ class ClassResults:
     cells: dict = field(default_factory=dict)         # assignment -> [(grade_id, max_score)] from the course
     components: dict = field(default_factory=dict)    # assignment -> {graded cell: the solution cell it tests}
     misconceptions: dict = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
+    similar: list = field(default_factory=list)       # similarity.Pair: possibly copied work
 
     def sorted(self):
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))

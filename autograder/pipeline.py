@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from autograder import course, diagnose, feedback
+from autograder import course, diagnose, feedback, similarity
 from autograder.collect import collect
 from autograder.model import ClassResults, Job, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
@@ -289,6 +289,10 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
                                                             reason=problem.reason))
             else:
                 results.problems.append((problem.student_id, problem.assignment, problem.reason))
+        try:
+            results.similar = similarity.find_pairs(found, course_dir)
+        except Exception as error:  # never lose the grades for it
+            results.problems.append(("", "", f"similarity check failed: {type(error).__name__}: {error}"))
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
     return results.sorted()

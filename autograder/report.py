@@ -15,6 +15,7 @@ import io
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from autograder import similarity
 from autograder.feedback import install_mathjax
 from autograder.model import Status
 
@@ -83,6 +84,7 @@ def write_report(results, out, book_url=None):
     _write(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
     _write(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
     _write_gradebook(grades, out / "gradebook.csv")
+    similarity.write_csv(results.similar, out / "similarity.csv")
     _write(out / "misconceptions.csv", ["student_id", "assignment", "misconception", "grade_ids"],
            [(s, a, key, " ".join(cells)) for (key, a, s), cells in sorted(misconception_cells(results).items())])
     (out / "report.html").write_text(report_html(results, errors, flags, book_url), encoding="utf-8")
@@ -268,6 +270,7 @@ def report_html(results, errors, flags, book_url=None):
         parts.append("<h3>Students who need help</h3><p>The lowest scores, with the parts not attempted and the "
                      "mistakes recognised.</p>")
         parts.append(_table(["student", "score", "not attempted", "mistakes"], _needing_help(results, assignment, submissions)))
+    parts.append(similarity.html_section(results.similar))
     parts.append("<h2>Errors and submissions not graded</h2>" + _table(["student", "assignment", "reason"], errors))
     parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], flags))
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"

@@ -1,0 +1,370 @@
+"""Copied-work detection: pairs of submissions of the same assignment whose student-written code is
+suspiciously similar, for a person to look at. A pair is a reason to look, never a proof.
+
+Student-written code is the source of the solution cells and of the code cells a student added, minus
+what every student has anyway: the released stubs (the release notebook's code), the helpers pasted
+from another assignment (a solution cell that no graded test cell follows before the next solution
+cell: left out entirely) and the code shown in the book (the code cells of book/*.md).
+
+Nothing is executed: copydetect (winnowing, Schleimer, Wilkerson and Aiken 2003) tokenises each
+notebook's student code with pygments, replaces every identifier by one letter (renamed variables,
+comments and whitespace do not matter), and keeps a sample of the hashes of its k-grams; the hashes of
+the boilerplate above are removed. Fingerprints are order-free sets, so reordered functions and cells
+still match. Each notebook is fingerprinted once, then every pair of an assignment is compared.
+
+The score of a pair is the smaller of the two shares: the share of A's fingerprinted code that is found
+in B, and the share of B's found in A (copydetect's two similarities). Both must be high: one notebook
+whose few lines all occur somewhere in a longer one is not a pair by itself.
+"""
+import csv
+import functools
+import html
+import io
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import autograder
+from autograder.collect import read_notebook
+
+REPO = Path(autograder.__file__).resolve().parent.parent
+NOISE = 25           # k: the shortest match that counts, in characters of normalised code (about one statement)
+GUARANTEE = 30       # every match at least this long is found (winnowing window GUARANTEE - NOISE + 1)
+THRESHOLD = 0.6      # calibrated by tests/test_similarity.py on independent solutions and planted copies
+MAX_CODE_CHARS = 50_000    # of one notebook's student code (about 1000 lines); more is cut
+MAX_REGIONS = 6      # matching regions kept per pair (the cells that match most)
+MAX_LISTED = 200     # pairs in report.html's table (similarity.csv has every pair)
+MAX_SHOWN = 30       # pairs whose matching regions report.html shows
+MAX_REGION_LINES = 40
+MAX_REGION_CHARS = 2000
+SEPARATOR = "\ue000"  # between cells: kept by the tokeniser, and no k-gram across it counts
+CELL_SEPARATOR = f"\n{SEPARATOR}\n"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two submissions of one assignment whose student code is alike (student_a < student_b)."""
+    assignment: str
+    student_a: str
+    student_b: str
+    score: float           # min(share_a, share_b), in [0, 1]
+    share_a: float         # share of A's fingerprinted code found in B
+    share_b: float         # share of B's fingerprinted code found in A
+    regions: tuple = ()    # ((code_a, code_b), ...): matching regions, the students' own text
+
+
+@dataclass(frozen=True)
+class _Code:
+    """One notebook's student code: the text fingerprinted and where each cell starts in it."""
+    student_id: str
+    text: str
+    starts: tuple          # character offset of each cell in text
+
+
+@dataclass(frozen=True)
+class _Fingerprinted:
+    """A notebook's student code, its copydetect fingerprint, and where each fingerprint lies in the code:
+    {hash: ((cell, start, end), ...)} in characters of the original text."""
+    code: _Code
+    fingerprint: object
+    places: dict
+
+
+# ---------------------------------------------------------------- what is student code
+
+def _is_code(cell):
+    return cell.get("cell_type") == "code"
+
+
+def _source(cell):
+    """A cell's source as one string (a notebook file may hold it as a list of lines)."""
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        source = "".join(line for line in source if isinstance(line, str))
+    return source if isinstance(source, str) else ""
+
+
+def _nbgrader(cell):
+    metadata = cell.get("metadata", {}).get("nbgrader", {})
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def pasted_helpers(source_notebook):
+    """grade_ids of the solution cells that no graded test cell follows before the next solution cell:
+    helpers pasted from another assignment, graded there."""
+    helpers, current = set(), None
+    for cell in source_notebook.cells:
+        metadata = _nbgrader(cell)
+        if metadata.get("solution"):
+            if current is not None:
+                helpers.add(current)
+            current = metadata.get("grade_id")
+        elif metadata.get("grade") and current is not None:
+            current = None
+    if current is not None:
+        helpers.add(current)
+    return helpers
+
+
+def student_cells(notebook, helpers=(), released=()):
+    """The sources of the solution cells and of the cells the student added, in notebook order; pasted
+    helpers (by grade_id) and cells left exactly as released are left out."""
+    cells = []
+    for cell in notebook.cells:
+        if not _is_code(cell):
+            continue
+        metadata = _nbgrader(cell)
+        if metadata and not metadata.get("solution"):
+            continue
+        source = _source(cell)
+        if metadata.get("grade_id") in helpers or source.strip() in released:
+            continue
+        cells.append(source)
+    return cells
+
+
+def book_code(book=REPO / "book"):
+    """The sources of the book's code cells (MyST ```{code-cell} blocks of book/*.md), options left out."""
+    sources = []
+    for path in sorted(Path(book).glob("*.md")):
+        fence, lines = None, []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if fence is None:
+                stripped = line.lstrip()
+                if stripped.startswith("```") and "{code-cell}" in stripped:
+                    fence, lines = stripped[:len(stripped) - len(stripped.lstrip("`"))], []
+            elif line.strip() == fence:
+                sources.append(_without_options(lines))
+                fence = None
+            else:
+                lines.append(line)
+    return sources
+
+
+def _without_options(lines):
+    """A code cell's code without its `:key: value` lines or its --- YAML block."""
+    if lines and lines[0].strip() == "---":
+        end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0)
+        lines = lines[end + 1:]
+    while lines and lines[0].startswith(":"):
+        lines = lines[1:]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- fingerprints
+
+def _copydetect():
+    import matplotlib
+    matplotlib.use("Agg")  # copydetect imports pyplot (for its own reports, unused here)
+    import copydetect
+    return copydetect
+
+
+def _fingerprint(text, boilerplate=frozenset(), window=GUARANTEE - NOISE + 1):
+    """copydetect's fingerprint of `text`, without the k-grams across two cells or in `boilerplate`.
+
+    The boilerplate is removed here rather than by CodeFingerprint(boilerplate=...): copydetect 0.5.0
+    removes it with np.intersect1d(assume_unique=True) from a list that repeats hashes, which keeps
+    some copies of a repeated boilerplate k-gram.
+    """
+    copydetect = _copydetect()
+    fingerprint = copydetect.CodeFingerprint("student.py", NOISE, window, filter=True, language="python",
+                                             fp=io.StringIO(text))
+    code = fingerprint.filtered_code
+    kept = {h: i for h, i in fingerprint.hash_idx.items()
+            if h not in boilerplate and SEPARATOR not in code[i[0]:i[0] + NOISE]}
+    fingerprint.hashes, fingerprint.hash_idx = set(kept), kept
+    fingerprint.token_coverage = copydetect.utils.get_token_coverage(kept, NOISE, len(code))
+    return fingerprint
+
+
+def boilerplate_hashes(sources):
+    """Every k-gram hash of `sources` (stubs, helpers, book code): removed from the students' fingerprints."""
+    hashes = set()
+    for source in sources:
+        hashes |= _fingerprint(source, window=1).hashes
+    return frozenset(hashes)
+
+
+@functools.lru_cache(maxsize=1)
+def _book_hashes():
+    """The book's boilerplate hashes, once per process (str hashes are only stable within one process)."""
+    return boilerplate_hashes(book_code())
+
+
+def _assignment_context(course_dir, assignment, book_hashes):
+    """(pasted helper grade_ids, released cell sources, boilerplate hashes) of one assignment."""
+    release, _ = read_notebook(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb")
+    source, _ = read_notebook(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb")
+    helpers = pasted_helpers(source) if source is not None else set()
+    released = [_source(c) for c in release.cells if _is_code(c)] if release is not None else []
+    pasted = [_source(c) for c in source.cells if _is_code(c) and _nbgrader(c).get("grade_id") in helpers] \
+        if source is not None else []
+    return helpers, {s.strip() for s in released}, boilerplate_hashes(released + pasted) | book_hashes
+
+
+def _student_code(submission, helpers, released):
+    notebook, _ = read_notebook(Path(submission.notebook))
+    if notebook is None:
+        return None
+    text, starts = "", []
+    for source in student_cells(notebook, helpers, released):
+        starts.append(len(text))
+        text += source.replace(SEPARATOR, " ") + CELL_SEPARATOR
+    return _Code(submission.student_id, text[:MAX_CODE_CHARS], tuple(starts))
+
+
+# ---------------------------------------------------------------- comparison
+
+def _raw_positions(fingerprint, positions):
+    """Offsets in the original text of offsets in the normalised text (copydetect's own mapping)."""
+    import numpy as np
+    positions = np.asarray(positions, dtype=np.int64)
+    offsets = fingerprint.offsets
+    if len(offsets) == 0 or len(positions) == 0:
+        return positions
+    where = np.clip(np.searchsorted(offsets[:, 0], positions), 0, offsets.shape[0] - 1)
+    return positions + offsets[:, 1][where]
+
+
+def _places(code, fingerprint):
+    """{hash: ((cell, start, end), ...)}: where each kept k-gram lies in the original text."""
+    hashes = [(value, i) for value, indexes in fingerprint.hash_idx.items() for i in indexes]
+    starts = _raw_positions(fingerprint, [i for _, i in hashes])
+    ends = _raw_positions(fingerprint, [i + NOISE - 1 for _, i in hashes]) + 1
+    places = {}
+    for (value, _), start, end in zip(hashes, starts.tolist(), ends.tolist()):
+        cell = bisect_right(code.starts, start) - 1
+        places.setdefault(value, []).append((cell, start, end))
+    return {value: tuple(spots) for value, spots in places.items()}
+
+
+def _line_span(text, start, end):
+    """Whole lines of text[start:end], capped to MAX_REGION_LINES lines and MAX_REGION_CHARS characters."""
+    start = text.rfind("\n", 0, max(start, 0)) + 1
+    stop = text.find("\n", max(end - 1, start))
+    lines = text[start:len(text) if stop < 0 else stop].strip("\n").splitlines()
+    excerpt = "\n".join(lines[:MAX_REGION_LINES]).replace(SEPARATOR, "")
+    if len(lines) > MAX_REGION_LINES or len(excerpt) > MAX_REGION_CHARS:
+        excerpt = excerpt[:MAX_REGION_CHARS] + "\n[...]"
+    return excerpt
+
+
+def matching_regions(a, b):
+    """Up to MAX_REGIONS (text of A, text of B): for the pairs of cells sharing the most fingerprints,
+    the lines of each cell from its first to its last shared k-gram."""
+    spans = {}
+    for value in a.fingerprint.hashes & b.fingerprint.hashes:
+        for cell_a, start_a, end_a in a.places.get(value, ()):
+            for cell_b, start_b, end_b in b.places.get(value, ()):
+                count, a0, a1, b0, b1 = spans.get((cell_a, cell_b), (0, start_a, end_a, start_b, end_b))
+                spans[(cell_a, cell_b)] = (count + 1, min(a0, start_a), max(a1, end_a),
+                                           min(b0, start_b), max(b1, end_b))
+    best = sorted(spans.items(), key=lambda item: (-item[1][0], item[0]))[:MAX_REGIONS]
+    return tuple((_line_span(a.code.text, a0, a1), _line_span(b.code.text, b0, b1))
+                 for _, (_, a0, a1, b0, b1) in sorted(best))
+
+
+def compare(assignment, a, b, threshold=THRESHOLD):
+    """The Pair of two fingerprinted notebooks if their score reaches `threshold`, else None."""
+    if b.code.student_id < a.code.student_id:
+        a, b = b, a
+    if not a.fingerprint.hashes & b.fingerprint.hashes:
+        return None
+    _, (share_a, share_b), _ = _copydetect().compare_files(a.fingerprint, b.fingerprint)
+    share_a, share_b = min(float(share_a), 1.0), min(float(share_b), 1.0)
+    score = min(share_a, share_b)
+    if score < threshold:
+        return None
+    return Pair(assignment, a.code.student_id, b.code.student_id, round(score, 3), round(share_a, 3),
+                round(share_b, 3), matching_regions(a, b))
+
+
+def _fingerprints(submissions, course_dir, book_hashes):
+    """{assignment: [_Fingerprinted]}; a notebook that cannot be read or parsed is left out."""
+    contexts, found = {}, {}
+    for submission in submissions:
+        try:
+            assignment = submission.assignment
+            if assignment not in contexts:
+                contexts[assignment] = _assignment_context(course_dir, assignment, book_hashes)
+            helpers, released, boilerplate = contexts[assignment]
+            code = _student_code(submission, helpers, released)
+            if code is None:
+                continue
+            fingerprint = _fingerprint(code.text, boilerplate)
+            if fingerprint.hashes:
+                found.setdefault(assignment, []).append(_Fingerprinted(code, fingerprint, _places(code, fingerprint)))
+        except Exception:  # one weird notebook must not stop the report  # noqa: BLE001
+            continue
+    return found
+
+
+def find_pairs(submissions, course_dir, threshold=THRESHOLD):
+    """Pairs of submissions of the same assignment scoring at least `threshold`, highest score first.
+    Never raises for a notebook: one that cannot be read or fingerprinted is left out."""
+    try:
+        book_hashes = _book_hashes()
+    except Exception:  # noqa: BLE001  (no book: nothing of it to remove)
+        book_hashes = frozenset()
+    pairs = []
+    for assignment, notebooks in sorted(_fingerprints(submissions, course_dir, book_hashes).items()):
+        for a, b in combinations(notebooks, 2):
+            try:
+                pair = compare(assignment, a, b, threshold)
+            except Exception:  # noqa: BLE001
+                continue
+            if pair is not None:
+                pairs.append(pair)
+    return sorted(pairs, key=lambda p: (-p.score, p.assignment, p.student_a, p.student_b))
+
+
+# ---------------------------------------------------------------- outputs
+
+def _text(value):
+    """Text that UTF-8 can write (a lone surrogate from a broken notebook becomes U+FFFD)."""
+    return str(value).encode("utf-8", "replace").decode("utf-8")
+
+
+def write_csv(pairs, path):
+    """OUT/similarity.csv: one row per pair (header only when there is none)."""
+    from autograder.report import spreadsheet_safe  # lazily: report imports this module
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["assignment", "student_a", "student_b", "score", "share_a", "share_b"])
+        for p in pairs:
+            writer.writerow([spreadsheet_safe(_text(v)) for v in (p.assignment, p.student_a, p.student_b,
+                                                                  f"{p.score:.3f}", f"{p.share_a:.3f}",
+                                                                  f"{p.share_b:.3f}")])
+
+
+def html_section(pairs):
+    """The report's section on possibly copied work: the pairs (the first MAX_LISTED), and the matching
+    regions of the first MAX_SHOWN side by side; similarity.csv lists every pair."""
+    e = lambda value: html.escape(_text(value))  # noqa: E731
+    parts = ["<h2>Possibly copied work</h2>",
+             "<p>Pairs of submissions of the same assignment whose own code (stubs, pasted helpers and the "
+             "book's code removed; names, comments, whitespace and order ignored) is much alike. A pair is a "
+             "reason to look, never a proof: independent solutions of short functions can be alike. The "
+             "score is the smaller of the two shares of each one's code found in the other; pairs from "
+             f"{THRESHOLD:g} are listed.</p>"]
+    if not pairs:
+        return "".join(parts) + "<p>None.</p>"
+    if len(pairs) > MAX_LISTED:
+        parts.append(f"<p>{len(pairs)} pairs: the {MAX_LISTED} highest are listed here, every one in "
+                     f"similarity.csv.</p>")
+    rows = "".join(f"<tr><td>{e(p.assignment)}</td><td>{e(p.student_a)}</td><td>{e(p.student_b)}</td>"
+                   f"<td>{p.score:.2f}</td><td>{p.share_a:.2f}</td><td>{p.share_b:.2f}</td></tr>"
+                   for p in pairs[:MAX_LISTED])
+    parts.append("<table><tr><th>assignment</th><th>student A</th><th>student B</th><th>score</th>"
+                 f"<th>share of A in B</th><th>share of B in A</th></tr>{rows}</table>")
+    if len(pairs) > MAX_SHOWN:
+        parts.append(f"<p>The matching code of the {MAX_SHOWN} highest pairs:</p>")
+    for p in pairs[:MAX_SHOWN]:
+        parts.append(f"<h3>{e(p.assignment)}: {e(p.student_a)} and {e(p.student_b)} ({p.score:.2f})</h3>")
+        for code_a, code_b in p.regions:
+            parts.append("<table class='similar'><tr>"
+                         f"<th>{e(p.student_a)}</th><th>{e(p.student_b)}</th></tr><tr>"
+                         f"<td><pre>{e(code_a)}</pre></td><td><pre>{e(code_b)}</pre></td></tr></table>")
+    return "".join(parts)
