@@ -111,6 +111,9 @@ BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
 }
 
 
+FIXED_SAMPLE = 8   # every 8th mutant of each catalogue is also handed in fixed as its feedback advises
+
+
 @pytest.fixture(scope="session")
 def graded_class(tmp_path_factory):
     """Grade one class holding honest, broken and mutant submissions of every assignment.
@@ -120,7 +123,7 @@ def graded_class(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("class")
     submissions, out = root / "submitted", root / "out"
-    mutants = {}
+    mutants, fixed = {}, {}
     for assignment in ASSIGNMENTS:
         for student, make in HONEST.items():
             folder = submissions / student / assignment
@@ -137,6 +140,12 @@ def graded_class(tmp_path_factory):
             nbformat.write(with_cell_replaced(assignment, mutant.cell, mutant.source),
                            folder / f"{assignment}.ipynb")
             mutants[student] = (assignment, name, mutant)
+            if i % FIXED_SAMPLE == 0 and mutant.fixed_source is not None:   # the advice followed: full marks
+                folder = submissions / f"fixed-{assignment}-{i:03d}" / assignment
+                folder.mkdir(parents=True)
+                nbformat.write(with_cell_replaced(assignment, mutant.cell, mutant.fixed_source),
+                               folder / f"{assignment}.ipynb")
+                fixed[folder.parent.name] = (assignment, name, mutant)
     (submissions / "did-not-submit").mkdir()
     (submissions / "wrong-folder" / "99_not_an_assignment").mkdir(parents=True)
     shutil.copytree(submissions / "solution", submissions / "wrong-folder", dirs_exist_ok=True)
@@ -151,6 +160,7 @@ def graded_class(tmp_path_factory):
         "tests": read_csv(out / "tests.csv"),
         "errors": read_csv(out / "errors.csv"),
         "mutants": mutants,
+        "fixed": fixed,
         "repository_untouched": before == after,
         "out": out,
     }

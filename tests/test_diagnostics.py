@@ -105,6 +105,21 @@ def test_the_mutant_is_named(assignment, name):
         f"{name} ({mutant.why}): diagnosed as {facts.misconceptions or 'nothing'}, not {mutant.misconception}"
 
 
+@pytest.mark.quick
+@pytest.mark.parametrize("assignment,name", MUTANTS)
+def test_following_the_advice_fixes_the_cell(assignment, name):
+    """The mutant's source, edited as its misconception's fix says (FIXES of its catalogue), shows no mistake:
+    the diagnostics name none and report nothing wrong (tests/test_mutants.py grades a sample of them)."""
+    mutant = CATALOGUE[assignment][name]
+    known = diagnose.misconceptions(SOLUTIONS / assignment, assignment)
+    assert mutant.fix, f"{name}: declare in FIXES the edit that follows the advice: {known[mutant.misconception].fix}"
+    fixed = mutant.fixed_source
+    assert fixed is not None and fixed != mutant.source, f"{name}: the fix's old text is not in the mutant's source"
+    facts = facts_of(assignment, mutant.cell, namespace(assignment, (mutant.cell, fixed)))
+    assert not facts.misconceptions and diagnose.explain(facts, known) == [], \
+        f"{name} fixed as advised ({known[mutant.misconception].fix}) still shows: {diagnose.explain(facts, known)}"
+
+
 @pytest.mark.unit
 def test_parse_is_strict():
     known, cells = {"a.b"}, {"cell"}

@@ -60,7 +60,8 @@ def test_an_unknown_assignment_folder_is_reported_not_graded(graded_class):
 
 @pytest.mark.quick
 def test_every_student_gets_one_row_per_assignment(graded_class):
-    students = set(HONEST) | set(BROKEN) | {"did-not-submit", "wrong-folder"} | set(graded_class["mutants"])
+    students = (set(HONEST) | set(BROKEN) | {"did-not-submit", "wrong-folder"} | set(graded_class["mutants"])
+                | set(graded_class["fixed"]))
     assert sorted(graded_class["grades"]) == sorted((s, a) for s in students for a in ASSIGNMENTS)
     keys = [(r["student_id"], r["assignment"], r["grade_id"]) for r in graded_class["tests"]]
     assert len(keys) == len(set(keys)) == len(students) * sum(len(max_points(a)) for a in ASSIGNMENTS)

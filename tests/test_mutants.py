@@ -131,3 +131,12 @@ def test_mutant_feedback_names_its_misconception(graded_class, assignment, name)
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_solution_gets_no_misconception(graded_class, assignment):
     assert not _misconception_rows(graded_class, "solution", assignment)
+
+
+def test_mutants_fixed_as_advised_get_full_marks(graded_class):
+    """A sample of the mutants, edited as their feedback's advice says (FIXES), gets full marks."""
+    assert graded_class["fixed"] or not ALL
+    for student, (assignment, name, mutant) in graded_class["fixed"].items():
+        scores = cell_scores(graded_class, student, assignment)
+        lost = {cell: score for cell, score in scores.items() if score[0] < score[1]}
+        assert not lost, f"'{name}' fixed as advised still loses points on {sorted(lost)}"

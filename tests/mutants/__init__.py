@@ -2,7 +2,9 @@
 
 Each module defines MUTANTS: a dict from a mutant's name to a Mutant, and MISCONCEPTION_OF: a dict from a
 mutant's name to the id of its misconception (solutions/<id>/diagnostics.py), which the grader's feedback must
-name (tests/test_diagnostics.py, tests/test_mutants.py). A mutant replaces the source of
+name (tests/test_diagnostics.py, tests/test_mutants.py), and FIXES: a dict from a mutant's name to an edit
+(old, new) of its source that does what the feedback's advice says (`fix` of its misconception): the edited
+cell must show no mistake (tests/test_diagnostics.py) and, for a sample, get full marks (tests/test_mutants.py). A mutant replaces the source of
 one solution cell (by its nbgrader grade_id) in the solution notebook; tests/test_mutants.py grades
 every mutant and checks that it loses points (and, where `fails` is given, on those test cells).
 Every solution cell needs at least tests/test_mutants.py's MINIMUM_PER_COMPONENT mutants.
@@ -19,6 +21,15 @@ class Mutant:
     why: str                   # the mistake, in a student's words
     fails: tuple = field(default=())  # grade_ids of test cells that must not give full points
     misconception: str = ""    # the id (solutions/<id>/diagnostics.py) that the grader's feedback must name
+    fix: tuple = ()            # (old, new): the edit of `source` that follows the feedback's advice
+
+    @property
+    def fixed_source(self):
+        """The source with the advice followed (None when no fix is declared)."""
+        if not self.fix:
+            return None
+        old, new = self.fix
+        return self.source.replace(old, new) if old in self.source else None
 
 
 def function_mutant(cell, signature, body, why, fails=(), misconception=""):
@@ -43,7 +54,8 @@ def _modules():
 
 def catalogue():
     """{assignment_id: {name: Mutant}} for every module in this package."""
-    return {module.ASSIGNMENT: {name: replace(mutant, misconception=getattr(module, "MISCONCEPTION_OF", {}).get(name, ""))
+    return {module.ASSIGNMENT: {name: replace(mutant, misconception=getattr(module, "MISCONCEPTION_OF", {}).get(name, ""),
+                                              fix=tuple(getattr(module, "FIXES", {}).get(name, ())))
                                 for name, mutant in module.MUTANTS.items()} for module in _modules()}
 
 
