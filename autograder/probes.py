@@ -107,7 +107,7 @@ def describe(theirs, expected, weights=False, allowed=None):
     facts["nonfinite"] = int(bad.sum())
     if facts["nonfinite"]:
         facts["nonfinite_at"] = _index(int(bad.flatten().nonzero()[0]), values.shape)
-    if theirs.shape != expected.shape:
+    if theirs.shape != expected.shape or facts["nonfinite"]:   # NaN or Inf: their count and place say it
         return facts
     error = (values - expected.detach().double()).abs().nan_to_num(nan=math.inf)
     where = int(error.flatten().argmax())
