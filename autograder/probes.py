@@ -20,6 +20,8 @@ import math
 import torch
 
 MATRIX_SIDE = 8      # the largest picture of weights: 8 x 8
+MAX_DIMS = 8         # the longest shape or index reported
+INDEX_FACTS = ("shape", "expected_shape", "nonfinite_at", "max_error_at", "row_sum_at", "masked_at")
 EXCEPTIONS = ("NotImplementedError", "TypeError", "ValueError", "RuntimeError", "IndexError", "AttributeError",
               "NameError", "AssertionError", "KeyError", "ZeroDivisionError", "RecursionError")
 
@@ -146,6 +148,10 @@ def op_count(function, *args):
     class Count(TorchDispatchMode):
         calls = 0
 
+        @classmethod
+        def _should_skip_dynamo(cls):
+            return False    # else defining the class imports torch._dynamo (seconds)
+
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             Count.calls += 1
             return func(*args, **(kwargs or {}))
@@ -167,8 +173,9 @@ def loops(function, make_args, small=2, large=6):
 def finish(facts):
     """The facts as JSON values: floats rounded to 4 significant digits and capped, tuples as lists, None
     left out."""
-    if isinstance(facts, dict):   # a fact that is None (say, no picture) is left out
-        return {str(key): finish(value) for key, value in facts.items() if value is not None}
+    if isinstance(facts, dict):   # a fact that is None (say, no picture), or an index of over 8 dimensions, is left out
+        return {str(key): finish(value) for key, value in facts.items()
+                if value is not None and not (key in INDEX_FACTS and len(value) > MAX_DIMS)}
     if isinstance(facts, (list, tuple)):
         return [finish(value) for value in facts]
     if isinstance(facts, bool) or facts is None or isinstance(facts, (int, str)):
