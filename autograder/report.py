@@ -151,12 +151,12 @@ def misconception_cells(results):
 
 
 def book_labels(source=BOOK_SOURCE):
-    """{explicit MyST label: the page (file stem) that defines it} of the book's chapters."""
+    """{explicit MyST label: the built page that defines it, relative to the book's root, without .html}."""
     labels = {}
     for page in sorted(Path(source).glob("*.md")):
         for line in page.read_text(encoding="utf-8").splitlines():
             if line.startswith("(") and line.rstrip().endswith(")=") and " " not in line.strip():
-                labels[line.strip()[1:-2]] = page.stem
+                labels[line.strip()[1:-2]] = page.relative_to(REPO).with_suffix("").as_posix()
     return labels
 
 
