@@ -37,8 +37,9 @@ MISCONCEPTIONS = {
         "ch03-reshapes"),
     "split.tokens-split": (
         "the tokens are cut into groups instead of the features",
-        "cut the last dimension, the D features of every token, into H blocks of d: x.view(B, T, H, d), then "
-        ".transpose(1, 2); keep every token in every head", "ch03-reshapes"),
+        "cut the last dimension (dim=-1), the D features of every token, into H blocks of d, not the tokens "
+        "(dim=1): x.view(B, T, H, d), then .transpose(1, 2) (or torch.stack(x.chunk(H, dim=-1), dim=1)); keep "
+        "every token in every head", "ch03-reshapes"),
     "split.no-value-error": (
         "a width D that num_heads does not divide is not refused with a ValueError",
         "check x.shape[-1] % num_heads first and raise ValueError (with a message) when it is not 0",
@@ -63,7 +64,8 @@ MISCONCEPTIONS = {
         "first, then its d features), with no permute that puts d before H", "ch03-reshapes"),
     "merge.heads-averaged": (
         "the heads are averaged (or summed) instead of put side by side",
-        "concatenate the heads: x.transpose(1, 2).reshape(B, T, H * d), with no mean or sum over the heads",
+        "concatenate the heads: x.transpose(1, 2).flatten(-2) (or .reshape(B, T, H * d)), with no mean or sum "
+        "over the heads",
         "ch03-definition"),
     "merge.heads-reversed": (
         "the heads are concatenated in reverse order",
@@ -83,8 +85,9 @@ MISCONCEPTIONS = {
         "return self.W_o(merge_heads(output)): the merged heads go through W_o", "ch03-definition"),
     "mha.scaled-by-d-model": (
         "the scores are scaled by 1 / sqrt(d_model) instead of the width of a head",
-        "scale each head's scores by 1 / sqrt(d), d = d_model / num_heads: call scaled_dot_product_attention on "
-        "the split heads, which divides by the square root of their last dimension", "ch03-definition"),
+        "scale each head's scores by 1 / sqrt(d), d = d_model / num_heads, the last dimension of the split heads "
+        "(math.sqrt(q.size(-1)), not query.size(-1)), or call scaled_dot_product_attention on the split heads, "
+        "which does it", "ch03-definition"),
     "mha.values-projection": (
         "the values are projected with the key projection W_k",
         "project the values with their own layer, self.W_v(value)", "ch03-definition"),
@@ -112,8 +115,9 @@ MISCONCEPTIONS = {
         "in __init__, raise ValueError (with a message) when d_model % num_heads != 0", "ch03-head-by-head"),
     "mha.python-loop": (
         "the heads are computed one at a time in a Python loop",
-        "split each projection with split_heads and call the attention once on the (B, H, T, d) tensors: "
-        "no loop over the heads", "ch03-head-by-head"),
+        "split each projection with split_heads, call the attention once on the (B, H, T, d) tensors with the "
+        "mask as it is (it broadcasts over the heads), and merge the output with merge_heads: no loop over the "
+        "heads", "ch03-head-by-head"),
     # head_score_matrices
     "scores.transposed": (
         "M^h is transposed: W_k^h (W_q^h)^T",
@@ -137,8 +141,9 @@ MISCONCEPTIONS = {
         "take the key blocks from mha.W_k.weight: M^h = W_q^h (W_k^h)^T", "ch03-bilinear-form"),
     "scores.full-width": (
         "every head gets the full-width W_q W_k^T (or one summed matrix) instead of its own low-rank M^h",
-        "compute each M^h from head h's own d columns only, W_q^h (W_k^h)^T, and stack the H matrices into "
-        "(H, D, D); W_q W_k^T is their sum", "ch03-bilinear-form"),
+        "give each head only its own d columns: cut W_q = mha.W_q.weight.T and W_k = mha.W_k.weight.T with "
+        "unflatten(-1, (H, d)) and multiply every head at once, torch.einsum(\"ahc,bhc->hab\", W_q, W_k), into "
+        "(H, D, D) (W_q W_k^T is the sum of these M^h)", "ch03-bilinear-form"),
     "scores.python-loop": (
         "the heads are computed one at a time in a Python loop",
         "cut the weights into heads with one unflatten and multiply every head at once (einsum or a batched @), "

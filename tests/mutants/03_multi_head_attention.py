@@ -291,3 +291,101 @@ MISCONCEPTION_OF = {
     "scores/summed_over_heads": "scores.full-width",
     "scores/loop_over_heads": "scores.python-loop",
 }
+
+ADD_WIDTH_CHECK = ("    B, T, D = x.shape\n",
+                   "    if x.shape[-1] % num_heads != 0:\n"
+                   "        raise ValueError(\"the width must be divisible by num_heads\")\n"
+                   "    B, T, D = x.shape\n")
+
+# The edit of each mutant that its misconception's fix describes (see tests/mutants/__init__.py).
+FIXES = {
+    # split_heads
+    "split_heads/view_without_transpose": ("x.reshape(B, num_heads, T, D // num_heads)",
+                                           "x.reshape(B, T, num_heads, D // num_heads).transpose(1, 2)"),
+    "split_heads/heads_interleaved": ("reshape(B, T, D // num_heads, num_heads).permute(0, 3, 1, 2)",
+                                      "reshape(B, T, num_heads, D // num_heads).transpose(1, 2)"),
+    "split_heads/no_transpose_at_all": ("x.reshape(B, T, num_heads, D // num_heads)",
+                                        "x.reshape(B, T, num_heads, D // num_heads).transpose(1, 2)"),
+    "split_heads/wrong_axes_transposed": (".transpose(2, 3)", ".transpose(1, 2)"),
+    "split_heads/split_along_tokens": ("x.chunk(num_heads, dim=1)", "x.chunk(num_heads, dim=-1)"),
+    "split_heads/runtime_error_instead_of_value_error": ADD_WIDTH_CHECK,
+    "split_heads/truncates_indivisible_width": ADD_WIDTH_CHECK,
+    "split_heads/stack_of_slices": ("torch.stack([x[..., h * d:(h + 1) * d] for h in range(num_heads)], dim=1)",
+                                    "x.view(B, T, num_heads, d).transpose(1, 2)"),
+    # merge_heads
+    "merge_heads/reshape_without_transpose": ("x.reshape(B, T, H * d)", "x.transpose(1, 2).reshape(B, T, H * d)"),
+    "merge_heads/view_needs_contiguous": (".view(B, T, H * d)", ".reshape(B, T, H * d)"),
+    "merge_heads/features_interleaved": ("x.permute(0, 2, 3, 1)", "x.transpose(1, 2)"),
+    "merge_heads/heads_averaged": ("x.mean(dim=1).repeat(1, 1, x.shape[1])", "x.transpose(1, 2).flatten(-2)"),
+    "merge_heads/heads_in_reverse_order": ("x.flip(1).transpose(1, 2)", "x.transpose(1, 2)"),
+    "merge_heads/wrong_axes_transposed": ("x.transpose(2, 3)", "x.transpose(1, 2)"),
+    "merge_heads/concatenated_one_by_one": ("torch.cat([x[:, h] for h in range(x.shape[1])], dim=-1)",
+                                            "x.transpose(1, 2).flatten(-2)"),
+    # MultiHeadAttention
+    "mha/missing_output_projection": ("return merge_heads(out), weights", "return self.W_o(merge_heads(out)), weights"),
+    "mha/scaled_by_d_model": ("math.sqrt(query.size(-1))", "math.sqrt(q.size(-1))"),
+    "mha/key_projection_for_values": ("split_heads(self.W_k(value)", "split_heads(self.W_v(value)"),
+    "mha/weights_averaged_over_heads": ("weights.mean(dim=1)", "weights"),
+    "mha/torch_mask_convention": ("None if mask is None else ~mask", "mask"),
+    "mha/queries_for_keys_and_values": (
+        "k = split_heads(self.W_k(query), self.num_heads)\n        v = split_heads(self.W_v(query), self.num_heads)",
+        "k = split_heads(self.W_k(key), self.num_heads)\n        v = split_heads(self.W_v(value), self.num_heads)"),
+    "mha/split_without_transpose": (
+        "        q = self.W_q(query).reshape(B, H, T_q, D // H)\n"
+        "        k = self.W_k(key).reshape(B, H, T_k, D // H)\n"
+        "        v = self.W_v(value).reshape(B, H, T_k, D // H)\n"
+        "        out, weights = scaled_dot_product_attention(q, k, v, mask)\n"
+        "        return self.W_o(out.reshape(B, T_q, D)), weights\n",
+        "        q = split_heads(self.W_q(query), H)\n"
+        "        k = split_heads(self.W_k(key), H)\n"
+        "        v = split_heads(self.W_v(value), H)\n"
+        "        out, weights = scaled_dot_product_attention(q, k, v, mask)\n"
+        "        return self.W_o(merge_heads(out)), weights\n"),
+    "mha/mask_ignored": ("scaled_dot_product_attention(q, k, v)", "scaled_dot_product_attention(q, k, v, mask)"),
+    "mha/no_value_error": ("        pass\n",
+                           "        if d_model % num_heads != 0:\n"
+                           "            raise ValueError(\"d_model must be a multiple of num_heads\")\n"),
+    "mha/loop_over_heads": (
+        "        full = None if mask is None else mask.expand(B, H, T_q, key.shape[1])\n"
+        "        outputs, weights = [], []\n"
+        "        for h in range(H):\n"
+        "            cols = slice(h * d, (h + 1) * d)\n"
+        "            out_h, w_h = scaled_dot_product_attention(q[..., cols], k[..., cols], v[..., cols],\n"
+        "                                                      None if full is None else full[:, h])\n"
+        "            outputs.append(out_h)\n"
+        "            weights.append(w_h)\n"
+        "        return self.W_o(torch.cat(outputs, dim=-1)), torch.stack(weights, dim=1)\n",
+        "        out, weights = scaled_dot_product_attention(split_heads(q, H), split_heads(k, H), split_heads(v, H),\n"
+        "                                                    mask)\n"
+        "        return self.W_o(merge_heads(out)), weights\n"),
+    # head_score_matrices
+    "scores/transposed": ('"ahc,bhc->hba"', '"ahc,bhc->hab"'),
+    "scores/weight_not_transposed": (
+        "W_q = mha.W_q.weight.unflatten(-1, (mha.num_heads, -1))\n    W_k = mha.W_k.weight.unflatten(",
+        "W_q = mha.W_q.weight.T.unflatten(-1, (mha.num_heads, -1))\n    W_k = mha.W_k.weight.T.unflatten("),
+    "scores/heads_interleaved": (
+        "    W_q = mha.W_q.weight.T.unflatten(-1, (-1, mha.num_heads))\n"
+        "    W_k = mha.W_k.weight.T.unflatten(-1, (-1, mha.num_heads))\n"
+        "    return torch.einsum(\"ach,bch->hab\", W_q, W_k)\n",
+        "    W_q = mha.W_q.weight.T.unflatten(-1, (mha.num_heads, -1))\n"
+        "    W_k = mha.W_k.weight.T.unflatten(-1, (mha.num_heads, -1))\n"
+        "    return torch.einsum(\"ahc,bhc->hab\", W_q, W_k)\n"),
+    "scores/scaled_inside": (" / math.sqrt(W_q.shape[-1])", ""),
+    "scores/queries_twice": ("    return torch.einsum(\"ahc,bhc->hab\", W_q, W_q)\n",
+                             "    W_k = mha.W_k.weight.T.unflatten(-1, (mha.num_heads, -1))\n"
+                             "    return torch.einsum(\"ahc,bhc->hab\", W_q, W_k)\n"),
+    "scores/full_width_for_every_head": (
+        "    full = mha.W_q.weight.T @ mha.W_k.weight\n"
+        "    return full.expand(mha.num_heads, -1, -1)\n",
+        "    W_q = mha.W_q.weight.T.unflatten(-1, (mha.num_heads, -1))\n"
+        "    W_k = mha.W_k.weight.T.unflatten(-1, (mha.num_heads, -1))\n"
+        "    return torch.einsum(\"ahc,bhc->hab\", W_q, W_k)\n"),
+    "scores/summed_over_heads": (
+        "    return mha.W_q.weight.T @ mha.W_k.weight\n",
+        "    W_q = mha.W_q.weight.T.unflatten(-1, (mha.num_heads, -1))\n"
+        "    W_k = mha.W_k.weight.T.unflatten(-1, (mha.num_heads, -1))\n"
+        "    return torch.einsum(\"ahc,bhc->hab\", W_q, W_k)\n"),
+    "scores/loop_over_heads": (
+        "torch.stack([W_q[:, h * d:(h + 1) * d] @ W_k[:, h * d:(h + 1) * d].T for h in range(H)])",
+        "torch.einsum(\"ahc,bhc->hab\", W_q.unflatten(-1, (H, d)), W_k.unflatten(-1, (H, d)))"),
+}
