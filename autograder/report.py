@@ -273,7 +273,8 @@ def report_html(results, errors, flags, book_url=None):
     parts.append(similarity.html_section(results.similar))
     parts.append("<h2>Errors and submissions not graded</h2>" + _table(["student", "assignment", "reason"], errors))
     parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], flags))
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}")
+    style = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top;font-size:.92em}"
+             "code{word-break:break-all}img{max-width:100%}")
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title><style>{style}</style></head>" \
            f"<body>{''.join(parts)}</body></html>"
