@@ -10,6 +10,7 @@ import math
 import torch
 
 from autograder.probes import Raised, attempt, describe, loops, matrix, same, swapped
+from autograder.probes import reference_masked_softmax as _reference_masked_softmax
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
 MISCONCEPTIONS = {
@@ -132,14 +133,6 @@ MISCONCEPTIONS = {
     "bw.largest-error": ("the bandwidth with the largest error is chosen", "choose the smallest error: argmin, not "
                          "argmax", "ch01-nadaraya-watson"),
 }
-
-
-def _reference_masked_softmax(scores, mask=None):
-    if mask is None:
-        return torch.softmax(scores, dim=-1)
-    allowed = torch.broadcast_to(mask, torch.broadcast_shapes(mask.shape, scores.shape))
-    filled = torch.where(allowed.any(-1, keepdim=True), torch.where(allowed, scores, float("-inf")), 0.0)
-    return torch.softmax(filled, dim=-1) * allowed
 
 
 def _sdpa_example():

@@ -14,6 +14,7 @@ import sys
 import torch
 
 from autograder.probes import Raised, attempt, describe, matrix, same, swapped
+from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
 MISCONCEPTIONS = {
@@ -565,19 +566,6 @@ def _offset_misconceptions(function):
 
 # ---------------------------------------------------------------------------------------------------
 # SelfAttention
-
-
-def _reference_masked_softmax(scores, mask=None):
-    if mask is None:
-        return torch.softmax(scores, dim=-1)
-    allowed = torch.broadcast_to(mask, torch.broadcast_shapes(mask.shape, scores.shape))
-    filled = torch.where(allowed.any(-1, keepdim=True), torch.where(allowed, scores, float("-inf")), 0.0)
-    return torch.softmax(filled, dim=-1) * allowed
-
-
-def _reference_attention(query, key, value, mask=None):
-    weights = _reference_masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]), mask)
-    return weights @ value, weights
 
 
 def _pair(result):

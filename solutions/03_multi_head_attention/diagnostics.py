@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from autograder.probes import Raised, attempt, describe, loops, matrix, same, swapped
+from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
 MISCONCEPTIONS = {
@@ -163,19 +164,6 @@ def _reference_split_heads(x, num_heads):
 
 def _reference_merge_heads(x):
     return x.transpose(-3, -2).flatten(-2)
-
-
-def _reference_masked_softmax(scores, mask=None):
-    if mask is None:
-        return torch.softmax(scores, dim=-1)
-    allowed = torch.broadcast_to(mask, torch.broadcast_shapes(mask.shape, scores.shape))
-    filled = torch.where(allowed.any(-1, keepdim=True), torch.where(allowed, scores, float("-inf")), 0.0)
-    return torch.softmax(filled, dim=-1) * allowed
-
-
-def _reference_attention(query, key, value, mask=None):
-    weights = _reference_masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]), mask)
-    return weights @ value, weights
 
 
 REFERENCES = {"split_heads": _reference_split_heads, "merge_heads": _reference_merge_heads,
