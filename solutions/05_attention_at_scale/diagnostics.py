@@ -58,18 +58,20 @@ MISCONCEPTIONS = {
     "online.full-score-matrix": (
         "the whole T_q x T_k matrix of scores is computed at once",
         "loop over the keys in blocks of block_size; for each block compute its scores only and update the "
-        "running maximum, normaliser and accumulator", "ch05-memory"),
+        "running maximum, normaliser and accumulator (the old sums rescaled by exp(m_old - m_new))", "ch05-memory"),
     "online.keeps-every-block": (
         "every block's scores are kept (in a list) until the end, so a T_q x T_k matrix is alive",
         "update the running maximum, normaliser and accumulator as soon as a block's scores are computed, then "
         "let those scores go: keep nothing per block for a second pass", "ch05-memory"),
     "online.calls-fused-attention": (
         "torch's fused attention is called instead of computing the attention",
-        "compute the attention yourself, block by block, with matmul, exp and sums: no "
-        "F.scaled_dot_product_attention", "ch05-flash-blocks"),
+        "compute the attention yourself with matmul, exp and sums, one block of keys at a time, keeping a running "
+        "maximum, normaliser and accumulator rescaled by exp(m_old - m_new): no F.scaled_dot_product_attention",
+        "ch05-flash-blocks"),
     "online.leaves-torch": (
         "the computation leaves torch (numpy)",
-        "compute with torch operations on the tensors themselves: no .numpy(), numpy or torch.from_numpy",
+        "compute with torch operations on the tensors themselves, one block of keys at a time with a running maximum, "
+        "normaliser and accumulator rescaled by exp(m_old - m_new): no .numpy(), numpy or torch.from_numpy",
         "ch05-flash-blocks"),
     # --- KVCache
     "kvcache.wrong-axis": (
@@ -81,7 +83,8 @@ MISCONCEPTIONS = {
         "return every cached position so far: self.keys, self.values after the concatenation", "ch05-kv-cache"),
     "kvcache.prepended": (
         "the new positions are put before the cached ones",
-        "put the cached positions first: torch.cat([self.keys, k], dim=2), not [k, self.keys]", "ch05-kv-cache"),
+        "put the cached positions first: torch.cat([self.keys, k], dim=2), not [k, self.keys], and the same for the "
+        "values", "ch05-kv-cache"),
     "kvcache.keys-values-swapped": (
         "update returns (values, keys)",
         "return the keys first, then the values: return self.keys, self.values", "ch05-kv-cache"),

@@ -519,3 +519,251 @@ MISCONCEPTION_OF = {
     "gqa/no_value_error_for_groups": "gqa.no-value-error",
     "gqa/heads_without_transpose": "gqa.heads-without-transpose",
 }
+
+# The edit of each mutant's source that does what its misconception's `fix` says, and nothing more
+# (a student following the feedback's advice): the edited cell must be correct (tests/test_diagnostics.py).
+OS_RUNNING_MAX = """
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        p = torch.exp(s - m_new)
+        l = l * torch.exp(m - m_new) + p.sum(-1, keepdim=True)
+        o = o * torch.exp(m - m_new) + p @ vb
+        m = m_new
+"""
+OS_BLOCKWISE = (OS_START.strip("\n") + "\n" + OS_CAUSAL.strip("\n") + "\n" + OS_UPDATE.strip("\n") + "\n")
+CSA_CAUSAL_MASK = "attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n)"
+
+FIXES = {
+    # --- online_softmax_attention
+    "online_softmax/accumulator_not_rescaled": ("        o = o + p @ vb\n",
+                                                "        o = o * torch.exp(m - m_new) + p @ vb\n"),
+    "online_softmax/normaliser_not_rescaled": ("        l = l + p.sum(-1, keepdim=True)\n",
+                                               "        l = l * torch.exp(m - m_new) + p.sum(-1, keepdim=True)\n"),
+    "online_softmax/block_max_never_combined": ("""
+        p = torch.exp(s - s.amax(-1, keepdim=True))
+        l = l + p.sum(-1, keepdim=True)
+        o = o + p @ vb
+""", OS_RUNNING_MAX),
+    "online_softmax/no_maximum_subtracted": ("""
+        p = torch.exp(s)
+        l = l + p.sum(-1, keepdim=True)
+        o = o + p @ vb
+""", OS_RUNNING_MAX),
+    "online_softmax/causal_off_by_one": ("cols > rows + 1", "cols > rows"),
+    "online_softmax/causal_mask_ignores_block_start": ("cols = torch.arange(kb.size(-2))",
+                                                       "cols = torch.arange(start, start + kb.size(-2))"),
+    "online_softmax/no_value_error": ("    T_q, T_k = query.size(-2), key.size(-2)\n",
+                                      "    T_q, T_k = query.size(-2), key.size(-2)\n"
+                                      "    if causal and T_q != T_k:\n"
+                                      "        raise ValueError(\"causal attention needs T_q == T_k\")\n"),
+    "online_softmax/scaled_by_value_width": ("math.sqrt(value.size(-1))", "math.sqrt(query.size(-1))"),
+    "online_softmax/block_size_ignored": ("""
+    for start in range(0, T_k, 128):
+        kb = key[..., start:start + 128, :]
+        vb = value[..., start:start + 128, :]
+""", """
+    for start in range(0, T_k, block_size):
+        kb = key[..., start:start + block_size, :]
+        vb = value[..., start:start + block_size, :]
+"""),
+    "online_softmax/materialises_the_full_matrix": ("""
+    scores = query @ key.mT / math.sqrt(query.size(-1))
+    if causal:
+        scores = scores.masked_fill(torch.ones(T_q, T_k, dtype=torch.bool).triu(1), -math.inf)
+    return torch.softmax(scores, dim=-1) @ value
+""", "\n" + OS_BLOCKWISE),
+    "online_softmax/keeps_every_block": ("""
+    blocks = [q @ key[..., start:start + block_size, :].mT for start in range(0, T_k, block_size)]
+    if causal:
+        blocks = [b.masked_fill(torch.arange(i * block_size, i * block_size + b.size(-1)) > torch.arange(T_q)[:, None], -math.inf)
+                  for i, b in enumerate(blocks)]
+    m = torch.stack([b.amax(-1) for b in blocks], dim=-1).amax(-1, keepdim=True)
+    p = [torch.exp(b - m) for b in blocks]
+    l = sum(x.sum(-1, keepdim=True) for x in p)
+    o = sum(x @ value[..., i * block_size:(i + 1) * block_size, :] for i, x in enumerate(p))
+    return o / l
+""", """
+    m = q.new_full(q.shape[:-1] + (1,), -math.inf)
+    l = q.new_zeros(q.shape[:-1] + (1,))
+    o = q.new_zeros(q.shape[:-1] + value.shape[-1:])
+    for start in range(0, T_k, block_size):
+        b = q @ key[..., start:start + block_size, :].mT
+        if causal:
+            b = b.masked_fill(torch.arange(start, start + b.size(-1)) > torch.arange(T_q)[:, None], -math.inf)
+        m_new = torch.maximum(m, b.amax(-1, keepdim=True))
+        x = torch.exp(b - m_new)
+        l = l * torch.exp(m - m_new) + x.sum(-1, keepdim=True)
+        o = o * torch.exp(m - m_new) + x @ value[..., start:start + block_size, :]
+        m = m_new
+    return o / l
+"""),
+    "online_softmax/calls_fused_attention": (
+        "    return F.scaled_dot_product_attention(query, key, value, is_causal=causal)\n", OS_BLOCKWISE),
+    "online_softmax/leaves_torch_for_numpy": ("""
+    import numpy as np
+    q, k, v = query.detach().numpy(), key.detach().numpy(), value.detach().numpy()
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if causal:
+        s = np.where(np.tril(np.ones((T_q, T_k), dtype=bool)), s, -np.inf)
+    w = np.exp(s - s.max(-1, keepdims=True))
+    return torch.from_numpy(w / w.sum(-1, keepdims=True) @ v)
+""", "\n" + OS_BLOCKWISE),
+    # --- KVCache
+    "kvcache/appended_along_heads": ("dim=1)\n            self.values = torch.cat([self.values, v], dim=1)",
+                                     "dim=2)\n            self.values = torch.cat([self.values, v], dim=2)"),
+    "kvcache/appended_along_features": ("dim=-1)\n            self.values = torch.cat([self.values, v], dim=-1)",
+                                        "dim=2)\n            self.values = torch.cat([self.values, v], dim=2)"),
+    "kvcache/returns_only_the_new_positions": ("return k, v", "return self.keys, self.values"),
+    "kvcache/new_positions_prepended": ("torch.cat([k, self.keys], dim=2)\n"
+                                        "            self.values = torch.cat([v, self.values], dim=2)",
+                                        "torch.cat([self.keys, k], dim=2)\n"
+                                        "            self.values = torch.cat([self.values, v], dim=2)"),
+    "kvcache/keys_and_values_swapped": ("return self.values, self.keys", "return self.keys, self.values"),
+    "kvcache/len_counts_calls": ("        return self.calls\n", LEN_POSITIONS + "\n"),
+    "kvcache/len_is_the_batch_size": ("self.keys.shape[0]", "self.keys.shape[2]"),
+    "kvcache/shared_class_attribute": ("    keys = []\n    values = []\n",
+                                       "    def __init__(self):\n        self.keys, self.values = [], []\n"),
+    # --- CausalSelfAttention
+    "causal_attention/top_left_alignment": ("""
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+""", f"""
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, {CSA_CAUSAL_MASK})
+"""),
+    "causal_attention/mask_dropped_after_prefill": ("is_causal=(n == 0)", CSA_CAUSAL_MASK),
+    "causal_attention/offset_read_after_update": ("""
+        if cache is not None:
+            k, v = cache.update(k, v)
+        n = 0 if cache is None else len(cache)
+""", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+"""),
+    "causal_attention/cached_keys_unused": ("""
+        if cache is not None:
+            cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+""", f"""
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, {CSA_CAUSAL_MASK})
+"""),
+    "causal_attention/no_mask_without_cache": ("            out = F.scaled_dot_product_attention(q, k, v)\n",
+                                               f"            out = F.scaled_dot_product_attention(q, k, v, {CSA_CAUSAL_MASK})\n"),
+    "causal_attention/scaled_by_d_model": ("math.sqrt(D)", "math.sqrt(D // H)"),
+    "causal_attention/query_cannot_see_itself": ("diagonal=n - 1", "diagonal=n"),
+    "causal_attention/heads_without_transpose": ("""
+        q = self.W_q(x).view(B, H, t, D // H)
+        k = self.W_k(x).view(B, H, t, D // H)
+        v = self.W_v(x).view(B, H, t, D // H)
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n))
+        return self.W_o(out.reshape(B, t, D))
+""", """
+        q = self.W_q(x).view(B, t, H, D // H).transpose(1, 2)
+        k = self.W_k(x).view(B, t, H, D // H).transpose(1, 2)
+        v = self.W_v(x).view(B, t, H, D // H).transpose(1, 2)
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n))
+        return self.W_o(out.transpose(1, 2).reshape(B, t, D))
+"""),
+    "causal_attention/missing_output_projection": ("return out.transpose(1, 2).reshape(B, t, D)",
+                                                   "return self.W_o(out.transpose(1, 2).reshape(B, t, D))"),
+    # --- apply_rotary
+    "rotary/pairs_i_and_i_plus_half": ("""
+    a, b = x[..., :d // 2], x[..., d // 2:]
+    return torch.cat((a * cos - b * sin, a * sin + b * cos), dim=-1)
+""", """
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
+"""),
+    "rotary/exponent_off_by_two": ("torch.arange(0, d // 2, dtype", "torch.arange(0, d, 2, dtype"),
+    "rotary/positions_start_at_one": ("(positions.double()[:, None] + 1)", "positions.double()[:, None]"),
+    "rotary/positions_ignored": ("torch.arange(x.size(-2), dtype=torch.float64)[:, None]", "positions.double()[:, None]"),
+    "rotary/rotated_the_wrong_way": ("(a * cos + b * sin, -a * sin + b * cos)", "(a * cos - b * sin, a * sin + b * cos)"),
+    "rotary/sin_and_cos_swapped": ("cos, sin = angles.sin().to(x.dtype), angles.cos().to(x.dtype)",
+                                   "cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)"),
+    "rotary/base_ignored": ("freqs = 10000.0 **", "freqs = base **"),
+    "rotary/no_value_error": ("    d = x.size(-1) // 2 * 2\n",
+                              "    if x.size(-1) % 2:\n        raise ValueError(\"d must be even\")\n"
+                              "    d = x.size(-1) // 2 * 2\n"),
+    # --- GroupedQueryAttention
+    "gqa/repeat_instead_of_repeat_interleave": ("""
+        k = k.repeat(1, H // H_kv, 1, 1)
+        v = v.repeat(1, H // H_kv, 1, 1)
+""", GQA_SHARE),
+    "gqa/every_query_head_reads_kv_head_0": ("""
+        k = k[:, :1].expand(B, H, T, d)
+        v = v[:, :1].expand(B, H, T, d)
+""", GQA_SHARE),
+    "gqa/full_width_key_value_projections": ("""
+        self.W_k = nn.Linear(d_model, d_model)
+        self.W_v = nn.Linear(d_model, d_model)
+        self.W_o = nn.Linear(d_model, d_model)
+
+    def forward(self, x, mask=None):
+        B, T, D = x.shape
+        H, H_kv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        q = self.W_q(x).view(B, T, H, d).transpose(1, 2)
+        k = self.W_k(x)[..., :H_kv * d].reshape(B, T, H_kv, d).transpose(1, 2)
+        v = self.W_v(x)[..., :H_kv * d].reshape(B, T, H_kv, d).transpose(1, 2)
+""", """
+        self.W_k = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_v = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_o = nn.Linear(d_model, d_model)
+
+    def forward(self, x, mask=None):
+        B, T, D = x.shape
+        H, H_kv, d = self.num_heads, self.num_kv_heads, self.head_dim
+        q = self.W_q(x).view(B, T, H, d).transpose(1, 2)
+        k = self.W_k(x).reshape(B, T, H_kv, d).transpose(1, 2)
+        v = self.W_v(x).reshape(B, T, H_kv, d).transpose(1, 2)
+"""),
+    "gqa/scaled_by_d_model": ("math.sqrt(D)", "math.sqrt(d)"),
+    "gqa/mask_ignored": ("\n        w = torch.softmax(s, dim=-1)\n", GQA_SOFTMAX),
+    "gqa/mask_inverted": ("""
+            s = s.masked_fill(mask, torch.finfo(s.dtype).min)
+        w = torch.softmax(s, dim=-1)
+        if mask is not None:
+            w = w * ~mask
+""", """
+            s = s.masked_fill(~mask, torch.finfo(s.dtype).min)
+        w = torch.softmax(s, dim=-1)
+        if mask is not None:
+            w = w * mask
+"""),
+    "gqa/fully_masked_query_gives_nan": ("""
+            s = s.masked_fill(~mask, -math.inf)
+        w = torch.softmax(s, dim=-1)
+""", """
+            s = s.masked_fill(~mask, torch.finfo(s.dtype).min)
+        w = torch.softmax(s, dim=-1)
+        if mask is not None:
+            w = w * mask
+"""),
+    "gqa/no_value_error_for_groups": ("""
+        if d_model % num_heads:
+            raise ValueError("d_model % num_heads must be 0")
+""", """
+        if d_model % num_heads or num_heads % num_kv_heads:
+            raise ValueError("d_model % num_heads and num_heads % num_kv_heads must be 0")
+"""),
+    "gqa/heads_without_transpose": ("""
+        q = self.W_q(x).view(B, H, T, d)
+        k = self.W_k(x).view(B, H_kv, T, d)
+        v = self.W_v(x).view(B, H_kv, T, d)
+""", """
+        q = self.W_q(x).view(B, T, H, d).transpose(1, 2)
+        k = self.W_k(x).view(B, T, H_kv, d).transpose(1, 2)
+        v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)
+"""),
+}
