@@ -41,7 +41,7 @@ def spreadsheet_safe(value):
     return text
 
 
-def _write(path, header, rows):
+def write_csv(path, header, rows):
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -79,13 +79,13 @@ def write_report(results, out, book_url=None):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     grades, tests, errors, flags = _rows(results)
-    _write(out / "grades.csv", ["student_id", "assignment", "score", "max_score"], grades)
-    _write(out / "tests.csv", ["student_id", "assignment", "grade_id", "score", "max_score"], tests)
-    _write(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
-    _write(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
+    write_csv(out / "grades.csv", ["student_id", "assignment", "score", "max_score"], grades)
+    write_csv(out / "tests.csv", ["student_id", "assignment", "grade_id", "score", "max_score"], tests)
+    write_csv(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
+    write_csv(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
     _write_gradebook(grades, out / "gradebook.csv")
-    similarity.write_csv(results.similar, out / "similarity.csv")
-    _write(out / "misconceptions.csv", ["student_id", "assignment", "misconception", "grade_ids"],
+    write_csv(out / "similarity.csv", similarity.CSV_HEADER, similarity.csv_rows(results.similar))
+    write_csv(out / "misconceptions.csv", ["student_id", "assignment", "misconception", "grade_ids"],
            [(s, a, key, " ".join(cells)) for (key, a, s), cells in sorted(misconception_cells(results).items())])
     (out / "report.html").write_text(report_html(results, errors, flags, book_url), encoding="utf-8")
     if any(r.status is Status.GRADED for r in results.submissions):
@@ -105,7 +105,7 @@ def _write_gradebook(grades, path):
         cells = [scores[student].get(a, "0") for a in assignments]
         total = "" if "" in cells else _points(sum(float(c) for c in cells))
         rows.append([student] + cells + [total])
-    _write(path, header, rows)
+    write_csv(path, header, rows)
 
 
 def _figure(draw, width=7, height=2.6):

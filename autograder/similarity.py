@@ -16,7 +16,6 @@ The score of a pair is the smaller of the two shares: the share of A's fingerpri
 in B, and the share of B's found in A (copydetect's two similarities). Both must be high: one notebook
 whose few lines all occur somewhere in a longer one is not a pair by itself.
 """
-import csv
 import functools
 import html
 import io
@@ -327,16 +326,13 @@ def _text(value):
     return str(value).encode("utf-8", "replace").decode("utf-8")
 
 
-def write_csv(pairs, path):
-    """OUT/similarity.csv: one row per pair (header only when there is none)."""
-    from autograder.report import spreadsheet_safe  # lazily: report imports this module
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["assignment", "student_a", "student_b", "score", "share_a", "share_b"])
-        for p in pairs:
-            writer.writerow([spreadsheet_safe(_text(v)) for v in (p.assignment, p.student_a, p.student_b,
-                                                                  f"{p.score:.3f}", f"{p.share_a:.3f}",
-                                                                  f"{p.share_b:.3f}")])
+CSV_HEADER = ["assignment", "student_a", "student_b", "score", "share_a", "share_b"]
+
+
+def csv_rows(pairs):
+    """The rows of OUT/similarity.csv (report.py writes it): one per pair."""
+    return [(_text(p.assignment), _text(p.student_a), _text(p.student_b), f"{p.score:.3f}", f"{p.share_a:.3f}",
+             f"{p.share_b:.3f}") for p in pairs]
 
 
 def html_section(pairs):

@@ -10,7 +10,8 @@ import pytest
 
 from autograder import similarity
 from autograder.collect import Submission
-from autograder.similarity import THRESHOLD, find_pairs, html_section, pasted_helpers, write_csv
+from autograder.report import write_csv as write_rows
+from autograder.similarity import CSV_HEADER, THRESHOLD, csv_rows, find_pairs, html_section, pasted_helpers
 from tests.conftest import read_csv, release_path, run_grader, solution_path
 from tests.similarity import corpus
 
@@ -176,6 +177,10 @@ def test_hostile_notebooks_never_raise_and_html_is_escaped(tmp_path, course_dir)
     assert "&lt;/pre&gt;&lt;script&gt;" in section or "d = queries" in section
     write_csv(pairs, tmp_path / "similarity.csv")
     (tmp_path / "report.html").write_text(section, encoding="utf-8")
+
+
+def write_csv(pairs, path):
+    write_rows(path, CSV_HEADER, csv_rows(pairs))
 
 
 @pytest.mark.unit
