@@ -54,7 +54,8 @@ MISCONCEPTIONS = {
                                    "ch02-padding-mask"),
     "padding.transposed": ("the mask has shape (max_len, B) instead of (B, max_len)",
                            "compare a row of positions with a column of lengths, "
-                           "torch.arange(max_len)[None, :] < lengths[:, None], which gives (B, max_len)",
+                           "torch.arange(max_len)[None, :] < lengths[:, None], which gives (B, max_len), and flip "
+                           "(left=True) along the positions, dim -1, not dim 0",
                            "ch02-padding-mask"),
     "padding.float-mask": ("the mask is a float tensor of 0 and 1", "return the boolean comparison itself: no .float() "
                            "(dtype torch.bool)", "ch02-masks"),
@@ -65,8 +66,8 @@ MISCONCEPTIONS = {
                                 "with left=True, position j is real when j >= max_len - length (>=, not >)",
                                 "ch02-padding-mask"),
     "padding.python-loop": ("the mask is built one sequence at a time in a Python loop",
-                            "compare a row of positions (1, max_len) with a column of lengths (B, 1) in one "
-                            "broadcast comparison", "ch02-padding-mask"),
+                            "compare a row of positions (1, max_len) with a column of lengths (B, 1), or of "
+                            "max_len - lengths when left=True, in one broadcast comparison", "ch02-padding-mask"),
     # self_attention_mask
     "sa-mask.keys-only": ("only the padded keys are masked: the padded queries still attend to the real tokens",
                           "also remove the padded queries: & the padding mask as a column, real[:, :, None] (B, T, 1)",
@@ -88,7 +89,8 @@ MISCONCEPTIONS = {
     "sa-mask.float-mask": ("the mask is a float tensor of 0 and 1", "return the boolean mask: no .float() "
                            "(combine the boolean masks with &)", "ch02-masks"),
     "sa-mask.python-loop": ("the mask is built one sequence at a time in a Python loop",
-                            "combine (B, T, 1), (B, 1, T) and (T, T) boolean masks with & in one broadcast",
+                            "combine the whole padding mask as a column (B, T, 1), as a row (B, 1, T) and, when "
+                            "causal, causal_mask(max_len) (T, T) with & in one broadcast, with no loop over the batch",
                             "ch02-padding-mask"),
     # sinusoidal_positional_encoding
     "pe.sin-cos-swapped": ("cosines in the even columns, sines in the odd ones",
@@ -98,8 +100,8 @@ MISCONCEPTIONS = {
                   "interleave them: torch.stack((sin, cos), dim=-1).flatten(1) puts sin in column 2i and cos in "
                   "column 2i + 1 (not torch.cat of the two halves)", "ch02-sinusoidal"),
     "pe.column-frequency": ("every column gets its own frequency 10000^(j / d_model)",
-                            "give both columns of pair i the same frequency 10000^(-2i / d_model): compute the "
-                            "angles for torch.arange(0, d_model, 2) once per pair, then take sin and cos of them",
+                            "give both columns of pair i the same frequency 10000^(-2i / d_model): put the pair's "
+                            "even column 2 * (j // 2) in the exponent, not the column j itself",
                             "ch02-sinusoidal"),
     "pe.exponent-without-2": ("the exponent is i / d_model instead of 2i / d_model",
                               "use the exponent 2i / d_model: torch.arange(0, d_model, 2) / d_model", "ch02-sinusoidal"),
@@ -113,8 +115,9 @@ MISCONCEPTIONS = {
     "pe.odd-width": ("an odd d_model does not raise ValueError",
                      "raise ValueError when d_model % 2 != 0, before computing anything", "ch02-sinusoidal"),
     "pe.python-loop": ("the table is filled entry by entry in Python loops",
-                       "multiply a column of positions (max_len, 1) by a row of frequencies (1, d_model / 2), "
-                       "then take sin and cos of the whole tensor", "ch02-sinusoidal"),
+                       "multiply a column of positions (max_len, 1) by a row of frequencies 10000^(-2i / d_model) "
+                       "(1, d_model / 2), then fill the even columns with the sin and the odd columns with the cos "
+                       "of that whole tensor (table[:, 0::2], table[:, 1::2])", "ch02-sinusoidal"),
     # offset_matrix
     "offset.transposed": ("each block is R_i(k) transposed, that is R_i(-k): it moves back",
                           "row 2i is [cos kω_i, sin kω_i] and row 2i + 1 is [-sin kω_i, cos kω_i]: transpose "
@@ -128,8 +131,9 @@ MISCONCEPTIONS = {
                                "put cos kω_i on the diagonal of each block and ±sin kω_i off it: "
                                "[[cos, sin], [-sin, cos]]", "ch02-offset"),
     "offset.pairs-in-halves": ("the pairs are (i, i + D/2) instead of the interleaved (2i, 2i + 1)",
-                               "put each 2 x 2 block R_i(k) on the diagonal, at rows and columns 2i and 2i + 1 "
-                               "(torch.block_diag)", "ch02-offset"),
+                               "build each 2 x 2 block R_i(k) = [[cos kω_i, sin kω_i], [-sin kω_i, cos kω_i]] from "
+                               "the vectors of cosines and sines (not diagonal matrices) and put it on the diagonal, at "
+                               "rows and columns 2i and 2i + 1, with torch.block_diag", "ch02-offset"),
     "offset.frequencies-increase": ("the frequencies are 10000^(2i / d_model), which grow with i",
                                     "use the negative exponent: ω_i = 10000^(-2i / d_model)", "ch02-offset"),
     "offset.not-float64": ("the matrix is not float64", "compute in float64: dtype=torch.float64 for the "
@@ -137,15 +141,19 @@ MISCONCEPTIONS = {
     "offset.odd-width": ("an odd d_model does not raise ValueError",
                          "raise ValueError when d_model % 2 != 0", "ch02-sinusoidal"),
     # SelfAttention
-    "sa.unscaled": ("the scores Q Kᵀ are not scaled", "divide the scores by sqrt(d_k) before the softmax",
+    "sa.unscaled": ("the scores Q Kᵀ are not scaled", "divide the scores q @ kᵀ by math.sqrt(d_k) before the softmax, "
+                    "where d_k = k.size(-1) is the width of the keys",
                     "ch02-scaling"),
     "sa.scaled-by-d-model": ("the scores are scaled by 1 / sqrt(d_model)",
                              "scale by 1 / sqrt(d_k), the width of the queries and keys (q.size(-1))",
                              "ch02-self-attention"),
     "sa.keys-are-queries": ("one projection serves both queries and keys",
-                            "compute the keys with their own projection: k = self.W_k(x)", "ch02-self-attention"),
+                            "compute the keys with their own projection, k = self.W_k(x), and use them in the "
+                            "scores: q @ k.transpose(-2, -1), not q @ q.transpose(-2, -1)", "ch02-self-attention"),
     "sa.no-projections": ("the queries, keys and values are the raw inputs",
-                          "project x first: q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)", "ch02-self-attention"),
+                          "project x first, q, k, v = self.W_q(x), self.W_k(x), self.W_v(x), then use q, k and v "
+                          "instead of x in the scores, the scale (math.sqrt(k.size(-1))) and the weighted average",
+                          "ch02-self-attention"),
     "sa.values-not-projected": ("the weights average the raw inputs instead of the values",
                                 "average the projected values: weights @ self.W_v(x)", "ch02-self-attention"),
     "sa.no-biases": ("the projections have no biases",

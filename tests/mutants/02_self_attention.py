@@ -464,3 +464,127 @@ MISCONCEPTION_OF = {
     "equivariance/signed_difference": "equivariance.signed",
     "equivariance/returns_a_tensor": "equivariance.not-a-float",
 }
+
+# The edit of each mutant's source that follows its misconception's advice (`fix` in diagnostics.py): (old, new).
+FIXES = {
+    "causal_mask/upper_triangular": (".triu()", ".tril()"),
+    "causal_mask/diagonal_masked": (".tril(-1)", ".tril()"),
+    "causal_mask/inverted": ("return ~torch.ones", "return torch.ones"),
+    "causal_mask/one_step_ahead": (".tril(1)", ".tril()"),
+    "causal_mask/float_mask": ("torch.ones(size, size, device=device)",
+                               "torch.ones(size, size, dtype=torch.bool, device=device)"),
+    "causal_mask/additive_float_mask": ('return torch.zeros(size, size, device=device).masked_fill(~allowed, float("-inf"))',
+                                        "return allowed"),
+    "causal_mask/nested_loops": ("torch.tensor([[j <= i for j in range(size)] for i in range(size)], dtype=torch.bool, "
+                                 "device=device)",
+                                 "torch.arange(size, device=device)[None, :] <= torch.arange(size, device=device)[:, None]"),
+    "padding_mask/inverted": (">= lengths[:, None]", "< lengths[:, None]"),
+    "padding_mask/off_by_one": ("<= lengths[:, None]", "< lengths[:, None]"),
+    "padding_mask/longest_length_instead_of_max_len": ("torch.arange(int(lengths.max()))", "torch.arange(max_len)"),
+    "padding_mask/transposed": ("torch.arange(max_len)[:, None] < lengths[None, :]\n    return real.flip(0)",
+                                "torch.arange(max_len)[None, :] < lengths[:, None]\n    return real.flip(-1)"),
+    "padding_mask/float_mask": (".float()", ""),
+    "padding_mask/counts_from_one": ("torch.arange(1, max_len + 1)", "torch.arange(max_len)"),
+    "padding_mask/left_ignored": ("return torch.arange(max_len)[None, :] < lengths[:, None]",
+                                  "positions = torch.arange(max_len)[None, :]\n"
+                                  "    return positions >= (max_len - lengths)[:, None] if left else positions < lengths[:, None]"),
+    "padding_mask/left_off_by_one": ("positions > (max_len", "positions >= (max_len"),
+    "padding_mask/loop_over_batch": (
+        "rows = [torch.arange(max_len) >= max_len - n if left else torch.arange(max_len) < n for n in lengths.tolist()]\n"
+        "    return torch.stack(rows) if rows else torch.zeros(0, max_len, dtype=torch.bool)",
+        "positions = torch.arange(max_len)[None, :]\n"
+        "    return positions >= max_len - lengths[:, None] if left else positions < lengths[:, None]"),
+    "self_attention_mask/keys_only": ("real[:, None, :].expand(-1, max_len, -1)",
+                                      "real[:, None, :].expand(-1, max_len, -1) & real[:, :, None]"),
+    "self_attention_mask/queries_only": ("real[:, :, None].expand(-1, -1, max_len)",
+                                         "real[:, :, None].expand(-1, -1, max_len) & real[:, None, :]"),
+    "self_attention_mask/causal_ignored": ("return real[:, :, None] & real[:, None, :]",
+                                           "allowed = real[:, :, None] & real[:, None, :]\n"
+                                           "    return allowed & causal_mask(max_len) if causal else allowed"),
+    "self_attention_mask/always_causal": ("return real[:, :, None] & real[:, None, :] & causal_mask(max_len)",
+                                          "allowed = real[:, :, None] & real[:, None, :]\n"
+                                          "    return allowed & causal_mask(max_len) if causal else allowed"),
+    "self_attention_mask/future_instead_of_past": ("causal_mask(max_len).T", "causal_mask(max_len)"),
+    "self_attention_mask/left_ignored": ("padding_mask(lengths, max_len)", "padding_mask(lengths, max_len, left=left)"),
+    "self_attention_mask/inverted": ("return ~(", "return ("),
+    "self_attention_mask/float_mask": (".float()", ""),
+    "self_attention_mask/loop_over_batch": (
+        "out = []\n"
+        "    for row in padding_mask(lengths, max_len, left=left):\n"
+        "        allowed = row[:, None] & row[None, :]\n"
+        "        out.append(allowed & causal_mask(max_len) if causal else allowed)\n"
+        "    return torch.stack(out)",
+        "real = padding_mask(lengths, max_len, left=left)\n"
+        "    allowed = real[:, :, None] & real[:, None, :]\n"
+        "    return allowed & causal_mask(max_len) if causal else allowed"),
+    "pe/sin_cos_swapped": ("(angle.cos(), angle.sin())", "(angle.sin(), angle.cos())"),
+    "pe/halves_concatenated": ("torch.cat((angle.sin(), angle.cos()), dim=-1)",
+                               "torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(1)"),
+    "pe/column_index_in_exponent": ("(column / d_model)", "(2 * (column // 2) / d_model)"),
+    "pe/exponent_without_factor_two": ("torch.arange(d_model // 2) / d_model", "torch.arange(0, d_model, 2) / d_model"),
+    "pe/base_1000": ("/ 1000 **", "/ 10000 **"),
+    "pe/multiplies_instead_of_divides": ("[:, None] * 10000 **", "[:, None] / 10000 **"),
+    "pe/float64_returned": (".flatten(1)\n", ".flatten(1).to(torch.float32)\n"),
+    "pe/odd_width_accepted": ("    angle = ", '    if d_model % 2 != 0:\n        raise ValueError("d_model must be even")\n'
+                                           "    angle = "),
+    "pe/double_loop": (
+        "    for p in range(max_len):\n"
+        "        for i in range(d_model // 2):\n"
+        "            angle = p / 10000 ** (2 * i / d_model)\n"
+        "            table[p, 2 * i] = math.sin(angle)\n"
+        "            table[p, 2 * i + 1] = math.cos(angle)\n",
+        "    angle = torch.arange(max_len)[:, None] / 10000 ** (torch.arange(0, d_model, 2)[None, :] / d_model)\n"
+        "    table[:, 0::2] = angle.sin()\n"
+        "    table[:, 1::2] = angle.cos()\n"),
+    "offset/transposed_rotation": ("torch.stack((c, -s), -1), torch.stack((s, c), -1)",
+                                   "torch.stack((c, s), -1), torch.stack((-s, c), -1)"),
+    "offset/exponent_without_factor_two": ("torch.arange(d_model // 2, dtype=torch.float64)",
+                                           "torch.arange(0, d_model, 2, dtype=torch.float64)"),
+    "offset/offset_ignored": ("torch.cos(omega), torch.sin(omega)", "torch.cos(k * omega), torch.sin(k * omega)"),
+    "offset/sin_and_cos_swapped": ("torch.stack((s, c), -1), torch.stack((-c, s), -1)",
+                                   "torch.stack((c, s), -1), torch.stack((-s, c), -1)"),
+    "offset/pairs_split_in_halves": (
+        "c, s = torch.diag(torch.cos(k * omega)), torch.diag(torch.sin(k * omega))\n"
+        "    return torch.cat((torch.cat((c, s), 1), torch.cat((-s, c), 1)), 0)",
+        "c, s = torch.cos(k * omega), torch.sin(k * omega)\n"
+        "    return torch.block_diag(*torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2))"),
+    "offset/float32": ("torch.arange(0, d_model, 2)", "torch.arange(0, d_model, 2, dtype=torch.float64)"),
+    "offset/frequencies_multiplied": ("10000.0 ** (torch.arange", "10000.0 ** (-torch.arange"),
+    "offset/no_value_error": ("    omega = ", '    if d_model % 2 != 0:\n        raise ValueError("d_model must be even")\n'
+                                           "    omega = "),
+    "self_attention/unscaled_scores": ("q @ k.transpose(-2, -1)", "q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))"),
+    "self_attention/scaled_by_d_model": ("math.sqrt(x.size(-1))", "math.sqrt(q.size(-1))"),
+    "self_attention/queries_projection_used_for_keys": (
+        "q, v = self.W_q(x), self.W_v(x)\n        weights = masked_softmax(q @ q.transpose",
+        "q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)\n        weights = masked_softmax(q @ k.transpose"),
+    "self_attention/no_projections": (
+        "        weights = masked_softmax(x @ x.transpose(-2, -1) / math.sqrt(x.size(-1)), mask)\n"
+        "        return weights @ x, weights",
+        "        q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)\n"
+        "        weights = masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(k.size(-1)), mask)\n"
+        "        return weights @ v, weights"),
+    "self_attention/values_not_projected": ("weights @ x", "weights @ self.W_v(x)"),
+    "self_attention/no_biases": (", bias=False", ""),
+    "self_attention/mask_ignored": ("self.W_v(x))", "self.W_v(x), mask)"),
+    "self_attention/weights_transposed": ("weights.transpose(-2, -1)", "weights"),
+    "self_attention/softmax_over_queries": ("torch.softmax(scores, dim=-2)", "masked_softmax(scores, mask)"),
+    "self_attention/loop_over_batch": (
+        "        if x.dim() > 2:\n"
+        "            pairs = [self(x[i], mask if mask is None or mask.dim() < x.dim() else mask[i]) for i in range(x.shape[0])]\n"
+        "            return torch.stack([o for o, _ in pairs]), torch.stack([w for _, w in pairs])\n", ""),
+    "equivariance/positions_moved_with_the_tokens": ("layer((x + added)[perm])", "layer(x[perm] + added)"),
+    "equivariance/outputs_not_permuted": ("(output_p - output).abs().max().item(), (weights_p - weights)",
+                                          "(output_p - output[perm]).abs().max().item(), (weights_p - weights[perm][:, perm])"),
+    "equivariance/weights_rows_only": ("weights[perm])", "weights[perm][:, perm])"),
+    "equivariance/weights_ignored": (
+        "    output, _ = layer(x + added)\n"
+        "    output_p, _ = layer(x[perm] + added)\n"
+        "    return (output_p - output[perm]).abs().max().item()",
+        "    output, weights = layer(x + added)\n"
+        "    output_p, weights_p = layer(x[perm] + added)\n"
+        "    return max((output_p - output[perm]).abs().max().item(), (weights_p - weights[perm][:, perm]).abs().max().item())"),
+    "equivariance/mean_instead_of_max": (".abs().mean()", ".abs().max()"),
+    "equivariance/inverse_permutation": ("inverse]", "perm]"),
+    "equivariance/signed_difference": (").max()", ").abs().max()"),
+    "equivariance/returns_a_tensor": ("abs().max())\n", "abs().max()).item()\n"),
+}
