@@ -68,8 +68,8 @@ MISCONCEPTIONS = {
     "enc.no-dropout": ("dropout1 and dropout2 are never applied", "apply self.dropout1 and self.dropout2 to the "
                        "sub-layers' outputs before adding them to the residual stream", _BLOCK),
     "enc.dropout-on-sum": ("dropout is applied to x + sublayer(x) instead of the sub-layer's output",
-                           "apply dropout to the sub-layer's output only, then add: norm1(x + dropout1(SA(x)))",
-                           _BLOCK),
+                           "apply dropout to the sub-layer's output only, then add: norm1(x + dropout1(SA(x))) and "
+                           "norm2(h + dropout2(FFN(h)))", _BLOCK),
     "enc.ffn-dropout": ("the FFN is built without the block's dropout rate", "build the FFN with the block's rate: "
                         "PositionWiseFFN(d_model, d_ff, dropout)", _BLOCK),
     "enc.ffn-width": ("the FFN is built with a hidden width other than d_ff", "build the FFN with the d_ff "
@@ -105,8 +105,9 @@ MISCONCEPTIONS = {
                                  "in post-norm, normalise after each addition: norm1(x + dropout1(SA(x))), "
                                  "norm2(h1 + dropout2(CA(h1, memory))), norm3(h2 + dropout3(FFN(h2)))", _DECODER),
     "dec.norm-first-ignored": ("norm_first is ignored: the block is always post-norm", "when self.norm_first is "
-                               "True, compute pre-norm: each sub-layer reads norm_i(h) and its output is added to "
-                               "the un-normalised h", _DECODER),
+                               "True, compute pre-norm: h1 = x + dropout1(SA(norm1(x))), "
+                               "h2 = h1 + dropout2(CA(norm2(h1), memory)), y = h2 + dropout3(FFN(norm3(h2)))",
+                               _DECODER),
     "dec.shared-layernorm": ("two sub-layers share one LayerNorm", "create norm1, norm2 and norm3 as three "
                              "separate nn.LayerNorm(d_model)", _NORM),
     "dec.shared-attention": ("cross-attention is the self-attention module again", "build cross_attn as a second "

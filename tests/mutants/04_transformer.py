@@ -340,3 +340,173 @@ MISCONCEPTION_OF = {
     "decoder/dropout_in_eval_mode": "dec.dropout-in-eval",
     "decoder/self_mask_ignored": "dec.self-mask-ignored",
 }
+
+# The edit of each mutant that its misconception's `fix` describes, done literally (tests/mutants/__init__.py).
+FIXES = {
+    # --- PositionWiseFFN -------------------------------------------------------------------------
+    "ffn/no_relu": ("self.dropout(self.linear1(x))", "self.dropout(F.relu(self.linear1(x)))"),
+    "ffn/gelu_instead_of_relu": ("F.gelu(", "F.relu("),
+    "ffn/relu_on_the_output_too": ("return F.relu(self.linear2(self.dropout(F.relu(self.linear1(x)))))",
+                                   "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+    "ffn/no_bias": ("self.linear1 = nn.Linear(d_model, d_ff, bias=False)\n"
+                    "        self.dropout = nn.Dropout(dropout)\n"
+                    "        self.linear2 = nn.Linear(d_ff, d_model, bias=False)",
+                    "self.linear1 = nn.Linear(d_model, d_ff)\n"
+                    "        self.dropout = nn.Dropout(dropout)\n"
+                    "        self.linear2 = nn.Linear(d_ff, d_model)"),
+    "ffn/hidden_width_4d": ("self.linear1 = nn.Linear(d_model, 4 * d_model)\n"
+                            "        self.dropout = nn.Dropout(dropout)\n"
+                            "        self.linear2 = nn.Linear(4 * d_model, d_model)",
+                            "self.linear1 = nn.Linear(d_model, d_ff)\n"
+                            "        self.dropout = nn.Dropout(dropout)\n"
+                            "        self.linear2 = nn.Linear(d_ff, d_model)"),
+    "ffn/dropout_after_linear2": ("return self.dropout(self.linear2(F.relu(self.linear1(x))))",
+                                  "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+    "ffn/dropout_on_the_input": ("return self.linear2(F.relu(self.linear1(self.dropout(x))))",
+                                 "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+    "ffn/dropout_in_eval_mode": ("training=True", "training=self.training"),
+    "ffn/dropout_never_applied": ("return self.linear2(F.relu(self.linear1(x)))",
+                                  "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+    "ffn/dropout_without_rescaling": ("        if self.training:\n"
+                                      "            hidden = hidden * (torch.rand_like(hidden) >= self.dropout.p)\n",
+                                      "        hidden = self.dropout(hidden)\n"),
+
+    # --- TransformerEncoderBlock -----------------------------------------------------------------
+    "encoder/no_attention_residual": (
+        "x = self.dropout1(self.self_attn(h, h, h, mask)[0])\n"
+        "            return x + self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(self.dropout1(",
+        "x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])\n"
+        "            return x + self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(x + self.dropout1("),
+    "encoder/no_ffn_residual": (
+        "return self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))\n"
+        "        return self.norm2(self.dropout2(",
+        "return x + self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))\n"
+        "        return self.norm2(x + self.dropout2("),
+    "encoder/post_norm_before_the_residual": (
+        "x = x + self.norm1(self.dropout1(self.self_attn(x, x, x, mask)[0]))\n"
+        "        return x + self.norm2(self.dropout2(self.ffn(x)))",
+        "x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))\n"
+        "        return self.norm2(x + self.dropout2(self.ffn(x)))"),
+    "encoder/pre_norm_residual_from_the_normalised_input": (
+        "x = h + self.dropout1(self.self_attn(h, h, h, mask)[0])\n"
+        "            h = self.norm2(x)\n"
+        "            return h + self.dropout2(self.ffn(h))",
+        "x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])\n"
+        "            h = self.norm2(x)\n"
+        "            return x + self.dropout2(self.ffn(h))"),
+    "encoder/norm_first_ignored": (
+        "    def forward(self, x, mask=None):\n",
+        "    def forward(self, x, mask=None):\n"
+        "        if self.norm_first:\n"
+        "            n = self.norm1(x)\n"
+        "            h = x + self.dropout1(self.self_attn(n, n, n, mask)[0])\n"
+        "            return h + self.dropout2(self.ffn(self.norm2(h)))\n"),
+    "encoder/one_shared_layernorm": ("self.norm2 = self.norm1", "self.norm2 = nn.LayerNorm(d_model)"),
+    "encoder/dropout_in_eval_mode": (
+        "x = x + F.dropout(self.self_attn(h, h, h, mask)[0], self.dropout1.p, training=True)\n"
+        "            return x + F.dropout(self.ffn(self.norm2(x)), self.dropout2.p, training=True)\n"
+        "        x = self.norm1(x + F.dropout(self.self_attn(x, x, x, mask)[0], self.dropout1.p, training=True))\n"
+        "        return self.norm2(x + F.dropout(self.ffn(x), self.dropout2.p, training=True))",
+        "x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])\n"
+        "            return x + self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))\n"
+        "        return self.norm2(x + self.dropout2(self.ffn(x)))"),
+    "encoder/no_dropout": (
+        "x = x + self.self_attn(h, h, h, mask)[0]\n"
+        "            return x + self.ffn(self.norm2(x))\n"
+        "        x = self.norm1(x + self.self_attn(x, x, x, mask)[0])\n"
+        "        return self.norm2(x + self.ffn(x))",
+        "x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])\n"
+        "            return x + self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))\n"
+        "        return self.norm2(x + self.dropout2(self.ffn(x)))"),
+    "encoder/dropout_on_the_residual_sum": (
+        "x = self.norm1(self.dropout1(x + self.self_attn(x, x, x, mask)[0]))\n"
+        "        return self.norm2(self.dropout2(x + self.ffn(x)))",
+        "x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))\n"
+        "        return self.norm2(x + self.dropout2(self.ffn(x)))"),
+    "encoder/ffn_built_without_dropout": ("PositionWiseFFN(d_model, d_ff)", "PositionWiseFFN(d_model, d_ff, dropout)"),
+    "encoder/ffn_width_4d": ("PositionWiseFFN(d_model, 4 * d_model, dropout)", "PositionWiseFFN(d_model, d_ff, dropout)"),
+    "encoder/mask_ignored": (
+        "self.self_attn(h, h, h)[0])\n"
+        "            return x + self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x)[0]))",
+        "self.self_attn(h, h, h, mask)[0])\n"
+        "            return x + self.dropout2(self.ffn(self.norm2(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))"),
+    "encoder/mask_inverted": ("        mask = None if mask is None else ~mask\n", ""),
+
+    # --- TransformerDecoderBlock -----------------------------------------------------------------
+    "decoder/queries_from_memory": ("self.cross_attn(memory, x, x, memory_mask)", "self.cross_attn(x, memory, memory, memory_mask)"),
+    "decoder/keys_and_values_from_x": (
+        "self.cross_attn(h, h, h, memory_mask)[0])\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))\n"
+        "        x = self.norm2(x + self.dropout2(self.cross_attn(x, x, x, memory_mask)[0]))",
+        "self.cross_attn(h, memory, memory, memory_mask)[0])\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))\n"
+        "        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))"),
+    "decoder/causal_mask_on_cross_attention": (
+        "        T, S = x.shape[1], memory.shape[1]\n"
+        "        causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()\n"
+        "        memory_mask = causal if memory_mask is None else memory_mask & causal\n", ""),
+    "decoder/masks_swapped": ("        self_mask, memory_mask = memory_mask, self_mask\n", ""),
+    "decoder/cross_attention_before_self_attention": (
+        "x = x + self.dropout1(self.cross_attn(h, memory, memory, memory_mask)[0])\n"
+        "            h = self.norm2(x)\n"
+        "            x = x + self.dropout2(self.self_attn(h, h, h, self_mask)[0])\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.cross_attn(x, memory, memory, memory_mask)[0]))\n"
+        "        x = self.norm2(x + self.dropout2(self.self_attn(x, x, x, self_mask)[0]))",
+        "x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])\n"
+        "            h = self.norm2(x)\n"
+        "            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))\n"
+        "        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))"),
+    "decoder/no_cross_attention_residual": ("x = self.norm2(self.dropout2(", "x = self.norm2(x + self.dropout2("),
+    "decoder/post_norm_before_the_residual": (
+        "x = x + self.norm1(self.dropout1(self.self_attn(x, x, x, self_mask)[0]))\n"
+        "        x = x + self.norm2(self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))\n"
+        "        return x + self.norm3(self.dropout3(self.ffn(x)))",
+        "x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))\n"
+        "        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))\n"
+        "        return self.norm3(x + self.dropout3(self.ffn(x)))"),
+    "decoder/norm_first_ignored": (
+        "    def forward(self, x, memory, self_mask=None, memory_mask=None):\n",
+        "    def forward(self, x, memory, self_mask=None, memory_mask=None):\n"
+        "        if self.norm_first:\n"
+        "            n = self.norm1(x)\n"
+        "            h1 = x + self.dropout1(self.self_attn(n, n, n, self_mask)[0])\n"
+        "            n = self.norm2(h1)\n"
+        "            h2 = h1 + self.dropout2(self.cross_attn(n, memory, memory, memory_mask)[0])\n"
+        "            return h2 + self.dropout3(self.ffn(self.norm3(h2)))\n"),
+    "decoder/memory_normalised": ("h, m = self.norm2(x), self.norm2(memory)", "h, m = self.norm2(x), memory"),
+    "decoder/one_shared_layernorm": ("self.norm3 = self.norm2", "self.norm3 = nn.LayerNorm(d_model)"),
+    "decoder/one_shared_attention": ("self.cross_attn = self.self_attn", "self.cross_attn = MultiHeadAttention(d_model, num_heads)"),
+    "decoder/dropout_in_eval_mode": (
+        "F.dropout(self.cross_attn(h, memory, memory, memory_mask)[0], self.dropout2.p, training=True)\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))\n"
+        "        x = self.norm2(x + F.dropout(self.cross_attn(x, memory, memory, memory_mask)[0], self.dropout2.p, training=True))",
+        "self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))\n"
+        "        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))"),
+    "decoder/self_mask_ignored": (
+        "self.self_attn(h, h, h)[0])\n"
+        "            h = self.norm2(x)\n"
+        "            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x)[0]))",
+        "self.self_attn(h, h, h, self_mask)[0])\n"
+        "            h = self.norm2(x)\n"
+        "            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])\n"
+        "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
+        "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))"),
+}
