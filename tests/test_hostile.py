@@ -8,10 +8,12 @@ import nbformat
 import pytest
 
 from autograder import feedback
-from tests.conftest import read_csv, run_grader, solution_path
+from tests.conftest import read_csv, run_grader, solution_path, with_cell_replaced
+from tests.mutants import catalogue
 from tests.hostile import ASSIGNMENT, CASES, FULL, build
 
 FORMULA_NAMES = ['=HYPERLINK("http:", "x")', "+1+cmd", "@SUM(A1)", "-2+3"]
+MISTAKEN_FORMULA_NAME = '=HYPERLINK("http:", "mistaken")'
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +28,11 @@ def hostile_batch(tmp_path_factory):
         folder = submissions / name / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(build(CASES["honest"]), folder / f"{ASSIGNMENT}.ipynb")
+    # A student id that a spreadsheet would run, with a mistake the diagnostics name (misconceptions.csv)
+    folder = submissions / MISTAKEN_FORMULA_NAME / ASSIGNMENT
+    folder.mkdir(parents=True)
+    mutant = catalogue()[ASSIGNMENT]["sdpa/unscaled"]
+    nbformat.write(with_cell_replaced(ASSIGNMENT, mutant.cell, mutant.source), folder / f"{ASSIGNMENT}.ipynb")
     # A server on the host's loopback: a sandboxed notebook must not reach it.
     hits = []
     server = socket.create_server(("127.0.0.1", 47615))
@@ -57,7 +64,7 @@ def hostile_batch(tmp_path_factory):
 
 def test_the_batch_finishes_and_exits_zero(hostile_batch):
     assert hostile_batch["process"].returncode == 0, hostile_batch["process"].stderr
-    assert sorted(hostile_batch["grades"]) == sorted(["'" + n for n in FORMULA_NAMES] + list(CASES))
+    assert sorted(hostile_batch["grades"]) == sorted(["'" + n for n in FORMULA_NAMES + [MISTAKEN_FORMULA_NAME]] + list(CASES))
 
 
 def test_no_case_lands_in_errors_unexpectedly(hostile_batch):
