@@ -37,7 +37,8 @@ MISCONCEPTIONS = {
                          "compute the weights as torch.softmax(-(q - k) ** 2 / (2 * bandwidth ** 2), dim=-1), which "
                          "subtracts the row maximum first", "ch01-softmax-stability"),
     "nw.python-loop": ("a Python loop over the queries", "compare every query with every key at once by "
-                       "broadcasting: queries[:, None] - keys[None, :]", "ch01-nadaraya-watson"),
+                       "broadcasting, queries[:, None] - keys[None, :] of shape (n_q, n_k), and take the softmax "
+                       "over the keys (dim=-1)", "ch01-nadaraya-watson"),
     # --- masked_softmax
     "ms.wrong-dim": ("the softmax runs over another dimension than the keys", "take the softmax over the last "
                      "dimension (dim=-1), the keys", "ch01-lookup"),
@@ -45,32 +46,40 @@ MISCONCEPTIONS = {
                           "over the last dimension (keepdim=True), replaced by 1 where it is 0", "ch01-lookup"),
     "ms.mask-inverted": ("the mask is read the wrong way round (True taken for \"blocked\")", "True means \"may "
                          "attend\": set the scores to -inf where the mask is False (~mask)", "ch01-mask-conventions"),
-    "ms.mask-ignored": ("the mask is never used", "set the scores to -inf where the mask is False before the "
-                        "softmax, and give fully masked rows weights of 0", "ch01-masking"),
-    "ms.mask-after-softmax": ("the mask is applied after the softmax, so the kept weights no longer sum to 1",
-                              "apply the mask before the softmax: set masked scores to -inf so that the softmax "
-                              "renormalises over the kept keys, and give fully masked rows weights of 0",
-                              "ch01-masking"),
-    "ms.fill-zero": ("masked scores become 0 (filled with 0, or multiplied by the mask), and exp(0) = 1 keeps weight "
-                     "on masked keys", "set masked scores to -inf (torch.where(mask, scores, -inf)), not 0, and give "
-                     "fully masked rows weights of 0", "ch01-masking"),
-    "ms.fill-large-negative": ("masked scores are set to a large negative number, so a fully masked row gets uniform "
-                               "weights", "fill masked scores with -inf, subtract a finite row maximum, and divide by "
-                               "a row sum replaced by 1 where it is 0, so that a fully masked row gets weights of 0",
+    "ms.mask-ignored": ("the mask is never used", "set the scores to -inf where the mask is False "
+                        "(scores.masked_fill(~mask, float(\"-inf\"))), then subtract the row maximum (0 where it "
+                        "is -inf) before torch.exp and divide by the row sum (1 where it is 0), so that a fully "
+                        "masked row gets weights of 0", "ch01-masking"),
+    "ms.mask-after-softmax": ("the mask is applied after the softmax, so the kept weights no longer sum to 1", "apply "
+                              "the mask before the exponentials: set masked scores to -inf "
+                              "(scores.masked_fill(~mask, float(\"-inf\"))), then subtract the row maximum (0 "
+                              "where it is -inf) before torch.exp and divide by the row sum (1 where it is 0), so "
+                              "that a fully masked row gets weights of 0", "ch01-masking"),
+    "ms.fill-zero": ("masked scores become 0 (filled with 0, or multiplied by the mask), and exp(0) = 1 keeps "
+                     "weight on masked keys", "set masked scores to -inf (torch.where(mask, scores, -inf)), not 0, "
+                     "then subtract the row maximum (0 where it is -inf) before torch.exp and divide by the row "
+                     "sum (1 where it is 0), so that a fully masked row gets weights of 0", "ch01-masking"),
+    "ms.fill-large-negative": ("masked scores are set to a large negative number, so a fully masked row gets "
+                               "uniform weights", "fill masked scores with -inf, not a large negative number, then "
+                               "subtract the row maximum (0 where it is -inf) before torch.exp and divide by the "
+                               "row sum (1 where it is 0), so that a fully masked row gets weights of 0",
                                "ch01-fully-masked"),
-    "ms.nan-fully-masked": ("a row whose keys are all masked gets NaN (softmax of all -inf)", "subtract a finite row "
-                            "maximum (0 where the row is fully masked) and divide by a row sum replaced by 1 where it "
-                            "is 0, so that a fully masked row gets weights of 0", "ch01-fully-masked"),
-    "ms.overflow": ("the exponentials of large scores overflow", "subtract the row maximum over the kept keys (0 for a "
-                    "row with no kept key) before torch.exp: the softmax does not change", "ch01-softmax-stability"),
+    "ms.nan-fully-masked": ("a row whose keys are all masked gets NaN (softmax of all -inf)", "instead of "
+                            "torch.softmax, subtract the row maximum (0 where it is -inf) before torch.exp and "
+                            "divide by the row sum (1 where it is 0), so that a fully masked row gets weights of 0",
+                            "ch01-fully-masked"),
+    "ms.overflow": ("the exponentials of large scores overflow", "set masked scores to -inf before torch.exp, and "
+                    "subtract the row maximum (0 where it is -inf, a row with no kept key) from the scores first: "
+                    "the softmax does not change", "ch01-softmax-stability"),
     "ms.dtype-not-kept": ("the weights do not keep the dtype of the scores", "do not convert the scores (no .float()); "
                           "make every constant with dtype=scores.dtype", "ch01-sdpa-formula"),
     "ms.in-place": ("the caller's scores are modified in place", "use masked_fill or torch.where, which return a new "
                     "tensor, not masked_fill_ or another in-place operation", "ch01-masking"),
     "ms.no-gradient": ("the scores are cut from the autograd graph, so no gradient flows back", "do not call "
                        ".detach(), .data or torch.no_grad() on the scores", "ch01-lookup"),
-    "ms.python-loop": ("a Python loop over the rows", "work on whole tensors: torch.where, amax(dim=-1, keepdim=True) "
-                       "and sum(dim=-1, keepdim=True) act on every row at once", "ch01-masking"),
+    "ms.python-loop": ("a Python loop over the rows", "work on whole tensors: torch.where, torch.softmax(..., "
+                       "dim=-1), amax(dim=-1, keepdim=True) and sum(dim=-1, keepdim=True) act on every row at once",
+                       "ch01-masking"),
     # --- scaled_dot_product_attention
     "sdpa.unscaled": ("the scores Q Kᵀ are not scaled", "divide the scores by sqrt(d_k) before the softmax",
                       "ch01-sdpa-scaling"),
@@ -78,22 +87,23 @@ MISCONCEPTIONS = {
     "sdpa.scaled-by-d-v": ("the scores are scaled by the width of the values", "scale by 1 / sqrt(d_k), the width "
                            "of queries and keys (query.shape[-1])", "ch01-sdpa-scaling"),
     "sdpa.softmax-over-queries": ("the softmax runs over the queries", "take the softmax over the keys, the last "
-                                  "dimension (dim=-1)", "ch01-sdpa-formula"),
+                                  "dimension, with masked_softmax(scores, mask)", "ch01-sdpa-formula"),
     "sdpa.averages-keys": ("the weights average the keys instead of the values", "return weights @ value",
                            "ch01-sdpa-formula"),
     "sdpa.key-t": ("key.T reverses every dimension of a batched tensor", "transpose only the last two dimensions: "
                    "key.transpose(-2, -1)", "ch01-sdpa-formula"),
-    "sdpa.mask-inverted": ("the mask is read the wrong way round", "True means \"may attend\": keep the scores "
-                           "where the mask is True", "ch01-mask-conventions"),
+    "sdpa.mask-inverted": ("the mask is read the wrong way round", "True means \"may attend\": pass the mask on to "
+                           "masked_softmax as it is, without ~", "ch01-mask-conventions"),
     "sdpa.mask-ignored": ("the mask is never used", "pass the mask on to masked_softmax", "ch01-masking"),
-    "sdpa.nan-fully-masked": ("a query whose keys are all masked gets NaN", "use masked_softmax, which gives a fully "
-                              "masked row weights of 0", "ch01-fully-masked"),
-    "sdpa.overflow": ("large scores overflow (exp of raw scores)", "use masked_softmax, which subtracts the row "
-                      "maximum first", "ch01-softmax-stability"),
+    "sdpa.nan-fully-masked": ("a query whose keys are all masked gets NaN", "compute the weights with "
+                              "masked_softmax(scores, mask), which gives a fully masked row weights of 0",
+                              "ch01-fully-masked"),
+    "sdpa.overflow": ("large scores overflow (exp of raw scores)", "compute the weights with "
+                      "masked_softmax(scores, mask), which subtracts the row maximum first", "ch01-softmax-stability"),
     "sdpa.no-gradient": ("part of the computation is cut from the autograd graph", "do not call .detach(), .data "
                          "or torch.no_grad() on the way to the output", "ch01-sdpa-formula"),
-    "sdpa.python-loop": ("a Python loop over the batch", "use batched operations (torch.matmul works on any "
-                         "leading dimensions)", "ch01-sdpa-formula"),
+    "sdpa.python-loop": ("a Python loop over the batch", "remove the loop over the batch: @ (torch.matmul), "
+                         "transpose(-2, -1) and masked_softmax work on any leading dimensions", "ch01-sdpa-formula"),
     # --- AdditiveAttention
     "add.bias": ("the layers have biases (the default of nn.Linear)", "create W_q, W_k and w_v with bias=False",
                  "scoring-functions"),
@@ -103,16 +113,19 @@ MISCONCEPTIONS = {
                           "scoring-functions"),
     "add.sum-not-w-v": ("the hidden features are summed instead of scored by w_v", "reduce the hidden features with "
                         "the learned vector: self.w_v(torch.tanh(hidden))[..., 0]", "scoring-functions"),
-    "add.pairs-by-position": ("each query is scored only against the key at its own position", "score every (query, "
-                              "key) pair by broadcasting: self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]",
-                              "scoring-functions"),
+    "add.pairs-by-position": ("each query is scored only against the key at its own position", "score every "
+                              "(query, key) pair by broadcasting, hidden = self.W_q(query)[..., :, None, :] + "
+                              "self.W_k(key)[..., None, :, :] of shape (B, T_q, T_k, hidden_dim), and take its "
+                              "scores self.w_v(torch.tanh(hidden))[..., 0] without expand", "scoring-functions"),
     "add.softmax-over-queries": ("the softmax runs over the queries", "take masked_softmax(scores, mask), over the "
                                  "keys, the last dimension", "ch01-lookup"),
     "add.mask-ignored": ("the mask is never used", "pass the mask on: masked_softmax(scores, mask)", "ch01-masking"),
     "add.no-gradient": ("the scores are cut from the autograd graph, so W_q, W_k and w_v never learn", "do not call "
                         ".detach(), .data or torch.no_grad() on the way to the output", "ch01-lookup"),
-    "add.python-loop": ("a Python loop over the queries and keys", "form the (B, T_q, T_k, hidden_dim) tensor of every "
-                        "pair at once by broadcasting (unsqueeze)", "scoring-functions"),
+    "add.python-loop": ("a Python loop over the queries and keys", "form the (B, T_q, T_k, hidden_dim) tensor of "
+                        "every pair at once by broadcasting, self.W_q(query).unsqueeze(2) + "
+                        "self.W_k(key).unsqueeze(1), and score it with self.w_v(torch.tanh(...))[..., 0]",
+                        "scoring-functions"),
     # --- choose_bandwidth
     "bw.training-error": ("the error is measured on the training points, where the smallest bandwidth always wins",
                           "predict at x_valid (keys x_train, values y_train) and compare with y_valid",
@@ -126,8 +139,8 @@ MISCONCEPTIONS = {
                         "(.mean()), not their sum", "ch01-nadaraya-watson"),
     "bw.absolute-error": ("the mean absolute error is used instead of the mean squared error", "square the differences "
                           "before the mean: ((predictions - y_valid) ** 2).mean()", "ch01-nadaraya-watson"),
-    "bw.errors-not-a-tensor": ("the errors are returned as a Python list", "return the errors as a tensor of shape "
-                               "(len(bandwidths),), e.g. with torch.stack", "ch01-nadaraya-watson"),
+    "bw.errors-not-a-tensor": ("the errors are returned as a Python list", "keep each error a tensor (no float()) "
+                               "and return torch.stack(errors), of shape (len(bandwidths),)", "ch01-nadaraya-watson"),
     "bw.returns-index": ("the index of the best bandwidth is returned instead of the bandwidth", "return "
                          "float(bandwidths[index]), the bandwidth itself", "ch01-nadaraya-watson"),
     "bw.largest-error": ("the bandwidth with the largest error is chosen", "choose the smallest error: argmin, not "

@@ -456,3 +456,139 @@ MISCONCEPTION_OF = {
     "bandwidth/roles_swapped": "bw.roles-swapped",
     "bandwidth/errors_as_a_list": "bw.errors-not-a-tensor",
 }
+
+# The edit of each mutant's source that does what its misconception's fix says (tests/mutants/__init__.py).
+_BY_HAND = """
+    row_max = scores.amax(dim=-1, keepdim=True)
+    unnormalised = torch.exp(scores - torch.where(row_max == float("-inf"), 0.0, row_max))
+    total = unnormalised.sum(dim=-1, keepdim=True)
+    return unnormalised / torch.where(total > 0, total, torch.ones_like(total))
+"""
+_NW_LOGITS = "-(queries[:, None] - keys[None, :]) ** 2 / (2 * bandwidth ** 2)"
+_BW_ERROR = "((nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid) ** 2).mean()"
+
+FIXES = {
+    # --- nadaraya_watson
+    "nadaraya_watson/bandwidth_not_squared": ("(2 * bandwidth)", "(2 * bandwidth ** 2)"),
+    "nadaraya_watson/missing_factor_two": ("/ bandwidth ** 2", "/ (2 * bandwidth ** 2)"),
+    "nadaraya_watson/absolute_distance": (".abs()", " ** 2"),
+    "nadaraya_watson/softmax_over_queries": ("dim=0", "dim=-1"),
+    "nadaraya_watson/sign_flipped": ("logits = (", "logits = -("),
+    "nadaraya_watson/unstable_normalised_kernel": (
+        f"kernel = torch.exp({_NW_LOGITS})\n    weights = kernel / kernel.sum(dim=1, keepdim=True)",
+        f"weights = torch.softmax({_NW_LOGITS}, dim=-1)"),
+    "nadaraya_watson/transposed_weights": (
+        "-(keys[:, None] - queries[None, :]) ** 2 / (2 * bandwidth ** 2)\n    weights = torch.softmax(logits, dim=0)\n"
+        "    return weights.T @ values",
+        f"{_NW_LOGITS}\n    weights = torch.softmax(logits, dim=-1)\n    return weights @ values"),
+    "nadaraya_watson/averages_the_keys": ("weights @ keys", "weights @ values"),
+    "nadaraya_watson/bandwidth_ignored": ("** 2 / 2\n", "** 2 / (2 * bandwidth ** 2)\n"),
+    "nadaraya_watson/loop_over_queries": (
+        "rows = [torch.softmax(-(q - keys) ** 2 / (2 * bandwidth ** 2), dim=0) for q in queries]\n"
+        "    weights = torch.stack(rows) if rows else torch.zeros(0, len(keys), dtype=keys.dtype)",
+        f"weights = torch.softmax({_NW_LOGITS}, dim=-1)"),
+    # --- masked_softmax
+    "masked_softmax/softmax_over_first_dim": ("dim=0", "dim=-1"),
+    "masked_softmax/mask_after_softmax": (
+        "    weights = torch.softmax(scores, dim=-1)\n    if mask is not None:\n        weights = weights * mask\n"
+        "    return weights\n",
+        '    if mask is not None:\n        scores = scores.masked_fill(~mask, float("-inf"))\n' + _BY_HAND.lstrip("\n")),
+    "masked_softmax/fill_with_zero": ("0.0)\n    return torch.softmax(scores, dim=-1)\n",
+                                      'float("-inf"))\n' + _BY_HAND.lstrip("\n")),
+    "masked_softmax/multiply_scores_by_mask": ("scores * mask\n    return torch.softmax(scores, dim=-1)\n",
+                                               'torch.where(mask, scores, float("-inf"))\n' + _BY_HAND.lstrip("\n")),
+    "masked_softmax/inverted_mask": ("masked_fill(mask,", "masked_fill(~mask,"),
+    "masked_softmax/mask_ignored": (
+        "    return torch.softmax(scores, dim=-1)\n",
+        '    if mask is not None:\n        scores = scores.masked_fill(~mask, float("-inf"))\n' + _BY_HAND.lstrip("\n")),
+    "masked_softmax/nan_on_fully_masked_rows": ("    return torch.softmax(scores, dim=-1)\n", _BY_HAND.lstrip("\n")),
+    "masked_softmax/fill_with_minus_1e9": ("-1e9)\n    return torch.softmax(scores, dim=-1)\n",
+                                           'float("-inf"))\n' + _BY_HAND.lstrip("\n")),
+    "masked_softmax/no_max_subtraction": (
+        "    unnormalised = torch.exp(scores)\n",
+        '    if mask is not None:\n        scores = scores.masked_fill(~mask, float("-inf"))\n'
+        "    row_max = scores.amax(dim=-1, keepdim=True)\n"
+        '    unnormalised = torch.exp(scores - torch.where(row_max == float("-inf"), 0.0, row_max))\n'),
+    "masked_softmax/not_normalised": (
+        "    return torch.exp(scores - scores.amax(dim=-1, keepdim=True)).nan_to_num(0.0)\n",
+        "    unnormalised = torch.exp(scores - scores.amax(dim=-1, keepdim=True)).nan_to_num(0.0)\n"
+        "    total = unnormalised.sum(dim=-1, keepdim=True)\n"
+        "    return unnormalised / torch.where(total > 0, total, torch.ones_like(total))\n"),
+    "masked_softmax/dtype_not_kept": ("    scores = scores.float()\n", ""),
+    "masked_softmax/modifies_input_in_place": ("scores.masked_fill_(", "scores = scores.masked_fill("),
+    "masked_softmax/detached_from_graph": ("    scores = scores.detach()\n", ""),
+    "masked_softmax/loop_over_rows": (
+        "    rows, keep = scores.reshape(-1, scores.shape[-1]), allowed.reshape(-1, scores.shape[-1])\n"
+        "    out = []\n    for row, kept in zip(rows, keep):\n"
+        '        out.append(torch.softmax(row.masked_fill(~kept, float("-inf")), dim=0).nan_to_num(0.0))\n'
+        "    return torch.stack(out).reshape(scores.shape)\n",
+        '    return torch.softmax(torch.where(allowed, scores, float("-inf")), dim=-1).nan_to_num(0.0)\n'),
+    # --- scaled_dot_product_attention
+    "sdpa/unscaled": ("key.transpose(-2, -1), mask)", "key.transpose(-2, -1) / math.sqrt(query.size(-1)), mask)"),
+    "sdpa/scaled_by_d_k": ("/ query.size(-1)", "/ math.sqrt(query.size(-1))"),
+    "sdpa/scaled_by_d_v": ("math.sqrt(value.size(-1))", "math.sqrt(query.size(-1))"),
+    "sdpa/softmax_over_queries": (
+        "weights = torch.softmax(scores, dim=-2)\n    if mask is not None:\n        weights = weights * mask\n",
+        "weights = masked_softmax(scores, mask)\n"),
+    "sdpa/key_dot_T": ("key.T", "key.transpose(-2, -1)"),
+    "sdpa/inverted_mask": ("None if mask is None else ~mask", "mask"),
+    "sdpa/mask_ignored": ("math.sqrt(query.size(-1)))", "math.sqrt(query.size(-1)), mask)"),
+    "sdpa/nan_for_fully_masked_query": (
+        '    if mask is not None:\n        scores = scores.masked_fill(~mask, float("-inf"))\n'
+        "    weights = torch.softmax(scores, dim=-1)\n",
+        "    weights = masked_softmax(scores, mask)\n"),
+    "sdpa/unstable_exponentials": (
+        "    unnormalised = torch.exp(scores)\n    if mask is not None:\n        unnormalised = unnormalised * mask\n"
+        "    total = unnormalised.sum(dim=-1, keepdim=True)\n"
+        "    weights = unnormalised / torch.where(total > 0, total, torch.ones_like(total))\n",
+        "    weights = masked_softmax(scores, mask)\n"),
+    "sdpa/averages_the_keys": ("weights @ key[..., :value.size(-1)]", "weights @ value"),
+    "sdpa/detached_values": ("value.detach()", "value"),
+    "sdpa/loop_over_batch": (
+        "    if query.dim() > 2:\n        B = query.shape[0]\n        def pick(t, i):\n"
+        "            return t[i] if t is not None and t.dim() == query.dim() and t.shape[0] == B else t\n"
+        "        pairs = [scaled_dot_product_attention(query[i], pick(key, i), pick(value, i), pick(mask, i)) for i in range(B)]\n"
+        "        return torch.stack([o for o, _ in pairs]), torch.stack([w for _, w in pairs])\n", ""),
+    # --- AdditiveAttention
+    "additive/no_tanh": ("self.w_v(hidden)", "self.w_v(torch.tanh(hidden))"),
+    "additive/relu_instead_of_tanh": ("torch.relu", "torch.tanh"),
+    "additive/layers_with_bias": (
+        "hidden_dim)\n        self.W_k = nn.Linear(key_dim, hidden_dim)\n        self.w_v = nn.Linear(hidden_dim, 1)\n",
+        "hidden_dim, bias=False)\n        self.W_k = nn.Linear(key_dim, hidden_dim, bias=False)\n"
+        "        self.w_v = nn.Linear(hidden_dim, 1, bias=False)\n"),
+    "additive/sum_instead_of_w_v": ("torch.tanh(hidden).sum(-1)", "self.w_v(torch.tanh(hidden))[..., 0]"),
+    "additive/softmax_over_queries": (
+        "torch.softmax(scores, dim=-2)\n        if mask is not None:\n            alpha = alpha * mask\n",
+        "masked_softmax(scores, mask)\n"),
+    "additive/mask_ignored": ("torch.softmax(scores, dim=-1)", "masked_softmax(scores, mask)"),
+    "additive/pairs_position_by_position": (
+        "        hidden = self.W_q(query) + self.W_k(key)[..., :query.size(-2), :]\n"
+        "        scores = self.w_v(torch.tanh(hidden))\n"
+        "        alpha = masked_softmax(scores.expand(*scores.shape[:-1], key.size(-2)), mask)\n",
+        "        hidden = self.W_q(query)[..., :, None, :] + self.W_k(key)[..., None, :, :]\n"
+        "        scores = self.w_v(torch.tanh(hidden))[..., 0]\n"
+        "        alpha = masked_softmax(scores, mask)\n"),
+    "additive/detached_scores": ("[..., 0].detach()", "[..., 0]"),
+    "additive/loop_over_pairs": (
+        "        B, T_q, T_k = query.shape[0], query.shape[1], key.shape[1]\n        rows = []\n"
+        "        for i in range(T_q):\n"
+        "            row = [self.w_v(torch.tanh(self.W_q(query[:, i]) + self.W_k(key[:, j])))[..., 0] for j in range(T_k)]\n"
+        "            rows.append(torch.stack(row, dim=-1))\n"
+        "        alpha = masked_softmax(torch.stack(rows, dim=-2), mask)\n",
+        "        hidden = self.W_q(query).unsqueeze(2) + self.W_k(key).unsqueeze(1)\n"
+        "        alpha = masked_softmax(self.w_v(torch.tanh(hidden))[..., 0], mask)\n"),
+    # --- choose_bandwidth
+    "bandwidth/error_on_training_points": ("nadaraya_watson(x_train, x_train, y_train, h)[0] - y_train",
+                                           "nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid"),
+    "bandwidth/returns_the_index": ("return int(errors.argmin())", "return float(bandwidths[int(errors.argmin())])"),
+    "bandwidth/largest_error": ("argmax", "argmin"),
+    "bandwidth/root_mean_squared_error": (".mean().sqrt()", ".mean()"),
+    "bandwidth/sum_not_mean": (".sum() for", ".mean() for"),
+    "bandwidth/absolute_error": ("(nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid).abs().mean()", _BW_ERROR),
+    "bandwidth/roles_swapped": ("nadaraya_watson(x_train, x_valid, y_valid, h)[0] - y_train",
+                                "nadaraya_watson(x_valid, x_train, y_train, h)[0] - y_valid"),
+    "bandwidth/errors_as_a_list": (f"[float({_BW_ERROR}) for h in bandwidths]\n"
+                                   "    return float(bandwidths[errors.index(min(errors))]), errors\n",
+                                   f"[{_BW_ERROR} for h in bandwidths]\n"
+                                   "    return float(bandwidths[errors.index(min(errors))]), torch.stack(errors)\n"),
+}
