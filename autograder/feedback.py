@@ -208,6 +208,10 @@ def _page_output(output, budget):
 TRUNCATED = "\n[... output truncated by the grader ...]\n"
 
 
+HEATMAPS = "Heatmaps of your weights, the expected weights and their difference, on the small example"
+NO_ALT = 'alt="No description has been provided for this image"'   # what nbconvert gives an image
+
+
 def _diagnosis_outputs(facts, known, first):
     """The outputs under a failed test cell: what the diagnostics found (on the component's first failed
     cell: every fact and the picture; on the others: the misconception only)."""
@@ -220,7 +224,7 @@ def _diagnosis_outputs(facts, known, first):
     if image is not None:
         outputs.append(nbformat.v4.new_output("display_data", data={
             "image/png": diagnose.png_base64(image),
-            "text/plain": "your weights, the expected weights and the difference on the small example"}))
+            "text/plain": HEATMAPS}))
     return outputs
 
 
@@ -309,6 +313,11 @@ def _exporter():
 def write_html(graded, course_dir, assignment, scores, messages, path, introspects=False, diagnoses=None):
     notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects, diagnoses)
     body, _ = _exporter().from_notebook_node(notebook)
+    for cell in notebook.cells:   # the grader's heatmaps get a description (alt text)
+        for output in cell.get("outputs", []):
+            if output.get("data", {}).get("text/plain") == HEATMAPS:
+                image = f'src="data:image/png;base64,{output["data"]["image/png"]}"'
+                body = body.replace(f'{NO_ALT} class="" {image}', f'alt="{HEATMAPS}" class="" {image}')
     Path(path).write_text(body, encoding="utf-8")
 
 

@@ -204,12 +204,15 @@ def test_the_report_groups_the_class_by_misconception(graded_class):
     assert counts == sorted(counts, reverse=True)
 
 
-HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled")]
+HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled"),
+                 ("02_self_attention", "self_attention/unscaled_scores", "sa.unscaled"),
+                 ("03_multi_head_attention", "mha/torch_mask_convention", "mha.mask-inverted"),
+                 ("05_attention_at_scale", "gqa/repeat_instead_of_repeat_interleave", "gqa.repeat-not-interleave")]
 
 
 @pytest.mark.parametrize("assignment,name,misconception", [c for c in HEATMAP_CASES if c[0] in ASSIGNMENTS])
 def test_feedback_shows_the_misconception_its_fix_and_heatmaps(graded_class, assignment, name, misconception):
-    from autograder import diagnose
+    from autograder import diagnose, feedback
     from tests.conftest import SOLUTIONS
     student = next(s for s, m in graded_class["mutants"].items() if m[:2] == (assignment, name))
     page = html.unescape((graded_class["out"] / "feedback" / student / assignment / f"{assignment}.html")
@@ -217,4 +220,4 @@ def test_feedback_shows_the_misconception_its_fix_and_heatmaps(graded_class, ass
     known = diagnose.misconceptions(SOLUTIONS / assignment, assignment)[misconception]
     assert f"Likely mistake [{misconception}]: {known.mistake}. How to fix it: {known.fix}." in page
     assert "the largest error of your weights is" in page
-    assert page.count("data:image/png;base64,") >= 1
+    assert f'alt="{feedback.HEATMAPS}"' in page, "no heatmaps of the weights"
