@@ -4,6 +4,7 @@ Each assignment may keep, beside its source notebook, a `diagnostics.py` (soluti
 never released to students) with
 
     MISCONCEPTIONS = {id: (the mistake, the fix, the MyST label of the book section that teaches it)}
+                     (an id is <component>.<mistake>; one mistake keeps its name in every component)
     COMPONENTS     = {grade_id of a solution cell: function(namespace) -> dict of facts}
 
 The grader appends one cell to the notebook it runs (after the last test and its canary): it loads
@@ -382,7 +383,7 @@ def png_base64(data):
     return base64.b64encode(data).decode()
 
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$")   # <component>.<mistake>, e.g. sdpa.mask-inverted
 
 
 def check_module(module):
@@ -390,7 +391,7 @@ def check_module(module):
     problems = []
     for key, value in module.MISCONCEPTIONS.items():
         if not SLUG.match(key):
-            problems.append(f"{key!r}: ids are short lowercase slugs")
+            problems.append(f"{key!r}: ids are <component>.<mistake>, lowercase (the report groups by <mistake>)")
         if not (isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, str) and v for v in value)):
             problems.append(f"{key!r}: (mistake, fix, label) expected")
     return problems

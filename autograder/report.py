@@ -170,7 +170,9 @@ def book_link(label, book_url=None, labels=None):
 
 
 def _misconception_section(results, book_url):
-    """The class's mistakes grouped by misconception, across assignments, most common first."""
+    """The class's mistakes by misconception, grouped across components and assignments by the kind of
+    mistake (the part of the id after its component's prefix: `sdpa.mask-inverted` and `mha.mask-inverted`
+    are one kind), the kinds made by most students first."""
     by_id = defaultdict(lambda: {"students": set(), "cells": Counter(), "assignments": set()})
     for (key, assignment, student), cells in misconception_cells(results).items():
         entry = by_id[key]
@@ -179,23 +181,37 @@ def _misconception_section(results, book_url):
         entry["cells"].update(cells)
     parts = ["<h2>Mistakes of the class, by misconception</h2>",
              "<p>Each failed test cell whose component the grader's checks recognised as a known mistake, across "
-             "all assignments. The link goes to the section of the book that teaches it.</p>"]
+             "all assignments, grouped by the kind of mistake (the same mistake in another component or "
+             "assignment). The link goes to the section of the book that teaches it.</p>"]
     if not by_id:
         return "".join(parts) + "<p>None recognised.</p>"
+    kinds = defaultdict(list)
+    for key in by_id:
+        kinds[mistake_kind(key)].append(key)
+    students_of = {kind: set().union(*(by_id[k]["students"] for k in keys)) for kind, keys in kinds.items()}
     labels = book_labels()
     rows = []
-    for key, entry in sorted(by_id.items(), key=lambda item: (-len(item[1]["students"]), item[0])):
-        known = results.misconceptions.get(key)
-        link = book_link(known.label, book_url, labels) if known else ""
-        cells = ", ".join(f"{html.escape(g)} ({n})" for g, n in entry["cells"].most_common())
-        section = f'<a href="{html.escape(link)}">{html.escape(known.label)}</a>' if link else ""
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in [
-            f"<strong>{html.escape(known.mistake if known else key)}</strong><br><code>{html.escape(key)}</code>",
-            html.escape(", ".join(sorted(entry["assignments"]))), str(len(entry["students"])), cells,
-            html.escape(known.fix if known else ""), section]) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ["misconception", "assignment", "students", "cells (students)", "fix",
-                                             "book section"])
+    for kind in sorted(kinds, key=lambda kind: (-len(students_of[kind]), kind)):
+        keys = sorted(kinds[kind], key=lambda key: (-len(by_id[key]["students"]), key))
+        for n, key in enumerate(keys):
+            entry, known = by_id[key], results.misconceptions.get(key)
+            link = book_link(known.label, book_url, labels) if known else ""
+            cells = ", ".join(f"{html.escape(g)} ({count})" for g, count in entry["cells"].most_common())
+            section = f'<a href="{html.escape(link)}">{html.escape(known.label)}</a>' if link else ""
+            first = (f"<td rowspan='{len(keys)}'><strong>{html.escape(kind)}</strong><br>"
+                     f"{len(students_of[kind])} students</td>") if n == 0 else ""
+            rows.append("<tr>" + first + "".join(f"<td>{c}</td>" for c in [
+                f"<strong>{html.escape(known.mistake if known else key)}</strong><br><code>{html.escape(key)}</code>",
+                html.escape(", ".join(sorted(entry["assignments"]))), str(len(entry["students"])), cells,
+                html.escape(known.fix if known else ""), section]) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ["kind of mistake", "misconception", "assignment", "students",
+                                             "cells (students)", "fix", "book section"])
     return "".join(parts) + f"<table class='misconceptions'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def mistake_kind(key):
+    """The kind of mistake of a misconception id `<component>.<mistake>`: its <mistake> part."""
+    return key.split(".", 1)[-1]
 
 
 def _component_rates(results, assignment, submissions):

@@ -200,7 +200,10 @@ def test_the_report_groups_the_class_by_misconception(graded_class):
     assert students, "the mutants of the test class are recognised"
     rows = re.findall(r"<code>([^<]+)</code></td><td>[^<]*</td><td>(\d+)</td>", section)
     assert dict((key, int(n)) for key, n in rows) == dict(students)
-    counts = [int(n) for _, n in rows]
+    kinds = re.findall(r"<td rowspan='\d+'><strong>([^<]+)</strong><br>(\d+) students</td>", section)
+    assert [kind for kind, _ in kinds] == list(dict.fromkeys(key.split(".", 1)[1] for key, _ in rows)), \
+        "one group per kind of mistake, its misconceptions together"
+    counts = [int(n) for _, n in kinds]
     assert counts == sorted(counts, reverse=True)
 
 
@@ -221,3 +224,21 @@ def test_feedback_shows_the_misconception_its_fix_and_heatmaps(graded_class, ass
     assert f"Likely mistake [{misconception}]: {known.mistake}. How to fix it: {known.fix}." in page
     assert "the largest error of your weights is" in page
     assert f'alt="{feedback.HEATMAPS}"' in page, "no heatmaps of the weights"
+
+
+@pytest.mark.unit
+def test_one_kind_of_mistake_is_one_group_across_assignments():
+    from autograder import diagnose, report
+    from autograder.model import CellResult, ClassResults, Status, SubmissionResult
+
+    def result(student, assignment, key):
+        return SubmissionResult(student, assignment, Status.GRADED, (CellResult("c", 0.0, 1.0, "m", key),))
+    known = {key: diagnose.Misconception(key, f"mistake {key}", "fix it", "no-such-label", "a")
+             for key in ("sdpa.mask-inverted", "mha.mask-inverted", "sdpa.unscaled")}
+    results = ClassResults(submissions=[result("s1", "01", "sdpa.mask-inverted"), result("s2", "03", "mha.mask-inverted"),
+                                        result("s3", "03", "mha.mask-inverted"), result("s1", "03", "sdpa.unscaled")],
+                           misconceptions=known)
+    page = report.report_html(results, [], [])
+    assert re.findall(r"<td rowspan='(\d+)'><strong>([^<]+)</strong><br>(\d+) students", page) == [
+        ("2", "mask-inverted", "3"), ("1", "unscaled", "1")]
+    assert "no-such-label" not in page   # a label the book lacks gets no link
