@@ -372,6 +372,9 @@ def picture(facts):
                     ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=6,
                             color="white" if (x < 0.5 if cmap == "viridis" else abs(x) > 0.6 * high) else "black")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+    if same_shape and facts.max_error_at is not None and len(facts.max_error_at) > 2:
+        fig.suptitle(f"the matrix {_at(facts.max_error_at[:-2])} of the leading (batch, head) dimensions, "
+                     f"where yours differ most", fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)

@@ -9,6 +9,7 @@ A diagnosis is a plain dict of numbers, shapes and names, in the fixed schema of
 
     describe(theirs, expected, ...)   shape, dtype, NaN/Inf, row sums, masked weight, largest error
     matrix(weights)                   a small 2-D picture of weights, rounded
+    pictures(theirs, expected)        the pictures of theirs and the expected, where they differ most
     same(a, b)                        a tensor (or a tuple of them) equals another, within a tolerance
     attempt(function, *args)          the result, or the name of the exception it raised
     swapped(namespace, bindings)      the notebook's names bound to reference implementations for a while
@@ -139,6 +140,19 @@ def matrix(weights):
         weights = weights[0]
     picture = weights.detach().double()[:MATRIX_SIDE, :MATRIX_SIDE].nan_to_num(nan=0.0, posinf=9.0, neginf=-9.0)
     return picture.clamp(-9, 9).tolist()
+
+
+def pictures(theirs, expected):
+    """{"weights", "expected_weights"}: the pictures of the matrix (over the leading dimensions) where theirs
+    differs most from expected, or of the first one when the shapes differ; {} when either cannot be drawn."""
+    if not all(isinstance(t, torch.Tensor) and t.dim() >= 2 and t.is_floating_point() for t in (theirs, expected)):
+        return {}
+    if theirs.shape == expected.shape and theirs.dim() > 2:
+        error = (theirs.detach().double() - expected.detach().double()).abs().nan_to_num(nan=math.inf)
+        where = _index(int(error.flatten(0, -3).amax(dim=(-2, -1)).argmax()), theirs.shape[:-2])
+        theirs, expected = theirs[tuple(where)], expected[tuple(where)]
+    found = {"weights": matrix(theirs), "expected_weights": matrix(expected)}
+    return found if None not in found.values() else {}
 
 
 def op_count(function, *args):

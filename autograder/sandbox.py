@@ -241,7 +241,7 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
                                 connection_file=str(sockets_dir / "kernel.json"), wrapper=wrapper)
     client = LimitedOutputClient(
         notebook, km=km, timeout=cell_timeout, allow_errors=True,
-        timeout_func=lambda cell: min(cell_timeout, _own_limit(cell) or cell_timeout), interrupt_on_timeout=True, record_timing=False,
+        timeout_func=lambda cell: cell_limit(cell, cell_timeout), interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {cell_timeout} s",
                           "traceback": []},
         # not coalesce_streams: its regular expressions take quadratic time on a long line, which would
@@ -284,13 +284,14 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
     return notebook
 
 
-def _own_limit(cell):
-    """A cell's own limit in whole seconds (TIMEOUT_TAG in its metadata), or 0 when it has none."""
+def cell_limit(cell, cell_timeout):
+    """The seconds a cell may run: the notebook's limit per cell, or the cell's own (TIMEOUT_TAG in its
+    metadata, whole seconds) when that is shorter."""
     try:
-        seconds = int(cell.metadata.get(TIMEOUT_TAG, 0))
+        own = int(cell.metadata.get(TIMEOUT_TAG, 0))
     except (TypeError, ValueError):
-        return 0
-    return seconds if seconds > 0 else 0
+        own = 0
+    return min(cell_timeout, own) if own > 0 else cell_timeout
 
 
 def _shut_down(km):

@@ -160,3 +160,15 @@ def test_every_label_is_in_the_book(assignment):
     missing = {key: m.label for key, m in diagnose.misconceptions(SOLUTIONS / assignment, assignment).items()
                if m.label not in labels}
     assert not missing, f"labels that no chapter defines with (label)=: {missing}"
+
+
+@pytest.mark.unit
+def test_the_picture_is_of_the_matrix_that_differs_most():
+    import torch
+    expected = torch.softmax(torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0)), dim=-1)
+    theirs = expected.clone()
+    theirs[1, 2, 0] = torch.tensor([1.0, 0, 0, 0, 0])
+    found = probes.pictures(theirs, expected)
+    assert torch.allclose(torch.tensor(found["weights"], dtype=expected.dtype), theirs[1, 2])
+    assert torch.allclose(torch.tensor(found["expected_weights"], dtype=expected.dtype), expected[1, 2])
+    assert probes.pictures(theirs.argmax(-1), expected) == {}

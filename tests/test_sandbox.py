@@ -40,3 +40,12 @@ def test_running_notebooks_leaks_no_file_or_thread(tmp_path, ending):
     assert open_files() == files
     assert threading.active_count() == threads
     assert socket_folders() == folders
+
+
+@pytest.mark.unit
+def test_a_cell_keeps_the_notebooks_limit_unless_its_own_is_shorter():
+    import nbformat
+    from autograder.sandbox import TIMEOUT_TAG, cell_limit
+    plain, own, longer, odd = (nbformat.v4.new_code_cell("pass") for _ in range(4))
+    own.metadata[TIMEOUT_TAG], longer.metadata[TIMEOUT_TAG], odd.metadata[TIMEOUT_TAG] = 30, 900, "x"
+    assert [cell_limit(c, 120) for c in (plain, own, longer, odd)] == [120, 30, 120, 120]

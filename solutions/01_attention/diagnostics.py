@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from autograder.probes import Raised, attempt, describe, loops, matrix, same, swapped
+from autograder.probes import Raised, attempt, describe, loops, pictures, same, swapped
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
@@ -255,9 +255,8 @@ def _call(function, *args):
 
 
 def _pictures(theirs, expected):
-    """The weights and expected_weights facts, when both can be drawn."""
-    pictures = {"weights": matrix(theirs), "expected_weights": matrix(expected)}
-    return pictures if None not in pictures.values() else {}
+    """The weights and expected_weights facts, when both can be drawn (where they differ most)."""
+    return pictures(theirs, expected)
 
 
 def _pair(result):

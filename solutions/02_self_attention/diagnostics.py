@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from autograder.probes import Raised, attempt, describe, matrix, same, swapped
+from autograder.probes import Raised, attempt, describe, pictures, same, swapped
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
@@ -607,7 +607,7 @@ def check_self_attention(namespace):
             return {"subject": "weights", "misconceptions": []}
         expected_output, expected = _reference_attention(q, k, v, causal)
         facts = describe(weights, expected, weights=True, allowed=causal)
-        facts.update(subject="weights", weights=matrix(weights), expected_weights=matrix(expected))
+        facts.update(subject="weights", **pictures(weights, expected))
         if same(weights, expected) and isinstance(output, torch.Tensor):
             facts.update(describe(output, expected_output), subject="output")
         facts["misconceptions"] = _self_attention_misconceptions(layer, x, causal, (q, k, v), output, weights)[:1]

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from autograder.probes import Raised, attempt, describe, loops, matrix, same, swapped
+from autograder.probes import Raised, attempt, describe, loops, pictures, same, swapped
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
@@ -405,9 +405,7 @@ def check_mha(namespace):
         expected_output, expected = _model(parameters, query, memory, memory, mask)
         facts = describe(weights, expected, weights=True, allowed=mask)
         facts["subject"] = "weights"
-        pictures = matrix(weights), matrix(expected)
-        if pictures[0] is not None:
-            facts.update(weights=pictures[0], expected_weights=pictures[1])
+        facts.update(pictures(weights, expected))
         if same(weights, expected) and isinstance(output, torch.Tensor):
             facts.update(describe(output, expected_output), subject="output")
         facts["misconceptions"] = _mha_misconceptions(cls, module, parameters, output, weights)[:1]

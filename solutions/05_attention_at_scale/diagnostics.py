@@ -15,7 +15,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from autograder.probes import Raised, describe, exception_name, matrix, same, swapped
+from autograder.probes import Raised, describe, exception_name, pictures, same, swapped
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
 MISCONCEPTIONS = {
@@ -786,7 +786,7 @@ def check_gqa(namespace):
         except (AttributeError, TypeError, RuntimeError, ValueError, IndexError):
             return {"subject": "weights"}                    # its layers are not those that the exercise creates
         facts = describe(weights, expected, weights=True)
-        facts.update(subject="weights", weights=matrix(weights), expected_weights=matrix(expected))
+        facts.update(subject="weights", **pictures(weights, expected))
         masked, masked_raised = _try(module, x, mask)
         masked_output, masked_weights = _pair(masked)
         if masked_raised:
