@@ -7,7 +7,9 @@ never released to students) with
                      (an id is <component>.<mistake>; one mistake keeps its name in every component)
     COMPONENTS     = {grade_id of a solution cell: function(namespace) -> dict of facts}
 
-The grader appends one cell to the notebook it runs (after the last test and its canary): it loads
+The grader appends one cell to the notebook it runs (after the last test and its canary), and after each
+solution cell a one-line cell that keeps what the student defined there (a test that failed half-way may
+leave a reference bound to the name; the diagnostics restore the student's own). The last cell loads
 autograder/probes.py and the diagnostics in the kernel, calls every component's function on the
 notebook's namespace, each on tiny fixed examples and under a time limit, and prints the facts as one
 line of JSON behind a marker with a nonce. Nothing in that cell changes a score.
@@ -139,6 +141,9 @@ def {run}():
             else:
                 sys.modules[name] = module
     namespace = get_ipython().user_ns
+    # the student's own definitions, as each solution cell left them: a test that failed half-way may have
+    # left a reference implementation bound to the name
+    namespace.update({{name: value for name, value in namespace.pop({kept!r}, {{}}).items() if value is not None}})
     try:
         probes.op_count(probes.torch.zeros, 1)   # set up the operation counter once, outside the alarms
     except Exception:
@@ -164,6 +169,15 @@ del {run}
 '''
 
 
+def _kept(nonce):
+    return f"_autograder_defined_{nonce}"
+
+
+def keep_cell(name, nonce):
+    """A cell, run right after the solution cell `name`, that keeps what the student bound to that name."""
+    return f"globals().setdefault({_kept(nonce)!r}, {{}})[{name!r}] = globals().get({name!r})"
+
+
 def marker(nonce):
     return f"autograder diagnostics {nonce}:"
 
@@ -174,7 +188,8 @@ def kernel_cell(folder, nonce):
     if not path.is_file():
         return None
     return RUNNER.format(run=f"_autograder_diagnostics_{nonce}", probes_source=Path(probes.__file__).read_text(),
-                         diagnostics_source=path.read_text(), timeout=COMPONENT_TIMEOUT, marker=marker(nonce))
+                         diagnostics_source=path.read_text(), timeout=COMPONENT_TIMEOUT, marker=marker(nonce),
+                         kept=_kept(nonce))
 
 
 def report_text(cell, nonce):

@@ -59,6 +59,11 @@ class SandboxExecute(NbGraderPreprocessor):
         probed.cells = []
         for cell, following in zip(nb.cells, nb.cells[1:] + [None]):
             probed.cells.append(cell)
+            name = cell.metadata.get("nbgrader", {}).get("grade_id") if _is_solution(cell) else None
+            if self.diagnostics and name:   # what the student defined, before any test binds a reference
+                keep = nbformat.v4.new_code_cell(diagnose.keep_cell(name, self.nonce))
+                keep.metadata[diagnose.TAG] = True
+                probed.cells.append(keep)
             if _ends_a_block_of_tests(cell, following):
                 probe = nbformat.v4.new_code_cell(canary.source)
                 probe.metadata[CANARY_TAG] = True
@@ -81,9 +86,13 @@ class SandboxExecute(NbGraderPreprocessor):
             found.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
         (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(found)))
         reports = [diagnose.report_text(c, self.nonce) for c in executed.cells if diagnose.TAG in c.metadata]
-        (Path(self.workdir) / "diagnostics.json").write_text(reports[0] if reports else "", encoding="utf-8")
+        (Path(self.workdir) / "diagnostics.json").write_text("".join(reports), encoding="utf-8")
         nb.cells = [c for c in executed.cells if CANARY_TAG not in c.metadata and diagnose.TAG not in c.metadata]
         return nb, resources
+
+
+def _is_solution(cell):
+    return cell.cell_type == "code" and bool(cell.metadata.get("nbgrader", {}).get("solution"))
 
 
 def _ends_a_block_of_tests(cell, following):

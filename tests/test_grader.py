@@ -242,3 +242,18 @@ def test_one_kind_of_mistake_is_one_group_across_assignments():
     assert re.findall(r"<td rowspan='(\d+)'><strong>([^<]+)</strong><br>(\d+) students", page) == [
         ("2", "mask-inverted", "3"), ("1", "unscaled", "1")]
     assert "no-such-label" not in page   # a label the book lacks gets no link
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_diagnostics_see_the_students_own_code_not_a_reference_left_bound(graded_class, assignment):
+    """In the released notebook every visible test fails half-way, leaving the references of the hidden tests
+    bound to the notebook's names; the diagnostics still judge the student's own stubs: not attempted."""
+    from autograder import diagnose
+    from tests.conftest import SOLUTIONS, solution_path
+    import nbformat
+    components = set(diagnose.components(nbformat.read(solution_path(assignment), 4)).values())
+    if diagnose.diagnostics(SOLUTIONS / assignment) is None:
+        pytest.skip(f"{assignment} has no diagnostics")
+    page = html.unescape((graded_class["out"] / "feedback" / "released" / assignment / f"{assignment}.html")
+                         .read_text(encoding="utf-8"))
+    assert page.count("Not attempted yet: the function still raises NotImplementedError.") == len(components)
