@@ -252,8 +252,7 @@ def test_the_diagnostics_see_the_students_own_code_not_a_reference_left_bound(gr
     from tests.conftest import SOLUTIONS, solution_path
     import nbformat
     components = set(diagnose.components(nbformat.read(solution_path(assignment), 4)).values())
-    if diagnose.diagnostics(SOLUTIONS / assignment) is None:
-        pytest.skip(f"{assignment} has no diagnostics")
+    assert diagnose.diagnostics(SOLUTIONS / assignment) is not None, f"{assignment} has no diagnostics.py"
     page = html.unescape((graded_class["out"] / "feedback" / "released" / assignment / f"{assignment}.html")
                          .read_text(encoding="utf-8"))
     assert page.count("Not attempted yet: the function still raises NotImplementedError.") == len(components)
