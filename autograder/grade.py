@@ -7,7 +7,9 @@ student code, nbgrader's Execute preprocessor, is replaced by SandboxExecute, wh
 in autograder/sandbox.py. Around it, canary cells that must fail detect a kernel that was tampered
 with (patched torch comparisons or builtins, swallowed exceptions): such a submission scores 0 and is
 flagged. A scan of the student's own cells names suspicious code (flagged, score unchanged). Both go
-to flags.csv for a person to look at.
+to flags.csv for a person to look at. After the last test, the assignment's diagnostics run in the same
+kernel (autograder/diagnose.py): what they report, strictly parsed, names each failed component's
+misconception on its cells and feeds the feedback page; it never changes a score.
 
 Before nbgrader sees a submission, repair.py mends honest accidents (copied cells, changed cell types,
 old formats). Returns a SubmissionResult (autograder/model.py); the student's feedback page is written
