@@ -4,7 +4,9 @@
     scratch/release/<id>/<id>.ipynb    what nbgrader generate_assignment releases
     scratch/gradebook.db               the gradebook that generate_assignment fills
 
-The configuration is the repository's nbgrader_config.py with the paths pointed at `scratch`.
+The configuration is the repository's nbgrader_config.py with the paths pointed at `scratch`. Its
+assignments' structure is read here too: the graded cells and their points, and which solution cell each
+graded cell tests (`components`).
 """
 import os
 import shutil
@@ -71,6 +73,20 @@ def build_course(scratch, only=None):
             raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
                                f"{result.get('error') or result.get('log')}")
     return scratch
+
+
+def components(notebook):
+    """{grade_id of a graded cell: grade_id of the solution cell it tests}: a solution cell's tests are the
+    graded cells that follow it, up to the next solution cell. A solution cell that no graded cell follows
+    (a helper pasted from another assignment) is graded elsewhere."""
+    owner, current = {}, None
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            current = meta.get("grade_id")
+        elif meta.get("grade") and current is not None:
+            owner[meta.get("grade_id")] = current
+    return owner
 
 
 def graded_cells(scratch, assignment):

@@ -107,19 +107,6 @@ def misconceptions(folder, assignment):
             for key, (mistake, fix, label) in module.MISCONCEPTIONS.items()}
 
 
-def components(notebook):
-    """{grade_id of a graded cell: grade_id of the solution cell it tests}: a solution cell's tests are the
-    graded cells that follow it, up to the next solution cell."""
-    owner, current = {}, None
-    for cell in notebook.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            current = meta.get("grade_id")
-        elif meta.get("grade") and current is not None:
-            owner[meta.get("grade_id")] = current
-    return owner
-
-
 # ---------------------------------------------------------------------------------------------------
 # The kernel's side
 
@@ -187,9 +174,19 @@ def kernel_cell(folder, nonce):
     path = Path(folder) / "diagnostics.py"
     if not path.is_file():
         return None
-    return RUNNER.format(run=f"_autograder_diagnostics_{nonce}", probes_source=Path(probes.__file__).read_text(),
-                         diagnostics_source=path.read_text(), timeout=COMPONENT_TIMEOUT, marker=marker(nonce),
+    return RUNNER.format(run=f"_autograder_diagnostics_{nonce}", probes_source=_text(probes.__file__),
+                         diagnostics_source=_text(str(path)), timeout=COMPONENT_TIMEOUT, marker=marker(nonce),
                          kept=_kept(nonce))
+
+
+def _text(path):
+    """A source file's text, read once per worker while it is unchanged (every submission sends it)."""
+    return _read(path, Path(path).stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _read(path, mtime):
+    return Path(path).read_text()
 
 
 def report_text(cell, nonce):

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter
 
-from autograder import diagnose
+from autograder import course, diagnose
 
 SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
 MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to identify anything
@@ -236,7 +236,7 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages, introspe
     output from the moment the first hidden test started."""
     diagnoses = diagnoses or {}
     known = diagnose.misconceptions(Path(course_dir) / "source" / assignment, assignment) if diagnoses else {}
-    owners = diagnose.components(_source(str(course_dir), assignment))
+    owners = course.components(_source(str(course_dir), assignment))
     explained = set()
     hidden = _hidden_lines(course_dir, assignment)
     hidden_ids = _hidden_test_ids(course_dir, assignment)

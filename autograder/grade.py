@@ -168,7 +168,7 @@ def grade_submission(job):
 
 def _owners(course_dir, assignment):
     """{graded cell: the solution cell it tests} of the assignment."""
-    return diagnose.components(feedback.source_notebook(course_dir, assignment))
+    return course.components(feedback.source_notebook(course_dir, assignment))
 
 
 def _diagnoses(course_dir, assignment, workdir):

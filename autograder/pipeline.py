@@ -279,7 +279,7 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
         _write_timings(out, timings)
 
         results = ClassResults(submissions=done + list(fresh.values()), cells=cells,
-                               components={a: diagnose.components(feedback.source_notebook(course_dir, a)) for a in cells},
+                               components={a: course.components(feedback.source_notebook(course_dir, a)) for a in cells},
                                misconceptions={key: m for a in cells
                                                for key, m in diagnose.misconceptions(course_dir / "source" / a, a).items()})
         for problem in problems:

@@ -12,6 +12,7 @@ A diagnosis is a plain dict of numbers, shapes and names, in the fixed schema of
     pictures(theirs, expected)        the pictures of theirs and the expected, where they differ most
     same(a, b)                        a tensor (or a tuple of them) equals another, within a tolerance
     attempt(function, *args)          the result, or the name of the exception it raised
+    call(function, *args), pair(r)    the result or None; the two parts of a returned pair
     swapped(namespace, bindings)      the notebook's names bound to reference implementations for a while
     loops(function, make_args)        whether the number of torch operations grows with the input size
 """
@@ -67,6 +68,21 @@ def swapped(namespace, bindings):
         yield
     finally:
         namespace.update(before)
+
+
+def call(function, *args, **kwargs):
+    """function(*args, **kwargs), or None when it raised (for the checks that only look at a result)."""
+    try:
+        return attempt(function, *args, **kwargs)
+    except Raised:
+        return None
+
+
+def pair(result):
+    """(first, second) of a pair that the student's code returned, else (None, None)."""
+    if isinstance(result, (tuple, list)) and len(result) == 2:
+        return result[0], result[1]
+    return None, None
 
 
 def same(a, b, atol=1e-5, rtol=1e-4):

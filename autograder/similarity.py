@@ -26,6 +26,7 @@ from pathlib import Path
 
 import autograder
 from autograder.collect import read_notebook
+from autograder.course import components
 
 REPO = Path(autograder.__file__).resolve().parent.parent
 NOISE = 25           # k: the shortest match that counts, in characters of normalised code (about one statement)
@@ -92,18 +93,8 @@ def _nbgrader(cell):
 def pasted_helpers(source_notebook):
     """grade_ids of the solution cells that no graded test cell follows before the next solution cell:
     helpers pasted from another assignment, graded there."""
-    helpers, current = set(), None
-    for cell in source_notebook.cells:
-        metadata = _nbgrader(cell)
-        if metadata.get("solution"):
-            if current is not None:
-                helpers.add(current)
-            current = metadata.get("grade_id")
-        elif metadata.get("grade") and current is not None:
-            current = None
-    if current is not None:
-        helpers.add(current)
-    return helpers
+    solutions = {_nbgrader(cell).get("grade_id") for cell in source_notebook.cells if _nbgrader(cell).get("solution")}
+    return solutions - set(components(source_notebook).values())
 
 
 def student_cells(notebook, helpers=(), released=()):

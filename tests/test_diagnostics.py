@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import nbformat
 import pytest
 
-from autograder import diagnose, probes
+from autograder import course, diagnose, probes
 from tests.conftest import ASSIGNMENTS, SOLUTIONS, solution_path
 from tests.mutants import catalogue, not_graded_here
 
@@ -54,7 +54,7 @@ def namespace(assignment, replace=None):
 @contextmanager
 def time_limit(seconds):
     def stop(signum, frame):
-        raise TimeoutError
+        raise probes.TimeUp()   # as the grader's alarm in the kernel
     previous = signal.signal(signal.SIGALRM, stop)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -80,7 +80,7 @@ def facts_of(assignment, cell, ns):
 def test_declarations(assignment):
     module = _module(assignment)
     assert not diagnose.check_module(module)
-    graded = set(diagnose.components(nbformat.read(solution_path(assignment), as_version=4)).values())
+    graded = set(course.components(nbformat.read(solution_path(assignment), as_version=4)).values())
     assert set(module.COMPONENTS) == graded, "every graded component has a check, and only those"
 
 

@@ -251,7 +251,8 @@ def test_the_diagnostics_see_the_students_own_code_not_a_reference_left_bound(gr
     from autograder import diagnose
     from tests.conftest import SOLUTIONS, solution_path
     import nbformat
-    components = set(diagnose.components(nbformat.read(solution_path(assignment), 4)).values())
+    from autograder.course import components as owners
+    components = set(owners(nbformat.read(solution_path(assignment), 4)).values())
     assert diagnose.diagnostics(SOLUTIONS / assignment) is not None, f"{assignment} has no diagnostics.py"
     page = html.unescape((graded_class["out"] / "feedback" / "released" / assignment / f"{assignment}.html")
                          .read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from autograder.probes import Raised, attempt, describe, loops, pictures, same, swapped
+from autograder.probes import Raised, attempt, call, describe, loops, pair, pictures, same, swapped
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
@@ -173,16 +173,16 @@ def check_sdpa(namespace):
             result = attempt(function, *_fresh(query, key, value, mask))
         except Raised as error:
             return _sdpa_raised(function, error)
-        output, weights = _pair(result)
+        output, weights = pair(result)
         if not isinstance(weights, torch.Tensor):
             return {"not_a_tensor": True, "subject": "weights"}
         expected_output, expected = _attention(query, key, value, mask)
         facts = describe(weights, expected, weights=True, allowed=mask)
-        facts.update(subject="weights", **_pictures(weights, expected))
+        facts.update(subject="weights", **pictures(weights, expected))
         if same(weights, expected) and isinstance(output, torch.Tensor):
             facts.update(describe(output, expected_output), subject="output")
         facts["misconceptions"] = _sdpa_misconceptions(function, output, weights)[:1]
-    return _tidy(facts)
+    return facts
 
 
 def _sdpa_raised(function, error):
@@ -197,7 +197,7 @@ def _sdpa_raised(function, error):
 def _sdpa_misconceptions(function, output, weights):
     query, key, value, mask = _sdpa_example()
     d_k, d_v = query.shape[-1], value.shape[-1]
-    unmasked = _pair(_call(function, query, key, value))[1]
+    unmasked = pair(_call(function, query, key, value))[1]
     models = [("sdpa.unscaled", 1.0, -1), ("sdpa.scaled-by-d-k", 1 / d_k, -1), ("sdpa.scaled-by-d-v", d_v ** -0.5, -1),
               ("sdpa.softmax-over-queries", None, -2)]
     for name, scale, dim in models:
@@ -211,19 +211,19 @@ def _sdpa_misconceptions(function, output, weights):
     if same(weights, expected) and (same(output, expected @ key) or same(output, expected @ key[..., :d_v])):
         return ["sdpa.averages-keys"]
     one = (query[0, 0], key[0, 0], value[0, 0])    # one matrix each: key.T is right there, wrong with batches
-    if not same(weights, expected) and same(_pair(_call(function, *one))[1], _attention(*one)[1]):
+    if not same(weights, expected) and same(pair(_call(function, *one))[1], _attention(*one)[1]):
         return ["sdpa.key-t"]
     found = []
     blocked = mask.clone()
     blocked[1] = False                      # query 1 may attend to nothing
-    w = _pair(_call(function, query, key, value, blocked))[1]
+    w = pair(_call(function, query, key, value, blocked))[1]
     if isinstance(w, torch.Tensor) and not _finite(w):
         found.append("sdpa.nan-fully-masked")
-    w = _pair(_call(function, query * 30, key * 30, value))[1]
+    w = pair(_call(function, query * 30, key * 30, value))[1]
     if isinstance(w, torch.Tensor) and not _finite(w):
         found.append("sdpa.overflow")
     q, k, v = (t.clone().requires_grad_() for t in (query, key, value))
-    out = _pair(_call(function, q, k, v))[0]
+    out = pair(_call(function, q, k, v))[0]
     if isinstance(out, torch.Tensor) and not _has_gradient(out, (q, k, v)):
         found.append("sdpa.no-gradient")
     generator = torch.Generator().manual_seed(13)
@@ -244,37 +244,8 @@ def _fresh(*tensors):
 
 
 def _call(function, *args):
-    """function on copies of args; None if it raised (for the property checks). The component's time limit
-    (TimeoutError) is not caught: it ends the component's checks."""
-    try:
-        return function(*_fresh(*args))
-    except TimeoutError:
-        raise
-    except Exception:
-        return None
-
-
-def _pictures(theirs, expected):
-    """The weights and expected_weights facts, when both can be drawn (where they differ most)."""
-    return pictures(theirs, expected)
-
-
-def _pair(result):
-    """(first, second) of a pair that the student returned, else (None, None)."""
-    if isinstance(result, (tuple, list)) and len(result) == 2:
-        return result[0], result[1]
-    return None, None
-
-
-def _tidy(facts):
-    """describe()'s facts without the errors that NaN made infinite (the NaN count already says it)."""
-    if isinstance(facts, dict) and facts.get("nonfinite"):
-        for value, where in (("max_error", "max_error_at"), ("row_sum_error", "row_sum_at"),
-                             ("masked_weight", "masked_at")):
-            if value in facts and not facts[value] < 1e30:
-                facts.pop(value)
-                facts.pop(where, None)
-    return facts
+    """function on copies of args; None if it raised (for the property checks)."""
+    return call(function, *_fresh(*args))
 
 
 def _finite(tensor):
@@ -287,8 +258,6 @@ def _has_gradient(output, leaves):
     try:
         ramp = torch.arange(1, output.numel() + 1, dtype=output.dtype).reshape(output.shape)
         grads = torch.autograd.grad((output * ramp).sum(), leaves, allow_unused=True)
-    except TimeoutError:
-        raise
     except Exception:
         return False
     return all(g is not None and bool(g.abs().sum() > 0) for g in grads)
@@ -318,17 +287,17 @@ def check_nadaraya_watson(namespace):
         result = attempt(function, *_fresh(queries, keys, values), h)
     except Raised as error:
         return {"raised": error.name}
-    predictions, weights = _pair(result)
+    predictions, weights = pair(result)
     expected = _nw_weights(queries, keys, h)
     if not isinstance(weights, torch.Tensor):
         return {"not_a_tensor": True, "subject": "weights"}
     facts = describe(weights, expected, weights=True)
-    facts.update(subject="weights", **_pictures(weights, expected))
+    facts.update(subject="weights", **pictures(weights, expected))
     if same(weights, expected):
         facts.update(describe(predictions, expected @ values), subject="output")
     found = _nw_misconceptions(function, predictions, weights, facts)
     facts["misconceptions"] = found[:1]
-    return _tidy(facts)
+    return facts
 
 
 def _nw_misconceptions(function, predictions, weights, facts):
@@ -346,13 +315,13 @@ def _nw_misconceptions(function, predictions, weights, facts):
         return ["nw.averages-keys"]
     found = []
     far = (torch.tensor([50.0]), torch.tensor([0.0, 1.0]), torch.tensor([1.0, 2.0]), 0.5)   # the visible far query
-    far_predictions, far_weights = _pair(_call(function, *far))
+    far_predictions, far_weights = pair(_call(function, *far))
     if isinstance(far_weights, torch.Tensor) and not (_finite(far_weights) and _finite(far_predictions)):
         found.append("nw.nan-far-query")
         if not found[1:] and not facts.get("nonfinite"):
             far_expected = _nw_weights(far[0], far[1], far[3])
             facts.update(describe(far_weights, far_expected, weights=True), subject="weights",
-                         **_pictures(far_weights, far_expected))
+                         **pictures(far_weights, far_expected))
     generator = torch.Generator().manual_seed(11)
     if loops(function, lambda n: (torch.randn(n, generator=generator), torch.randn(n + 1, generator=generator),
                                   torch.randn(n + 1, generator=generator), 0.7)):
@@ -387,11 +356,11 @@ def check_masked_softmax(namespace):
         return {"raised": error.name}
     expected = _reference_masked_softmax(scores, mask)
     facts = describe(weights, expected, weights=True, allowed=mask)
-    facts.update(subject="weights", **_pictures(weights, expected))
+    facts.update(subject="weights", **pictures(weights, expected))
     if not isinstance(weights, torch.Tensor):
-        return _tidy(facts)
+        return facts
     facts["misconceptions"] = _ms_misconceptions(function, weights, facts)[:1]
-    return _tidy(facts)
+    return facts
 
 
 def _ms_misconceptions(function, weights, facts):
@@ -423,7 +392,7 @@ def _ms_misconceptions(function, weights, facts):
             found.append("ms.fill-large-negative")
         if found and same(weights, _reference_masked_softmax(scores, mask)):
             facts.update(describe(full, rows_expected, weights=True, allowed=blocked),
-                         **_pictures(full, rows_expected))
+                         **pictures(full, rows_expected))
     huge = torch.tensor([1000.0, 999.0, -1000.0])          # the visible test's huge scores
     big = _call(function, huge)
     if isinstance(big, torch.Tensor) and not _finite(big):
@@ -501,7 +470,7 @@ def _check_additive(cls):
     query, key, value, mask = _additive_example()
     try:
         module = attempt(cls, 3, 5, 4)
-        output, weights = _pair(attempt(module, *_fresh(query, key, value, mask)))
+        output, weights = pair(attempt(module, *_fresh(query, key, value, mask)))
     except Raised as error:
         return {"raised": error.name}
     parameters = _additive_parameters(module)
@@ -515,11 +484,11 @@ def _check_additive(cls):
     if not isinstance(weights, torch.Tensor):
         return {"not_a_tensor": True, "subject": "weights"}
     facts = describe(weights, expected, weights=True, allowed=mask)
-    facts.update(subject="weights", **_pictures(weights, expected))
+    facts.update(subject="weights", **pictures(weights, expected))
     if same(weights, expected):
         facts.update(describe(output, expected @ value), subject="output")
     facts["misconceptions"] = _additive_misconceptions(module, parameters, weights)[:1]
-    return _tidy(facts)
+    return facts
 
 
 def _additive_misconceptions(module, parameters, weights):
@@ -535,13 +504,13 @@ def _additive_misconceptions(module, parameters, weights):
             return [name]
     scores = _additive_scores(query, key, parameters)
     if same(weights, torch.softmax(scores, dim=-2) * mask) or \
-            same(_pair(_call(module, query, key, value))[1], torch.softmax(scores, dim=-2)):
+            same(pair(_call(module, query, key, value))[1], torch.softmax(scores, dim=-2)):
         return ["add.softmax-over-queries"]
     if same(weights, torch.softmax(scores, dim=-1)):
         return ["add.mask-ignored"]
     found = []
     q, k = query.clone().requires_grad_(), key.clone().requires_grad_()
-    output, _ = _pair(_call(module, q, k, value))
+    output, _ = pair(_call(module, q, k, value))
     if isinstance(output, torch.Tensor) and not _has_gradient(output, (q, k, *parameters)):
         found.append("add.no-gradient")
     generator = torch.Generator().manual_seed(14)
@@ -580,14 +549,14 @@ def check_choose_bandwidth(namespace):
     x_train, y_train, x_valid, y_valid, bandwidths = _bandwidth_example()
     with swapped(namespace, {"nadaraya_watson": _reference_nadaraya_watson}):
         try:
-            best, errors = _pair(attempt(function, *_fresh(x_train, y_train, x_valid, y_valid), list(bandwidths)))
+            best, errors = pair(attempt(function, *_fresh(x_train, y_train, x_valid, y_valid), list(bandwidths)))
         except Raised as error:
             return {"raised": error.name, "subject": "errors"}
     expected = _bandwidth_errors(x_valid, x_train, y_train, y_valid, bandwidths)
     facts = describe(errors, expected)
     facts["subject"] = "errors"
     facts["misconceptions"] = _bandwidth_misconceptions(best, errors, expected)[:1]
-    return _tidy(facts)
+    return facts
 
 
 def _bandwidth_misconceptions(best, errors, expected):

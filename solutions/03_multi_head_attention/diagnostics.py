@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from autograder.probes import Raised, attempt, describe, loops, pictures, same, swapped
+from autograder.probes import Raised, attempt, call, describe, loops, pictures, same, swapped
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
@@ -181,14 +181,6 @@ def _seeded(seed):
         torch.set_rng_state(state)
 
 
-def _call(function, *args):
-    """function(*args), or None when it raised."""
-    try:
-        return attempt(function, *args)
-    except Raised:
-        return None
-
-
 def _raises_value_error(function, *args):
     try:
         attempt(function, *args)
@@ -242,7 +234,7 @@ def _split_misconceptions(function):
     x = torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(11))
     B, T, D, H = 2, 6, 6, 3
     d = D // H
-    out = _call(function, x.clone(), H)
+    out = call(function, x.clone(), H)
     if not same(out, _by_slices(x, H)):
         return _first([
             ("split.view-without-transpose", x.reshape(B, H, T, d)),
@@ -299,7 +291,7 @@ def _merge_misconceptions(function, x, out):
     if out is None:
         # the same values laid out in memory as (B, T, H, d): after the transpose, view works on them
         laid_out = x.transpose(1, 2).contiguous().transpose(1, 2)
-        if same(_call(function, laid_out), expected):
+        if same(call(function, laid_out), expected):
             return ["merge.view-not-contiguous"]
         return []
     if not same(out, expected):
@@ -414,7 +406,7 @@ def check_mha(namespace):
 
 def _mha_misconceptions(cls, module, parameters, output, weights):
     query, memory, mask = _mha_example()
-    unmasked = _pair(_call(module, query, memory, memory))
+    unmasked = _pair(call(module, query, memory, memory))
     if unmasked is not None:
         expected_weights = _model(parameters, query, memory, memory)[1]
         if not same(unmasked[1], expected_weights):

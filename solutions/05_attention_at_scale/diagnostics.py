@@ -15,7 +15,7 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from autograder.probes import Raised, describe, exception_name, pictures, same, swapped
+from autograder.probes import Raised, attempt, describe, pair, pictures, same, swapped
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
 MISCONCEPTIONS = {
@@ -235,8 +235,6 @@ def _watched(function, *args, **kwargs):
         with _Watch() as watch:
             function(*args, **kwargs)
         return watch
-    except TimeoutError:
-        raise
     except Exception:
         return None
 
@@ -253,17 +251,6 @@ def _names(function):
     return found
 
 
-def attempt(function, *args, **kwargs):
-    """function(*args, **kwargs), or raise Raised with the name of what it raised; the time limit's TimeoutError
-    goes through, so that no check goes on calling the student's code once its time is up."""
-    try:
-        return function(*args, **kwargs)
-    except TimeoutError:
-        raise
-    except Exception as error:
-        raise Raised(exception_name(error)) from None
-
-
 def _try(function, *args, **kwargs):
     """(result, None), or (None, the name of what it raised)."""
     try:
@@ -272,34 +259,15 @@ def _try(function, *args, **kwargs):
         return None, error.name
 
 
-_DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int8", "int16", "int32", "int64",
-           "uint8", "bool")      # those that the grader's schema names (autograder/diagnose.py)
-_NOISE = ("max_error", "max_error_at", "row_sum_error", "row_sum_at", "masked_weight", "masked_at")
-
-
-def _fitted(check):
-    """The check, with its facts fitted to the grader's schema whatever the student's tensors were: no picture
-    that is not one, no shape of more than 8 dimensions, unknown dtypes as "other", and no errors of 1e30
-    where NaN is already reported."""
-    def fitted(namespace):
+def _quiet(check):
+    """The check, with the warnings of odd student tensors silenced (e.g. complex tensors cast to real in
+    comparisons); what its facts may hold is fitted by probes.describe and probes.finish."""
+    def quiet(namespace):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")                 # e.g. complex tensors cast to real in comparisons
-            facts = check(namespace)
-        for key in ("weights", "expected_weights"):
-            if key in facts and facts[key] is None:
-                del facts[key]
-        for key in ("shape", "expected_shape"):
-            if key in facts and len(facts[key]) > 8:
-                del facts[key]
-        for key in ("dtype", "expected_dtype"):
-            if key in facts and facts[key] not in _DTYPES:
-                facts[key] = "other"
-        if facts.get("nonfinite"):
-            for key in _NOISE:
-                facts.pop(key, None)
-        return facts
-    fitted.__name__ = check.__name__
-    return fitted
+            warnings.simplefilter("ignore")
+            return check(namespace)
+    quiet.__name__ = check.__name__
+    return quiet
 
 
 def _masked_softmax(scores, allowed=None):
@@ -354,7 +322,7 @@ def _blocks(query, key, value, block, rescale_output=True, rescale_normaliser=Tr
     return o / l
 
 
-@_fitted
+@_quiet
 def check_online_softmax(namespace):
     function = namespace.get("online_softmax_attention")
     query, key, value, x = _online_example()
@@ -446,13 +414,7 @@ def _fill(cls, chunks):
     return cache, returned
 
 
-def _pair(value):
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return value
-    return None, None
-
-
-@_fitted
+@_quiet
 def check_kvcache(namespace):
     cls = namespace.get("KVCache")
     fresh, raised = _try(cls)
@@ -471,7 +433,7 @@ def check_kvcache(namespace):
     expected_keys, expected_values = torch.cat([k1, k2], dim=2), torch.cat([v1, v2], dim=2)
     try:
         cache, returned = _fill(cls, chunks)
-        keys, values = _pair(returned[-1])
+        keys, values = pair(returned[-1])
         facts.update(describe(keys, expected_keys))
         if same(keys, expected_keys) and isinstance(values, torch.Tensor):
             facts.update(describe(values, expected_values), subject="values")
@@ -499,7 +461,7 @@ def _kvcache_misconceptions(cls):
         cache, returned = _fill(cls, chunks)
     except Raised:
         return []
-    keys, values = _pair(returned[-1])
+    keys, values = pair(returned[-1])
     models = [("kvcache.returns-new-only", k2), ("kvcache.prepended", torch.cat([k2, k1], dim=2)),
               ("kvcache.keys-values-swapped", torch.cat([v1, v2], dim=2))]
     models += [("kvcache.wrong-axis", torch.cat([k1, k2], dim=dim)) for dim in (0, 1, 3)]
@@ -515,7 +477,7 @@ def _kvcache_misconceptions(cls):
         return ["kvcache.len-batch-size"]
     other, _ = _try(cls)
     first, _ = _try(getattr(other, "update", None), k1, v1)
-    if first is not None and not same(_pair(first)[0], k1):                   # a new cache that is not empty
+    if first is not None and not same(pair(first)[0], k1):                   # a new cache that is not empty
         return ["kvcache.shared-storage"]
     return []
 
@@ -600,7 +562,7 @@ def _csa_run(module, x, chunks):
         return outputs[0], None                             # not tensors that line up: compared, never equal
 
 
-@_fitted
+@_quiet
 def check_causal_attention(namespace):
     cls = namespace.get("CausalSelfAttention")
     with swapped(namespace, {"KVCache": _ReferenceCache}):
@@ -608,8 +570,6 @@ def check_causal_attention(namespace):
             module, x = _csa_example(cls)
         except Raised as error:
             return {"raised": error.name}
-        except TimeoutError:
-            raise
         except Exception:
             return {"raised": "Exception"}
         H = 2
@@ -674,7 +634,7 @@ def _rope(x, positions, base, pairs="neighbours", exponent=2.0, shift=0, sign=1.
     return torch.cat((first, second), dim=-1)
 
 
-@_fitted
+@_quiet
 def check_rotary(namespace):
     function = namespace.get("apply_rotary")
     visible = torch.tensor([[1.0, 0.0, 1.0, 0.0]] * 3, dtype=torch.float64)       # the visible tests' example
@@ -757,7 +717,7 @@ def _raises_value_error(cls, *args):
     return raised == "ValueError"
 
 
-@_fitted
+@_quiet
 def check_gqa(namespace):
     cls = namespace.get("GroupedQueryAttention")
     H, H_kv = 4, 2
@@ -765,8 +725,6 @@ def check_gqa(namespace):
         module, x = _gqa_example(cls)
     except Raised as error:
         return {"raised": error.name}
-    except TimeoutError:
-        raise
     except Exception:
         return {"raised": "Exception"}
     shapes = [tuple(getattr(getattr(getattr(module, name, None), "weight", None), "shape", ())) for name in ("W_k", "W_v")]
@@ -776,7 +734,7 @@ def check_gqa(namespace):
         returned, raised = _try(module, x)
         if raised:
             return {"raised": raised}
-        output, weights = _pair(returned)
+        output, weights = pair(returned)
         if not isinstance(weights, torch.Tensor):
             return {"not_a_tensor": True, "subject": "weights"}
         try:
@@ -788,7 +746,7 @@ def check_gqa(namespace):
         facts = describe(weights, expected, weights=True)
         facts.update(subject="weights", **pictures(weights, expected))
         masked, masked_raised = _try(module, x, mask)
-        masked_output, masked_weights = _pair(masked)
+        masked_output, masked_weights = pair(masked)
         if masked_raised:
             facts["raised"] = masked_raised
         elif same(weights, expected):
