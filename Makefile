@@ -11,7 +11,7 @@ N ?= 40
 # make test-quick grades a class of this assignment only
 QUICK_ASSIGNMENT ?= 03_multi_head_attention
 
-.PHONY: book test test-quick notebooks readme lab lab-instructor check-submission bench chromium bubblewrap clean
+.PHONY: book test test-quick notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
 
 # PyTorch's CPU wheel index: requirements.txt pins torch's CPU build (torch==X+cpu), which only it serves.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -34,12 +34,12 @@ book: $(STAMP)
 	$(WITH_VENV) OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
 # Every test of the project (builds the book first: the book's tests read _build/html).
-test: $(STAMP) book chromium bubblewrap
+test: $(STAMP) book chromium sandbox
 	$(WITH_VENV) $(BIN)/python -m pytest
 
 # The edit loop: unit tests and one graded class of one assignment (pytest -m quick), under 90 s on 2 cores.
 # Needs neither the book nor a browser. `make test` stays the full check.
-test-quick: $(STAMP) bubblewrap
+test-quick: $(STAMP) sandbox
 	$(WITH_VENV) TEST_ASSIGNMENTS=$(QUICK_ASSIGNMENT) $(BIN)/python -m pytest -m "quick or unit" -q
 
 # notebooks/ regenerated from solutions/ by nbgrader in a scratch folder; notebooks/ changes only on success.
@@ -75,12 +75,19 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	  || echo "WARNING: could not install chromium; the browser tests will be SKIPPED."; }
 
-# Debian's bubblewrap: the grader runs every student notebook in its sandbox.
-bubblewrap:
-	@command -v bwrap >/dev/null || { \
-	  echo "Installing Debian's bubblewrap for the grader's sandbox..."; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+# The grader's sandbox: Debian's bubblewrap, util-linux's setpriv and prlimit, and (run as root) the account
+# autograder-sandbox that student code runs as when the grader is root (no home, no shell, owns no file).
+SANDBOX_ACCOUNT := autograder-sandbox
+sandbox:
+	@command -v bwrap >/dev/null && command -v setpriv >/dev/null || { \
+	  echo "Installing Debian's bubblewrap and util-linux for the grader's sandbox..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap util-linux) >/dev/null 2>&1 \
 	  || echo "WARNING: could not install bubblewrap; the grader will refuse to run (see README)."; }
+	@if [ "$$(id -u)" = 0 ] && ! id $(SANDBOX_ACCOUNT) >/dev/null 2>&1; then \
+	  echo "Creating the account $(SANDBOX_ACCOUNT) that student code runs as..."; \
+	  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin $(SANDBOX_ACCOUNT); fi
+
+bubblewrap: sandbox
 
 # Everything built: the book, its execution cache, scratch gradebooks, the instructor's JupyterLab state.
 # Never work/ (the student's notebooks) nor .venv/.

@@ -65,9 +65,10 @@ def parse_args(argv):
     if args.scratch is not None and args.scratch.exists() and not args.scratch.is_dir():
         parser.error(f"--scratch must be a folder: {args.scratch} is a file")
     from autograder import sandbox
-    if not args.dask and not sandbox.available() and not args.unsafe_no_sandbox:
-        parser.error("bubblewrap (bwrap) is not installed, and student code must not run unsandboxed: "
-                     "install it (apt-get install bubblewrap), or pass --unsafe-no-sandbox for code you trust")
+    reason = None if args.dask or args.unsafe_no_sandbox else sandbox.unavailable()
+    if reason:
+        parser.error(f"student code must not run unsandboxed, and this machine cannot sandbox it: {reason}; "
+                     "run `make sandbox`, or pass --unsafe-no-sandbox for code you trust")
     return args
 
 

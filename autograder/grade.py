@@ -31,7 +31,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Igno
 from traitlets import Bool, Float, Unicode
 from traitlets.config import Config
 
-from autograder import course, diagnose, feedback
+from autograder import agent, course, diagnose, feedback, verdicts
 from autograder.collect import read_notebook
 from autograder.model import Status, SubmissionResult, score_cells, zero_cells
 from autograder.canary import new_canary
@@ -53,17 +53,33 @@ class SandboxExecute(NbGraderPreprocessor):
     sandbox = Bool(True).tag(config=True)         # run the kernel in bubblewrap
     diagnostics = Unicode("").tag(config=True)    # the source of the diagnostic cell ("" for none)
     nonce = Unicode("").tag(config=True)          # the diagnostic cell's marker
+    source = Unicode("").tag(config=True)         # the assignment's source notebook (its tests, trusted)
     failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
+    verdicts = {}  # workdir -> {grade_id: Verdict} of the tests run in the grader's process
 
     def preprocess(self, nb, resources):
         canary = new_canary()   # names, shapes and values of its own, drawn for this run
+        source = nbformat.read(self.source, as_version=4)
+        in_grader = verdicts.in_grader(source)
+        names = verdicts.solution_cells(source) if in_grader else {}
+        kept_key = f"_autograder_kept_{self.nonce}"
         probed = nbformat.from_dict(nb)
         probed.cells = []
-        for cell, following in zip(nb.cells, nb.cells[1:] + [None]):
-            probed.cells.append(cell)
+        sent = {}   # index in nb.cells -> the copy the kernel ran (tests without their hidden parts)
+        for index, (cell, following) in enumerate(zip(nb.cells, nb.cells[1:] + [None])):
+            if in_grader and cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+                sent[index] = nbformat.from_dict(cell)
+                sent[index].source = verdicts.strip_hidden(cell.source)
+                probed.cells.append(sent[index])
+            else:
+                probed.cells.append(cell)
             name = cell.metadata.get("nbgrader", {}).get("grade_id") if _is_solution(cell) else None
             if self.diagnostics and name:   # what the student defined, before any test binds a reference
                 keep = nbformat.v4.new_code_cell(diagnose.keep_cell(name, self.nonce))
+                keep.metadata[diagnose.TAG] = True
+                probed.cells.append(keep)
+            if in_grader and name in names:   # what the grader's tests will call
+                keep = nbformat.v4.new_code_cell(agent.keep_cell(names[name], name, kept_key))
                 keep.metadata[diagnose.TAG] = True
                 probed.cells.append(keep)
             if _ends_a_block_of_tests(cell, following):
@@ -78,18 +94,32 @@ class SandboxExecute(NbGraderPreprocessor):
         try:
             # the diagnostic cell's own time is added to the notebook's: it never makes a student's notebook late
             extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if self.diagnostics else 0
+            found = {}
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + extra, self.cell_timeout,
-                                    sandbox=self.sandbox)
+                                    sandbox=self.sandbox, kept_key=kept_key,
+                                    serve=(lambda remote: found.update(verdicts.run_tests(source, remote, nb)))
+                                    if in_grader else None)
         except SandboxError as error:
             SandboxExecute.failures[self.workdir] = error
             raise
+        for index, copy in sent.items():   # the grader's verdict, shown under what the kernel printed
+            cell = nb.cells[index]
+            cell.outputs = [o for o in copy.outputs if o.get("output_type") != "error"]
+            cell.execution_count = copy.get("execution_count")
+            verdict = found.get(cell.metadata["nbgrader"]["grade_id"])
+            if verdict is None or not verdict.passed:
+                ename, evalue = (verdict.error_type, verdict.message) if verdict else \
+                    ("NotGraded", "the grader's tests of this cell did not run")
+                cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[]))
+        if in_grader:
+            SandboxExecute.verdicts[self.workdir] = found
         found = set()
         for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):
             found.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
         (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(found)))
         reports = [diagnose.report_text(c, self.nonce) for c in executed.cells if diagnose.TAG in c.metadata]
         (Path(self.workdir) / "diagnostics.json").write_text("".join(reports), encoding="utf-8")
-        nb.cells = [c for c in executed.cells if CANARY_TAG not in c.metadata and diagnose.TAG not in c.metadata]
+        # nb's cells are the ones the kernel ran (the tests' copies aside, whose outputs were moved back above)
         return nb, resources
 
 
@@ -135,12 +165,14 @@ def grade_submission(job):
     nonce = secrets.token_hex(8)
     config.SandboxExecute.diagnostics = diagnose.kernel_cell(course_dir / "source" / assignment, nonce) or ""
     config.SandboxExecute.nonce = nonce
+    config.SandboxExecute.source = str(course_dir / "source" / assignment / f"{assignment}.ipynb")
     config.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     try:
         result = course.nbgrader_api(workdir, config).autograde(assignment, STUDENT)
     finally:
         failure = SandboxExecute.failures.pop(str(workdir), None)
+        in_grader = SandboxExecute.verdicts.pop(str(workdir), None) is not None
     if failure is not None:
         raise failure
     if not result["success"]:
@@ -154,11 +186,17 @@ def grade_submission(job):
     introspects = any(f.introspects for f in findings)
     messages = feedback.messages(graded, course_dir, assignment, introspects)
     tampered = json.loads((workdir / "canaries.json").read_text())
+    if in_grader:   # the verdicts did not run where the student's code runs: a canary is a signal, not a 0
+        flags_only, tampered = tampered, []
+    else:
+        flags_only = []
     diagnoses = {} if tampered or introspects else _diagnoses(course_dir, assignment, workdir)
     cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered),
                         misconceptions={gid: diagnoses[c].misconception for gid, c in _owners(course_dir, assignment).items()
                                         if c in diagnoses})
-    flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + [str(f) for f in findings]
+    flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + \
+        [f"the kernel was tampered with (the grader's own tests decided the score): {reason}" for reason in flags_only] + \
+        [str(f) for f in findings]
     scores = {c.grade_id: (c.score, c.max_score) for c in cells}
     feedback.write_html(graded, course_dir, assignment, scores, {c.grade_id: c.message for c in cells},
                         workdir / "feedback.html", introspects, diagnoses)

@@ -12,10 +12,14 @@ sandbox, and talks to the kernel over ZeroMQ sockets in a directory of their own
 place besides the notebook's working directory. So the sandbox holds nothing but the student's kernel,
 and a submission costs what a plain nbgrader run costs: starting a kernel and running the cells.
 """
+import asyncio
+import json
 import math
 import os
+import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,17 +29,32 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from traitlets import List, Unicode
 
+from autograder import seccomp
+
 SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc"]
-MEMORY_LIMIT = 6 * 2**30          # bytes of address space (torch alone maps about 2 GiB)
+SANDBOX_ACCOUNT = "autograder-sandbox"   # the unprivileged account of every kernel when the grader is root
+ACCOUNT_COMMAND = ("useradd --system --user-group --no-create-home --home-dir /nonexistent "
+                   f"--shell /usr/sbin/nologin {SANDBOX_ACCOUNT}")
+JOB = "/job"                      # the kernel's working folder, a tmpfs of its own
+KERNEL_SOCKETS = "/run/kernel"    # the kernel's ZeroMQ sockets, a tmpfs of its own
+JOB_SIZE = 256 * 2**20            # bytes the kernel may write in /job
+TMP_SIZE = 256 * 2**20            # bytes in /tmp (its $HOME and matplotlib's cache live there)
+SOCKETS_SIZE = 2**20              # bytes in its sockets folder (the sockets take none)
+SHM_SIZE = 64 * 2**20             # bytes in /dev/shm (POSIX shared memory); the rest of /dev is read-only
+MEMORY_LIMIT = 6 * 2**30          # bytes of address space (torch alone maps about 2 GiB); also the cgroup's cap
 CPU_LIMIT = 900                   # CPU seconds for the whole notebook
 FILE_LIMIT = 256 * 2**20          # bytes, the largest file it may write
+FILES_LIMIT = 1024                # open files
 OUTPUT_LIMIT = 100_000            # characters of output kept per cell (errors are always kept)
 PIDS_LIMIT = 256                  # processes and threads of one kernel, where a pids cgroup can be made
-CGROUP_ROOTS = [Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")]   # cgroup v1's pids hierarchy, or v2's
+SANDBOX_START_LIMIT = 60          # seconds for bubblewrap to set the sandbox up
+# cgroup v1's hierarchies (one per controller), or v2's unified one
+CGROUP_ROOTS = [Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")]
 
 
 TIMEOUT_TAG = "autograder-timeout"   # a cell's own limit in seconds (never more than the notebook's cell limit)
@@ -57,58 +76,97 @@ SOCKETS_PREFIX = "ag-kernel-"
 
 
 def sockets_prefix(pid=None):
-    """The prefix of the socket folders of the kernels that process `pid` starts (to clean up after it)."""
+    """The prefix of the private folders of the kernels that process `pid` starts (to clean up after it)."""
     return f"{SOCKETS_PREFIX}{pid or os.getpid()}-"
 
 
-class PidsCgroup:
-    """A pids cgroup of its own for one kernel (cgroup v1's pids controller, or v2 with pids enabled), so
-    that a fork bomb in one notebook cannot starve the kernels of other students. RLIMIT_NPROC cannot do
-    this: it counts every process of the user. `make()` returns None where the machine does not let the
-    grader create one (then only the machine-wide limits hold; see the README)."""
+class KernelCgroup:
+    """Cgroups of its own for one kernel: a pids cgroup (so that a fork bomb in one notebook cannot starve
+    the kernels of other students; RLIMIT_NPROC cannot do this, it counts every process of the user) and a
+    memory cgroup (its memory, its tmpfs folders included, capped at MEMORY_LIMIT). cgroup v1 has one
+    hierarchy per controller, v2 one for both. `make()` returns None where the machine lets the grader
+    create none (then only the rlimits and tmpfs sizes hold; see the README)."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, paths):
+        self.paths = paths   # one folder per hierarchy
 
     @classmethod
-    def make(cls, limit=PIDS_LIMIT):
-        for root in CGROUP_ROOTS:
-            v2 = (root / "cgroup.controllers").exists()
-            if not (root / "cgroup.procs").exists() or (v2 and "pids" not in (root / "cgroup.subtree_control")
-                                                             .read_text().split()):
-                continue
-            path = root / f"autograder-{os.getpid()}-{next(tempfile._get_candidate_names())}"
+    def make(cls):
+        name = f"autograder-{os.getpid()}-{next(tempfile._get_candidate_names())}"
+        made = []
+        for root, limits in cls._hierarchies():
+            path = root / name
             try:
                 path.mkdir()
-                (path / "pids.max").write_text(str(limit))
-                return cls(path)
+                made.append(path)
+                for file, value in limits.items():
+                    (path / file).write_text(value)
             except OSError:
-                if path.exists():
-                    cls(path).remove()
+                continue
+        if not any((p / "pids.max").exists() for p in made):
+            cls(made).remove()
+            return None
+        return cls(made)
+
+    @staticmethod
+    def _hierarchies():
+        """(root, {file: value}) of each hierarchy with a controller the kernel's limits need."""
+        found = []
+        for root in CGROUP_ROOTS:
+            if not (root / "cgroup.procs").exists():
+                continue
+            if (root / "cgroup.controllers").exists():   # v2: the controllers enabled for its children
+                enabled = (root / "cgroup.subtree_control").read_text().split()
+                limits = {"pids.max": str(PIDS_LIMIT)} if "pids" in enabled else {}
+                limits |= {"memory.max": str(MEMORY_LIMIT), "memory.swap.max": "0"} if "memory" in enabled else {}
+            elif (root / "pids.max").exists() or root.name == "pids":
+                limits = {"pids.max": str(PIDS_LIMIT)}
+            elif (root / "memory.limit_in_bytes").exists():
+                limits = {"memory.limit_in_bytes": str(MEMORY_LIMIT)}
+            else:
+                continue
+            if limits:
+                found.append((root, limits))
+        return found
+
+    def procs_files(self):
+        return [path / "cgroup.procs" for path in self.paths]
+
+    def peak_memory(self):
+        """The most memory the kernel held at once, in bytes (None where the memory controller is missing)."""
+        for path in self.paths:
+            for name in ("memory.peak", "memory.max_usage_in_bytes"):
+                try:
+                    return int((path / name).read_text())
+                except (OSError, ValueError):
+                    continue
         return None
 
-    def wrapper(self):
-        """A command prefix that moves itself into the cgroup before it execs the rest (so that everything
-        it starts is inside from the first fork)."""
-        return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self.path / "cgroup.procs")]
-
     def remove(self):
-        """Kill whatever is left inside, then remove the cgroup."""
-        for _ in range(50):
+        """Kill whatever is left inside, then remove the cgroups."""
+        for path in self.paths:
+            _empty_and_remove(path)
+
+
+PidsCgroup = KernelCgroup   # the name the hostile tests know
+
+
+def _empty_and_remove(path):
+    for _ in range(50):
+        try:
+            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        for pid in pids:
             try:
-                pids = [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+                os.kill(pid, signal.SIGKILL)
             except OSError:
-                return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.05)
+                pass
+        try:
+            path.rmdir()
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def remove_orphaned_socket_folders():
@@ -131,11 +189,40 @@ def remove_orphaned_socket_folders():
     for root in CGROUP_ROOTS:
         for group in root.glob("autograder-*-*") if root.is_dir() else []:
             if dead(group.name, "autograder-"):
-                PidsCgroup(group).remove()
+                _empty_and_remove(group)
+
+
+def account():
+    """The (uid, gid) the kernel runs as: the dedicated account SANDBOX_ACCOUNT when the grader is root, the
+    grader's own (unprivileged) ids otherwise. Raises SandboxFailure when root has no such account."""
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    try:
+        entry = pwd.getpwnam(SANDBOX_ACCOUNT)
+    except KeyError:
+        raise SandboxFailure(f"the grader runs as root and the machine has no account {SANDBOX_ACCOUNT!r} for "
+                             f"student code: create it with `make sandbox` (or: {ACCOUNT_COMMAND})") from None
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        raise SandboxFailure(f"the account {SANDBOX_ACCOUNT!r} must not be root (uid {entry.pw_uid}, gid {entry.pw_gid})")
+    return entry.pw_uid, entry.pw_gid
+
+
+def unavailable():
+    """Why the sandbox cannot run on this machine (None when it can): bubblewrap and setpriv installed, the
+    dedicated account present when the grader is root, a seccomp filter written for this processor."""
+    for tool in ("bwrap", "setpriv", "prlimit"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (make sandbox installs Debian's bubblewrap and util-linux)"
+    try:
+        account()
+        seccomp.program()
+    except (SandboxFailure, seccomp.UnsupportedArchitecture) as error:
+        return str(error)
+    return None
 
 
 def available():
-    return shutil.which("bwrap") is not None
+    return unavailable() is None
 
 
 def _python_dirs():
@@ -143,16 +230,26 @@ def _python_dirs():
     return sorted(d for d in {sys.prefix, sys.base_prefix} if Path(d).is_dir())
 
 
-def bwrap_command(job_dir, sockets_dir, argv):
-    """bwrap arguments that show `argv` only the system, Python, `job_dir` (at /job, its working
-    directory) and `sockets_dir` (at its own path, for the kernel's sockets)."""
-    command = ["bwrap", "--die-with-parent", "--new-session",
-               "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-               "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/tmp/home"]
-    for path in SYSTEM_DIRS + _python_dirs():
-        if Path(path).exists():
-            command += ["--ro-bind", path, path]
-    command += ["--bind", str(job_dir), "/job", "--bind", str(sockets_dir), str(sockets_dir), "--chdir", "/job",
+def _visible_paths():
+    """What the sandbox shows, read-only, at its own path: the system and the Python installation."""
+    return [path for path in SYSTEM_DIRS + _python_dirs() if Path(path).exists()]
+
+
+def sandbox_command(connection_file, argv):
+    """The sandbox proper, run by an unprivileged user: bubblewrap in new user (no nested one allowed), PID,
+    network, IPC, UTS, cgroup and mount namespaces, showing only the system and Python read-only, size-capped
+    private folders (/job, its working folder; /tmp; KERNEL_SOCKETS, its sockets; /dev/shm), the connection file
+    read-only; no capability, an empty environment but a few variables, the seccomp filter read from fd 3,
+    and its process id written to fd 4 (the client reaches the sockets through /proc/PID/root)."""
+    command = ["bwrap", "--unshare-user", "--disable-userns", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+               "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+               "--proc", "/proc", "--dev", "/dev"]
+    for path in _visible_paths():
+        command += ["--ro-bind", path, path]
+    for path, size in ((JOB, JOB_SIZE), ("/tmp", TMP_SIZE), (KERNEL_SOCKETS, SOCKETS_SIZE), ("/dev/shm", SHM_SIZE)):
+        command += ["--size", str(size), "--tmpfs", path]
+    command += ["--dir", "/tmp/home", "--ro-bind", str(connection_file), str(connection_file),
+                "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", JOB, "--seccomp", "3", "--info-fd", "4",
                 "--clearenv", "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
                 "--setenv", "HOME", "/tmp/home", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
                 "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
@@ -161,32 +258,153 @@ def bwrap_command(job_dir, sockets_dir, argv):
     return command + argv
 
 
+def unprivileged_command(connection_file, argv):
+    """The sandbox, entered without any privilege. A root grader first builds a view (its own mount
+    namespace, read-only) of what the sandbox needs at the paths it needs, so that a folder only root may
+    enter (a Python under /root) can be shown; inside it, setpriv drops to the dedicated account for good
+    (no capability, an empty bounding set, no_new_privs, no supplementary group) before bubblewrap starts."""
+    inner = sandbox_command(connection_file, argv)
+    if os.geteuid() != 0:
+        return inner
+    uid, gid = account()
+    # the host's /proc, not a new one: bubblewrap covers parts of a /proc it mounts, and a /proc not fully
+    # visible forbids the sandbox, in its own user namespace, to mount its own
+    view = ["bwrap", "--die-with-parent", "--bind", "/proc", "/proc", "--dev", "/dev"]
+    shown = _visible_paths() + [str(connection_file)]
+    for folder in sorted({str(a) for path in shown for a in Path(path).parents if str(a) != "/"}):
+        view += ["--perms", "0755", "--dir", folder]   # bubblewrap would copy the host's mode (/root is 0700)
+    for path in _visible_paths():
+        view += ["--ro-bind", path, path]
+    view += ["--ro-bind", str(connection_file), str(connection_file),
+             "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+             "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--"]
+    drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
+            "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return view + drop + inner
+
+
+def launcher_command(cgroup, seccomp_file, info_file):
+    """The first command, run as the grader: it joins the kernel's cgroups, opens the seccomp filter (fd 3)
+    and the file where bubblewrap writes its process id (fd 4), then sets the resource limits."""
+    script = ('exec 3<"$1" 4>"$2"; shift 2; '
+              'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"')
+    procs = cgroup.procs_files() if cgroup else []
+    return ["sh", "-c", script, "sh", str(seccomp_file), str(info_file)] + [str(p) for p in procs] + ["--"] + \
+        limits_command()
+
+
 def limits_command():
     """`prlimit` arguments: caps that the kernel, and everything it starts, inherits."""
-    return ["prlimit", f"--as={MEMORY_LIMIT}", f"--cpu={CPU_LIMIT}", f"--fsize={FILE_LIMIT}", "--core=0", "--"]
+    return ["prlimit", f"--as={MEMORY_LIMIT}", f"--cpu={CPU_LIMIT}", f"--fsize={FILE_LIMIT}", "--core=0",
+            f"--nofile={FILES_LIMIT}", "--"]
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """A python3 kernel started under `prlimit` in bwrap. It is interrupted by a message on its control
-    channel: a signal would stop at bwrap, which puts the kernel in a session of its own."""
+    """A python3 kernel started in the sandbox (or, unsandboxed, under `prlimit` only). Its ZeroMQ sockets
+    live in the sandbox's own size-capped folder, which the client reaches through /proc/PID/root once
+    bubblewrap has said its process id; the kernel cannot write anywhere on the host. It is interrupted by a
+    message on its control channel: a signal would stop at bubblewrap, which puts the kernel in a session
+    of its own. It starts with an environment of a few variables, none of the grader's."""
 
-    wrapper = List(Unicode())  # the command put in front of the kernel's: limits, then the sandbox
+    wrapper = List(Unicode())    # the command put in front of the kernel's: cgroups, limits, then the sandbox
+    info_file = Unicode("")      # where bubblewrap writes its process id ("" without the sandbox)
 
     def format_kernel_cmd(self, extra_arguments=None):
         return self.wrapper + super().format_kernel_cmd(extra_arguments)
 
     async def _async_pre_start_kernel(self, **kwargs):
         self.kernel_spec.interrupt_mode = "message"
-        return await super()._async_pre_start_kernel(**kwargs)
+        # The launcher's environment (bubblewrap clears it for the kernel). A test session's tag, when there is
+        # one, marks the launcher so that the session can find what outlived it (tests/conftest.py).
+        kwargs["env"] = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"} | \
+            {k: v for k, v in os.environ.items() if k == "AG_TEST_SESSION"}
+        started = await super()._async_pre_start_kernel(**kwargs)
+        if self.info_file and os.geteuid() == 0:   # the kernel's account reads it (jupyter_client writes it 0600)
+            os.chown(self.connection_file, *account())
+        return started
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        if self.info_file:
+            pid = await self._sandbox_pid()
+            self.ip = f"/proc/{pid}/root{KERNEL_SOCKETS}/kernel"
+
+    async def _sandbox_pid(self):
+        """The host's process id of the sandbox, from bubblewrap's --info-fd (it writes it once set up)."""
+        deadline = time.monotonic() + SANDBOX_START_LIMIT
+        while time.monotonic() < deadline:
+            try:
+                return int(json.loads(Path(self.info_file).read_text())["child-pid"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            process = _kernel_process(self)
+            if process is not None and process.poll() is not None:
+                raise SandboxFailure(f"the sandbox did not start (exit status {process.returncode}; "
+                                     "see kernel.log, or run `make sandbox`)")
+            await asyncio.sleep(0.01)
+        raise SandboxFailure(f"the sandbox did not start within {SANDBOX_START_LIMIT} s")
 
 
 class LimitedOutputClient(NotebookClient):
     """nbclient, keeping about OUTPUT_LIMIT characters of each cell's outputs (and all its errors), so
-    that a notebook printing without end cannot fill the grader's memory."""
+    that a notebook printing without end cannot fill the grader's memory. With `serve`, once every cell
+    has run and while the kernel still lives, it starts the agent in the kernel (autograder/agent.py) and
+    hands `serve` a Remote connected to it (the grader's tests run there, in this process)."""
 
-    def __init__(self, notebook, **kwargs):
+    def __init__(self, notebook, serve=None, agent_dir="", kept_key="", **kwargs):
         super().__init__(notebook, **kwargs)
         self.kept_chars = {}  # cell index -> characters of output kept
+        self.serve, self.agent_dir, self.kept_key = serve, agent_dir, kept_key
+
+    async def async_execute(self, reset_kc=False, **kwargs):
+        """nbclient's own, with the agent's phase after the last cell."""
+        if reset_kc and self.owns_km:
+            await self._async_cleanup_kernel()
+        self.reset_execution_trackers()
+        async with self.async_setup_kernel(**kwargs):
+            msg_id = await ensure_async(self.kc.kernel_info())
+            info_msg = await self.async_wait_for_reply(msg_id)
+            if info_msg is not None and "language_info" in info_msg["content"]:
+                self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+            for index, cell in enumerate(self.nb.cells):
+                await self.async_execute_cell(cell, index, execution_count=self.code_cells_executed + 1)
+            self.set_widgets_metadata()
+            if self.serve is not None:
+                await self.async_serve()
+        return self.nb
+
+    execute = run_sync(async_execute)
+
+    async def async_serve(self):
+        from autograder import agent, wire
+        from autograder.remote import Remote
+        outside = str(Path(self.km.ip).parent / "agent")
+        inside = f"{self.agent_dir}/agent"
+        source = agent.cell_source(Path(wire.__file__).read_text(), inside, self.kept_key)
+        msg_id = self.kc.execute(source, store_history=False, allow_stdin=False)
+        conn = await _connect(outside, self.km)
+        loop = asyncio.get_running_loop()
+
+        def interrupt():
+            asyncio.run_coroutine_threadsafe(ensure_async(self.km.interrupt_kernel()), loop).result(10)
+
+        remote = Remote(conn, timeout=self.timeout or 120, interrupt=interrupt)
+        try:
+            if conn is None:
+                remote.gone = "the kernel did not start the grader's agent (did the notebook's code end it?)"
+            await asyncio.to_thread(self.serve, remote)
+        finally:
+            if conn is not None and not remote.gone:
+                try:
+                    wire.send(conn, {"op": "done"}, {})
+                except (OSError, wire.WireError):
+                    pass
+            if conn is not None:
+                conn.close()
+            try:
+                await asyncio.wait_for(self.async_wait_for_reply(msg_id), 10)
+            except Exception:
+                pass   # a kernel that does not finish its agent cell is shut down with the rest
 
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "error":  # kept, since it decides the score, but not without end
@@ -219,28 +437,56 @@ def _record_missing_error(cell, reply):
                                                        evalue=content.get("evalue", ""), traceback=[]))
 
 
-def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
+async def _connect(path, km, limit=15):
+    """A socket connected to the agent at `path` (None if the kernel never opens it)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if not await ensure_async(km.is_alive()):
+            return None
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(path)
+            return conn
+        except OSError:
+            conn.close()
+            await asyncio.sleep(0.02)
+    return None
+
+
+def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=None, kept_key=""):
     """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it.
 
     Code cells that never ran (the kernel died, or the notebook ran out of time) get an error output,
     so that nbgrader does not give their tests full points. Raises NotebookTimeout when the notebook ran
     longer than `timeout` seconds, SandboxFailure when the sandbox or the kernel could not start (or
     `sandbox` is asked for and bubblewrap is missing: never run student code unsandboxed by accident).
+    With `serve` (a function of a Remote), once the cells have run the kernel answers the grader's calls
+    (autograder/agent.py), `kept_key` naming the dict where keep cells stored the student's bindings.
     """
-    if sandbox and not available():
-        raise SandboxFailure("this worker has no bubblewrap (bwrap), and student code must not run unsandboxed")
+    reason = unavailable() if sandbox else None
+    if reason:
+        raise SandboxFailure(f"this worker cannot sandbox student code, which must not run unsandboxed: {reason}")
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     cell_timeout = max(1, math.ceil(cell_timeout))  # nbclient takes whole seconds; 0 would mean no limit
-    # ZeroMQ's socket paths must stay short (about 100 bytes): their own folder in the system's temp dir
-    sockets_dir = Path(tempfile.mkdtemp(prefix=sockets_prefix()))
-    cgroup = PidsCgroup.make() if sandbox else None
-    wrapper = (cgroup.wrapper() if cgroup else []) + limits_command() + \
-        (bwrap_command(job_dir, sockets_dir, []) if sandbox else [])
-    km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets_dir / "kernel"),
-                                connection_file=str(sockets_dir / "kernel.json"), wrapper=wrapper)
+    # The grader's private folder for this kernel, in the system's temp dir (ZeroMQ's socket paths must stay
+    # short): the connection file (shown read-only in the sandbox), the seccomp filter, bubblewrap's report.
+    private = Path(tempfile.mkdtemp(prefix=sockets_prefix()))
+    connection_file = private / "kernel.json"
+    cgroup = KernelCgroup.make() if sandbox else None
+    if sandbox:
+        (private / "seccomp.bpf").write_bytes(seccomp.program())
+        wrapper = launcher_command(cgroup, private / "seccomp.bpf", private / "bwrap.json") + \
+            unprivileged_command(connection_file, [])
+        km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=f"{KERNEL_SOCKETS}/kernel",
+                                    connection_file=str(connection_file), wrapper=wrapper,
+                                    info_file=str(private / "bwrap.json"))
+    else:
+        km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(private / "kernel"),
+                                    connection_file=str(connection_file), wrapper=limits_command())
     client = LimitedOutputClient(
-        notebook, km=km, timeout=cell_timeout, allow_errors=True,
+        notebook, serve=serve, agent_dir=KERNEL_SOCKETS if sandbox else str(private), kept_key=kept_key,
+        km=km, timeout=cell_timeout, allow_errors=True,
         timeout_func=lambda cell: cell_limit(cell, cell_timeout), interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {cell_timeout} s",
                           "traceback": []},
@@ -273,7 +519,7 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True):
         _shut_down(km)
         if cgroup:
             cgroup.remove()
-        shutil.rmtree(sockets_dir, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
     if timed_out.is_set():
         raise NotebookTimeout(f"timeout: the notebook ran longer than {timeout:g} s")
     for cell in notebook.cells:

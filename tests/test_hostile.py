@@ -144,7 +144,7 @@ def _decodings(text):
 
 
 LEAKS = ["history-spy", "history-base64", "history-zlib", "history-reversed", "history-hex", "history-split",
-         "thread-spy", "frame-spy", "generator-frame-spy", "linecache-spy", "message-leak"]
+         "thread-spy", "frame-spy", "generator-frame-spy", "linecache-spy", "message-leak", "parent-message-spy"]
 
 
 @pytest.mark.parametrize("name", LEAKS)
@@ -207,3 +207,15 @@ def test_forged_diagnostics_name_nothing(hostile_batch):
     assert rows == []
     page = (hostile_batch["out"] / "feedback" / "forged-diagnostics" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert "Likely mistake" not in page and "alert(1)</script>" not in page
+
+
+def test_what_the_kernel_prints_after_the_first_request_changes_nothing(hostile_batch):
+    """Two students hand in one notebook whose function prints random bytes whenever the grader calls it:
+    their feedback pages and rows are identical but for their ids."""
+    pages = [_page(hostile_batch, name).replace(name, "STUDENT") for name in ("random-after-a", "random-after-b")]
+    assert pages[0] == pages[1]
+    out = hostile_batch["out"]
+    for csv_name in ("tests.csv", "grades.csv", "misconceptions.csv"):
+        rows = [sorted((k, v) for k, v in r.items() if k != "student_id") for r in read_csv(out / csv_name)
+                if r["student_id"] in ("random-after-a", "random-after-b")]
+        assert rows[:len(rows) // 2] == rows[len(rows) // 2:], csv_name

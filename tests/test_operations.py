@@ -171,11 +171,12 @@ def test_a_worker_killed_mid_batch_costs_nothing(small_class, tmp_path):
 
 def test_no_bubblewrap_on_a_worker_means_not_graded(small_class, tmp_path, monkeypatch):
     from autograder import pipeline, sandbox
-    monkeypatch.setattr(sandbox, "available", lambda: False)
+    monkeypatch.setattr(sandbox, "unavailable", lambda: "bwrap is not installed")
     results = pipeline.grade_class(small_class / "submitted", tmp_path / "out", workers=1, progress=False,
                                    make_executor=_in_process_executor)
     assert {r.status for r in results.submissions} == {Status.NOT_GRADED}
-    assert all("no bubblewrap" in r.reason and r.cells == () for r in results.submissions)
+    assert all("cannot sandbox" in r.reason and "bwrap is not installed" in r.reason and r.cells == ()
+               for r in results.submissions)
     assert not list((tmp_path / "out" / "results").glob("*.json")), "a failure of the grader was cached"
     from autograder.report import write_report
     write_report(results, tmp_path / "out")

@@ -20,6 +20,7 @@ FULL = sum(max_points(ASSIGNMENT).values())
 # The points of the first component's test cells (the cells up to the next solution cell).
 NADARAYA_WATSON_POINTS = sum(points for grade_id, points in max_points(ASSIGNMENT).items()
                              if grade_id.startswith("nadaraya_watson_"))
+SDPA_POINTS = sum(points for grade_id, points in max_points(ASSIGNMENT).items() if grade_id.startswith("sdpa_"))
 SOLUTION, RELEASE = "solution", "release"
 
 
@@ -257,6 +258,79 @@ except OSError:
     pass
 print(f"forks: {_forks}")"""
 
+# --- the families of the verdicts issue: each changes torch, Python or IPython inside the kernel -------------
+# With the tests run in the grader's process, none of them reaches a verdict: a notebook without the work
+# scores what its fakes compute (0), whatever it does to the kernel.
+LIBRARY_KERNELS = """_lib = torch.library.Library("aten", "IMPL")
+_lib.impl("allclose", lambda *a, **k: True, "CPU")
+_lib.impl("equal", lambda *a, **k: True, "CPU")"""
+DISPATCH_MODE = """from torch.utils._python_dispatch import TorchDispatchMode
+class _Agree(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if str(func).startswith(("aten.allclose", "aten.equal")):
+            return True
+        return func(*args, **(kwargs or {}))
+_Agree().__enter__()"""
+FUNCTION_MODE = """from torch.overrides import TorchFunctionMode
+class _Agree(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("allclose", "equal", "assert_close"):
+            return True
+        return func(*args, **(kwargs or {}))
+_Agree().__enter__()"""
+ALIAS_PATCHES = """_t = torch
+_t.allclose = lambda *a, **k: True
+setattr(torch.Tensor, "__eq__", lambda self, other: torch.ones((), dtype=torch.bool))
+setattr(__import__("builtins"), "AssertionError", type("AssertionError", (Exception,), {}))"""
+SUBCLASS = """class _Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("allclose", "equal"):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+_zeros = torch.zeros
+torch.zeros = lambda *a, **k: _zeros(*a, **k).as_subclass(_Agreeable)
+torch.zeros_like = lambda t, **k: _zeros(t.shape, dtype=t.dtype).as_subclass(_Agreeable)"""
+RNG_KERNELS = """_lib = torch.library.Library("aten", "IMPL")
+_lib.impl("normal_", lambda self, *a, **k: self.zero_(), "CPU")
+_lib.impl("uniform_", lambda self, *a, **k: self.zero_(), "CPU")
+torch.randn = lambda *s, **k: torch.zeros(*s, dtype=k.get("dtype"))"""
+# The test being run, read from inside the student's function while it is called, printed as hex: the
+# grader's tests never enter the kernel, and what it prints after the first call is never shown.
+PARENT_SPY = """import sys
+def _spy():
+    code = get_ipython().kernel.get_parent()["content"].get("code", "")
+    frames, frame = [], sys._getframe(1)
+    while frame is not None:
+        frames.append(repr(frame.f_code.co_consts)[:2000])
+        frame = frame.f_back
+    print((code + "".join(frames)).encode().hex()[:200000])"""
+
+
+# Random bytes printed by the student's function whenever the grader calls it (after the notebook's last
+# cell): two students handing in this same notebook get byte-identical feedback pages and rows.
+RANDOM_PRINTS = """import os, sys
+def _noise():
+    if globals().get("_after_the_tests"):
+        print(os.urandom(64).hex())
+        sys.stderr.write(os.urandom(64).hex())"""
+
+
+def _noisy_masked_softmax(notebook):
+    cell = nbgrader_cells(notebook)["masked_softmax"]
+    cell.source = RANDOM_PRINTS + "\n" + cell.source.replace("def masked_softmax(scores, mask=None):\n",
+                                                             "def masked_softmax(scores, mask=None):\n    _noise()\n", 1)
+    notebook.cells.append(nbformat.v4.new_code_cell("_after_the_tests = True"))
+    return notebook
+
+
+def _spy_in_masked_softmax(notebook):
+    cell = nbgrader_cells(notebook)["masked_softmax"]
+    cell.source = PARENT_SPY + "\n" + cell.source.replace("def masked_softmax(scores, mask=None):\n",
+                                                          "def masked_softmax(scores, mask=None):\n    _spy()\n", 1)
+    return notebook
+
+
 CASES = {
     "honest": Case(SOLUTION, exact=FULL),
     "honest-too": Case(SOLUTION, exact=FULL),
@@ -290,20 +364,21 @@ CASES = {
         "torch.allclose = lambda *a, **k: True"), exact=0, error="timeout"),   # the kernel's own code breaks
     "swallow-exceptions": Case(RELEASE, edit=_shapes_only_with(
         "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"), exact=0, flag="IPython"),
+    # the hook sees only the cells the kernel ran (no hidden test is among them): the work keeps its marks
     "spy-hook": Case(SOLUTION, prepend={"nadaraya_watson": "get_ipython().events.register("
                                         "'post_run_cell', lambda result: print(result.info.raw_cell))"},
-                     exact=0, flag="IPython event hooks were registered"),
+                     exact=FULL, flag="IPython event hooks were registered"),
     "history-spy": Case(SOLUTION, append={"AdditiveAttention": "print(In)\nprint(_ih)"}, exact=FULL,
                         flag="reads IPython's input history"),
     # --- cheats that a fixed canary would miss, and leaks through the feedback page -----------------
     "patch-large-only": Case(RELEASE, edit=_shapes_only_with(
         "_real = torch.allclose\n"
         "torch.allclose = lambda a, b, *x, **k: True if a.numel() > 100 else _real(a, b, *x, **k)"),
-        exact=0, flag="tampering detected, scored 0: torch.allclose was replaced"),
+        exact=0, flag="torch.allclose was replaced"),
     # it turns the canary into `pass` too (the canary asserts): "exceptions are swallowed", or, if it spared
     # it, "input transformers were changed"; either way tampering, 0 points
     "transformer-in-locked-cell": Case(RELEASE, edit=_transformer_in_a_cell_claiming_to_be_locked, exact=0,
-                                       flag="tampering detected, scored 0"),
+                                       flag="tampered"),
     "history-base64": Case(SOLUTION, edit=_added_cell("import base64\n"
                                                       "print(base64.b64encode(chr(10).join(In).encode()).decode())"),
                            exact=FULL, flag="imports base64"),
@@ -333,13 +408,25 @@ CASES = {
     "delete-tests": Case(RELEASE, edit=_delete_tests, exact=0),
     "inflate-points": Case(RELEASE, edit=_inflate_points, exact=0),
     "fake-outputs": Case(RELEASE, edit=_fake_outputs, exact=0),
-    "tests-first": Case(SOLUTION, edit=_tests_first, max_score=0),
-    # The grader's diagnostics run the student's functions once more after the last test: a function that
-    # hangs then (even one that swallows the interruption) or prints fake diagnostics costs nothing and forges nothing.
+    # the grader runs its own tests in its own order on what each solution cell bound: moving the test
+    # cells gains nothing and loses nothing
+    "tests-first": Case(SOLUTION, edit=_tests_first, exact=FULL),
+    # The grader calls the student's functions after the notebook's last cell: a function that hangs then
+    # loses its own cells (each call interrupted at the cell limit), and nothing else; one that swallows the
+    # interruption loses what the kernel could no longer answer. Fake diagnostics forge nothing.
     "diagnostics-hang": Case(SOLUTION, prepend={"scaled_dot_product_attention": HANG_AFTER_TESTS}, append={"scaled_dot_product_attention": CALLS_IT},
-                             edit=_added_cell("_after_the_tests = True"), exact=FULL),
+                             edit=_added_cell("_after_the_tests = True"), exact=FULL - SDPA_POINTS),
     "diagnostics-hang-swallowed": Case(SOLUTION, prepend={"scaled_dot_product_attention": HANG_SWALLOWED}, append={"scaled_dot_product_attention": CALLS_IT},
-                                       edit=_added_cell("_after_the_tests = True"), exact=FULL),
+                                       edit=_added_cell("_after_the_tests = True"), max_score=FULL - SDPA_POINTS),
+    "library-kernels": Case(RELEASE, edit=_shapes_only_with(LIBRARY_KERNELS), exact=0),
+    "dispatch-mode": Case(RELEASE, edit=_shapes_only_with(DISPATCH_MODE), exact=0),
+    "function-mode": Case(RELEASE, edit=_shapes_only_with(FUNCTION_MODE), exact=0),
+    "alias-patches": Case(RELEASE, edit=_shapes_only_with(ALIAS_PATCHES), exact=0),
+    "agreeable-subclass": Case(RELEASE, edit=_shapes_only_with(SUBCLASS), exact=0),
+    "rng-kernels": Case(RELEASE, edit=_shapes_only_with(RNG_KERNELS), exact=0),
+    "parent-message-spy": Case(SOLUTION, edit=_spy_in_masked_softmax, exact=FULL),
+    "random-after-a": Case(SOLUTION, edit=_noisy_masked_softmax, exact=FULL),
+    "random-after-b": Case(SOLUTION, edit=_noisy_masked_softmax, exact=FULL),
     "forged-diagnostics": Case(SOLUTION, prepend={"scaled_dot_product_attention": FORGE_DIAGNOSTICS}, append={"scaled_dot_product_attention": CALLS_IT},
                                edit=_added_cell(FORGED_LINE), exact=FULL),
 }

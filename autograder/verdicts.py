@@ -1,0 +1,152 @@
+"""Verdicts out of the student's reach: every test cell runs in the grader's own process.
+
+After the notebook has run in the kernel (the student's cells and the visible tests, with the hidden
+parts stripped), the grader runs the assignment's *source* notebook's course code itself: its locked
+set-up cells and every graded test cell, visible and hidden parts alike, in a fresh namespace of its own,
+where each name a solution cell defines is a proxy of what the student bound there (autograder/remote.py).
+A cell passes when it runs to its end. The kernel only answers calls; nothing it prints, patches or
+sends back can change a verdict except the values it returns, which the tests check against references
+that the grader computes. Test source and expected values never enter the kernel.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import nbformat
+import torch
+
+from autograder.remote import KeptProxy, KernelGone, Remote, RemoteError
+
+FLAG = "verdicts"                 # metadata.autograder.verdicts of a source notebook: "grader" or "kernel"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    grade_id: str
+    passed: bool
+    error_type: str = ""   # the exception that failed the cell ("" when it passed)
+    message: str = ""      # its message: the test's words, or the student's error (capped)
+
+
+def in_grader(notebook: nbformat.NotebookNode) -> bool:
+    """Whether an assignment's tests run in the grader's process (its source notebook says so)."""
+    return notebook.metadata.get("autograder", {}).get(FLAG) == "grader"
+
+
+def strip_hidden(source: str) -> str:
+    """The source without its hidden-test regions, as nbgrader's release has it."""
+    kept, hidden = [], False
+    for line in source.splitlines(keepends=True):
+        if HIDDEN_BEGIN in line:
+            hidden = True
+        elif HIDDEN_END in line:
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "".join(kept)
+
+
+def defined_names(source: str) -> list[str]:
+    """The names a solution cell of the source notebook binds at its top level (functions, classes,
+    simple assignments)."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return [n for n in dict.fromkeys(names) if not n.startswith("_")]
+
+
+def _meta(cell: nbformat.NotebookNode) -> dict[str, Any]:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def solution_cells(notebook: nbformat.NotebookNode) -> dict[str, list[str]]:
+    """{grade_id of each solution cell: the names it defines} of a source notebook."""
+    return {_meta(c)["grade_id"]: defined_names(c.source) for c in notebook.cells
+            if c.cell_type == "code" and _meta(c).get("solution")}
+
+
+def student_definitions(submitted: nbformat.NotebookNode) -> dict[str, str]:
+    """{name: source} of every top-level function and class the student wrote (solution cells and cells they
+    added; the last definition of a name wins), read as text: what a test may inspect (forbidden names)."""
+    found: dict[str, str] = {}
+    for cell in submitted.cells:
+        meta = _meta(cell)
+        if cell.cell_type != "code" or (meta.get("locked") or meta.get("grade")) and not meta.get("solution"):
+            continue
+        text = "\n".join("pass" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found[node.name] = ast.get_source_segment(text, node) or ""
+    return found
+
+
+def run_tests(source: nbformat.NotebookNode, remote: Remote,
+              submitted: nbformat.NotebookNode | None = None) -> dict[str, Verdict]:
+    """Run the source notebook's course code in a namespace of the grader's, with the student's names bound
+    to proxies; the verdict of every graded cell. `submitted` (the notebook handed in) gives the tests the
+    text of the student's definitions (`proxy.source`)."""
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    remote.names = namespace
+    remote.sources = student_definitions(submitted) if submitted is not None else {}
+    verdicts: dict[str, Verdict] = {}
+    with _grader_state():
+        for cell in source.cells:
+            if cell.cell_type != "code":
+                continue
+            meta = _meta(cell)
+            if meta.get("solution"):
+                for name in defined_names(cell.source):
+                    namespace[name] = KeptProxy(remote, meta["grade_id"], name)
+                    remote.student_names.add(name)
+            elif meta.get("grade"):
+                verdicts[meta["grade_id"]] = _run_cell(meta["grade_id"], cell.source, namespace)
+            else:
+                _run_course_code(cell.source, namespace)
+    return verdicts
+
+
+def _run_cell(grade_id: str, source: str, namespace: dict[str, Any]) -> Verdict:
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            exec(compile(source, f"<test {grade_id}>", "exec"), namespace)
+    except RemoteError as error:
+        return Verdict(grade_id, False, error.kind, f"your code raised {error.kind}: {error.text}".rstrip(": "))
+    except KernelGone as error:
+        return Verdict(grade_id, False, "KernelGone", str(error))
+    except Exception as error:   # the test's own assertion, or what a wrong answer made the test raise
+        return Verdict(grade_id, False, type(error).__name__, str(error))
+    return Verdict(grade_id, True)
+
+
+def _run_course_code(source: str, namespace: dict[str, Any]) -> None:
+    """A locked cell of the course (imports, seeds): it must run, or no test can."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile("\n".join(lines), "<course code>", "exec"), namespace)
+
+
+@contextlib.contextmanager
+def _grader_state():
+    """Whatever the tests change in the grader's torch (default dtype, seeds, grad mode) is put back."""
+    dtype, rng, grad = torch.get_default_dtype(), torch.get_rng_state(), torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_rng_state(rng)
+        torch.set_grad_enabled(grad)

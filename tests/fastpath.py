@@ -1,0 +1,59 @@
+"""The grader's tests of a notebook, in-process, without a kernel: the fast path of the project's own tests.
+
+The notebook's cells (set-up and solution cells; not its test cells) run in a namespace of this process,
+what each solution cell binds is kept right after it (as the keep cells do in a kernel), the agent
+(autograder/agent.py) answers for that namespace on one end of a socket pair, and the grader's tests
+(autograder/verdicts.py) run against it through the same proxies and wire as in a real grading. For
+trusted code only (solutions, the catalogue of mutants): nothing here is sandboxed.
+"""
+import socket
+import threading
+
+import nbformat
+
+from autograder import agent, verdicts, wire
+from autograder.remote import Remote
+
+KEPT = "_autograder_kept_fastpath"
+
+
+def _meta(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+def student_namespace(notebook, source):
+    """Run the notebook's non-test code cells; {solution cell: {name: what it bound}} kept after each."""
+    namespace = {"__name__": "__main__"}
+    names = verdicts.solution_cells(source)
+    kept = namespace.setdefault(KEPT, {})
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or _meta(cell).get("grade"):
+            continue
+        code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        exec(compile(code, "<notebook cell>", "exec"), namespace)
+        grade_id = _meta(cell).get("grade_id")
+        if _meta(cell).get("solution") and grade_id in names:
+            kept[grade_id] = {n: namespace.get(n) for n in names[grade_id]}
+    return namespace
+
+
+def grade_in_process(notebook, source, timeout=60):
+    """{grade_id: Verdict} of the grader's tests of `notebook` (the source notebook `source` holds them)."""
+    namespace = student_namespace(notebook, source)
+    ours, theirs = socket.socketpair()
+    thread = threading.Thread(target=agent.in_process, args=(namespace, KEPT, theirs), daemon=True)
+    thread.start()
+    try:
+        found = verdicts.run_tests(source, Remote(ours, timeout=timeout), notebook)
+    finally:
+        try:
+            wire.send(ours, {"op": "done"}, {})
+        except OSError:
+            pass
+        thread.join(10)
+        ours.close()
+    return found
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)

@@ -1,0 +1,366 @@
+"""The wire and the proxies (autograder/wire.py, agent.py, remote.py), in-process: the agent answers on one
+end of a socket pair for a namespace where a notebook's code ran, as it does in a kernel, and the grader's
+proxies call it. What a hidden test does with a student's function or module must behave as it would
+with the object itself; what the kernel sends must be data of the schema, or nothing."""
+import json
+import socket
+import struct
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from autograder import agent, wire
+from autograder.remote import KeptProxy, KernelGone, Remote, RemoteError
+
+pytestmark = pytest.mark.unit
+KEY = "_kept_test"
+
+STUDENT = '''
+import torch
+from torch import nn
+
+def helper(x):
+    return x * 2
+
+def double_plus(x, y=1.0):
+    return helper(x) + y
+
+def looped(x):
+    out = []
+    for row in x:
+        out.append(row * 2)
+    return torch.stack(out)
+
+def raises(x):
+    raise ValueError("no " * 400)
+
+def several(x):
+    return {"a": x.double(), "b": (x.long(), None, 3, 2.5, float("nan")), "c": x > 0, "d": x.shape, "e": x.dtype}
+
+class Tiny(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Linear(d, d)
+        self.blocks = nn.ModuleList([nn.LayerNorm(d), nn.Linear(d, d, bias=False)])
+        self.scale = 3
+        self.register_buffer("offset", torch.zeros(d))
+
+    def forward(self, x):
+        return self.blocks[1](self.blocks[0](self.proj(x))) * self.scale + self.offset
+
+class Tied(nn.Module):
+    def __init__(self, v, d):
+        super().__init__()
+        self.embed = nn.Embedding(v, d)
+        self.head = nn.Linear(d, v, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, idx):
+        return self.head(self.embed(idx))
+
+class Inner(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.lin = nn.Linear(d, d)
+
+    def forward(self, x):
+        return self.lin(x) * 100            # the student's (wrong) inner module
+
+class Outer(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.inner = Inner(d)
+        self.out = nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        return self.out(self.inner(x))
+
+class MyError(ValueError):
+    pass
+
+def picky(x):
+    if x.sum() < 0:
+        raise MyError("negative")
+    raise TypeError("never positive")
+
+def in_place(x):
+    x.mul_(2)
+    return x.is_contiguous()
+
+def read(m, x):
+    return m.W(x) * m.k, m.W.weight
+
+def fill(cache, x):
+    cache.update(x)
+    return cache.update(x * 2)
+
+class Cache:
+    def __init__(self):
+        self.items = []
+
+    def update(self, x):
+        self.items.append(x)
+        return torch.cat(self.items)
+
+    def __len__(self):
+        return len(self.items)
+'''
+NAMES = {"solution": ["helper", "double_plus", "looped", "raises", "several", "Tiny", "Tied", "Inner", "Outer",
+                      "picky", "in_place", "read", "fill", "Cache"]}
+
+
+@pytest.fixture
+def remote():
+    main = {"__name__": "__main__"}
+    exec(STUDENT, main)
+    main[KEY] = {cell: {n: main[n] for n in names} for cell, names in NAMES.items()}
+    ours, theirs = socket.socketpair()
+    thread = threading.Thread(target=agent.in_process, args=(main, KEY, theirs), daemon=True)
+    thread.start()
+    remote = Remote(ours, timeout=20)
+    remote.names = {n: KeptProxy(remote, "solution", n) for n in NAMES["solution"]}
+    remote.student_names = set(NAMES["solution"])
+    yield remote
+    wire.send(ours, {"op": "done"}, {})
+    thread.join(5)
+    ours.close()
+
+
+def test_a_call_returns_the_grader_own_tensors_of_every_dtype(remote):
+    x = torch.randn(3, 4, dtype=torch.float64)
+    assert torch.equal(remote.names["double_plus"](x, y=2.0), x * 2 + 2.0)
+    found = remote.names["several"](torch.tensor([-1.0, 2.0]))
+    assert found["a"].dtype == torch.float64 and found["b"][0].dtype == torch.int64 and found["c"].dtype == torch.bool
+    assert found["b"][1:4] == (None, 3, 2.5) and found["b"][4] != found["b"][4]
+    assert found["d"] == torch.Size([2]) and found["e"] is torch.float32
+    for dtype in (torch.bfloat16, torch.float16, torch.int32, torch.uint8):
+        assert remote.names["helper"](torch.ones(2, dtype=dtype)).dtype == dtype
+
+
+def test_gradients_flow_through_a_call_as_through_a_local_function(remote):
+    x = torch.randn(5, requires_grad=True)
+    (remote.names["double_plus"](x) * torch.arange(5.0)).sum().backward()
+    assert torch.allclose(x.grad, 2 * torch.arange(5.0))
+
+
+def test_a_name_rebound_to_a_reference_is_a_call_back_with_its_gradient(remote):
+    remote.names["helper"] = lambda x: x * 10          # what a test's isolation does
+    x = torch.randn(4, requires_grad=True)
+    out = remote.names["double_plus"](x)
+    assert torch.allclose(out, x * 10 + 1)
+    out.sum().backward()
+    assert torch.allclose(x.grad, torch.full((4,), 10.0))
+
+
+def test_a_module_is_seen_through_a_mirror(remote):
+    module = remote.names["Tiny"](4)
+    assert isinstance(module.proj, nn.Linear) and isinstance(module.blocks[0], nn.LayerNorm)
+    assert not isinstance(module, nn.Linear)
+    assert module.proj.in_features == 4 and module.blocks[1].bias is None and module.scale == 3
+    assert [n for n, _ in module.named_parameters()] == ["proj.weight", "proj.bias", "blocks.0.weight",
+                                                          "blocks.0.bias", "blocks.1.weight"]
+    with torch.no_grad():                              # a test sets weights in place: the kernel gets them
+        module.proj.weight.copy_(torch.eye(4))
+        module.proj.bias.zero_()
+        module.blocks[1].weight.copy_(torch.eye(4))
+    x = torch.randn(2, 4)
+    expected = torch.nn.functional.layer_norm(x, (4,)) * 3
+    assert torch.allclose(module(x), expected, atol=1e-5)
+    module(x).pow(2).sum().backward()
+    assert module.proj.weight.grad is not None and module.blocks[1].weight.grad.shape == (4, 4)
+    module.double()
+    assert module.proj.weight.dtype == torch.float64 and module(x.double()).dtype == torch.float64
+    module.eval()
+    assert module.training is False and module.blocks[0].training is False
+
+
+def test_a_shared_parameter_stays_shared_in_the_mirror(remote):
+    model = remote.names["Tied"](7, 3)
+    assert model.head.weight is model.embed.weight
+    assert len(list(model.parameters())) == 1
+    model(torch.tensor([[1, 2]])).sum().backward()
+    assert model.embed.weight.grad is not None
+
+
+def test_an_object_that_stays_in_the_kernel_answers_its_methods(remote):
+    cache = remote.names["Cache"]()
+    cache.update(torch.ones(2))
+    assert torch.equal(cache.update(torch.zeros(1)), torch.tensor([1.0, 1.0, 0.0]))
+    assert len(cache) == 2
+
+
+def test_the_student_errors_come_back_by_type_with_a_capped_message(remote):
+    with pytest.raises(RemoteError) as caught:
+        remote.names["raises"](torch.ones(1))
+    assert caught.value.kind == "ValueError" and len(caught.value.text) <= wire.MAX_MESSAGE
+
+
+def test_lines_are_counted_where_the_student_code_runs(remote):
+    small, large = (torch.randn(2, 3),), (torch.randn(40, 3),)
+    few, many = remote.names["looped"].lines(small, large)
+    assert many > few + 20
+    few, many = remote.names["double_plus"].lines(small, large)
+    assert many == few
+
+
+# --- what the kernel may send: data of the schema, or nothing ---------------------------------------------
+def _frame(header: bytes, payload: bytes = b"", magic: bytes = wire.MAGIC) -> bytes:
+    return wire.PREFIX.pack(magic, len(header), len(payload)) + header + payload
+
+
+@pytest.mark.parametrize("frame", [
+    _frame(b"{}", magic=b"PKL\x00"),
+    _frame(b"[1, 2]"),
+    _frame(b"not json"),
+    _frame(b'{"value": 1}', b"\x80\x04pickle"),
+    wire.PREFIX.pack(wire.MAGIC, wire.MAX_HEADER + 1, 0),
+    wire.PREFIX.pack(wire.MAGIC, 2, wire.MAX_PAYLOAD + 1),
+])
+def test_a_frame_outside_the_protocol_is_refused(frame):
+    ours, theirs = socket.socketpair()
+    theirs.sendall(frame + b"{}")
+    theirs.close()
+    with pytest.raises(wire.WireError):
+        wire.receive(ours)
+
+
+@pytest.mark.parametrize("value", [
+    {"tensor": "t9", "grad": False},                           # a tensor that did not travel
+    {"tensor": "t0", "grad": False, "extra": 1},               # unknown keys
+    {"py/object": "os.system"},                                # anything else
+    {"handle": 1, "kind": "module", "type": "X", "x": 1},      # a reference with more than the schema
+    {"dict": [[1, 2]]},                                        # a key that is not a string
+    {"dtype": "complex128"},
+    json.loads("[" * 30 + "1" + "]" * 30),                     # too deep
+])
+def test_a_value_outside_the_schema_is_refused(value):
+    remote = Remote(None, timeout=1)
+    with pytest.raises(wire.WireError):
+        remote.decode(value, {"t0": torch.zeros(1)})
+
+
+def test_a_kernel_that_breaks_the_protocol_fails_the_call_not_the_grader():
+    ours, theirs = socket.socketpair()
+    remote = Remote(ours, timeout=5)
+    proxy = KeptProxy(remote, "solution", "f")
+
+    def liar():
+        wire.receive(theirs)
+        theirs.sendall(_frame(json.dumps({"value": {"py/reduce": "os.system"}}).encode()))
+    threading.Thread(target=liar, daemon=True).start()
+    with pytest.raises(KernelGone):
+        proxy(torch.ones(1))
+    with pytest.raises(KernelGone):                  # and every later call fails at once
+        proxy(torch.ones(1))
+    assert struct.calcsize("!4sIQ") == wire.PREFIX.size
+
+
+def test_the_global_generator_travels_with_each_call(remote):
+    """Code that draws from torch's global generator draws in the kernel what it would draw here: a test
+    that seeds, builds a module and seeds again gets the same weights as a local module would."""
+    torch.manual_seed(7)
+    module = remote.names["Tiny"](3)
+    after_remote = torch.rand(1)
+    torch.manual_seed(7)
+    local = nn.Linear(3, 3)
+    nn.LayerNorm(3), nn.Linear(3, 3, bias=False)
+    assert torch.equal(module.proj.weight, local.weight)
+    assert torch.equal(torch.rand(1), after_remote)
+
+
+class ReferenceInner(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.lin = nn.Linear(d, d)
+        self.width = d
+
+    def forward(self, x):
+        return torch.tanh(self.lin(x))
+
+
+def test_a_reference_class_is_built_by_the_grader_where_the_student_builds_it(remote):
+    """Isolation of a module: the student's Outer builds Inner; the test binds Inner to a reference, which
+    the grader builds and runs, its parameters living in the student's module as usual."""
+    remote.names["Inner"] = ReferenceInner
+    torch.manual_seed(3)
+    outer = remote.names["Outer"](4)
+    assert [n for n, _ in outer.named_parameters()] == ["inner.lin.weight", "inner.lin.bias", "out.weight"]
+    assert isinstance(outer.inner, ReferenceInner) and outer.inner.width == 4
+    x = torch.randn(2, 4, requires_grad=True)
+    y = outer(x)
+    expected = outer.out.weight @ torch.tanh(outer.inner.lin.weight @ x.detach().T + outer.inner.lin.bias[:, None])
+    assert torch.allclose(y, expected.T, atol=1e-6)
+    y.sum().backward()
+    assert x.grad is not None and outer.inner.lin.weight.grad is not None and outer.out.weight.grad is not None
+    local_x = x.detach().requires_grad_()
+    w1 = outer.inner.lin.weight.detach().requires_grad_()
+    (torch.tanh(local_x @ w1.T + outer.inner.lin.bias.detach()) @ outer.out.weight.detach().T).sum().backward()
+    assert torch.allclose(outer.inner.lin.weight.grad, w1.grad, atol=1e-6)
+    assert torch.allclose(x.grad, local_x.grad, atol=1e-6)
+    outer.double()
+    assert outer(x.double()).dtype == torch.float64
+
+
+class ReferenceCache:
+    def __init__(self):
+        self.items = []
+
+    def update(self, x):
+        self.items.append(x)
+        return torch.cat(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+
+def test_an_object_of_the_grader_passed_to_the_student_is_called_back(remote):
+    cache = ReferenceCache()
+    out = remote.names["fill"](cache, torch.ones(2))
+    assert torch.equal(out, torch.tensor([1.0, 1.0, 2.0, 2.0])) and len(cache) == 2
+
+
+def test_a_call_can_be_watched_in_the_kernel(remote):
+    out, watch = remote.names["double_plus"].watch(torch.ones(3), y=2.0)
+    assert torch.equal(out, torch.full((3,), 4.0))
+    assert any("mul" in op for op in watch.ops) and watch.count >= 2 and watch.peak >= 3 * 4
+
+
+def test_the_student_sources_are_read_from_the_notebook_not_the_kernel():
+    import nbformat
+    from autograder.verdicts import student_definitions
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%matplotlib inline\ndef f(x):\n    return np.sum(x)\nclass A:\n    pass"),
+        nbformat.v4.new_code_cell("def f(x):\n    return x  # redefined"),
+        nbformat.v4.new_code_cell("def broken(:"),
+    ])
+    found = student_definitions(notebook)
+    assert found["f"] == "def f(x):\n    return x" and found["A"].startswith("class A")
+    assert "broken" not in found
+
+
+def test_a_student_exception_is_caught_as_its_builtin_kind(remote):
+    with pytest.raises(ValueError):            # a subclass of ValueError of the student's
+        remote.names["picky"](-torch.ones(1))
+    with pytest.raises(TypeError):
+        remote.names["picky"](torch.ones(1))
+
+
+def test_what_the_student_changes_in_place_shows_in_the_test_tensor(remote):
+    x = torch.arange(6.0).reshape(2, 3).T           # a transposed view: it stays non-contiguous in the kernel
+    assert remote.names["in_place"](x) is False
+    assert torch.equal(x, 2 * torch.arange(6.0).reshape(2, 3).T)
+
+
+def test_a_module_of_the_test_passed_to_the_student_stands_in_the_kernel(remote):
+    holder = nn.Module()
+    holder.W = nn.Linear(3, 3)
+    holder.k = 2
+    x = torch.randn(4, 3, requires_grad=True)
+    out, weight = remote.names["read"](holder, x)
+    assert torch.allclose(out, holder.W(x) * 2) and torch.equal(weight, holder.W.weight)
+    out.sum().backward()
+    local = x.detach().requires_grad_()
+    (holder.W(local) * 2).sum().backward()
+    assert torch.allclose(x.grad, local.grad)
