@@ -299,11 +299,6 @@ def read_notebook(path, expected: FileId | None = None, folder_fd: int | None = 
     return (None, reason) if data is None else parse_notebook(data)
 
 
-def check_notebook(path) -> str | None:
-    """None if `path` is a readable Jupyter notebook, else why not."""
-    return read_notebook(path)[1]
-
-
 # --- choosing the notebook of an assignment folder ----------------------------------------------------
 def _work_in(notebook):
     """How much of the assignment a notebook holds: (stubs filled in, characters of code)."""
