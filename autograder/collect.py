@@ -3,49 +3,221 @@
 Returns the submissions to grade and, for every one that cannot be graded, a reason a person
 understands (it goes to errors.csv and scores 0). Nothing here runs student code, and nothing a
 file holds can raise out of here: reading, decoding, parsing and validating are all bounded.
+
+Inputs are files, not links. Archives keep symbolic links (unzip, tar), so a "notebook" can be a link to
+the instructor's solutions, and a hard link can give a file outside SUBMISSIONS a name inside it. The tree
+is walked one folder at a time, each folder and file opened relative to its parent with O_NOFOLLOW and
+compared (device, inode) with what was listed: a symbolic link at any level (student folder, assignment
+folder, notebook) is refused, never followed, and a notebook with several names is graded only when every
+one of them lies inside SUBMISSIONS. A notebook is read from the descriptor that was checked; a later read
+(the grading worker's) checks that it opened that same file (model.FileId).
+
+What archivers and editors leave behind (__MACOSX, AppleDouble `._*` files, .ipynb_checkpoints, Jupyter's
+`.~*` temporary files) is never a student, an assignment or a notebook. A student folder whose name starts
+with a dot is a student like any other when it holds an assignment folder, and a line of errors.csv
+otherwise: no folder vanishes from the outputs.
 """
 import codecs
+import errno
 import json
+import os
+import re
+import stat
+from collections import Counter
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import nbformat
+from nbformat.v4.rwbase import rejoin_lines
 
-IGNORED_DIRS = {".ipynb_checkpoints", "__pycache__"}
+from autograder.model import FileId
+
+LITTER = {"__MACOSX", ".ipynb_checkpoints", "__pycache__", ".DS_Store", ".Trashes", ".Spotlight-V100", ".fseventsd"}
+APPLE_DOUBLE = "._"   # macOS's resource-fork files in zips: ._01_attention.ipynb
 MAX_NOTEBOOK_BYTES = 50 * 2**20   # a notebook with its outputs; more is not a submission
+MAX_DEPTH = 64        # folders below SUBMISSIONS searched for the other names of a hard-linked file
 BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]
+FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC   # NONBLOCK: a FIFO cannot hang us
+NOT_FOLLOWED = "a link is never followed: hand in the files themselves"
+
+
+class Cause(Enum):
+    """Why a folder of SUBMISSIONS gives no notebook to grade."""
+    NO_SUBMISSION = "no submission"
+    UNKNOWN_ASSIGNMENT = "unknown assignment"
+    NOT_A_STUDENT = "a hidden folder without assignments"
+    NO_NOTEBOOK = "no notebook"
+    UNREADABLE = "not a readable notebook"
+    LINK = "a symbolic or hard link"
+    NOT_A_FILE = "not a regular file"
 
 
 @dataclass(frozen=True)
 class Submission:
     student_id: str
     assignment: str
-    notebook: Path         # the .ipynb to grade
-    flags: tuple = ()      # e.g. which of several notebooks was picked, and why
+    notebook: Path                 # the .ipynb to grade
+    flags: tuple = ()              # e.g. which of several notebooks was picked, and why
+    file_id: FileId | None = None  # the file that was checked
 
 
 @dataclass(frozen=True)
 class Problem:
     student_id: str
     assignment: str
-    reason: str
+    cause: Cause
+    reason: str                    # for a person, in errors.csv
 
 
-def _visible_dirs(folder, skip=()):
-    return sorted(p for p in folder.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and p.name not in IGNORED_DIRS
-                  and p.resolve() not in skip)
+@dataclass(frozen=True)
+class Choice:
+    """The notebook to grade in one assignment folder, or why there is none."""
+    notebook: Path | None
+    file_id: FileId | None = None
+    flags: tuple = ()
+    cause: Cause | None = None
+    reason: str = ""
 
 
-def read_notebook(path):
-    """(NotebookNode, None) for a readable Jupyter notebook, else (None, why not)."""
+class Kind(Enum):
+    FOLDER = "folder"
+    FILE = "file"
+    SYMLINK = "symbolic link"
+    SPECIAL = "special file"       # a FIFO, socket or device
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A name in a folder, as lstat saw it (a link is not followed)."""
+    name: str
+    kind: Kind
+    file_id: FileId
+    names: int                     # how many names (hard links) the file has
+    mtime: float
+
+
+def is_litter(name: str) -> bool:
+    """Whether a name is what an archiver or editor leaves behind, never a submission."""
+    return name in LITTER or name.startswith(APPLE_DOUBLE) or name.startswith(".~")
+
+
+def _kind(mode: int) -> Kind:
+    if stat.S_ISLNK(mode):
+        return Kind.SYMLINK
+    if stat.S_ISDIR(mode):
+        return Kind.FOLDER
+    return Kind.FILE if stat.S_ISREG(mode) else Kind.SPECIAL
+
+
+def _entries(folder_fd: int) -> list[Entry]:
+    """The entries of an open folder, sorted by name; none if it cannot be listed."""
     try:
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        names = sorted(os.listdir(folder_fd))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        try:
+            info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+        except OSError:
+            continue   # gone since it was listed
+        found.append(Entry(name, _kind(info.st_mode), FileId(info.st_dev, info.st_ino), info.st_nlink, info.st_mtime))
+    return found
+
+
+def _open_folder(parent_fd: int, entry: Entry) -> int:
+    """A descriptor of the folder `entry` of `parent_fd`: never through a link, and only if it is the folder
+    that was listed (OSError otherwise)."""
+    fd = os.open(entry.name, FOLDER_FLAGS, dir_fd=parent_fd)
+    info = os.fstat(fd)
+    if FileId(info.st_dev, info.st_ino) != entry.file_id:
+        os.close(fd)
+        raise OSError(errno.ESTALE, "the folder changed while it was being read")
+    return fd
+
+
+def _count_names(root_fd: int) -> Counter:
+    """{FileId: how many names it has} of the regular files below `root_fd`, links not followed."""
+    counts = Counter()
+
+    def visit(fd: int, depth: int) -> None:
+        for entry in _entries(fd):
+            if entry.kind is Kind.FILE:
+                counts[entry.file_id] += 1
+            elif entry.kind is Kind.FOLDER and depth < MAX_DEPTH:
+                try:
+                    sub = _open_folder(fd, entry)
+                except OSError:
+                    continue
+                try:
+                    visit(sub, depth + 1)
+                finally:
+                    os.close(sub)
+    visit(root_fd, 0)
+    return counts
+
+
+class Census:
+    """How many names of a file lie inside SUBMISSIONS; the tree is counted once, the first time a file
+    with several names (a hard link) is met."""
+
+    def __init__(self, root_fd: int):
+        self.root_fd = root_fd
+        self.counts: Counter | None = None
+
+    def names_inside(self, file_id: FileId) -> int:
+        if self.counts is None:
+            self.counts = _count_names(self.root_fd)
+        return self.counts[file_id]
+
+
+# --- reading one file ---------------------------------------------------------------------------------
+def read_file(path, expected: FileId | None = None, folder_fd: int | None = None) -> tuple[bytes | None, str | None]:
+    """(the bytes of a regular file, None), or (None, why not). The file is opened without following a
+    symbolic link and, when `expected` is given, read only if it is that very file."""
+    try:
+        fd = os.open(path, FILE_FLAGS, dir_fd=folder_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return None, f"refused: the notebook is a symbolic link ({NOT_FOLLOWED})"
+        return None, f"the file cannot be read ({error.strerror})"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not a notebook: not a regular file (a folder, pipe, socket or device)"
+        if expected is not None and FileId(info.st_dev, info.st_ino) != expected:
+            return None, "the notebook changed after the submissions were collected"
+        if info.st_size > MAX_NOTEBOOK_BYTES:
             return None, f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
-        data = path.read_bytes()
+        data = _read_at_most(fd, MAX_NOTEBOOK_BYTES + 1)
     except OSError as error:
         return None, f"the file cannot be read ({error.strerror})"
+    finally:
+        os.close(fd)
+    if len(data) > MAX_NOTEBOOK_BYTES:   # it grew while being read
+        return None, f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
+    return data, None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = os.read(fd, min(1 << 20, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+# --- parsing one notebook -----------------------------------------------------------------------------
+def parse_notebook(data: bytes):
+    """(NotebookNode, None) for the bytes of a Jupyter notebook, else (None, why not). What nbformat
+    requires and an honest editor leaves out is filled in first (`_complete`); sources are joined into
+    strings."""
     encoding = next((name for bom, name in BOMS if data.startswith(bom)), "utf-8")
     try:
         text = data.decode(encoding)
@@ -65,6 +237,7 @@ def read_notebook(path):
         return None, "not a valid notebook: it has no cells"
     if content.get("nbformat") != 4:
         return None, f"not a valid notebook: nbformat {content.get('nbformat')!r}, this course uses 4"
+    _complete(content)
     try:
         notebook = nbformat.from_dict(content)
         nbformat.validate(notebook)
@@ -73,70 +246,224 @@ def read_notebook(path):
     except Exception as error:  # nbformat's validation errors have many types
         first_line = (str(error).strip().splitlines() or [""])[0][:200]
         return None, f"not a valid notebook: {type(error).__name__}: {first_line}"
-    return notebook, None
+    return rejoin_lines(notebook), None
 
 
-def check_notebook(path):
-    """None if `path` is a readable Jupyter notebook, else why not."""
-    return read_notebook(path)[1]
+def _complete(content: dict) -> None:
+    """Fill in, in place, the fields nbformat requires that some editors leave out: metadata (of the
+    notebook, of a cell, of an output), a code cell's outputs and execution_count, an execute_result's
+    execution_count; version 4.5 when cells carry ids, and then an id for every cell. A field that is there
+    with a wrong type is left for validation to report."""
+    content.setdefault("metadata", {})
+    cells = [cell for cell in content["cells"] if isinstance(cell, dict)]
+    for cell in cells:
+        cell.setdefault("metadata", {})
+        cell.setdefault("source", "")
+        if cell.get("cell_type") == "code":
+            cell.setdefault("execution_count", None)
+            outputs = cell.setdefault("outputs", [])
+            for output in outputs if isinstance(outputs, list) else []:
+                if isinstance(output, dict) and output.get("output_type") in ("display_data", "execute_result"):
+                    output.setdefault("metadata", {})
+                if isinstance(output, dict) and output.get("output_type") == "execute_result":
+                    output.setdefault("execution_count", None)
+    minor = content.get("nbformat_minor")
+    minor = minor if isinstance(minor, int) and not isinstance(minor, bool) else 4
+    if any("id" in cell for cell in cells):
+        minor = max(minor, 5)   # ids exist only from 4.5 on: a 4.4 file with ids is invalid otherwise
+    content["nbformat_minor"] = minor
+    if minor >= 5:
+        give_cell_ids(cells)
 
 
+CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+def give_cell_ids(cells) -> None:
+    """Give every cell a valid id of its own (nbformat 4.5): a missing, malformed or repeated id is replaced."""
+    seen = set()
+    for i, cell in enumerate(cells):
+        cell_id = cell.get("id")
+        if not isinstance(cell_id, str) or not CELL_ID.fullmatch(cell_id) or cell_id in seen:
+            cell_id = f"cell-{i}"
+        while cell_id in seen:
+            cell_id += "-"
+        cell["id"] = cell_id
+        seen.add(cell_id)
+
+
+def read_notebook(path, expected: FileId | None = None, folder_fd: int | None = None):
+    """(NotebookNode, None) for a readable Jupyter notebook, else (None, why not). A symbolic link is
+    refused, never followed; with `expected`, only that very file is read."""
+    data, reason = read_file(path, expected, folder_fd)
+    return (None, reason) if data is None else parse_notebook(data)
+
+
+# --- choosing the notebook of an assignment folder ----------------------------------------------------
 def _work_in(notebook):
     """How much of the assignment a notebook holds: (stubs filled in, characters of code)."""
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
     return (-sum("raise NotImplementedError" in source for source in code), sum(len(source) for source in code))
 
 
-def find_notebook(folder, assignment):
-    """(notebook, flags, None) for the notebook to grade in a student's folder, or (None, (), reason).
+def _is_candidate(entry: Entry) -> bool:
+    return entry.name.endswith(".ipynb") and not entry.name.startswith(".") and entry.kind is not Kind.FOLDER
+
+
+def _names(entries) -> str:
+    return ", ".join(entry.name for entry in entries)
+
+
+def _refusal(entries: list[Entry], census: Census) -> tuple[Cause | None, str]:
+    """Why a folder's notebooks are refused ((None, "") when they are not): a symbolic link, a special file,
+    a hard link with a name outside SUBMISSIONS."""
+    links = [e for e in entries if e.kind is Kind.SYMLINK]
+    if links:
+        return Cause.LINK, f"refused: {_names(links)}: a symbolic link ({NOT_FOLLOWED})"
+    special = [e for e in entries if e.kind is Kind.SPECIAL]
+    if special:
+        return Cause.NOT_A_FILE, f"refused: {_names(special)}: not a regular file (a pipe, socket or device)"
+    for entry in entries:
+        inside = census.names_inside(entry.file_id) if entry.names > 1 else 1
+        if inside < entry.names:
+            return Cause.LINK, (f"refused: {entry.name} is a hard link to a file outside SUBMISSIONS (it has "
+                                f"{entry.names} names, {inside} of them inside): hand in a copy of the notebook")
+    return None, ""
+
+
+def _choose(folder_fd: int, folder: Path, assignment: str, census: Census) -> Choice:
+    entries = [e for e in _entries(folder_fd) if _is_candidate(e)]
+    if not entries:
+        return Choice(None, cause=Cause.NO_NOTEBOOK, reason=f"no notebook: expected {assignment}.ipynb in the submission folder")
+    cause, refusal = _refusal(entries, census)
+    if cause is not None:
+        return Choice(None, cause=cause, reason=refusal)
+    read = {e.name: read_notebook(e.name, e.file_id, folder_fd) for e in entries}
+    readable = [e for e in entries if read[e.name][0] is not None]
+    if not readable:
+        shown = next((e for e in entries if e.name == f"{assignment}.ipynb"), entries[0])
+        return Choice(None, cause=Cause.UNREADABLE, reason=read[shown.name][1])
+    chosen = max(readable, key=lambda e: (_work_in(read[e.name][0]), e.name == f"{assignment}.ipynb", e.mtime, e.name))
+    flags = () if len(entries) == 1 else (
+        f"several notebooks ({_names(entries)}): graded {chosen.name}, the one with the most work in it",)
+    return Choice(folder / chosen.name, chosen.file_id, flags)
+
+
+def find_notebook(folder, assignment: str) -> Choice:
+    """The notebook to grade in an assignment folder, or why there is none.
 
     One notebook is graded whatever its name ("01_attention (1).ipynb", renamed by a browser). Of
     several, the one with the most work in it (fewest stubs left, then most code; then the expected
-    name, then the newest) is graded, and a flag says which.
+    name, then the newest) is graded, and a flag says which. A link among them refuses the folder.
     """
-    candidates = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
-    if not candidates:
-        return None, (), f"no notebook: expected {assignment}.ipynb in the submission folder"
-    if len(candidates) == 1:
-        return candidates[0], (), None
-    readable = {p: nb for p in candidates for nb, _ in [read_notebook(p)] if nb is not None}
-    if not readable:
-        expected = folder / f"{assignment}.ipynb"
-        return (expected if expected in candidates else candidates[0]), (), None  # its reason is reported
-    chosen = max(readable, key=lambda p: (_work_in(readable[p]), p.name == f"{assignment}.ipynb",
-                                          p.stat().st_mtime, p.name))
-    names = ", ".join(p.name for p in candidates)
-    return chosen, (f"several notebooks ({names}): graded {chosen.name}, the one with the most work in it",), None
+    folder = Path(folder)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _choose(fd, folder, assignment, Census(fd))
+    finally:
+        os.close(fd)
 
 
-def collect(submissions, known_assignments, skip=()):
+# --- the whole class ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Student:
+    entry: Entry
+    folders: tuple       # its entries (litter left out)
+
+
+def _list_students(root_fd: int, skip: set, problems: list) -> list[_Student]:
+    students = []
+    for entry in _entries(root_fd):
+        if is_litter(entry.name) or entry.file_id in skip:
+            continue
+        if entry.kind is Kind.SYMLINK:
+            problems.append(Problem(entry.name, "", Cause.LINK,
+                                    f"refused: the student folder is a symbolic link ({NOT_FOLLOWED})"))
+            continue
+        if entry.kind is not Kind.FOLDER:
+            continue   # a loose file beside the student folders
+        try:
+            fd = _open_folder(root_fd, entry)
+        except OSError as error:
+            problems.append(Problem(entry.name, "", Cause.UNREADABLE, f"the student folder cannot be read ({error.strerror})"))
+            continue
+        try:
+            inside = tuple(e for e in _entries(fd) if not is_litter(e.name) and e.file_id not in skip)
+        finally:
+            os.close(fd)
+        students.append(_Student(entry, inside))
+    return students
+
+
+def _submission(root_fd: int, root: Path, student: _Student, entry: Entry | None, assignment: str,
+               census: Census) -> Submission | Problem:
+    """The submission of one student and assignment, or the problem with it."""
+    name = student.entry.name
+    if entry is None or entry.kind not in (Kind.FOLDER, Kind.SYMLINK):
+        return Problem(name, assignment, Cause.NO_SUBMISSION, "no submission")
+    if entry.kind is Kind.SYMLINK:
+        return Problem(name, assignment, Cause.LINK, f"refused: the assignment folder is a symbolic link ({NOT_FOLLOWED})")
+    try:
+        student_fd = _open_folder(root_fd, student.entry)
+        try:
+            folder_fd = _open_folder(student_fd, entry)
+        finally:
+            os.close(student_fd)
+    except OSError as error:
+        return Problem(name, assignment, Cause.UNREADABLE, f"the submission folder cannot be read ({error.strerror})")
+    try:
+        choice = _choose(folder_fd, root / name / assignment, assignment, census)
+    finally:
+        os.close(folder_fd)
+    if choice.notebook is None:
+        return Problem(name, assignment, choice.cause, choice.reason)
+    return Submission(name, assignment, choice.notebook, choice.flags, choice.file_id)
+
+
+def collect(submissions, known_assignments, skip=()) -> tuple[list[Submission], list[Problem]]:
     """(submissions to grade, problems) for every student folder under `submissions`.
 
     An assignment is graded for every student as soon as one student submitted it; a student
     without that folder gets a "no submission" problem (and a score of 0). Folders in `skip` (the
     grader's own output folder, when it lies inside `submissions`) are not students.
     """
-    submissions = Path(submissions)
-    skip = {Path(p).resolve() for p in skip}
-    students = _visible_dirs(submissions, skip)
-    submitted = {a.name for s in students for a in _visible_dirs(s, skip)}
-    assignments = sorted(submitted & set(known_assignments))
+    root = Path(submissions).resolve()
+    skip_ids = {FileId(info.st_dev, info.st_ino) for path in skip for info in [_stat(path)] if info is not None}
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _collect(root_fd, root, set(known_assignments), skip_ids)
+    finally:
+        os.close(root_fd)
+
+
+def _stat(path):
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _collect(root_fd: int, root: Path, known: set, skip: set) -> tuple[list[Submission], list[Problem]]:
     found, problems = [], []
+    students = []
+    for student in _list_students(root_fd, skip, problems):
+        names = {e.name for e in student.folders}
+        if student.entry.name.startswith(".") and not names & known:
+            problems.append(Problem(student.entry.name, "", Cause.NOT_A_STUDENT,
+                                    "a folder whose name starts with a dot, with no assignment folder of this course: "
+                                    "not graded as a student"))
+        else:
+            students.append(student)
+    submitted = {e.name for s in students for e in s.folders if e.kind in (Kind.FOLDER, Kind.SYMLINK)}
+    assignments = sorted(submitted & known)
+    census = Census(root_fd)
     for student in students:
-        for folder in _visible_dirs(student, skip):
-            if folder.name not in known_assignments:
-                known = ", ".join(sorted(known_assignments))
-                problems.append(Problem(student.name, folder.name,
-                                        f"unknown assignment (this course has: {known})"))
+        folders = {e.name: e for e in student.folders}
+        for entry in student.folders:
+            if entry.name not in known and entry.kind in (Kind.FOLDER, Kind.SYMLINK) and not entry.name.startswith("."):
+                problems.append(Problem(student.entry.name, entry.name, Cause.UNKNOWN_ASSIGNMENT,
+                                        f"unknown assignment (this course has: {', '.join(sorted(known))})"))
         for assignment in assignments:
-            folder = student / assignment
-            if not folder.is_dir():
-                problems.append(Problem(student.name, assignment, "no submission"))
-                continue
-            notebook, flags, reason = find_notebook(folder, assignment)
-            reason = reason or check_notebook(notebook)
-            if reason:
-                problems.append(Problem(student.name, assignment, reason))
-            else:
-                found.append(Submission(student.name, assignment, notebook, flags))
+            outcome = _submission(root_fd, root, student, folders.get(assignment), assignment, census)
+            (found if isinstance(outcome, Submission) else problems).append(outcome)
     return found, problems

@@ -2,7 +2,9 @@
 
 The page shows, per graded cell, the points and the message of the assertion that failed (which
 names the likely mistake), the student's own code and outputs, and the test cells as released (the
-hidden tests removed). No output that contains a line of a hidden test reaches the page, whatever
+hidden tests removed). Every message is shown as text: the summary at the top is HTML the grader writes
+with every text escaped (not Markdown, which nbconvert would render: a message holding `[x](url)` would
+become a link), and the messages under the test cells are stream outputs, escaped text in <pre>. No output that contains a line of a hidden test reaches the page, whatever
 printed it (a spy hook, or the student's code reading IPython's input history), and neither do
 tracebacks, which quote hidden-test source.
 """
@@ -228,6 +230,43 @@ def _diagnosis_outputs(facts, known, first):
     return outputs
 
 
+def results(course_dir, assignment, scores, messages, diagnoses=None) -> dict:
+    """{grade_id: the result shown in the summary}: "passed", or the message and the likely mistake."""
+    diagnoses = diagnoses or {}
+    known = diagnose.misconceptions(Path(course_dir) / "source" / assignment, assignment) if diagnoses else {}
+    owners = course.components(_source(str(course_dir), assignment))
+    texts = {}
+    for gid, (score, top) in scores.items():
+        facts = diagnoses.get(owners.get(gid))
+        text = messages.get(gid, "passed" if score >= top else "")
+        if score < top and facts is not None and facts.misconception in known:
+            text += f" (likely mistake: {known[facts.misconception].mistake} [{facts.misconception}])"
+        texts[gid] = text
+    return texts
+
+
+SUMMARY_CLASS = "autograder-summary tex2jax_ignore"   # tex2jax_ignore: MathJax (2 and 3) leaves it alone
+
+
+def literal(text: str) -> str:
+    """Text to be shown as it is in HTML: escaped (no tag, no entity, no Markdown is ever interpreted),
+    line breaks kept."""
+    return html.escape(text).replace("\n", "<br>\n")
+
+
+def summary_html(assignment, scores, texts) -> str:
+    """The head of the page: the score and one row per graded cell. It is HTML that the grader writes, every
+    text escaped: never Markdown, which nbconvert would render (a message's [link](...) would become a link)."""
+    total, best = sum(s for s, _ in scores.values()), sum(m for _, m in scores.values())
+    rows = "".join(f"<tr><td><code>{literal(gid)}</code></td><td>{s:g} / {m:g}</td><td>{literal(texts.get(gid, ''))}</td></tr>\n"
+                   for gid, (s, m) in scores.items())
+    return (f'<section class="{SUMMARY_CLASS}">\n<h1>Feedback: {literal(assignment)}</h1>\n'
+            f"<p><strong>Score: {total:g} / {best:g}</strong></p>\n"
+            "<table>\n<thead><tr><th>test cell</th><th>points</th><th>result</th></tr></thead>\n<tbody>\n"
+            f"{rows}</tbody>\n</table>\n"
+            "<p>Each failed test says what looks wrong. Hidden tests are not shown.</p>\n</section>\n")
+
+
 def feedback_notebook(graded, course_dir, assignment, scores, messages, introspects=False, diagnoses=None):
     """The notebook the student sees: released test cells, results instead of test outputs, filtered outputs.
 
@@ -242,18 +281,7 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages, introspe
     hidden_ids = _hidden_test_ids(course_dir, assignment)
     release = nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     released = {c.metadata["nbgrader"]["grade_id"]: c.source for c in release.cells if "nbgrader" in c.metadata}
-    total, best = sum(s for s, _ in scores.values()), sum(m for _, m in scores.values())
-    def result(gid, s, m):
-        facts = diagnoses.get(owners.get(gid))
-        text = messages.get(gid, "passed" if s >= m else "")
-        if s < m and facts is not None and facts.misconception in known:
-            text += f" (likely mistake: {known[facts.misconception].mistake} [{facts.misconception}])"
-        return html.escape(text)
-    rows = "\n".join(f"| `{gid}` | {s:g} / {m:g} | {result(gid, s, m)} |" for gid, (s, m) in scores.items())
-    summary = nbformat.v4.new_markdown_cell(
-        f"# Feedback: {assignment}\n\n**Score: {total:g} / {best:g}**\n\n| test cell | points | result |\n"
-        f"| --- | --- | --- |\n{rows}\n\nEach failed test says what looks wrong. Hidden tests are not shown.")
-    cells, budget, hidden_started = [summary], PAGE_LIMIT, False
+    cells, budget, hidden_started = [], PAGE_LIMIT, False
     for cell in graded.cells:
         cell = nbformat.from_dict(cell)
         meta = cell.metadata.get("nbgrader", {})
@@ -310,9 +338,19 @@ def _exporter():
                         require_js_url="data:text/javascript,")  # no widget or script output is kept
 
 
+def render(notebook, summary: str) -> str:
+    """The page: nbconvert's HTML of `notebook` (its outputs are text in <pre>, escaped), with the grader's
+    `summary` at the top of <main>."""
+    body, _ = _exporter().from_notebook_node(notebook)
+    if "<main>" not in body:
+        raise RuntimeError("nbconvert's lab template has no <main> element: the feedback summary has no place")
+    return body.replace("<main>", "<main>\n" + summary, 1)
+
+
 def write_html(graded, course_dir, assignment, scores, messages, path, introspects=False, diagnoses=None):
     notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects, diagnoses)
-    body, _ = _exporter().from_notebook_node(notebook)
+    summary = summary_html(assignment, scores, results(course_dir, assignment, scores, messages, diagnoses))
+    body = render(notebook, summary)
     for cell in notebook.cells:   # the grader's heatmaps get a description (alt text)
         for output in cell.get("outputs", []):
             if output.get("data", {}).get("text/plain") == HEATMAPS:

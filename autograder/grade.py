@@ -12,7 +12,7 @@ kernel (autograder/diagnose.py): what they report, strictly parsed, names each f
 misconception on its cells and feeds the feedback page; it never changes a score.
 
 Before nbgrader sees a submission, repair.py mends honest accidents (copied cells, changed cell types,
-old formats). Returns a SubmissionResult (autograder/model.py); the student's feedback page is written
+old formats, nbgrader metadata an editor removed); released cells it cannot find are flagged. Returns a SubmissionResult (autograder/model.py); the student's feedback page is written
 to WORKDIR/feedback.html.
 """
 import json
@@ -151,11 +151,11 @@ def grade_submission(job):
     submitted = workdir / "submitted" / STUDENT / assignment
     submitted.mkdir(parents=True)
     release = _release(course_dir, assignment)
-    notebook, reason = read_notebook(Path(job.notebook))
+    notebook, reason = read_notebook(Path(job.notebook), job.file_id)
     if notebook is None:
         raise GradingError(f"the notebook could not be read again: {reason}")
-    notebook, _ = repair(notebook, release)
-    nbformat.write(notebook, submitted / f"{assignment}.ipynb")
+    repaired = repair(notebook, release)
+    nbformat.write(repaired.notebook, submitted / f"{assignment}.ipynb")
 
     config = Config()
     config.SandboxExecute.workdir = str(workdir)
@@ -197,11 +197,18 @@ def grade_submission(job):
     flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + \
         [f"the kernel was tampered with (the grader's own tests decided the score): {reason}" for reason in flags_only] + \
         [str(f) for f in findings]
+    flags += [unmatched_flag(repaired.unmatched)] if repaired.unmatched else []
     scores = {c.grade_id: (c.score, c.max_score) for c in cells}
     feedback.write_html(graded, course_dir, assignment, scores, {c.grade_id: c.message for c in cells},
                         workdir / "feedback.html", introspects, diagnoses)
     return SubmissionResult(job.student_id, job.assignment, Status.GRADED, cells, flags=tuple(job.flags) + tuple(flags),
                             fingerprint=job.fingerprint, sandboxed=job.sandbox)
+
+
+def unmatched_flag(grade_ids):
+    """The flag of a notebook in which cells of the release were not found, by metadata or by matching."""
+    return (f"cells of the release not found in the notebook (deleted, or their nbgrader metadata removed and the "
+            f"cell not recognised; a test cell not found scores 0): {', '.join(grade_ids)}")
 
 
 def _owners(course_dir, assignment):
@@ -263,7 +270,7 @@ def _failed(job, status, reason):
     flags = tuple(job.flags)
     if status is not Status.NOT_GRADED:  # the scan needs no execution: it stands even when the run failed
         try:
-            notebook, _ = read_notebook(Path(job.notebook))
+            notebook, _ = read_notebook(Path(job.notebook), job.file_id)
             flags += tuple(str(f) for f in scan_notebook(notebook, _release(job.course, job.assignment)))
         except Exception:
             pass

@@ -16,6 +16,14 @@ class Status(Enum):
 
 
 @dataclass(frozen=True)
+class FileId:
+    """Which file a submitted notebook is (its device and inode), so that a later read can check that it
+    opened the very file that was checked when the submissions were collected."""
+    device: int
+    inode: int
+
+
+@dataclass(frozen=True)
 class Job:
     """One submission to grade, with everything a worker needs (it travels to another process)."""
     student_id: str
@@ -31,6 +39,7 @@ class Job:
     deadline: float        # seconds after which the worker itself is presumed hung
     sandbox: bool = True   # run the kernel in bubblewrap (a worker that cannot refuses the job)
     flags: tuple = ()      # flags known before grading (e.g. which of several notebooks was picked)
+    file_id: FileId | None = None  # the file collect checked (read again only if it is still that file)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from autograder import course, diagnose, feedback, similarity
-from autograder.collect import collect
+from autograder.collect import collect, read_file
 from autograder.model import ClassResults, Job, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
 
@@ -59,9 +59,11 @@ def assignment_version(assignment):
     return _digest_files(files, course.SOLUTIONS)
 
 
-def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, sandbox):
-    """Everything that decides a result; a cached result is reused only when its fingerprint is equal."""
-    parts = [hashlib.sha256(Path(notebook).read_bytes()).hexdigest(), assignment_digest, version,
+def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, sandbox, file_id=None):
+    """Everything that decides a result; a cached result is reused only when its fingerprint is equal.
+    The notebook is read as collect checked it (no link followed; with `file_id`, only that very file)."""
+    data, reason = read_file(notebook, file_id)
+    parts = [hashlib.sha256(data if data is not None else f"unreadable: {reason}".encode()).hexdigest(), assignment_digest, version,
              repr(float(timeout)), repr(float(cell_timeout)), repr(bool(sandbox))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -260,14 +262,14 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
             key = _key(submission.student_id, submission.assignment)
             assignment = submission.assignment
             job = Job(student_id=submission.student_id, assignment=assignment,
-                      notebook=str(submission.notebook.resolve()),
+                      notebook=str(submission.notebook),
                       fingerprint=fingerprint(submission.notebook, digests[assignment], version, timeout,
-                                              cell_timeout, sandbox),
+                                              cell_timeout, sandbox, submission.file_id),
                       course=str(course_dir), workdir=str(scratch_root / "jobs" / key),
                       result=str(out / "results" / f"{key}.json"),
                       feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
                       timeout=timeout, cell_timeout=cell_timeout, deadline=timeout + GRACE, sandbox=sandbox,
-                      flags=submission.flags)
+                      flags=submission.flags, file_id=submission.file_id)
             _started(job).unlink(missing_ok=True)  # left by a batch that was killed
             previous = None if regrade else _cached(job)
             if previous is not None and Path(job.feedback).exists() == (previous.status is Status.GRADED):

@@ -195,7 +195,7 @@ def _assignment_context(course_dir, assignment, book_hashes):
 
 
 def _student_code(submission, helpers, released):
-    notebook, _ = read_notebook(Path(submission.notebook))
+    notebook, _ = read_notebook(Path(submission.notebook), submission.file_id)
     if notebook is None:
         return None
     text, starts = "", []

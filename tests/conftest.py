@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import editors
 from tests.mutants import catalogue
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +33,21 @@ def solution_path(assignment):
 
 def release_path(assignment):
     return NOTEBOOKS / assignment / f"{assignment}.ipynb"
+
+
+def filled_notebook(assignment):
+    """The released notebook with each solution cell replaced by the solution's code (markers removed):
+    a student's finished notebook."""
+    release = nbformat.read(release_path(assignment), as_version=4)
+    solution = nbformat.read(solution_path(assignment), as_version=4)
+    code = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+    for cell in release.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = "\n".join(line for line in code[grade_id].splitlines()
+                                    if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    return release
 
 
 def nbgrader_cells(notebook):
@@ -85,7 +101,7 @@ def _copy(src, name=None):
 
 def _write(text):
     def make(folder):
-        (folder / f"{folder.name}.ipynb").write_text(text)
+        (folder / f"{folder.name}.ipynb").write_text(text, encoding="utf-8")
     return make
 
 
@@ -96,13 +112,20 @@ def _stub_beside_the_work(a):
     return make
 
 
+def _saved_by(editor):
+    """The finished notebook as `editor` saves it (tests/editors/)."""
+    def make(a):
+        return _write(editors.saved(editor, filled_notebook(a)))
+    return make
+
+
 HONEST = {
     "solution": lambda a: _copy(solution_path(a)),
     "stub beside the work": _stub_beside_the_work,   # graded from the finished copy, with a flag
     "released": lambda a: _copy(release_path(a)),
     "renamed by browser": lambda a: _copy(solution_path(a), f"{a} (1).ipynb"),
     "O'Brien, ünïcode": lambda a: _copy(solution_path(a)),
-}
+} | {f"saved by {editor}": _saved_by(editor) for editor in editors.EDITORS}   # full marks, no flag
 BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
     "bad-json": (lambda a: _write('{"cells": [ oops'), "broken JSON at line 1"),
     "empty-file": (lambda a: _write(""), "empty"),

@@ -10,12 +10,13 @@ import pytest
 
 from tests.conftest import (ASSIGNMENTS, BROKEN, HONEST, cell_scores, max_points, read_csv,
                             run_grader)
+from tests.editors import EDITORS
 
 
 @pytest.mark.quick
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.parametrize("student", ["solution", "renamed by browser", "O'Brien, ünïcode", "wrong-folder",
-                                     "stub beside the work"])
+                                     "stub beside the work"] + [f"saved by {editor}" for editor in EDITORS])
 def test_the_solution_scores_full_marks(graded_class, student, assignment):
     expected = max_points(assignment)
     assert cell_scores(graded_class, student, assignment) == {g: (p, p) for g, p in expected.items()}
@@ -30,6 +31,14 @@ def test_of_several_notebooks_the_one_with_the_work_is_graded_and_flagged(graded
              if (r["student_id"], r["assignment"]) == ("stub beside the work", assignment)]
     assert flags == [f"several notebooks ({assignment} (1).ipynb, {assignment}.ipynb): graded {assignment} (1).ipynb, "
                      f"the one with the most work in it"]
+
+
+@pytest.mark.quick
+def test_notebooks_saved_by_other_editors_are_neither_flagged_nor_listed(graded_class):
+    """VS Code, Colab, JupyterLite and stripped metadata (tests/editors/): their cells are all found."""
+    students = {f"saved by {editor}" for editor in EDITORS}
+    assert not [e for e in graded_class["errors"] if e["student_id"] in students]
+    assert not [f for f in read_csv(graded_class["out"] / "flags.csv") if f["student_id"] in students]
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

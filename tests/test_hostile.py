@@ -10,7 +10,8 @@ import pytest
 from autograder import feedback
 from tests.conftest import read_csv, run_grader, solution_path, with_cell_replaced
 from tests.mutants import catalogue
-from tests.hostile import ASSIGNMENT, CASES, FULL, build
+from tests.hostile import ASSIGNMENT, CASES, FULL, MARKDOWN_MESSAGE, build
+from tests.hostile.inputs import PLANTED, plant_all
 
 FORMULA_NAMES = ['=HYPERLINK("http:", "x")', "+1+cmd", "@SUM(A1)", "-2+3"]
 MISTAKEN_FORMULA_NAME = '=HYPERLINK("http:", "mistaken")'
@@ -33,6 +34,7 @@ def hostile_batch(tmp_path_factory):
     folder.mkdir(parents=True)
     mutant = catalogue()[ASSIGNMENT]["sdpa/unscaled"]
     nbformat.write(with_cell_replaced(ASSIGNMENT, mutant.cell, mutant.source), folder / f"{ASSIGNMENT}.ipynb")
+    plant_all(submissions, root / "outside")   # links, a pipe, hidden folders, litter (tests/hostile/inputs.py)
     # A server on the host's loopback: a sandboxed notebook must not reach it.
     hits = []
     server = socket.create_server(("127.0.0.1", 47615))
@@ -64,12 +66,47 @@ def hostile_batch(tmp_path_factory):
 
 def test_the_batch_finishes_and_exits_zero(hostile_batch):
     assert hostile_batch["process"].returncode == 0, hostile_batch["process"].stderr
-    assert sorted(hostile_batch["grades"]) == sorted(["'" + n for n in FORMULA_NAMES + [MISTAKEN_FORMULA_NAME]] + list(CASES))
+    graded = [name for name, planted in PLANTED.items() if planted.score is not None]
+    assert sorted(hostile_batch["grades"]) == sorted(["'" + n for n in FORMULA_NAMES + [MISTAKEN_FORMULA_NAME]]
+                                                     + list(CASES) + graded)
 
 
 def test_no_case_lands_in_errors_unexpectedly(hostile_batch):
-    unexpected = {name: reason for name, reason in hostile_batch["errors"].items() if not (CASES.get(name) and CASES[name].error)}
+    expected = {name for name, case in CASES.items() if case.error} | {name for name, p in PLANTED.items() if p.error}
+    unexpected = {name: reason for name, reason in hostile_batch["errors"].items() if name not in expected}
     assert not unexpected, unexpected
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_links_are_refused_and_every_student_folder_appears(hostile_batch, name):
+    """A link at any level is refused with a reason (never followed: the link to the solutions scores 0, not
+    full marks), a pipe does not hang the batch, a hidden student folder is graded or listed."""
+    planted = PLANTED[name]
+    assert hostile_batch["grades"].get(name) == planted.score, hostile_batch["grades"].get(name)
+    if planted.error:
+        assert planted.error in hostile_batch["errors"].get(name, ""), hostile_batch["errors"].get(name)
+    else:
+        assert name not in hostile_batch["errors"]
+    assert name in hostile_batch["grades"] or name in hostile_batch["errors"], "a student folder vanished"
+
+
+def test_litter_is_never_a_student_nor_a_notebook(hostile_batch):
+    for outputs in (hostile_batch["grades"], hostile_batch["errors"]):
+        assert not [name for name in outputs if name.startswith(("__MACOSX", "._", ".ipynb_checkpoints"))], outputs
+    assert not [reason for student, reason in hostile_batch["flags"] if student == "unzipped-on-a-mac"]
+
+
+def test_a_message_in_markdown_or_html_is_shown_as_text(hostile_batch):
+    """The student's exception message is escaped text on the page: no link, no tag, no script of theirs."""
+    import html
+    import re
+    page = _page(hostile_batch, "markdown-message")
+    assert not re.search(r"<a\b[^>]*evil\.example", page), "the message became a link"
+    for tag in ("<script>alert", "<b>bold</b>", "<img src=x"):
+        assert tag not in page, f"{tag} reached the page as HTML"
+    summary = page.split('<section class="autograder-summary tex2jax_ignore">', 1)[1].split("</section>", 1)[0]
+    assert html.escape(MARKDOWN_MESSAGE) in summary, "the message is not in the summary as literal text"
+    assert MARKDOWN_MESSAGE in html.unescape(page.split("</section>", 1)[1]), "nor under its test cell"
 
 
 def test_every_csv_is_safe_to_open_in_a_spreadsheet(hostile_batch):

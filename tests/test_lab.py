@@ -29,7 +29,7 @@ import nbformat
 import psutil
 import pytest
 
-from tests.conftest import REPO, release_path, solution_path
+from tests.conftest import REPO, filled_notebook, release_path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASSIGNMENT = "01_attention"          # filled in with the solution: Validate must succeed
@@ -134,20 +134,6 @@ def lab(view, work, log):
     finally:
         left = server.stop()
         assert not left, f"processes of the {view} JupyterLab outlived it: {left}"
-
-
-def filled_notebook(assignment):
-    """The released notebook with each solution cell replaced by the solution's code (markers removed)."""
-    release = nbformat.read(release_path(assignment), as_version=4)
-    solution = nbformat.read(solution_path(assignment), as_version=4)
-    code = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
-    for cell in release.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = "\n".join(line for line in code[grade_id].splitlines()
-                                    if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-    return release
 
 
 def launch_browser(playwright):

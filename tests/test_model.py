@@ -112,15 +112,15 @@ def test_of_several_notebooks_the_one_with_the_work_is_chosen(tmp_path):
     _write_notebook(tmp_path / "01_attention.ipynb", ["raise NotImplementedError()", "raise NotImplementedError()"])
     _write_notebook(tmp_path / "01_attention (1).ipynb", ["def f():\n    return 1", "raise NotImplementedError()"])
     (tmp_path / "notes.ipynb").write_text("not json")
-    chosen, flags, reason = find_notebook(tmp_path, "01_attention")
-    assert reason is None and chosen.name == "01_attention (1).ipynb"
-    assert "graded 01_attention (1).ipynb" in flags[0]
+    choice = find_notebook(tmp_path, "01_attention")
+    assert choice.cause is None and choice.notebook.name == "01_attention (1).ipynb"
+    assert "graded 01_attention (1).ipynb" in choice.flags[0]
 
 
 def test_of_equal_notebooks_the_expected_name_is_chosen(tmp_path):
     _write_notebook(tmp_path / "copy.ipynb", ["x = 1"])
     _write_notebook(tmp_path / "01_attention.ipynb", ["x = 1"])
-    assert find_notebook(tmp_path, "01_attention")[0].name == "01_attention.ipynb"
+    assert find_notebook(tmp_path, "01_attention").notebook.name == "01_attention.ipynb"
 
 
 # --- repairing honest accidents ------------------------------------------------------------------------------
@@ -139,7 +139,8 @@ RELEASE = nbformat.v4.new_notebook(cells=[_cell("intro", "# Intro", "markdown", 
 def test_a_copied_solution_cell_keeps_the_released_copy_graded():
     notebook = nbformat.v4.new_notebook(cells=[RELEASE.cells[0], _cell("f", "def f():\n    return 1"),
                                                _cell("f", "def f():\n    return 2"), RELEASE.cells[2]])
-    repaired, notes = repair(notebook, RELEASE)
+    result = repair(notebook, RELEASE)
+    repaired, notes = result.notebook, result.notes
     ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in repaired.cells]
     assert ids == ["intro", "f", None, "f_test"] and "copied cell" in notes[0]
     assert [c.source for c in repaired.cells][1:3] == ["def f():\n    return 1", "def f():\n    return 2"]
@@ -148,7 +149,7 @@ def test_a_copied_solution_cell_keeps_the_released_copy_graded():
 def test_a_copy_moved_away_is_told_from_the_cell_in_its_released_place():
     notebook = nbformat.v4.new_notebook(cells=[_cell("f", "old = 1"), RELEASE.cells[0], _cell("f", "def f(): ..."),
                                                RELEASE.cells[2]])
-    repaired, _ = repair(notebook, RELEASE)
+    repaired = repair(notebook, RELEASE).notebook
     assert [c.metadata.get("nbgrader", {}).get("grade_id") for c in repaired.cells] == [None, "intro", "f", "f_test"]
 
 
@@ -156,7 +157,7 @@ def test_submitted_metadata_is_replaced_by_the_released_one():
     forged = _cell("f_test", "assert True", grade=True, locked=False, points=100, schema_version=1)
     stranger = _cell("not_in_this_assignment", "x = 1", locked=True)
     notebook = nbformat.v4.new_notebook(cells=[RELEASE.cells[0], RELEASE.cells[1], forged, stranger])
-    repaired, _ = repair(notebook, RELEASE)
+    repaired = repair(notebook, RELEASE).notebook
     assert repaired.cells[2].metadata["nbgrader"] == RELEASE.cells[2].metadata["nbgrader"]
     assert "nbgrader" not in repaired.cells[3].metadata
 
@@ -164,7 +165,8 @@ def test_submitted_metadata_is_replaced_by_the_released_one():
 def test_a_solution_cell_turned_into_markdown_is_turned_back():
     notebook = nbformat.v4.new_notebook(cells=[RELEASE.cells[0], _cell("f", "def f():\n    return 1", "markdown"),
                                                RELEASE.cells[2]])
-    repaired, notes = repair(notebook, RELEASE)
+    result = repair(notebook, RELEASE)
+    repaired, notes = result.notebook, result.notes
     assert repaired.cells[1].cell_type == "code" and repaired.cells[1].outputs == []
     assert "turned back into code" in notes[0]
 
@@ -175,13 +177,13 @@ def test_an_old_notebook_without_cell_ids_or_with_duplicated_ids_is_upgraded():
     for cell in notebook.cells:
         cell.pop("id", None)
         cell.metadata["nbgrader"].pop("schema_version")
-    repaired, _ = repair(notebook, RELEASE)
+    repaired = repair(notebook, RELEASE).notebook
     assert repaired.nbformat_minor == 5 and len({c.id for c in repaired.cells}) == 3
     assert all(c.metadata["nbgrader"]["schema_version"] == 3 for c in repaired.cells)
     notebook = copy.deepcopy(RELEASE)
     for cell in notebook.cells:
         cell.id = "same"
-    assert len({c.id for c in repair(notebook, RELEASE)[0].cells}) == 3
+    assert len({c.id for c in repair(notebook, RELEASE).notebook.cells}) == 3
 
 
 # --- the command line's limits and the fingerprint ------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_check_submission_rejects_broken_files_and_missing_or_doubled_cells(tmp_
     _, checks = check_submission.check(broken)
     failed = " ".join(c.what for c in checks if not c.ok)
     grade_id = test_cell.metadata["nbgrader"]["grade_id"]
-    assert f"cells missing (deleted, or their metadata lost by copy-paste): {grade_id}" in failed
+    assert f"cells missing (deleted, or their metadata lost and the cell not recognised): {grade_id}" in failed
     assert "present twice" in failed
     assert not any("fresh kernel" in c.what for c in checks), "a notebook with missing cells was run"
 
@@ -134,7 +134,7 @@ def test_check_submission_uses_the_graders_time_limits():
 
 
 def test_check_submission_runs_the_notebook_and_reports_the_visible_tests(tmp_path):
-    from tests.test_lab import filled_notebook
+    from tests.conftest import filled_notebook
     done, stub = tmp_path / "done" / ASSIGNMENT, tmp_path / "stub" / ASSIGNMENT
     for folder in (done, stub):
         folder.mkdir(parents=True)

@@ -5,7 +5,9 @@
 With no argument, every work/<id>/<id>.ipynb. For each notebook it says which file to upload, then checks:
 1. the file is a valid notebook (JSON, nbformat), as the grader's first step does;
 2. every graded and locked cell of the release is there, once, and unedited (the grader restores
-   edited ones from its own copy, so an edit counts for nothing; a deleted one cannot be graded);
+   edited ones from its own copy, so an edit counts for nothing; a deleted one cannot be graded); where an
+   editor removed the cells' nbgrader metadata (Colab, a new notebook the cells were pasted into), it says
+   so and which cells the grader matches to the release, as the grader does (autograder.repair);
 3. it runs from a fresh kernel within the grader's time limits (a notebook that runs longer scores 0),
    with the grader's locked cells put back, in an empty folder, as the grader runs it;
 4. the visible tests: which test cells pass, and which of your cells raise.
@@ -13,9 +15,9 @@ The hidden tests are never run: the cells that hold them come from the release (
 has none. Passing here is necessary, not sufficient: the hidden tests check more than the visible ones.
 Exit status: 0 when every notebook is ready to upload, 1 otherwise.
 
-From the grader it uses two functions: autograder.collect.check_notebook (step 1) and
-autograder.sandbox.run_notebook (step 3, in the grader's sandbox when bubblewrap is installed; and
-autograder.sandbox.available, to know).
+From the grader it uses: autograder.collect.read_notebook (step 1), autograder.repair.restore_metadata
+(step 2) and autograder.sandbox.run_notebook (step 3, in the grader's sandbox when bubblewrap is
+installed; and autograder.sandbox.available, to know).
 """
 import argparse
 import inspect
@@ -28,7 +30,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.collect import check_notebook
+from autograder.collect import read_notebook
+from autograder.repair import restore_metadata
 from autograder.sandbox import SandboxError, available, run_notebook
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +90,8 @@ def cell_checks(notebook, release):
             edited.append(grade_id)
     checks = []
     if missing:
-        checks.append(Check(False, f"cells missing (deleted, or their metadata lost by copy-paste): {', '.join(missing)}",
+        checks.append(Check(False, f"cells missing (deleted, or their metadata lost and the cell not recognised): "
+                                   f"{', '.join(missing)}",
                             "A cell the grader cannot find scores 0. Copy it back from the released notebook "
                             "(make lab puts a fresh copy beside yours if the course changed it)."))
     if doubled:
@@ -98,6 +102,21 @@ def cell_checks(notebook, release):
     if not (missing or doubled):
         checks.append(Check(True, "every graded cell of the release is there, once"))
     return checks
+
+
+MATCHING = ("The grader matches each cell without metadata to the release: by its cell id; a locked cell "
+            "(instructions, setup, tests) by its text; a cell of yours by the function or class its stub defines, "
+            "between the matched cells around it; an edited locked cell by a text at least 60% alike; "
+            "what is left by position.")
+
+
+def metadata_checks(restoration):
+    """Step 2's first part: whether cells had lost their nbgrader metadata, and how the grader finds them."""
+    if not restoration.restored:
+        return []
+    return [Check(True, f"nbgrader metadata missing from {len(restoration.restored)} cells (removed by an editor?): "
+                        f"the grader matches them to the release: {', '.join(restoration.restored)}",
+                  MATCHING + " To be safe, copy your answers into a fresh copy of the release (make lab).")]
 
 
 def restored(notebook, release):
@@ -176,13 +195,15 @@ def check(path):
     if assignment is None:
         known = ", ".join(sorted(p.name for p in RELEASE.iterdir() if p.is_dir()))
         return None, [Check(False, f"which assignment is this? Neither its folder nor its name is one of: {known}")]
-    problem = check_notebook(path)
+    notebook, problem = read_notebook(path)
     if problem:
         return assignment, [Check(False, f"the file is not a notebook the grader can read: {problem}",
                                   "Open it in JupyterLab, or copy your answers into a fresh copy of the release.")]
     checks = [Check(True, "a valid notebook (JSON, nbformat)")]
-    notebook = nbformat.read(path, as_version=4)
     release = nbformat.read(release_notebook(assignment), as_version=4)
+    restoration = restore_metadata(notebook, release)
+    notebook = restoration.notebook
+    checks += metadata_checks(restoration)
     checks += cell_checks(notebook, release)
     if all(c.ok for c in checks):
         checks += run_checks(notebook, release)

@@ -246,6 +246,21 @@ def _message_leak(notebook):
     return notebook
 
 
+# An exception message written to be rendered: a Markdown link, HTML, a script, math. It must reach the
+# feedback page as literal text.
+MARKDOWN_MESSAGE = ('see [the answer](http://evil.example/answer) <script>alert(1)</script> <b>bold</b> '
+                    '<img src=x onerror="alert(2)"> **strong** $$x^2$$ | a pipe')
+
+
+def _raises_markdown(notebook):
+    """nadaraya_watson raises an error whose message is Markdown and HTML."""
+    cell = nbgrader_cells(notebook)["nadaraya_watson"]
+    cell.source = cell.source.replace("def nadaraya_watson(queries, keys, values, bandwidth=1.0):\n",
+                                      "def nadaraya_watson(queries, keys, values, bandwidth=1.0):\n"
+                                      f"    raise ValueError({MARKDOWN_MESSAGE!r})\n", 1)
+    return notebook
+
+
 FORK_BOMB = """import os, time
 _forks = 0
 try:
@@ -403,6 +418,7 @@ CASES = {
         "from IPython.display import display\ndisplay({'text/plain': 'x' * 40_000_000, 'text/html': 'y' * 40_000_000},"
         " raw=True)"), exact=FULL),
     "fork-bomb": Case(SOLUTION, append={"nadaraya_watson": FORK_BOMB}, exact=FULL, flag="imports os"),
+    "markdown-message": Case(SOLUTION, edit=_raises_markdown, exact=FULL - NADARAYA_WATSON_POINTS),
     "steal-solutions": Case(RELEASE, prepend={"nadaraya_watson": STEAL}, exact=0, flag="opens files"),
     "blank-tests": Case(RELEASE, edit=_blank_tests, exact=0),
     "delete-tests": Case(RELEASE, edit=_delete_tests, exact=0),

@@ -1,0 +1,232 @@
+"""Issue 21's inputs, without grading: links are refused and never followed (autograder/collect.py), the
+litter of archivers and editors is ignored, hidden student folders are not lost; notebooks saved by other
+editors are read and their nbgrader metadata restored from the release (autograder/repair.py, and what
+`make check-submission` says of it); a student's message is text on the feedback page. The whole path,
+with grading, is in tests/test_hostile.py (links, litter) and tests/test_grader.py (editors)."""
+import copy
+import html
+import json
+import os
+import re
+import shutil
+import threading
+
+import nbformat
+import pytest
+
+from autograder import feedback
+from autograder.collect import Cause, collect, find_notebook, parse_notebook, read_file, read_notebook
+from autograder.model import FileId
+from autograder.repair import repair, restore_metadata
+from tests import editors
+from tests.conftest import ASSIGNMENTS, filled_notebook, release_path, solution_path
+from tests.hostile import ASSIGNMENT
+from tests.hostile.inputs import PLANTED, plant_all
+
+pytestmark = pytest.mark.quick
+
+
+# --- inputs are files, not links ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """collect() over every planted tree of tests/hostile/inputs.py, beside an honest student."""
+    root = tmp_path_factory.mktemp("planted")
+    submissions = root / "submitted"
+    (submissions / "honest" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(solution_path(ASSIGNMENT), submissions / "honest" / ASSIGNMENT)
+    plant_all(submissions, root / "outside")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(zip(("found", "problems"), collect(submissions, ASSIGNMENTS))))
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "collect hung (on the named pipe?)"
+    return {"found": {s.student_id: s for s in result["found"]},
+            "problems": {p.student_id: p for p in result["problems"]}, "root": root}
+
+
+CAUSES = {"symlink-to-solutions": Cause.LINK, "symlink-absolute": Cause.LINK, "symlink-dangling": Cause.LINK,
+          "symlinked-assignment-folder": Cause.LINK, "symlinked-student-folder": Cause.LINK,
+          "hard-link-to-outside": Cause.LINK, "named-pipe": Cause.NOT_A_FILE, ".hidden-and-empty": Cause.NOT_A_STUDENT}
+
+
+@pytest.mark.parametrize("name", sorted(PLANTED))
+def test_every_planted_folder_is_a_submission_or_a_problem(planted, name):
+    expected = PLANTED[name]
+    if expected.error is None:
+        assert name in planted["found"] and name not in planted["problems"]
+        assert planted["found"][name].flags == (), "litter was taken for another notebook"
+    else:
+        problem = planted["problems"][name]
+        assert problem.cause is CAUSES[name] and expected.error in problem.reason
+        assert problem.assignment == ("" if expected.score is None else ASSIGNMENT)
+
+
+def test_litter_is_neither_a_student_nor_an_assignment(planted):
+    names = set(planted["found"]) | set(planted["problems"])
+    assert not [n for n in names if n.startswith(("__MACOSX", "._", ".ipynb_checkpoints"))], names
+    assert [p for p in planted["problems"].values() if p.cause is Cause.UNKNOWN_ASSIGNMENT] == []
+
+
+def test_a_submission_knows_the_file_that_was_checked(planted):
+    submission = planted["found"]["hard-link-inside"]
+    info = os.stat(submission.notebook, follow_symlinks=False)
+    assert submission.file_id == FileId(info.st_dev, info.st_ino)
+    assert read_notebook(submission.notebook, submission.file_id)[0] is not None
+
+
+def test_reading_never_follows_a_link_and_reads_only_the_file_that_was_checked(tmp_path):
+    real = tmp_path / "real.ipynb"
+    shutil.copy(solution_path(ASSIGNMENT), real)
+    (tmp_path / "link.ipynb").symlink_to(real)
+    assert "symbolic link" in read_notebook(tmp_path / "link.ipynb")[1]
+    checked = FileId(real.stat().st_dev, real.stat().st_ino)
+    real.rename(tmp_path / "moved.ipynb")
+    shutil.copy(release_path(ASSIGNMENT), real)   # another file under the checked name
+    data, why = read_file(real, checked)
+    assert data is None and "changed" in why
+    os.mkfifo(tmp_path / "pipe.ipynb")
+    assert "not a regular file" in read_file(tmp_path / "pipe.ipynb")[1]
+
+
+def test_a_hard_link_is_graded_only_when_every_name_is_inside(tmp_path):
+    submissions, outside = tmp_path / "submitted", tmp_path / "outside"
+    folder = submissions / "ana" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    outside.mkdir()
+    shutil.copy(solution_path(ASSIGNMENT), folder / f"{ASSIGNMENT}.ipynb")
+    os.link(folder / f"{ASSIGNMENT}.ipynb", folder / "copy.ipynb")          # two names, both inside
+    found, problems = collect(submissions, ASSIGNMENTS)
+    assert [s.student_id for s in found] == ["ana"] and problems == []
+    os.link(folder / f"{ASSIGNMENT}.ipynb", outside / "third-name.ipynb")   # a third name, outside
+    found, problems = collect(submissions, ASSIGNMENTS)
+    assert found == [] and problems[0].cause is Cause.LINK and "3 names, 2 of them inside" in problems[0].reason
+
+
+def test_the_output_folder_inside_submissions_is_not_a_student(tmp_path):
+    submissions = tmp_path / "submitted"
+    (submissions / "ana" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(solution_path(ASSIGNMENT), submissions / "ana" / ASSIGNMENT)
+    (submissions / "out" / "feedback").mkdir(parents=True)
+    found, problems = collect(submissions, ASSIGNMENTS, skip=[submissions / "out"])
+    assert [s.student_id for s in found] == ["ana"] and problems == []
+
+
+def test_jupyters_temporary_and_macos_files_are_not_candidate_notebooks(tmp_path):
+    shutil.copy(release_path(ASSIGNMENT), tmp_path / f"{ASSIGNMENT}.ipynb")
+    nbformat.write(filled_notebook(ASSIGNMENT), tmp_path / f".~{ASSIGNMENT}.ipynb")   # JupyterLab's atomic save
+    (tmp_path / f"._{ASSIGNMENT}.ipynb").write_bytes(b"\x00\x05\x16\x07")
+    choice = find_notebook(tmp_path, ASSIGNMENT)
+    assert choice.notebook == tmp_path / f"{ASSIGNMENT}.ipynb" and choice.flags == ()
+
+
+# --- honest editors are graded -----------------------------------------------------------------------------
+def _grade_ids(notebook):
+    return [c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.parametrize("editor", editors.EDITORS)
+def test_a_notebook_saved_by_another_editor_is_read_and_matched_to_the_release(assignment, editor):
+    filled, release = filled_notebook(assignment), nbformat.read(release_path(assignment), 4)
+    notebook, why = parse_notebook(editors.saved(editor, filled).encode("utf-8"))
+    assert why is None, why
+    repaired = repair(notebook, release)
+    assert _grade_ids(repaired.notebook) == _grade_ids(filled) and repaired.unmatched == ()
+    assert [c.source for c in repaired.notebook.cells] == [c.source for c in filled.cells]
+    assert repaired.notebook.metadata["kernelspec"] == release.metadata["kernelspec"]
+
+
+def test_fields_that_nbformat_requires_are_filled_in():
+    content = json.loads(editors.metadata_stripped(filled_notebook(ASSIGNMENT)))
+    assert "execution_count" not in content["cells"][1] and "outputs" not in content["cells"][1]
+    del content["metadata"]
+    content["cells"][0]["id"] = "an-id"   # an id in a 4.4 file: invalid unless it becomes 4.5
+    notebook, why = parse_notebook(json.dumps(content).encode())
+    assert why is None, why
+    code = next(c for c in notebook.cells if c.cell_type == "code")
+    assert code.outputs == [] and code.execution_count is None and notebook.nbformat_minor == 5
+    assert len({c.id for c in notebook.cells}) == len(notebook.cells) and isinstance(code.source, str)
+
+
+def _stripped(notebook):
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook.cells:
+        cell.metadata = {}
+        cell.pop("id", None)
+    return notebook
+
+
+def _index(notebook, grade_id):
+    return _grade_ids(notebook).index(grade_id)
+
+
+def test_edited_test_cells_and_added_cells_are_told_apart():
+    release = nbformat.read(release_path(ASSIGNMENT), 4)
+    filled = filled_notebook(ASSIGNMENT)
+    notebook = _stripped(filled)
+    notebook.cells[_index(filled, "nadaraya_watson_visible")].source += "\nprint('checking my work')\n"
+    at = _index(filled, "masked_softmax")
+    notebook.cells.insert(at, nbformat.v4.new_code_cell("def helper(x):\n    return x + 1"))     # before the solution
+    notebook.cells.insert(at + 2, nbformat.v4.new_code_cell("def masked_softmax(scores, mask=None):\n    return scores"))
+    repaired = restore_metadata(notebook, release)
+    ids = _grade_ids(repaired.notebook)
+    assert ids[_index(filled, "nadaraya_watson_visible")] == "nadaraya_watson_visible"   # 60% alike
+    assert ids[at] is None and ids[at + 1] is None and ids[at + 2] == "masked_softmax"   # the last definition
+    assert repaired.unmatched == ()
+
+
+def test_a_cell_that_matches_nothing_stays_the_students_own_and_is_reported():
+    release = nbformat.read(release_path(ASSIGNMENT), 4)
+    filled = filled_notebook(ASSIGNMENT)
+    notebook = _stripped(filled)
+    at = _index(filled, "AdditiveAttention")
+    notebook.cells[at].source = notebook.cells[at].source.replace("class AdditiveAttention", "class MyAttention")
+    notebook.cells.insert(at, nbformat.v4.new_code_cell("import torch"))   # two cells where one was: ambiguous
+    repaired = repair(notebook, release)
+    assert repaired.unmatched == ("AdditiveAttention",)
+    assert _grade_ids(repaired.notebook)[at:at + 2] == [None, None]
+    assert _grade_ids(repaired.notebook)[at + 2] == "additive_visible"
+
+
+def test_a_stub_without_a_name_is_matched_by_its_place():
+    assignment = "02_self_attention"   # `attention_helpers`: the pasted code of 01, its stub defines nothing
+    release = nbformat.read(release_path(assignment), 4)
+    filled = filled_notebook(assignment)
+    notebook = _stripped(filled)
+    notebook.cells[_index(filled, "attention_helpers")].source = "def masked_softmax(s, m=None):\n    return s"
+    repaired = repair(notebook, release)
+    assert _grade_ids(repaired.notebook) == _grade_ids(filled) and repaired.unmatched == ()
+
+
+def test_check_submission_says_that_metadata_is_missing_and_how_it_is_matched(tmp_path, monkeypatch):
+    from tools import check_submission
+    monkeypatch.setattr(check_submission, "run_checks", lambda notebook, release: [])   # no kernel here
+    path = tmp_path / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    path.parent.mkdir()
+    path.write_text(editors.colab(filled_notebook(ASSIGNMENT)), encoding="utf-8")
+    _, checks = check_submission.check(path)
+    assert all(c.ok for c in checks), [c.what for c in checks if not c.ok]
+    said = next(c for c in checks if "nbgrader metadata missing" in c.what)
+    assert "by its text" in said.detail and "by the function or class" in said.detail
+    assert any("every graded cell of the release is there, once" in c.what for c in checks)
+    (path.parent / "link.ipynb").symlink_to(path)
+    _, checks = check_submission.check(path.parent / "link.ipynb")
+    assert not checks[0].ok and "symbolic link" in checks[0].what
+
+
+# --- feedback text is text -------------------------------------------------------------------------------------
+PAYLOAD = ('ValueError: see [the answer](http://evil.example/x) <script>alert(1)</script> <b>b</b> '
+           '<img src=x onerror="alert(2)"> **strong** $$x^2$$ `code` | a pipe\nline two')
+
+
+def test_a_message_is_literal_text_in_the_summary_and_under_its_test():
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"✘ 0 / 2 points. {PAYLOAD}\n")]
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"language_info": {"name": "python"}})
+    page = feedback.render(notebook, feedback.summary_html(ASSIGNMENT, {"t": (0.0, 2.0)}, {"t": PAYLOAD}))
+    assert not re.search(r"<a\b[^>]*evil", page), "a link was made of the message"
+    for tag in ("<script>alert", "<b>b</b>", "<img src=x"):
+        assert tag not in page
+    summary = page.split('<section class="autograder-summary tex2jax_ignore">', 1)[1].split("</section>", 1)[0]
+    assert feedback.literal(PAYLOAD) in summary and "<br>" in summary
+    assert PAYLOAD in html.unescape(page.split("</section>", 1)[1])
