@@ -127,6 +127,8 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                     owner.add_module(leaf, child)
                 for name, value in reply["attrs"][path].items():
                     owner = self.get_submodule(path)
+                    if isinstance(value, dict) and "tuple" in value:
+                        value = tuple(value["tuple"])
                     if name != "training" and not hasattr(owner, name):
                         object.__setattr__(owner, name, value)
             for path, value in values.items():
@@ -254,7 +256,7 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
         return params, buffers, shared
 
     def describe(module):
-        tree = {}
+        tree, first = {}, {}
         for path, sub in module.named_modules(remove_duplicate=False):
             attrs = {}
             for name, value in vars(sub).items():
@@ -265,7 +267,11 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                 elif isinstance(value, tuple) and all(isinstance(v, (int, float, bool)) for v in value):
                     attrs[name] = {"tuple": list(value)}
             kind = type(sub)
-            tree[path] = {"type": kind.__name__[:100], "module": kind.__module__[:100],
+            first.setdefault(id(sub), path)
+            methods = sorted({n for k in kind.__mro__ if k.__module__ not in ("torch.nn.modules.module", "builtins")
+                              for n, v in vars(k).items() if callable(v) and not n.startswith("_")})[:200]
+            tree[path] = {"type": kind.__name__[:100], "module": kind.__module__[:100], "same_as": first[id(sub)],
+                          "methods": methods,
                           "mro": [k.__name__[:100] for k in kind.__mro__][:20], "attrs": attrs,
                           "params": list(sub._parameters), "none_params": [n for n, p in sub._parameters.items() if p is None],
                           "buffers": list(sub._buffers), "children": list(sub._modules)}
@@ -286,7 +292,8 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                 if target is None:
                     continue
                 if target.shape == tensor.shape and target.dtype == tensor.dtype:
-                    target.copy_(tensor)
+                    if not torch.equal(target, tensor):   # unchanged: left alone, so a kept graph stays valid
+                        target.copy_(tensor)
                 else:
                     target.data = tensor.detach().clone()
 

@@ -195,8 +195,8 @@ class Remote:
             reply["params"] = encoder({p: t.detach() for p, t in params.items()})
             reply["requires_grad"] = {p: bool(t.requires_grad) for p, t in params.items()}
             reply["buffers"] = encoder({p: b.detach() for p, b in obj.named_buffers()})
-            reply["attrs"] = {path: {k: v for k, v in vars(m).items() if not k.startswith("_")
-                                     and (v is None or isinstance(v, (bool, int, float, str)))}
+            reply["attrs"] = {path: {k: _simple(v) for k, v in vars(m).items()
+                                     if not k.startswith("_") and _simple(v) is not _NOT_SIMPLE}
                               for path, m in obj.named_modules()}
         wire.send(self.conn, reply, encoder.tensors)
 
@@ -441,6 +441,12 @@ class KeptProxy:
     def __repr__(self) -> str:
         return f"<the student's {self.name}>"
 
+    def __instancecheck__(self, obj: Any) -> bool:
+        """isinstance(x, StudentClass): x is an object of the kernel built from the student's class of that name."""
+        if isinstance(obj, ModuleProxy):
+            return obj._node().get("type") == self.name and obj._node().get("module") == "__main__"
+        return isinstance(obj, ObjectProxy) and object.__getattribute__(obj, "_type") == self.name
+
     def watch(self, *args: Any, **kwargs: Any) -> tuple[Any, Watch]:
         """(what the call returns, a Watch of the torch operations and memory it used, measured in the kernel)."""
         return self.remote.call({"kept": [self.cell, self.name]}, args, kwargs, op="watch")  # type: ignore[no-any-return]
@@ -615,6 +621,8 @@ class ModuleProxy:
             return tuple(value["tuple"]) if isinstance(value, dict) and "tuple" in value else value
         if name in LOCAL_METHODS:
             return getattr(_LocalMethods(self), name)
+        if name not in node.get("methods", []):
+            raise AttributeError(f"the student's {node.get('type')} has no attribute {name!r}")
         remote, key, path = top._remote, top._key, object.__getattribute__(self, "_path")
 
         def method(*args: Any, **kwargs: Any) -> Any:
@@ -627,6 +635,10 @@ class ModuleProxy:
         raise AttributeError(f"the grader's tests cannot set {name!r} on a module that lives in the kernel")
 
     def _view(self, path: str) -> ModuleProxy:
+        node = object.__getattribute__(self, "_tree").get(path, {})
+        path = node.get("same_as", path) if isinstance(node.get("same_as", path), str) else path
+        if path == "":
+            return self   # a submodule that is the module itself
         views = object.__getattribute__(self, "_views")
         if path not in views:
             views[path] = ModuleProxy(self._remote, self._key, path, root=self)
@@ -770,6 +782,18 @@ class _LocalMethods:
 
 
 LOCAL_METHODS = {name for name in vars(_LocalMethods) if not name.startswith("_")}
+
+
+_NOT_SIMPLE = object()
+
+
+def _simple(value: Any) -> Any:
+    """A plain attribute of a module as the kernel can receive it (a number, a string, a tuple of them)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, tuple) and all(v is None or isinstance(v, (bool, int, float, str)) for v in value):
+        return {"tuple": list(value)}
+    return _NOT_SIMPLE
 
 
 def _load_module(module: nn.Module, state: dict[str, torch.Tensor], training: dict[str, bool]) -> None:

@@ -104,17 +104,21 @@ def run_tests(source: nbformat.NotebookNode, remote: Remote,
     remote.names = namespace
     remote.sources = student_definitions(submitted) if submitted is not None else {}
     verdicts: dict[str, Verdict] = {}
+    seen_solution = False
     with _grader_state():
         for cell in source.cells:
             if cell.cell_type != "code":
                 continue
             meta = _meta(cell)
             if meta.get("solution"):
+                seen_solution = True
                 for name in defined_names(cell.source):
                     namespace[name] = KeptProxy(remote, meta["grade_id"], name)
                     remote.student_names.add(name)
             elif meta.get("grade"):
                 verdicts[meta["grade_id"]] = _run_cell(meta["grade_id"], cell.source, namespace)
+            elif seen_solution:   # an ungraded cell after the student's code (a demo): it decides nothing
+                _run_cell("", cell.source, namespace)
             else:
                 _run_course_code(cell.source, namespace)
     return verdicts

@@ -30,7 +30,10 @@ def student_namespace(notebook, source):
         if cell.cell_type != "code" or _meta(cell).get("grade"):
             continue
         code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
-        exec(compile(code, "<notebook cell>", "exec"), namespace)
+        try:   # as a kernel runs a notebook for the grader: a cell that raises does not stop the others
+            exec(compile(code, "<notebook cell>", "exec"), namespace)
+        except Exception:
+            pass
         grade_id = _meta(cell).get("grade_id")
         if _meta(cell).get("solution") and grade_id in names:
             kept[grade_id] = {n: namespace.get(n) for n in names[grade_id]}

@@ -89,12 +89,27 @@ def in_place(x):
     x.mul_(2)
     return x.is_contiguous()
 
+def on(n, device=None):
+    return torch.ones(n, device=device), torch.zeros(1).device
+
 def read(m, x):
     return m.W(x) * m.k, m.W.weight
 
 def fill(cache, x):
     cache.update(x)
     return cache.update(x * 2)
+
+class Shared(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(2, 2)
+        self.b = self.a
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+    def double_it(self, x):
+        return 2 * x
 
 class Cache:
     def __init__(self):
@@ -108,7 +123,7 @@ class Cache:
         return len(self.items)
 '''
 NAMES = {"solution": ["helper", "double_plus", "looped", "raises", "several", "Tiny", "Tied", "Inner", "Outer",
-                      "picky", "in_place", "read", "fill", "Cache"]}
+                      "picky", "in_place", "on", "read", "fill", "Shared", "Cache"]}
 
 
 @pytest.fixture
@@ -364,3 +379,23 @@ def test_a_module_of_the_test_passed_to_the_student_stands_in_the_kernel(remote)
     local = x.detach().requires_grad_()
     (holder.W(local) * 2).sum().backward()
     assert torch.allclose(x.grad, local.grad)
+
+
+def test_a_module_is_an_instance_of_the_student_class_and_shared_submodules_are_one(remote):
+    shared = remote.names["Shared"]()
+    assert isinstance(shared, remote.names["Shared"]) and not isinstance(shared, remote.names["Tiny"])
+    assert shared.a is shared.b and len(list(shared.parameters())) == 2
+    assert getattr(shared, "missing", None) is None
+    assert torch.equal(shared.double_it(torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_a_device_travels_both_ways(remote):
+    ones, device = remote.names["on"](2, device=torch.device("cpu"))
+    assert device == torch.device("cpu") and torch.equal(ones, torch.ones(2))
+
+
+def test_one_backward_through_several_calls_on_one_module(remote):
+    module = remote.names["Tiny"](3)
+    x = torch.randn(2, 3, requires_grad=True)
+    (module.proj(x).sum() + module.proj(2 * x).sum()).backward()
+    assert torch.allclose(module.proj.weight.grad, 3 * x.detach().sum(0).expand(3, 3))
