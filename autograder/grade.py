@@ -195,7 +195,8 @@ def grade_submission(job):
                         misconceptions={gid: diagnoses[c].misconception for gid, c in _owners(course_dir, assignment).items()
                                         if c in diagnoses})
     flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + \
-        [f"the kernel was tampered with (the grader's own tests decided the score): {reason}" for reason in flags_only] + \
+        [f"tampering detected (the kernel was tampered with; the grader's own tests decided the score): {reason}"
+         for reason in flags_only] + \
         [str(f) for f in findings]
     flags += [unmatched_flag(repaired.unmatched)] if repaired.unmatched else []
     scores = {c.grade_id: (c.score, c.max_score) for c in cells}
