@@ -244,10 +244,12 @@ def sandbox_command(connection_file, argv):
     command = ["bwrap", "--unshare-user", "--disable-userns", "--unshare-pid", "--unshare-net", "--unshare-ipc",
                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                "--proc", "/proc", "--dev", "/dev"]
-    for path in _visible_paths():
-        command += ["--ro-bind", path, path]
+    # the private folders first, then what is shown: a Python or venv under /tmp (a clone in /tmp, say) stays
+    # visible on top of the sandbox's own /tmp
     for path, size in ((JOB, JOB_SIZE), ("/tmp", TMP_SIZE), (KERNEL_SOCKETS, SOCKETS_SIZE), ("/dev/shm", SHM_SIZE)):
         command += ["--size", str(size), "--tmpfs", path]
+    for path in _visible_paths():
+        command += ["--ro-bind", path, path]
     command += ["--dir", "/tmp/home", "--ro-bind", str(connection_file), str(connection_file),
                 "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", JOB, "--seccomp", "3", "--info-fd", "4",
                 "--clearenv", "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",

@@ -499,3 +499,19 @@ def test_the_seccomp_filter_refuses_what_the_issue_names():
     for arch in ("x86_64", "aarch64"):
         program = seccomp.program(arch)
         assert len(program) % 8 == 0 and 20 < len(program) // 8 < 256
+
+
+def test_a_python_under_tmp_stays_visible_on_top_of_the_sandbox_tmp(monkeypatch):
+    """A clone (and its venv) under /tmp, as CI and many users have it: the sandbox's own /tmp must not hide it."""
+    folder = Path(tempfile.mkdtemp(prefix="ag-visible-"))
+    folder.chmod(0o755)
+    (folder / "f.txt").write_text("seen")
+    (folder / "f.txt").chmod(0o644)
+    visible = sandbox._visible_paths
+    monkeypatch.setattr(sandbox, "_visible_paths", lambda: visible() + [str(folder)])
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"print(open({str(folder / 'f.txt')!r}).read())")])
+    try:
+        sandbox.run_notebook(notebook, folder / "run", 60, 30)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert notebook.cells[0].outputs[0].get("text", "").strip() == "seen", notebook.cells[0].outputs
