@@ -66,8 +66,18 @@ class SandboxExecute(NbGraderPreprocessor):
         probed = nbformat.from_dict(nb)
         probed.cells = []
         sent = {}   # index in nb.cells -> the copy the kernel ran (tests without their hidden parts)
+        pending = []   # solution cells whose bindings are kept right before the next test (after any cell
+        #                the student added in between, as the tests would have found them)
+
+        def keep_pending():
+            for name in pending:
+                keep = nbformat.v4.new_code_cell(agent.keep_cell(names[name], name, kept_key))
+                keep.metadata[diagnose.TAG] = True
+                probed.cells.append(keep)
+            pending.clear()
         for index, (cell, following) in enumerate(zip(nb.cells, nb.cells[1:] + [None])):
             if in_grader and cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+                keep_pending()
                 sent[index] = nbformat.from_dict(cell)
                 sent[index].source = verdicts.strip_hidden(cell.source)
                 probed.cells.append(sent[index])
@@ -79,13 +89,12 @@ class SandboxExecute(NbGraderPreprocessor):
                 keep.metadata[diagnose.TAG] = True
                 probed.cells.append(keep)
             if in_grader and name in names:   # what the grader's tests will call
-                keep = nbformat.v4.new_code_cell(agent.keep_cell(names[name], name, kept_key))
-                keep.metadata[diagnose.TAG] = True
-                probed.cells.append(keep)
+                pending.append(name)
             if _ends_a_block_of_tests(cell, following):
                 probe = nbformat.v4.new_code_cell(canary.source)
                 probe.metadata[CANARY_TAG] = True
                 probed.cells.append(probe)
+        keep_pending()
         if self.diagnostics:   # last: after every test and canary; it changes no score
             probe = nbformat.v4.new_code_cell(self.diagnostics)
             probe.metadata[diagnose.TAG] = True
