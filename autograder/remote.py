@@ -324,14 +324,12 @@ class Remote:
               modules: list[ModuleProxy], grad: bool, op: str = "call",
               extra: dict[str, Any] | None = None) -> tuple[Any, int | None]:
         encoder = wire.Encoder(self._encode_other)
-        header = {"op": op, "target": target, "args": encoder(list(_detached(args))),
-                  "kwargs": encoder(dict(_detached(kwargs))), "grad": grad,
+        # with grad, the leaves travel as tensors that require grad (the kernel makes them leaves)
+        header = {"op": op, "target": target, "args": encoder(list(_detached(args, grad))),
+                  "kwargs": encoder(dict(_detached(kwargs, grad))), "grad": grad,
                   "sync": [[m._key, encoder(m._mirror_state())] for m in modules]}
         for key, value in (extra or {}).items():
             header[key] = encoder(_detached(value))
-        if grad:   # the leaves travel as tensors that require grad
-            header["args"] = encoder(list(_marked(args)))
-            header["kwargs"] = encoder(dict(_marked(kwargs)))
         header["bind"] = self.bindings(encoder)
         header["rng"] = encoder(torch.get_rng_state())   # the global generator travels with the call, and back
         reply, tensors = self.request(header, encoder.tensors)
@@ -823,26 +821,15 @@ def _unique(items: list[Any]) -> list[Any]:
     return found
 
 
-def _detached(value: Any) -> Any:
+def _detached(value: Any, keep_grad: bool = False) -> Any:
+    """`value` with its tensors detached; with `keep_grad`, each keeps whether it requires grad."""
     if isinstance(value, torch.Tensor):
-        return value.detach()
+        return value.detach().requires_grad_(value.requires_grad) if keep_grad and value.is_floating_point() \
+            else value.detach()
     if isinstance(value, tuple):
-        return tuple(_detached(v) for v in value)
+        return tuple(_detached(v, keep_grad) for v in value)
     if isinstance(value, list):
-        return [_detached(v) for v in value]
+        return [_detached(v, keep_grad) for v in value]
     if isinstance(value, dict) and type(value) is dict:
-        return {k: _detached(v) for k, v in value.items()}
-    return value
-
-
-def _marked(value: Any) -> Any:
-    """Like _detached, keeping which tensors require grad (so that the kernel makes them leaves)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().requires_grad_(value.requires_grad) if value.is_floating_point() else value.detach()
-    if isinstance(value, tuple):
-        return tuple(_marked(v) for v in value)
-    if isinstance(value, list):
-        return [_marked(v) for v in value]
-    if isinstance(value, dict) and type(value) is dict:
-        return {k: _marked(v) for k, v in value.items()}
+        return {k: _detached(v, keep_grad) for k, v in value.items()}
     return value
