@@ -7,18 +7,17 @@ never released to students) with
                      (an id is <component>.<mistake>; one mistake keeps its name in every component)
     COMPONENTS     = {grade_id of a solution cell: function(namespace) -> dict of facts}
 
-The grader appends one cell to the notebook it runs (after the last test and its canary), and after each
-solution cell a one-line cell that keeps what the student defined there (a test that failed half-way may
-leave a reference bound to the name; the diagnostics restore the student's own). The last cell loads
-autograder/probes.py and the diagnostics in the kernel, calls every component's function on the
-notebook's namespace, each on tiny fixed examples and under a time limit, and prints the facts as one
-line of JSON behind a marker with a nonce. Nothing in that cell changes a score.
+The checks run in the grader's own process, after the hidden tests (`run`), as the tests do
+(autograder/verdicts.py): each name the student defined in a solution cell is a proxy of what they bound
+there, kept in the kernel, and a call runs their code in the kernel; every reference, comparison and
+picture is computed here, on the tensors that came back. Nothing the kernel prints reaches the facts,
+and nothing in them changes a score. Each check runs on tiny fixed examples, under a time limit.
 
-The facts travel through the verdict channel, so the grader trusts none of it: `parse` accepts only
-the fixed schema below (known keys, numbers, short integer lists, names from fixed sets, misconception
-ids of this assignment, pictures of at most 8 x 8 weights), bounded in size and rounded, so that no
-text can ride on it. Out of it come the lines of feedback and, for attention weights, three heatmaps
-(theirs, expected, difference) drawn here with matplotlib.
+The facts are still held to a fixed schema (`parse`: known keys, numbers, short integer lists, names
+from fixed sets, misconception ids of this assignment, pictures of at most 8 x 8 weights), bounded in
+size and rounded, so that no text of the student's can ride on them into the feedback. Out of them come
+the lines of feedback and, for attention weights, three heatmaps (theirs, expected, difference) drawn
+here with matplotlib.
 """
 import base64
 import functools
@@ -26,15 +25,16 @@ import importlib.util
 import io
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import probes
+from autograder import probes, verdicts
+from autograder.remote import KeptProxy
 
-TAG = "autograder-diagnostics"
-CELL_TIMEOUT = 30            # seconds for the whole diagnostic cell
-COMPONENT_TIMEOUT = 4        # seconds for one component's checks, inside the kernel
-MAX_BYTES = 64_000           # of the JSON line
+CELL_TIMEOUT = 30            # seconds for all the checks of a submission
+COMPONENT_TIMEOUT = 4        # seconds for one call of the student's code in the kernel
+MAX_BYTES = 64_000           # of the facts, as JSON
 MAX_IDS = 4                  # misconceptions named per component
 MAX_DIMS = probes.MAX_DIMS
 MAX_INT = 10**9
@@ -108,98 +108,38 @@ def misconceptions(folder, assignment):
 
 
 # ---------------------------------------------------------------------------------------------------
-# The kernel's side
+# Running the checks, in the grader's process
 
-RUNNER = '''
-def {run}():
-    import json, signal, sys, types
-    saved = {{name: sys.modules.get(name) for name in ("autograder", "autograder.probes")}}
-    package, probes = types.ModuleType("autograder"), types.ModuleType("autograder.probes")
-    package.__path__, package.probes = [], probes
-    sys.modules.update({{"autograder": package, "autograder.probes": probes}})
+
+def run(folder, remote, cells, only=None):
+    """{solution cell: Facts} of an assignment's diagnostics, run in this process against the kernel behind
+    `remote` (autograder/remote.py): each name of `cells` ({solution cell: the names it defines}) is bound to
+    a proxy of what the student defined there, so every call of the checks runs the student's code in the
+    kernel and every reference, comparison and picture is computed here. `only` limits it to one component.
+    A component's checks get COMPONENT_TIMEOUT seconds per call and all of them CELL_TIMEOUT in all; a
+    component that runs out of time, loses its kernel or breaks the schema reports nothing."""
+    module = diagnostics(folder)
+    if module is None:
+        return {}
+    namespace = {name: KeptProxy(remote, cell, name) for cell, names in cells.items() for name in names}
+    remote.names = namespace     # what the checks bind there (references) is what the student's code calls
+    saved = remote.timeout, remote.deadline
+    remote.timeout, remote.deadline = COMPONENT_TIMEOUT, time.monotonic() + CELL_TIMEOUT
+    record = {}
     try:
-        exec(compile({probes_source!r}, "probes", "exec"), probes.__dict__)
-        checks = {{}}
-        exec(compile({diagnostics_source!r}, "diagnostics", "exec"), checks)
+        for cell, check in module.COMPONENTS.items():
+            if only is not None and cell != only:
+                continue
+            if remote.gone or time.monotonic() > remote.deadline:
+                break
+            try:
+                with verdicts.grader_state():
+                    record[cell] = probes.finish(check(dict(namespace)))
+            except Exception:   # the checks' own failure, the kernel gone or out of time: no facts
+                continue
     finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-    namespace = get_ipython().user_ns
-    # the student's own definitions, as each solution cell left them: a test that failed half-way may have
-    # left a reference implementation bound to the name
-    namespace.update({{name: value for name, value in namespace.pop({kept!r}, {{}}).items() if value is not None}})
-    try:
-        probes.op_count(probes.torch.zeros, 1)   # set up the operation counter once, outside the alarms
-    except Exception:
-        pass
-
-    def stop(signum, frame):
-        raise probes.TimeUp()
-
-    facts = {{}}
-    for cell, check in checks["COMPONENTS"].items():
-        previous = signal.signal(signal.SIGALRM, stop)
-        signal.setitimer(signal.ITIMER_REAL, {timeout})
-        try:
-            facts[cell] = probes.finish(check(namespace))
-        except BaseException:
-            facts[cell] = None
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-    print({marker!r} + json.dumps(facts, allow_nan=False))
-{run}()
-del {run}
-'''
-
-
-def _kept(nonce):
-    return f"_autograder_defined_{nonce}"
-
-
-def keep_cell(name, nonce):
-    """A cell, run right after the solution cell `name`, that keeps what the student bound to that name."""
-    return f"globals().setdefault({_kept(nonce)!r}, {{}})[{name!r}] = globals().get({name!r})"
-
-
-def marker(nonce):
-    return f"autograder diagnostics {nonce}:"
-
-
-def kernel_cell(folder, nonce):
-    """The source of the diagnostic cell for an assignment's source folder (None when it has no diagnostics)."""
-    path = Path(folder) / "diagnostics.py"
-    if not path.is_file():
-        return None
-    return RUNNER.format(run=f"_autograder_diagnostics_{nonce}", probes_source=_text(probes.__file__),
-                         diagnostics_source=_text(str(path)), timeout=COMPONENT_TIMEOUT, marker=marker(nonce),
-                         kept=_kept(nonce))
-
-
-def _text(path):
-    """A source file's text, read once per worker while it is unchanged (every submission sends it)."""
-    return _read(path, Path(path).stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=32)
-def _read(path, mtime):
-    return Path(path).read_text()
-
-
-def report_text(cell, nonce):
-    """The JSON that the executed diagnostic cell printed behind its marker ("" if none)."""
-    found = ""
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream" and output.get("name") == "stdout":
-            text = output.get("text", "")
-            text = "".join(text) if isinstance(text, list) else str(text)
-            for line in text.splitlines():
-                if line.startswith(marker(nonce)):
-                    found = line[len(marker(nonce)):]
-    return found
+        remote.timeout, remote.deadline = saved
+    return parse(json.dumps(record, allow_nan=False), set(module.MISCONCEPTIONS), set(module.COMPONENTS))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -2,18 +2,21 @@
 
 nbgrader does the bookkeeping it is good at: it restores every graded and locked cell from the
 gradebook (so edited, re-pointed or faked test cells do not count), clears the submitted outputs,
-re-inserts the hidden tests, and scores each graded cell from its outputs. The one step that runs
-student code, nbgrader's Execute preprocessor, is replaced by SandboxExecute, which runs the notebook
-in autograder/sandbox.py. Around it, canary cells that must fail detect a kernel that was tampered
-with (patched torch comparisons or builtins, swallowed exceptions): such a submission scores 0 and is
-flagged. A scan of the student's own cells names suspicious code (flagged, score unchanged). Both go
-to flags.csv for a person to look at. After the last test, the assignment's diagnostics run in the same
-kernel (autograder/diagnose.py): what they report, strictly parsed, names each failed component's
-misconception on its cells and feeds the feedback page; it never changes a score.
+and scores each graded cell from its outputs. The one step that runs student code, nbgrader's Execute
+preprocessor, is replaced by SandboxExecute, which runs the notebook in autograder/sandbox.py with the
+hidden parts of its tests stripped; once it has run, the grader's own process runs every test cell
+(autograder/verdicts.py) and then the assignment's diagnostics (autograder/diagnose.py), both calling
+the student's code in the kernel through proxies, and the verdicts become the test cells' outputs
+before nbgrader scores them. What the kernel prints from then on goes to WORKDIR/kernel-output.txt, for
+the instructor only. Canary cells that must fail, and a scan of the student's own cells, name a kernel
+that was tampered with or suspicious code: flags for a person (flags.csv), never a score. (An assignment
+whose source notebook does not ask for verdicts in the grader keeps its tests in the kernel; there a
+tampered canary scores 0.) The diagnostics name each failed component's misconception on its cells and
+feed the feedback page; they never change a score.
 
 Before nbgrader sees a submission, repair.py mends honest accidents (copied cells, changed cell types,
-old formats, nbgrader metadata an editor removed); released cells it cannot find are flagged. Returns a SubmissionResult (autograder/model.py); the student's feedback page is written
-to WORKDIR/feedback.html.
+old formats, nbgrader metadata an editor removed); released cells it cannot find are flagged. Returns a
+SubmissionResult (autograder/model.py); the student's feedback page is written to WORKDIR/feedback.html.
 """
 import json
 import os
@@ -37,13 +40,14 @@ from autograder.model import Status, SubmissionResult, score_cells, zero_cells
 from autograder.canary import new_canary
 from autograder.repair import repair
 from autograder.scan import scan_notebook
-from autograder.sandbox import TIMEOUT_TAG, NotebookTimeout, SandboxError, SandboxFailure, run_notebook
+from autograder.sandbox import NotebookTimeout, SandboxError, SandboxFailure, run_notebook
 
 # nbgrader 0.9's gradebook code triggers SQLAlchemy's "not in session" warnings on every autograde.
 warnings.filterwarnings("ignore", message=".*not in session.*")
 
 STUDENT = "student"  # the id nbgrader sees; the real id (any characters) stays with the pipeline
 CANARY_TAG = "autograder-canary"
+KERNEL_OUTPUT = "kernel-output.txt"   # in the job's folder: what the kernel printed while it answered the grader
 class SandboxExecute(NbGraderPreprocessor):
     """nbgrader's Execute step, run in the sandbox, with a canary cell after every block of tests."""
 
@@ -51,11 +55,11 @@ class SandboxExecute(NbGraderPreprocessor):
     timeout = Float(600).tag(config=True)         # seconds for the whole notebook
     cell_timeout = Float(120).tag(config=True)    # seconds for one cell
     sandbox = Bool(True).tag(config=True)         # run the kernel in bubblewrap
-    diagnostics = Unicode("").tag(config=True)    # the source of the diagnostic cell ("" for none)
-    nonce = Unicode("").tag(config=True)          # the diagnostic cell's marker
+    nonce = Unicode("").tag(config=True)          # names the dict where the kernel keeps the student's bindings
     source = Unicode("").tag(config=True)         # the assignment's source notebook (its tests, trusted)
     failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
     verdicts = {}  # workdir -> {grade_id: Verdict} of the tests run in the grader's process
+    diagnoses = {}  # workdir -> {solution cell: Facts} of the diagnostics, run in the grader's process
 
     def preprocess(self, nb, resources):
         canary = new_canary()   # names, shapes and values of its own, drawn for this run
@@ -71,9 +75,7 @@ class SandboxExecute(NbGraderPreprocessor):
 
         def keep_pending():
             for name in pending:
-                keep = nbformat.v4.new_code_cell(agent.keep_cell(names[name], name, kept_key))
-                keep.metadata[diagnose.TAG] = True
-                probed.cells.append(keep)
+                probed.cells.append(nbformat.v4.new_code_cell(agent.keep_cell(names[name], name, kept_key)))
             pending.clear()
         for index, (cell, following) in enumerate(zip(nb.cells, nb.cells[1:] + [None])):
             if in_grader and cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
@@ -84,10 +86,6 @@ class SandboxExecute(NbGraderPreprocessor):
             else:
                 probed.cells.append(cell)
             name = cell.metadata.get("nbgrader", {}).get("grade_id") if _is_solution(cell) else None
-            if self.diagnostics and name:   # what the student defined, before any test binds a reference
-                keep = nbformat.v4.new_code_cell(diagnose.keep_cell(name, self.nonce))
-                keep.metadata[diagnose.TAG] = True
-                probed.cells.append(keep)
             if in_grader and name in names:   # what the grader's tests will call
                 pending.append(name)
             if _ends_a_block_of_tests(cell, following):
@@ -95,19 +93,18 @@ class SandboxExecute(NbGraderPreprocessor):
                 probe.metadata[CANARY_TAG] = True
                 probed.cells.append(probe)
         keep_pending()
-        if self.diagnostics:   # last: after every test and canary; it changes no score
-            probe = nbformat.v4.new_code_cell(self.diagnostics)
-            probe.metadata[diagnose.TAG] = True
-            probe.metadata[TIMEOUT_TAG] = diagnose.CELL_TIMEOUT
-            probed.cells.append(probe)
+        found, diagnoses = {}, {}
+        folder = Path(self.source).parent
+
+        def serve(remote):   # in the grader's process, once the notebook has run: the tests, then the diagnostics
+            found.update(verdicts.run_tests(source, remote, nb))
+            diagnoses.update(diagnose.run(folder, remote, names))
         try:
-            # the diagnostic cell's own time is added to the notebook's: it never makes a student's notebook late
-            extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if self.diagnostics else 0
-            found = {}
-            executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + extra, self.cell_timeout,
-                                    sandbox=self.sandbox, kept_key=kept_key,
-                                    serve=(lambda remote: found.update(verdicts.run_tests(source, remote, nb)))
-                                    if in_grader else None)
+            # the diagnostics' own time is added to the notebook's: they never make a student's notebook late
+            executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + diagnose.CELL_TIMEOUT,
+                                    self.cell_timeout, sandbox=self.sandbox, kept_key=kept_key,
+                                    serve=serve if in_grader else None,
+                                    serve_output=Path(self.workdir) / KERNEL_OUTPUT)
         except SandboxError as error:
             SandboxExecute.failures[self.workdir] = error
             raise
@@ -122,12 +119,11 @@ class SandboxExecute(NbGraderPreprocessor):
                 cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[]))
         if in_grader:
             SandboxExecute.verdicts[self.workdir] = found
+            SandboxExecute.diagnoses[self.workdir] = diagnoses
         found = set()
         for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):
             found.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
         (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(found)))
-        reports = [diagnose.report_text(c, self.nonce) for c in executed.cells if diagnose.TAG in c.metadata]
-        (Path(self.workdir) / "diagnostics.json").write_text("".join(reports), encoding="utf-8")
         # nb's cells are the ones the kernel ran (the tests' copies aside, whose outputs were moved back above)
         return nb, resources
 
@@ -171,9 +167,7 @@ def grade_submission(job):
     config.SandboxExecute.timeout = float(job.timeout)
     config.SandboxExecute.cell_timeout = float(job.cell_timeout)
     config.SandboxExecute.sandbox = bool(job.sandbox)
-    nonce = secrets.token_hex(8)
-    config.SandboxExecute.diagnostics = diagnose.kernel_cell(course_dir / "source" / assignment, nonce) or ""
-    config.SandboxExecute.nonce = nonce
+    config.SandboxExecute.nonce = secrets.token_hex(8)
     config.SandboxExecute.source = str(course_dir / "source" / assignment / f"{assignment}.ipynb")
     config.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
@@ -182,6 +176,7 @@ def grade_submission(job):
     finally:
         failure = SandboxExecute.failures.pop(str(workdir), None)
         in_grader = SandboxExecute.verdicts.pop(str(workdir), None) is not None
+        found_diagnoses = SandboxExecute.diagnoses.pop(str(workdir), {})
     if failure is not None:
         raise failure
     if not result["success"]:
@@ -199,7 +194,7 @@ def grade_submission(job):
         flags_only, tampered = tampered, []
     else:
         flags_only = []
-    diagnoses = {} if tampered or introspects else _diagnoses(course_dir, assignment, workdir)
+    diagnoses = {} if tampered or introspects else found_diagnoses
     cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered),
                         misconceptions={gid: diagnoses[c].misconception for gid, c in _owners(course_dir, assignment).items()
                                         if c in diagnoses})
@@ -226,16 +221,6 @@ def _owners(course_dir, assignment):
     return course.components(feedback.source_notebook(course_dir, assignment))
 
 
-def _diagnoses(course_dir, assignment, workdir):
-    """{solution cell: Facts} that the diagnostic cell reported, strictly parsed ({} when there are none)."""
-    folder = Path(course_dir) / "source" / assignment
-    module = diagnose.diagnostics(folder)
-    if module is None:
-        return {}
-    text = (workdir / "diagnostics.json").read_text(encoding="utf-8")
-    return diagnose.parse(text, set(module.MISCONCEPTIONS), set(module.COMPONENTS))
-
-
 class GradingError(Exception):
     """nbgrader could not grade the notebook: a failure of the grader, not a grade."""
 
@@ -254,13 +239,17 @@ def grade_job(job):
     resumes where it stopped; a failure of the grader is returned but never written: it is graded
     again next time. The feedback page goes to job.feedback.
     """
-    Path(job.feedback).unlink(missing_ok=True)  # never leave the page of an earlier grading
+    Path(job.feedback).unlink(missing_ok=True)  # never leave the page (or the kernel's output) of an earlier grading
+    if job.kernel_output:
+        Path(job.kernel_output).unlink(missing_ok=True)
     workdir = Path(job.workdir)
     shutil.rmtree(workdir, ignore_errors=True)  # a half-done attempt of a killed batch
     try:
         result = grade_submission(job)
         Path(job.feedback).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(workdir / "feedback.html", job.feedback)
+        if job.kernel_output:
+            _keep_kernel_output(workdir / KERNEL_OUTPUT, Path(job.kernel_output))
     except NotebookTimeout as error:
         result = _failed(job, Status.STUDENT_ERROR, str(error))
     except (SandboxFailure, GradingError) as error:
@@ -272,6 +261,14 @@ def grade_job(job):
     if result.status is not Status.NOT_GRADED:
         write_result(result, job.result)
     return result
+
+
+def _keep_kernel_output(found, kept):
+    """What the kernel printed while it answered the grader, for the instructor (a regrade request): kept
+    when there is any, away from the student's feedback."""
+    if found.is_file() and found.stat().st_size:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(found, kept)
 
 
 def _failed(job, status, reason):

@@ -40,6 +40,7 @@ class Job:
     sandbox: bool = True   # run the kernel in bubblewrap (a worker that cannot refuses the job)
     flags: tuple = ()      # flags known before grading (e.g. which of several notebooks was picked)
     file_id: FileId | None = None  # the file collect checked (read again only if it is still that file)
+    kernel_output: str = ""  # OUT/kernel-output/<student>/<assignment>.txt: the instructor's, never the student's
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,7 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
                       course=str(course_dir), workdir=str(scratch_root / "jobs" / key),
                       result=str(out / "results" / f"{key}.json"),
                       feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
+                      kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
                       timeout=timeout, cell_timeout=cell_timeout, deadline=timeout + GRACE, sandbox=sandbox,
                       flags=submission.flags, file_id=submission.file_id)
             _started(job).unlink(missing_ok=True)  # left by a batch that was killed

@@ -1,8 +1,9 @@
 """Tensor checks that an assignment's diagnostics (solutions/<id>/diagnostics.py) run on a student's code.
 
-This module runs in two places: in the grader's process (tests, and the grader reading MISCONCEPTIONS),
-and inside the student's sandboxed kernel, where autograder/diagnose.py sends its source together with
-the assignment's diagnostics. So it imports nothing but torch and the standard library.
+It runs in the grader's process only (autograder/diagnose.py): the functions, classes and modules that
+the checks call are proxies of the student's, kept in the kernel (autograder/remote.py), and what they
+return is already here. A measurement that only the kernel can make (how many lines of Python a call
+runs) is asked of the kernel through the proxy.
 
 A diagnosis is a plain dict of numbers, shapes and names, in the fixed schema of autograder/diagnose.py
 (which parses it strictly). The helpers here build its parts:
@@ -14,12 +15,14 @@ A diagnosis is a plain dict of numbers, shapes and names, in the fixed schema of
     attempt(function, *args)          the result, or the name of the exception it raised
     call(function, *args), pair(r)    the result or None; the two parts of a returned pair
     swapped(namespace, bindings)      the notebook's names bound to reference implementations for a while
-    loops(function, make_args)        whether the number of torch operations grows with the input size
+    loops(function, make_args)        whether the lines of Python a call runs grow with the input size
 """
 import contextlib
 import math
 
 import torch
+
+from autograder.remote import KernelGone, OutOfTime, RemoteError
 
 MATRIX_SIDE = 8      # the largest picture of weights: 8 x 8
 MAX_DIMS = 8         # the longest shape or index reported
@@ -32,10 +35,6 @@ DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128"
           "int64", "uint8", "bool")
 
 
-class TimeUp(BaseException):
-    """A component's checks ran out of time (raised by the grader's alarm; never caught as the student's error)."""
-
-
 class Raised(Exception):
     """The student's code raised; `name` is its type, among EXCEPTIONS (or "Exception")."""
 
@@ -45,7 +44,9 @@ class Raised(Exception):
 
 
 def exception_name(error):
-    name = type(error).__name__
+    """The name of what the student's code raised (in the kernel: the name the kernel reported), among
+    EXCEPTIONS, else "Exception"."""
+    name = error.kind if isinstance(error, RemoteError) else type(error).__name__
     return name if name in EXCEPTIONS else "Exception"
 
 
@@ -53,7 +54,7 @@ def attempt(function, *args, **kwargs):
     """function(*args, **kwargs), or raise Raised with the name of what it raised."""
     try:
         return function(*args, **kwargs)
-    except TimeUp:
+    except (KernelGone, OutOfTime):   # the grader's limits, never the student's error
         raise
     except (Exception, SystemExit) as error:
         raise Raised(exception_name(error)) from None
@@ -171,33 +172,17 @@ def pictures(theirs, expected):
     return found if None not in found.values() else {}
 
 
-def op_count(function, *args):
-    """The number of torch operations that function(*args) dispatches."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Count(TorchDispatchMode):
-        calls = 0
-
-        @classmethod
-        def _should_skip_dynamo(cls):
-            return False    # else defining the class imports torch._dynamo (seconds)
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            Count.calls += 1
-            return func(*args, **(kwargs or {}))
-
-    with Count():
-        function(*args)
-    return Count.calls
-
-
 def loops(function, make_args, small=2, large=6):
-    """Whether function runs more torch operations on a larger input (a Python loop over positions, batch
-    or heads): make_args(n) gives the arguments for size n."""
+    """Whether a call runs more lines of the student's Python on a larger input (a Python loop over positions,
+    batch or heads): make_args(n) gives the arguments for size n. `function` is a proxy of the student's
+    function or module, which counts the lines in the kernel (after a first call)."""
     try:
-        return op_count(function, *make_args(large)) > op_count(function, *make_args(small))
+        few, many = function.lines(tuple(make_args(small)), tuple(make_args(large)))
+    except (KernelGone, OutOfTime):
+        raise
     except Exception:
         return False
+    return many > few + 2
 
 
 def finish(facts):

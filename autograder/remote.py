@@ -54,6 +54,11 @@ class KernelGone(Exception):
     """The kernel stopped answering (it died, hung past its limit, or broke the protocol)."""
 
 
+class OutOfTime(Exception):
+    """The student's code ran past the time of its request (the kernel was interrupted), or the time the
+    grader gave a run of checks (`Remote.deadline`) is over: no further request is sent."""
+
+
 class Remote:
     """The connection to one kernel's agent, and what it holds: the proxies of its objects, the graphs of
     calls whose backward may come, and the grader's call-backs for the current request."""
@@ -69,12 +74,17 @@ class Remote:
         self.student_names: set[str] = set()  # the names of the solution cells
         self.sources: dict[str, str] = {}     # the student's top-level definitions, by name (their notebook's text)
         self.gone: str | None = None
+        self.deadline: float | None = None    # time.monotonic() after which no request is sent (None: no limit)
+        self.interrupted = False              # the current request ran past its time
 
     # --- requests ----------------------------------------------------------------------------------------
     def request(self, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         if self.gone:
             raise KernelGone(self.gone)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OutOfTime("the time for these checks is over")
         assert self.conn is not None
+        self.interrupted = False
         try:
             wire.send(self.conn, header, tensors)
             while True:
@@ -97,6 +107,8 @@ class Remote:
             raise KernelGone(self.gone) from None
         finally:
             self.callbacks.clear()   # a call-back expires when its request returns
+        if self.interrupted:
+            raise OutOfTime(f"your code ran longer than {self.timeout:g} s")
         if "error" in reply:
             error = reply["error"]
             if not (isinstance(error, dict) and isinstance(error.get("type"), str) and isinstance(error.get("message"), str)):
@@ -107,6 +119,8 @@ class Remote:
     def _receive(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         assert self.conn is not None
         deadline = time.monotonic() + self.timeout
+        if self.deadline is not None:
+            deadline = min(deadline, max(self.deadline, time.monotonic() + 0.5))
         interrupted = False
         while True:
             self.conn.settimeout(max(0.05, min(1.0, deadline - time.monotonic())))
@@ -118,7 +132,8 @@ class Remote:
                 if interrupted or self.interrupt is None:
                     raise
                 self.interrupt()        # the student's code runs past the limit: KeyboardInterrupt in the kernel
-                interrupted, deadline = True, time.monotonic() + 10
+                interrupted = self.interrupted = True
+                deadline = time.monotonic() + 10
 
     def _answer_callback(self, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """The student's code calls a name the test bound to a reference function: the grader computes it."""

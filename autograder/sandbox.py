@@ -17,6 +17,7 @@ import json
 import math
 import os
 import pwd
+import queue
 import shutil
 import signal
 import socket
@@ -353,10 +354,11 @@ class LimitedOutputClient(NotebookClient):
     has run and while the kernel still lives, it starts the agent in the kernel (autograder/agent.py) and
     hands `serve` a Remote connected to it (the grader's tests run there, in this process)."""
 
-    def __init__(self, notebook, serve=None, agent_dir="", kept_key="", **kwargs):
+    def __init__(self, notebook, serve=None, agent_dir="", kept_key="", serve_output=None, **kwargs):
         super().__init__(notebook, **kwargs)
         self.kept_chars = {}  # cell index -> characters of output kept
         self.serve, self.agent_dir, self.kept_key = serve, agent_dir, kept_key
+        self.serve_output = serve_output   # the file for what the kernel prints while it answers (None: dropped)
 
     async def async_execute(self, reset_kc=False, **kwargs):
         """nbclient's own, with the agent's phase after the last cell."""
@@ -384,6 +386,7 @@ class LimitedOutputClient(NotebookClient):
         inside = f"{self.agent_dir}/agent"
         source = agent.cell_source(Path(wire.__file__).read_text(), inside, self.kept_key)
         msg_id = self.kc.execute(source, store_history=False, allow_stdin=False)
+        drained = asyncio.ensure_future(self._drain_output(msg_id))
         conn = await _connect(outside, self.km)
         loop = asyncio.get_running_loop()
 
@@ -407,6 +410,40 @@ class LimitedOutputClient(NotebookClient):
                 await asyncio.wait_for(self.async_wait_for_reply(msg_id), 10)
             except Exception:
                 pass   # a kernel that does not finish its agent cell is shut down with the rest
+            try:
+                await asyncio.wait_for(drained, 2)
+            except Exception:
+                drained.cancel()
+
+    async def _drain_output(self, msg_id):
+        """What the kernel prints, shows or raises while it answers the grader, to `serve_output` (capped at
+        SERVE_OUTPUT_LIMIT characters), never to the notebook: the student's feedback shows the run of their
+        notebook, and nothing after the grader's first request. Ends when the agent's cell is done."""
+        written = 0
+        out = open(self.serve_output, "w", encoding="utf-8", errors="replace") if self.serve_output else None
+        try:
+            while True:
+                try:
+                    msg = await ensure_async(self.kc.get_iopub_msg(timeout=1))
+                except queue.Empty:
+                    continue
+                except Exception:   # the channel is closed: the kernel is gone
+                    return
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                content, kind = msg.get("content", {}), msg.get("msg_type")
+                if kind == "status" and content.get("execution_state") == "idle":
+                    return
+                text = _output_text(kind, content)
+                if out is not None and text and written < SERVE_OUTPUT_LIMIT:
+                    text = text[:SERVE_OUTPUT_LIMIT - written]
+                    out.write(text)
+                    written += len(text)
+                    if written >= SERVE_OUTPUT_LIMIT:
+                        out.write(TRUNCATED)
+        finally:
+            if out is not None:
+                out.close()
 
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "error":  # kept, since it decides the score, but not without end
@@ -428,6 +465,19 @@ class LimitedOutputClient(NotebookClient):
 
 
 TRUNCATED = "\n[... output truncated by the grader ...]\n"
+SERVE_OUTPUT_LIMIT = 200_000   # characters kept of what the kernel prints while it answers the grader
+
+
+def _output_text(kind, content):
+    """The text of one iopub message of the kernel (stream, error, a display's text/plain), or ""."""
+    if kind == "stream":
+        return str(content.get("text", ""))
+    if kind == "error":
+        return f"{content.get('ename', '')}: {content.get('evalue', '')}\n"
+    if kind in ("display_data", "execute_result", "update_display_data"):
+        data = content.get("data", {})
+        return str(data.get("text/plain", "")) + "\n" if isinstance(data, dict) else ""
+    return ""
 
 
 def _record_missing_error(cell, reply):
@@ -455,7 +505,7 @@ async def _connect(path, km, limit=15):
     return None
 
 
-def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=None, kept_key=""):
+def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=None, kept_key="", serve_output=None):
     """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it.
 
     Code cells that never ran (the kernel died, or the notebook ran out of time) get an error output,
@@ -463,7 +513,8 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
     longer than `timeout` seconds, SandboxFailure when the sandbox or the kernel could not start (or
     `sandbox` is asked for and bubblewrap is missing: never run student code unsandboxed by accident).
     With `serve` (a function of a Remote), once the cells have run the kernel answers the grader's calls
-    (autograder/agent.py), `kept_key` naming the dict where keep cells stored the student's bindings.
+    (autograder/agent.py), `kept_key` naming the dict where keep cells stored the student's bindings; what
+    the kernel prints from then on goes to the file `serve_output` (the instructor's), never to the notebook.
     """
     reason = unavailable() if sandbox else None
     if reason:
@@ -488,6 +539,7 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
                                     connection_file=str(connection_file), wrapper=limits_command())
     client = LimitedOutputClient(
         notebook, serve=serve, agent_dir=KERNEL_SOCKETS if sandbox else str(private), kept_key=kept_key,
+        serve_output=serve_output,
         km=km, timeout=cell_timeout, allow_errors=True,
         timeout_func=lambda cell: cell_limit(cell, cell_timeout), interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {cell_timeout} s",

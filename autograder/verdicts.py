@@ -105,7 +105,7 @@ def run_tests(source: nbformat.NotebookNode, remote: Remote,
     remote.sources = student_definitions(submitted) if submitted is not None else {}
     verdicts: dict[str, Verdict] = {}
     seen_solution = False
-    with _grader_state():
+    with grader_state():
         for cell in source.cells:
             if cell.cell_type != "code":
                 continue
@@ -145,7 +145,7 @@ def _run_course_code(source: str, namespace: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _grader_state():
+def grader_state():
     """Whatever the tests change in the grader's torch (default dtype, seeds, grad mode) is put back."""
     dtype, rng, grad = torch.get_default_dtype(), torch.get_rng_state(), torch.is_grad_enabled()
     try:

@@ -6,12 +6,13 @@ what each solution cell binds is kept right after it (as the keep cells do in a 
 (autograder/verdicts.py) run against it through the same proxies and wire as in a real grading. For
 trusted code only (solutions, the catalogue of mutants): nothing here is sandboxed.
 """
+import contextlib
 import socket
 import threading
 
 import nbformat
 
-from autograder import agent, verdicts, wire
+from autograder import agent, diagnose, verdicts, wire
 from autograder.remote import Remote
 
 KEPT = "_autograder_kept_fastpath"
@@ -40,14 +41,15 @@ def student_namespace(notebook, source):
     return namespace
 
 
-def grade_in_process(notebook, source, timeout=60):
-    """{grade_id: Verdict} of the grader's tests of `notebook` (the source notebook `source` holds them)."""
+@contextlib.contextmanager
+def serving(notebook, source, timeout=60):
+    """A Remote whose agent answers, in a thread of this process, for the namespace of `notebook`'s code."""
     namespace = student_namespace(notebook, source)
     ours, theirs = socket.socketpair()
     thread = threading.Thread(target=agent.in_process, args=(namespace, KEPT, theirs), daemon=True)
     thread.start()
     try:
-        found = verdicts.run_tests(source, Remote(ours, timeout=timeout), notebook)
+        yield Remote(ours, timeout=timeout)
     finally:
         try:
             wire.send(ours, {"op": "done"}, {})
@@ -55,7 +57,19 @@ def grade_in_process(notebook, source, timeout=60):
             pass
         thread.join(10)
         ours.close()
-    return found
+
+
+def grade_in_process(notebook, source, timeout=60):
+    """{grade_id: Verdict} of the grader's tests of `notebook` (the source notebook `source` holds them)."""
+    with serving(notebook, source, timeout) as remote:
+        return verdicts.run_tests(source, remote, notebook)
+
+
+def diagnose_in_process(notebook, source, folder, only=None):
+    """{solution cell: Facts} of the assignment's diagnostics (in `folder`) on `notebook`, as the grader runs them
+    after the tests (autograder/diagnose.py); `only`: one component."""
+    with serving(notebook, source) as remote:
+        return diagnose.run(folder, remote, verdicts.solution_cells(source), only=only)
 
 
 def read(path):

@@ -2,19 +2,19 @@
 
 For every mutant of the catalogues (tests/mutants/), the diagnostics of its component name the
 misconception that the mutant declares, first; on the solution they name none, and report no error.
-These are the checks that autograder/diagnose.py runs in the student's kernel; tests/test_mutants.py
-checks on a graded class that the same ids reach the feedback through the kernel. The facts each
-check reports fit the grader's strict schema.
+They run as the grader runs them (autograder/diagnose.py): the checks here, the mutant's code answering
+through the agent and the wire (tests/fastpath.py, no kernel); tests/test_mutants.py checks on a graded
+class that the same ids reach the feedback through a sandboxed kernel. The facts each check reports fit
+the grader's strict schema.
 """
 import json
-import signal
-from contextlib import contextmanager
 
 import nbformat
 import pytest
 
 from autograder import course, diagnose, probes
-from tests.conftest import ASSIGNMENTS, SOLUTIONS, solution_path
+from tests.conftest import ASSIGNMENTS, SOLUTIONS, solution_path, with_cell_replaced
+from tests.fastpath import diagnose_in_process
 from tests.mutants import catalogue, not_graded_here
 
 CATALOGUE = catalogue()
@@ -27,52 +27,20 @@ def _module(assignment):
     return diagnose.diagnostics(SOLUTIONS / assignment)
 
 
-def _code_cells(assignment):
-    """The notebook's code that is not a test: setup, solution cells, ungraded cells ([(grade_id, source)])."""
-    notebook = nbformat.read(solution_path(assignment), as_version=4)
-    return [(c.metadata.get("nbgrader", {}).get("grade_id"), c.source) for c in notebook.cells
-            if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("grade")]
+def notebook(assignment, replace=None):
+    """The solution notebook, with one cell's source replaced ((grade_id, source))."""
+    if replace is None:
+        return nbformat.read(solution_path(assignment), as_version=4)
+    return with_cell_replaced(assignment, *replace)
 
 
-_BASE = {}
-
-
-def namespace(assignment, replace=None):
-    """A notebook namespace holding the solution's definitions, with one cell's source replaced."""
-    if assignment not in _BASE:
-        ns = {"__name__": "__main__"}
-        for _, source in _code_cells(assignment):
-            exec(compile(source, assignment, "exec"), ns)
-        _BASE[assignment] = ns
-    ns = dict(_BASE[assignment])
-    if replace is not None:
-        cell, source = replace
-        exec(compile(source, cell, "exec"), ns)
-    return ns
-
-
-@contextmanager
-def time_limit(seconds):
-    def stop(signum, frame):
-        raise probes.TimeUp()   # as the grader's alarm in the kernel
-    previous = signal.signal(signal.SIGALRM, stop)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def facts_of(assignment, cell, ns):
-    """The parsed Facts of one component, through the same JSON round trip as in the kernel."""
-    module = _module(assignment)
-    with time_limit(diagnose.COMPONENT_TIMEOUT * 3):
-        raw = probes.finish(module.COMPONENTS[cell](ns))
-    text = json.dumps({cell: raw}, allow_nan=False)
-    parsed = diagnose.parse(text, set(module.MISCONCEPTIONS), set(module.COMPONENTS))
-    assert cell in parsed, f"the facts of {cell} do not fit the schema: {text[:500]}"
-    return parsed[cell]
+def facts_of(assignment, cell, submitted):
+    """The Facts of one component on a notebook, as the grader finds them: the checks in this process, the
+    notebook's code answering through the agent and the wire (tests/fastpath.py)."""
+    source = nbformat.read(solution_path(assignment), as_version=4)
+    found = diagnose_in_process(submitted, source, SOLUTIONS / assignment, only=cell)
+    assert cell in found, f"the checks of {cell} reported nothing (they failed, ran out of time, or broke the schema)"
+    return found[cell]
 
 
 @pytest.mark.quick
@@ -88,7 +56,7 @@ def test_declarations(assignment):
 @pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
 def test_the_solution_shows_no_mistake(assignment):
     for cell in _module(assignment).COMPONENTS:
-        facts = facts_of(assignment, cell, namespace(assignment))
+        facts = facts_of(assignment, cell, notebook(assignment))
         assert not facts.misconceptions, f"{cell}: the solution is taken for {facts.misconceptions}"
         known = diagnose.misconceptions(SOLUTIONS / assignment, assignment)
         assert diagnose.explain(facts, known) == [], f"{cell}: the solution gets feedback"
@@ -100,7 +68,7 @@ def test_the_mutant_is_named(assignment, name):
     mutant = CATALOGUE[assignment][name]
     module = _module(assignment)
     assert mutant.misconception in module.MISCONCEPTIONS, f"{name}: declare its misconception (one of MISCONCEPTIONS)"
-    facts = facts_of(assignment, mutant.cell, namespace(assignment, (mutant.cell, mutant.source)))
+    facts = facts_of(assignment, mutant.cell, notebook(assignment, (mutant.cell, mutant.source)))
     assert facts.misconception == mutant.misconception, \
         f"{name} ({mutant.why}): diagnosed as {facts.misconceptions or 'nothing'}, not {mutant.misconception}"
 
@@ -115,7 +83,7 @@ def test_following_the_advice_fixes_the_cell(assignment, name):
     assert mutant.fix, f"{name}: declare in FIXES the edit that follows the advice: {known[mutant.misconception].fix}"
     fixed = mutant.fixed_source
     assert fixed is not None and fixed != mutant.source, f"{name}: the fix's old text is not in the mutant's source"
-    facts = facts_of(assignment, mutant.cell, namespace(assignment, (mutant.cell, fixed)))
+    facts = facts_of(assignment, mutant.cell, notebook(assignment, (mutant.cell, fixed)))
     assert not facts.misconceptions and diagnose.explain(facts, known) == [], \
         f"{name} fixed as advised ({known[mutant.misconception].fix}) still shows: {diagnose.explain(facts, known)}"
 
@@ -144,12 +112,6 @@ def test_picture_is_drawn_from_numbers():
     data = diagnose.picture(facts)
     assert data.startswith(b"\x89PNG")
     assert diagnose.picture(diagnose.Facts()) is None
-
-
-def test_copy_does_not_leak_between_mutants():
-    # namespace() copies the base namespace: a mutant's definitions never reach the next one
-    ns = namespace(ASSIGNMENTS[0], ("x", "MUTATED = 1"))
-    assert "MUTATED" in ns and "MUTATED" not in namespace(ASSIGNMENTS[0])
 
 
 @pytest.mark.quick
