@@ -174,10 +174,16 @@ def pictures(theirs, expected):
 
 def loops(function, make_args, small=2, large=6):
     """Whether a call runs more lines of the student's Python on a larger input (a Python loop over positions,
-    batch or heads): make_args(n) gives the arguments for size n. `function` is a proxy of the student's
-    function or module, which counts the lines in the kernel (after a first call)."""
+    batch or heads): make_args(n) gives the arguments for size n."""
+    return python_loop(function, make_args(small), make_args(large))
+
+
+def python_loop(function, small, large):
+    """Whether function(*large) runs more lines of the student's Python than function(*small), by more than
+    two. `function` is a proxy of the student's function or module, which counts the lines in the kernel,
+    after a first call (autograder/remote.py); False when it cannot be measured."""
     try:
-        few, many = function.lines(tuple(make_args(small)), tuple(make_args(large)))
+        few, many = function.lines(tuple(small), tuple(large))
     except (KernelGone, OutOfTime):
         raise
     except Exception:

@@ -1,7 +1,7 @@
 """Diagnostics of 01_attention: the checks behind the tensor-aware feedback, and the misconceptions they name.
 
-Read by the grader (autograder/diagnose.py explains the protocol) and run in the student's kernel after
-the tests, so this file imports only torch, the standard library and autograder.probes. Never released.
+Read by the grader (autograder/diagnose.py explains the protocol) and run in the grader's process after
+the tests, the student's names bound to proxies of what they defined in the kernel. Never released.
 Every check runs on tiny fixed examples, the ones that the notebook's visible tests show, with the
 other components swapped for references (graded in isolation, as the tests).
 """

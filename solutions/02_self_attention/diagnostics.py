@@ -1,19 +1,16 @@
 """Diagnostics of 02_self_attention: the checks behind the tensor-aware feedback, and the misconceptions they name.
 
-Read by the grader (autograder/diagnose.py explains the protocol) and run in the student's kernel after
-the tests, so this file imports only torch, math, the standard library and autograder.probes. Never
-released. Every check runs on tiny fixed examples, the ones that the notebook's visible tests show, with
+Read by the grader (autograder/diagnose.py explains the protocol) and run in the grader's process after
+the tests, the student's names bound to proxies of what they defined in the kernel. Never released. Every check runs on tiny fixed examples, the ones that the notebook's visible tests show, with
 the other components swapped for references written here (graded in isolation, as the tests). A check
 compares the student's result with models of each mistake (the result that this mistake gives, computed
 by a small reference with the mistake), then with properties (dtype, ValueError, Python loops).
 """
 import math
-import os
-import sys
 
 import torch
 
-from autograder.probes import Raised, attempt, call, describe, pair, pictures, same, swapped
+from autograder.probes import Raised, attempt, call, describe, pair, pictures, python_loop, same, swapped
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
@@ -214,39 +211,6 @@ def _guarded(check):
     return run
 
 
-def _python_lines(function, *args):
-    """How many lines of Python outside the installed libraries function(*args) runs (its own loops)."""
-    library = tuple(os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
-    ours, count = {}, [0]
-
-    def on_line(frame, event, arg):
-        count[0] += event == "line"
-        return on_line
-
-    def on_call(frame, event, arg):
-        name = frame.f_code.co_filename
-        if name not in ours:
-            ours[name] = not (name.startswith("<frozen") or os.path.realpath(name).startswith(library))
-        return on_line if ours[name] else None
-
-    previous = sys.gettrace()
-    sys.settrace(on_call)
-    try:
-        function(*args)
-    finally:
-        sys.settrace(previous)
-    return count[0]
-
-
-def _python_loop(function, small, large):
-    """Whether function runs more lines of its own Python on the large arguments than on the small ones."""
-    try:
-        function(*small)
-        return _python_lines(function, *large) > _python_lines(function, *small) + 2
-    except Exception:
-        return False
-
-
 def _is_bool(tensor, expected):
     return isinstance(tensor, torch.Tensor) and tensor.dtype == torch.bool and bool(torch.equal(tensor, expected))
 
@@ -309,7 +273,7 @@ def _causal_misconceptions(function):
     if isinstance(mask, torch.Tensor) and mask.is_floating_point() and mask.shape == (5, 5) \
             and bool(torch.equal(mask.float(), additive)):
         return ["causal.additive-mask"]
-    if _is_bool(mask, expected) and _python_loop(function, (3,), (40,)):
+    if _is_bool(mask, expected) and python_loop(function, (3,), (40,)):
         return ["causal.python-loop"]
     return []
 
@@ -361,8 +325,8 @@ def _padding_misconceptions(function):
         if _is_bool(left, positions > (max_len - lengths)[:, None]):
             return ["padding.left-off-by-one"]
         if _is_bool(left, expected_left) and (
-                _python_loop(function, (torch.tensor([1, 2]), 3), (torch.arange(12) % 7, 9))
-                or _python_loop(function, (torch.tensor([1, 2]), 3, True), (torch.arange(12) % 7, 9, True))):
+                python_loop(function, (torch.tensor([1, 2]), 3), (torch.arange(12) % 7, 9))
+                or python_loop(function, (torch.tensor([1, 2]), 3, True), (torch.arange(12) % 7, 9, True))):
             return ["padding.python-loop"]
     return []
 
@@ -435,7 +399,7 @@ def _self_attention_mask_misconceptions(function):
     if all(_is_float_copy(theirs[case], expected(*case)) for case in cases):
         return ["sa-mask.float-mask"]
     if all(_is_bool(theirs[case], expected(*case)) for case in cases) and \
-            _python_loop(function, (torch.tensor([1, 2]), 3), (torch.arange(12) % 7, 8)):
+            python_loop(function, (torch.tensor([1, 2]), 3), (torch.arange(12) % 7, 8)):
         return ["sa-mask.python-loop"]
     return []
 
@@ -491,7 +455,7 @@ def _encoding_misconceptions(function):
     except Raised as error:
         if error.name != "ValueError":
             found.append("pe.odd-width")
-    if _python_loop(function, (4, 8), (16, 8)):
+    if python_loop(function, (4, 8), (16, 8)):
         found.append("pe.python-loop")
     return found
 
@@ -603,7 +567,7 @@ def _self_attention_misconceptions(layer, x, causal, projections, output, weight
     if any(getattr(getattr(layer, name, None), "bias", 0) is None for name in ("W_q", "W_k", "W_v")):
         return ["sa.no-biases"]
     if same(unmasked, expected) and same(unmasked_output, expected_output) and \
-            _python_loop(layer, (x[:1, :3],), (torch.cat((x, x, x))[:, :3],)):
+            python_loop(layer, (x[:1, :3],), (torch.cat((x, x, x))[:, :3],)):
         return ["sa.python-loop"]
     return []
 

@@ -1,8 +1,8 @@
 """Diagnostics of 03_multi_head_attention: the checks behind the tensor-aware feedback, and the misconceptions
 they name.
 
-Read by the grader (autograder/diagnose.py explains the protocol) and run in the student's kernel after
-the tests, so this file imports only torch, the standard library and autograder.probes. Never released.
+Read by the grader (autograder/diagnose.py explains the protocol) and run in the grader's process after
+the tests, the student's names bound to proxies of what they defined in the kernel. Never released.
 Every check runs on tiny fixed examples, the ones that the notebook's visible tests show, with the
 other components swapped for references written here (graded in isolation, as the hidden tests).
 The pasted helpers of assignment 01 (masked_softmax, scaled_dot_product_attention) are graded in 01.
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from autograder.probes import Raised, attempt, call, describe, loops, pictures, same, swapped
+from autograder.remote import KernelGone, OutOfTime
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
@@ -442,14 +443,22 @@ def _mha_misconceptions(cls, module, parameters, output, weights):
 
 
 def _mha_loops(cls):
+    """Whether the forward of a module with more heads, tokens and batch runs more lines of Python (two modules
+    of different widths, each one's forward measured in the kernel after a first call)."""
     generator = torch.Generator().manual_seed(31)
-
-    def make_args(n):                                     # n heads of width 2, n tokens, a batch of n
-        with _seeded(n):
-            module = cls(2 * n, n)
-        return module, torch.randn(n, n + 1, 2 * n, generator=generator)
-
-    return loops(lambda module, x: module(x, x, x), make_args)
+    with _seeded(2):
+        few = cls(2, 1)                                   # 1 head of width 2
+    with _seeded(6):
+        many = cls(12, 6)                                 # 6 heads of width 2
+    small = (torch.randn(1, 2, 2, generator=generator),) * 3       # (B=1, T=2, D=2)
+    large = (torch.randn(6, 7, 12, generator=generator),) * 3      # (B=6, T=7, D=12)
+    try:
+        (lines_few, _), (_, lines_many) = few.lines(small, small), many.lines(large, large)
+    except (KernelGone, OutOfTime):
+        raise
+    except Exception:
+        return False
+    return lines_many > lines_few + 2
 
 
 # ---------------------------------------------------------------------------------------------------
