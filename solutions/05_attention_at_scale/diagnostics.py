@@ -1,19 +1,22 @@
 """Diagnostics of 05_attention_at_scale: the checks behind the tensor-aware feedback, and the misconceptions they name.
 
-Read by the grader (autograder/diagnose.py explains the protocol) and run in the student's kernel after
-the tests, so this file imports only torch, the standard library and autograder.probes. Never released.
+Read and run by the grader, in its own process, after the tests (autograder/diagnose.py explains the protocol):
+the student's names are proxies of what they defined, kept in the kernel (autograder/remote.py), so a call runs
+their code there and returns tensors here. What only the kernel can see is asked of the proxy: the torch
+operations a call runs and the peak bytes of the tensors it creates (`proxy.watch`); the text of their
+definitions is read from the notebook they handed in (`proxy.source`, `proxy.definitions`). Never released.
 Every check runs on tiny fixed examples (those of the notebook's visible tests where they suffice), against
 references written here (torch's own operators, formulas by hand), never against the notebook's solution.
 Each part is graded on its own: CausalSelfAttention runs with a reference cache bound to KVCache.
 """
+import io
 import math
+import textwrap
+import tokenize
 import warnings
 
 import torch
 import torch.nn.functional as F
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from autograder.probes import Raised, attempt, describe, pair, pictures, same, swapped
 
@@ -199,56 +202,34 @@ MISCONCEPTIONS = {
 # Shared helpers
 
 
-class _Watch(TorchDispatchMode):
-    """Counts the torch operations run under it, keeps their names, and the peak bytes of the storages they
-    create that are alive at once (storages from before are not counted)."""
-
-    @classmethod
-    def _should_skip_dynamo(cls):
-        return False    # else defining the class imports torch._dynamo (seconds)
-
-    def __init__(self):
-        super().__init__()
-        self.count, self.names, self.alive, self.peak = 0, set(), {}, 0
-
-    def _see(self, values, counted):
-        for t in tree_leaves(values):
-            if isinstance(t, torch.Tensor):
-                ref = StorageWeakRef(t.untyped_storage())
-                if ref.cdata not in self.alive:
-                    self.alive[ref.cdata] = (ref, t.untyped_storage().nbytes() if counted else 0)
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self._see((args, kwargs), False)
-        result = func(*args, **(kwargs or {}))
-        self.count += 1
-        self.names.add(str(func))
-        self.alive = {key: entry for key, entry in self.alive.items() if not entry[0].expired()}
-        self._see(result, True)
-        self.peak = max(self.peak, sum(size for _, size in self.alive.values()))
-        return result
-
-
 def _watched(function, *args, **kwargs):
-    """A _Watch of function(*args, **kwargs), or None when it raised."""
+    """(output, Watch) of function(*args, **kwargs), measured in the kernel where the student's code runs
+    (KeptProxy.watch: the torch operations it ran, how many, and the peak bytes of the tensors it created that
+    were alive at once), or (None, None) when it raised."""
     try:
-        with _Watch() as watch:
-            function(*args, **kwargs)
-        return watch
-    except Exception:
-        return None
+        return attempt(getattr(function, "watch", None), *args, **kwargs)
+    except Raised:
+        return None, None
 
 
-def _names(function):
-    """The names that a function's code (nested functions included) refers to."""
-    found, todo = set(), [getattr(function, "__code__", None)]
+def _source_names(function):
+    """The names in the student's source of function and of the notebook functions it calls (comments and
+    strings left out), read from the notebook they handed in (function.source, function.definitions)."""
+    definitions = getattr(function, "definitions", {})
+    todo, done, names = [getattr(function, "source", "")], set(), set()
     while todo:
-        code = todo.pop()
-        if code is None:
+        source = textwrap.dedent(todo.pop())
+        try:
+            tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+        except (tokenize.TokenError, IndentationError, SyntaxError):
             continue
-        found |= set(code.co_names) | set(code.co_varnames)
-        todo += [c for c in code.co_consts if hasattr(c, "co_names")]
-    return found
+        found = {token.string for token in tokens if token.type == tokenize.NAME}
+        names |= found
+        for name in sorted(found & set(definitions) - done):
+            done.add(name)
+            if definitions[name].lstrip().startswith(("def ", "async def ")):
+                todo.append(definitions[name])
+    return names
 
 
 def _try(function, *args, **kwargs):
@@ -322,12 +303,17 @@ def _blocks(query, key, value, block, rescale_output=True, rescale_normaliser=Tr
     return o / l
 
 
+def _fused(watch):
+    """Whether a Watch saw torch's fused attention run."""
+    return any("scaled_dot_product" in op or "flash" in op or "_safe_softmax" in op for op in watch.ops)
+
+
 @_quiet
 def check_online_softmax(namespace):
     function = namespace.get("online_softmax_attention")
     query, key, value, x = _online_example()
     block = 3                                               # two blocks of the six keys
-    names = _names(function)
+    names = _source_names(function)
     if any("scaled_dot_product" in n or "flash" in n.lower() for n in names):
         return {"misconceptions": ["online.calls-fused-attention"]}
     if names & {"numpy", "from_numpy", "np"}:
@@ -339,9 +325,12 @@ def check_online_softmax(namespace):
     expected = F.scaled_dot_product_attention(query, key, value)
     facts = describe(output, expected)
     facts.update(subject="output", modified_input=not _unchanged(inputs, (query, key, value)))
-    watch = _watched(function, query, key, value, block_size=block)
-    if watch is not None and any("scaled_dot_product" in n or "flash" in n or "_safe_softmax" in n for n in watch.names):
+    _, watch = _watched(function, query, key, value, block_size=block)
+    if watch is not None and _fused(watch):
         facts["misconceptions"] = ["online.calls-fused-attention"]
+        return facts
+    if watch is not None and watch.peak == 0 and same(output, expected):
+        facts["misconceptions"] = ["online.leaves-torch"]   # the right values, yet torch made no tensor: made elsewhere
         return facts
     if not isinstance(output, torch.Tensor):
         return facts
@@ -380,17 +369,18 @@ def _online_misconceptions(function, output, causal):
     _, raised = _try(function, query, key, value, causal=True)
     if raised != "ValueError":
         return ["online.no-value-error"]
-    one, whole = _watched(function, query, key, value, block_size=1), _watched(function, query, key, value, block_size=6)
+    # Measured in the kernel: the torch operations a call runs, and the peak bytes of the tensors it creates.
+    (_, one), (_, whole) = _watched(function, query, key, value, block_size=1), _watched(function, query, key, value, block_size=6)
     if one is not None and whole is not None and one.count == whole.count:
         long_key, long_value = key.repeat(1, 25, 1), value.repeat(1, 25, 1)         # 150 keys: over 128
-        longer = _watched(function, query, long_key, long_value, block_size=1)
+        _, longer = _watched(function, query, long_key, long_value, block_size=1)
         if longer is not None and longer.count > one.count:
             return ["online.block-size-ignored"]
         return ["online.full-score-matrix"]
     generator = torch.Generator().manual_seed(55)
     q = torch.randn(1, 16, 4, generator=generator)
     k, v = (torch.randn(1, 256, 4, generator=generator) for _ in range(2))
-    watch = _watched(function, q, k, v, block_size=16)
+    _, watch = _watched(function, q, k, v, block_size=16)
     if watch is not None and watch.peak >= 16 * 256 * 4:                           # one (T_q, T_k) float32 matrix
         return ["online.keeps-every-block"]
     return []
