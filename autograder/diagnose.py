@@ -111,17 +111,20 @@ def misconceptions(folder, assignment):
 # Running the checks, in the grader's process
 
 
-def run(folder, remote, cells, only=None):
+def run(folder, remote, cells, submitted=None, only=None):
     """{solution cell: Facts} of an assignment's diagnostics, run in this process against the kernel behind
     `remote` (autograder/remote.py): each name of `cells` ({solution cell: the names it defines}) is bound to
     a proxy of what the student defined there, so every call of the checks runs the student's code in the
-    kernel and every reference, comparison and picture is computed here. `only` limits it to one component.
+    kernel and every reference, comparison and picture is computed here; `submitted`, the notebook handed in,
+    gives the checks the text of the student's definitions (`proxy.source`). `only`: one component.
     A component's checks get COMPONENT_TIMEOUT seconds per call and all of them CELL_TIMEOUT in all; a
     component that runs out of time, loses its kernel or breaks the schema reports nothing."""
     module = diagnostics(folder)
     if module is None:
         return {}
     namespace = {name: KeptProxy(remote, cell, name) for cell, names in cells.items() for name in names}
+    remote.student_names.update(namespace)
+    remote.sources = verdicts.student_definitions(submitted) if submitted is not None else {}
     remote.names = namespace     # what the checks bind there (references) is what the student's code calls
     saved = remote.timeout, remote.deadline
     remote.timeout, remote.deadline = COMPONENT_TIMEOUT, time.monotonic() + CELL_TIMEOUT

@@ -98,7 +98,7 @@ class SandboxExecute(NbGraderPreprocessor):
 
         def serve(remote):   # in the grader's process, once the notebook has run: the tests, then the diagnostics
             found.update(verdicts.run_tests(source, remote, nb))
-            diagnoses.update(diagnose.run(folder, remote, names))
+            diagnoses.update(diagnose.run(folder, remote, names, nb))
         try:
             # the diagnostics' own time is added to the notebook's: they never make a student's notebook late
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + diagnose.CELL_TIMEOUT,
