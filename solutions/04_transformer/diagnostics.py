@@ -1,15 +1,20 @@
 """Diagnostics of 04_transformer: the checks behind the tensor-aware feedback, and the misconceptions they name.
 
-Read by the grader (autograder/diagnose.py explains the protocol) and run in the student's kernel after
-the tests, so this file imports only torch, the standard library and autograder.probes. Never released.
+Read by the grader (autograder/diagnose.py explains the protocol) and run in the grader's own process,
+after the tests: each class of the student's is a proxy (autograder/remote.py), and a module built from it
+stays in the kernel, seen here as a ModuleProxy (its parameters mirrored, by attribute path). Never released.
 
 Every check builds the student's module on tiny fixed examples. The blocks are built, as in the hidden
 tests, while `MultiHeadAttention` and `PositionWiseFFN` are reference classes of this file (graded in
-isolation): those record what they receive, so that the wiring of a block (which tensor goes where, which
-mask, in which order) can be read off directly. The expected values come from the formulas written here
-with torch's functional operators. The facts (largest error, shape) are those of the small examples of the
-visible tests: the FFN by hand, and the blocks with stand-in sub-layers that return fixed vectors.
+isolation): the grader builds and runs them for the student's code, and the attention records what it
+receives, so that the wiring of a block (which tensor goes where, which mask, in which order) can be read
+off directly. The expected values come from the formulas written here with torch's functional operators.
+The facts (largest error, shape) are those of the small examples of the visible tests: the FFN by hand, and
+the blocks with stand-in sub-layers that return fixed vectors (here: the reference sub-layers with their
+output projection set to 0 and its bias to that vector).
 """
+import contextlib
+import itertools
 import math
 
 import torch
@@ -17,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.probes import Raised, attempt, describe, same, swapped
+from autograder.remote import KeptProxy, KernelGone, ModuleProxy, OutOfTime
 
 _FFN = "ch04-ffn"
 _RESIDUAL = "ch04-residual"
@@ -130,14 +136,17 @@ def _masked_softmax(scores, mask):
 
 
 _CALLS = []   # (module, query, key, value, mask) of every call of the reference attention, in order
+_SERIALS = itertools.count(1)
 
 
 class _ReferenceMHA(nn.Module):
-    """Assignment 03's MultiHeadAttention, written here; it records what it receives."""
+    """Assignment 03's MultiHeadAttention, written here; it records what it receives. Its `serial` (a plain
+    attribute, so the student's module in the kernel shows it too) tells which of the student's sub-layers
+    a recorded call came from."""
 
     def __init__(self, d_model, num_heads, bias=True):
         super().__init__()
-        self.built_with, self.num_heads = (d_model, num_heads), num_heads
+        self.built_with, self.num_heads, self.serial = (d_model, num_heads), num_heads, next(_SERIALS)
         self.W_q, self.W_k, self.W_v, self.W_o = [nn.Linear(d_model, d_model, bias=bias) for _ in "qkvo"]
 
     def forward(self, query, key, value, mask=None):
@@ -159,22 +168,23 @@ class _ReferenceFFN(nn.Module):
         return self.linear2(self.dropout(torch.relu(self.linear1(x))))
 
 
-class _StandIn(nn.Module):
-    """A sub-layer that returns a fixed vector (the visible tests' stand-ins)."""
-
-    def __init__(self, result):
-        super().__init__()
-        self.result = torch.tensor(result)
-
-    def forward(self, query, *args, **kwargs):
-        shape = query.shape if isinstance(query, torch.Tensor) else (1, 1, 4)
-        return (self.result.expand(shape), None) if args or kwargs else self.result.expand(shape)
+_LIMITS = (KernelGone, OutOfTime)   # the grader's limits: never the student's mistake, never caught here
 
 
-def _standin_ffn(result):
-    module = _StandIn(result)
-    module.forward = lambda x: module.result.expand(x.shape)
-    return module
+@contextlib.contextmanager
+def _references(namespace, references):
+    """Bind the notebook's names to references while the block runs, where the student's code in the kernel
+    looks them up. The Remote binds, at each call, the names of `remote.names` that are in
+    `remote.student_names` (Remote.bindings); diagnose.run hands each check a copy of that namespace and
+    fills no `student_names`, so probes.swapped(namespace, ...) alone would not reach the kernel."""
+    remote = next(value.remote for value in namespace.values() if isinstance(value, KeptProxy))
+    added = set(references) - remote.student_names
+    remote.student_names.update(added)
+    try:
+        with swapped(namespace, references), swapped(remote.names, references):
+            yield
+    finally:
+        remote.student_names.difference_update(added)
 
 
 def _build(namespace, name, *args, **kwargs):
@@ -185,20 +195,27 @@ def _build(namespace, name, *args, **kwargs):
         references["PositionWiseFFN"] = _ReferenceFFN
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(4)
-        with swapped(namespace, references):
+        with _references(namespace, references):
             module = attempt(cls, *args, **kwargs)
-    if not isinstance(module, nn.Module):
+    if not isinstance(module, ModuleProxy):   # a module of the student's stays in the kernel
         raise Raised("TypeError")
     return module
+
+
+def _is_module(module):
+    """Whether an attribute of the student's module is a module (a view of a submodule in the kernel)."""
+    return isinstance(module, ModuleProxy)
 
 
 def _run(module, *args, train=False, ffn_train=None, **kwargs):
     """module(*args) in evaluation (or training) mode, without gradients; the result, or Raised."""
     _CALLS.clear()
     try:
-        module.train(train)
-        if ffn_train is not None and isinstance(getattr(module, "ffn", None), nn.Module):
+        module.train(train)                    # sent to the kernel: the student's module and its sub-layers
+        if ffn_train is not None and _is_module(getattr(module, "ffn", None)):
             module.ffn.train(ffn_train)
+    except _LIMITS:
+        raise
     except Exception:
         raise Raised("Exception") from None
     with torch.no_grad():
@@ -228,7 +245,8 @@ def _block_params(names, D, d_ff, seed):
 
 
 def _load(module, params):
-    """Copy the parameters into the student's module where a parameter of that name and shape exists."""
+    """Copy the parameters into the student's module where a parameter of that name and shape exists (into
+    the mirror of its parameters, which the next call sends to the kernel)."""
     with torch.no_grad():
         for name, value in params.items():
             target = _get(module, name)
@@ -269,6 +287,8 @@ def _safely(find, namespace):
     """The misconceptions that find() names; none if the student's code does something unforeseen."""
     try:
         return find(namespace)
+    except _LIMITS:
+        raise
     except Exception:
         return []
 
@@ -317,7 +337,9 @@ def _ffn_misconceptions(namespace):
     D, d_ff = 4, 6
     try:
         ffn = _build(namespace, "PositionWiseFFN", D, d_ff).double()
-    except (Raised, Exception):
+    except _LIMITS:
+        raise
+    except Exception:
         return []
     first, second = _linears(ffn)
     if isinstance(first, nn.Linear) and isinstance(second, nn.Linear):
@@ -402,8 +424,23 @@ _DEC_NAMES = _ENC_NAMES + [name.replace("self_attn", "cross_attn") for name in _
              ["norm3.weight", "norm3.bias"]
 
 
-def _calls_of(module):
-    return [call for call in _CALLS if call[0] is module]
+def _calls_of(attention):
+    """The recorded calls of the reference attention that `attention` (the student's sub-layer) stands for."""
+    serial = getattr(attention, "serial", None)
+    return [call for call in _CALLS if serial is not None and call[0].serial == serial]
+
+
+def _stand_in(block, outputs):
+    """Make the block's reference sub-layers return fixed vectors, as the visible tests' stand-ins do:
+    {sub-layer: vector}, through the output projection (weight 0, bias the vector)."""
+    params = {}
+    for name, vector in outputs.items():
+        projection = f"{name}.linear2" if name == "ffn" else f"{name}.W_o"
+        weight = _get(block, projection + ".weight")                       # (D, D) or (D, d_ff)
+        if isinstance(weight, torch.Tensor):
+            params[projection + ".weight"] = torch.zeros_like(weight.detach())
+        params[projection + ".bias"] = torch.tensor(vector)                 # (D,)
+    _load(block, params)
 
 
 def _mask_as(received, mask):
@@ -461,10 +498,12 @@ def _encoder_visible(namespace):
             expected = _plain_ln(h + f)
         try:
             block = _build(namespace, "TransformerEncoderBlock", _D, _H, 8, norm_first=norm_first)
-            block.self_attn, block.ffn = _StandIn(attention), _standin_ffn(ffn)
+            _stand_in(block, {"self_attn": attention, "ffn": ffn})
             outcome = _attempted(lambda: _run(block, x, torch.ones(1, 1, dtype=torch.bool)))
         except Raised as error:
             outcome = error
+        except _LIMITS:
+            raise
         except Exception:
             outcome = Raised("Exception")
         cases.append((outcome, expected))
@@ -493,14 +532,14 @@ def _encoder_misconceptions(namespace):
         block = _build(namespace, "TransformerEncoderBlock", _D, _H, _D_FF, dropout=0.3)
     except Raised:
         return []
-    ffn = getattr(block, "ffn", None)
-    if isinstance(ffn, _ReferenceFFN):
-        if ffn.built_with[1] != _D_FF:
+    built_with = getattr(getattr(block, "ffn", None), "built_with", None)   # (d_model, d_ff, dropout) of _ReferenceFFN
+    if built_with is not None:
+        if built_with[1] != _D_FF:
             return ["enc.ffn-width"]
-        if ffn.built_with[2] != 0.3:
+        if built_with[2] != 0.3:
             return ["enc.ffn-dropout"]
     norm1, norm2 = getattr(block, "norm1", None), getattr(block, "norm2", None)
-    if isinstance(norm1, nn.Module) and norm1 is norm2:
+    if _is_module(norm1) and norm1 is norm2:   # one module of the kernel under two names: one view
         return ["enc.shared-layernorm"]
     p = _block_params(_ENC_NAMES, _D, _D_FF, 51)
     generator = torch.Generator().manual_seed(52)
@@ -599,11 +638,13 @@ def _decoder_visible(namespace):
             expected = _plain_ln(_plain_ln(_plain_ln(x + s) + c) + f)
         try:
             block = _build(namespace, "TransformerDecoderBlock", _D, _H, 8, norm_first=norm_first)
-            block.self_attn, block.cross_attn, block.ffn = _StandIn(sa), _StandIn(ca), _standin_ffn(ffn)
+            _stand_in(block, {"self_attn": sa, "cross_attn": ca, "ffn": ffn})
             masks = (torch.ones(1, 1, dtype=torch.bool), torch.tensor([[False, True]])) if not norm_first else ()
             outcome = _attempted(lambda: _run(block, x, memory, *masks))
         except Raised as error:
             outcome = error
+        except _LIMITS:
+            raise
         except Exception:
             outcome = Raised("Exception")
         cases.append((outcome, expected))
@@ -622,10 +663,11 @@ def check_decoder(namespace):
 def _decoder_wiring(block, x, memory, self_mask, memory_mask, p, norm_first):
     """What the two attentions received, and in which order."""
     self_attn, cross_attn = getattr(block, "self_attn", None), getattr(block, "cross_attn", None)
-    calls = [call for call in _CALLS if call[0] is self_attn or call[0] is cross_attn]
+    serials = {getattr(self_attn, "serial", None), getattr(cross_attn, "serial", None)} - {None}
+    calls = [call for call in _CALLS if call[0].serial in serials]
     if not calls:
         return []
-    if calls[0][0] is cross_attn or (calls[0][2] is memory or same(calls[0][2], memory)):
+    if calls[0][0].serial == getattr(cross_attn, "serial", None) or same(calls[0][2], memory):
         return ["dec.sublayer-order"]
     self_calls, cross_calls = _calls_of(self_attn), _calls_of(cross_attn)
     if self_calls:
@@ -660,10 +702,10 @@ def _decoder_misconceptions(namespace):
     except Raised:
         return []
     self_attn = getattr(block, "self_attn", None)
-    if isinstance(self_attn, nn.Module) and self_attn is getattr(block, "cross_attn", None):
+    if _is_module(self_attn) and self_attn is getattr(block, "cross_attn", None):   # one module, one view
         return ["dec.shared-attention"]
     norms = [getattr(block, n, None) for n in ("norm1", "norm2", "norm3")]
-    if all(isinstance(n, nn.Module) for n in norms) and len({id(n) for n in norms}) < 3:
+    if all(_is_module(n) for n in norms) and len({id(n) for n in norms}) < 3:
         return ["dec.shared-layernorm"]
     p = _block_params(_DEC_NAMES, _D, _D_FF, 61)
     generator = torch.Generator().manual_seed(62)
