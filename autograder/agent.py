@@ -204,7 +204,8 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             def __init__(self, *args, **kwargs):
                 HeldModule.__init__(self)
                 self._held_init(number, args, kwargs)
-            cls = type(name, (HeldModule,), {"__init__": __init__, "__module__": "autograder.held"})
+            cls = type(name, (HeldModule,), {"__init__": __init__, "__module__": "autograder.held",
+                                              "_autograder_held": number})
         else:
             def __new__(cls, *args, **kwargs):
                 reply, _ = ask(number, args, kwargs, False, kind="construct")
@@ -271,6 +272,7 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             methods = sorted({n for k in kind.__mro__ if k.__module__ not in ("torch.nn.modules.module", "builtins")
                               for n, v in vars(k).items() if callable(v) and not n.startswith("_")})[:200]
             tree[path] = {"type": kind.__name__[:100], "module": kind.__module__[:100], "same_as": first[id(sub)],
+                          "held": getattr(kind, "_autograder_held", None) if kind.__module__ == "autograder.held" else None,
                           "methods": methods,
                           "mro": [k.__name__[:100] for k in kind.__mro__][:20], "attrs": attrs,
                           "params": list(sub._parameters), "none_params": [n for n, p in sub._parameters.items() if p is None],

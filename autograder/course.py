@@ -9,6 +9,7 @@ assignments' structure is read here too: the graded cells and their points, and 
 graded cell tests (`components`).
 """
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +19,25 @@ from traitlets.config.loader import PyFileConfigLoader
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
+SECRET_VARIABLE = "AUTOGRADER_SECRET"
+SECRET_FILE = REPO / "autograder-secret.txt"   # git ignores it
+
+
+def secret():
+    """The course's secret: every seed of the tests run in the grader's process is mixed with it
+    (autograder/verdicts.py), so that the inputs of the hidden tests cannot be known from the repository,
+    and stay the same at every regrade. From $AUTOGRADER_SECRET when set, else from SECRET_FILE, which the
+    first grading makes (readable by its owner only). It never enters a student's kernel."""
+    if os.environ.get(SECRET_VARIABLE):
+        return os.environ[SECRET_VARIABLE]
+    try:
+        fd = os.open(SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return SECRET_FILE.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        made = secrets.token_hex(32)
+        out.write(made + "\n")
+    return made
 
 
 def assignments():

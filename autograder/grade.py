@@ -57,6 +57,7 @@ class SandboxExecute(NbGraderPreprocessor):
     sandbox = Bool(True).tag(config=True)         # run the kernel in bubblewrap
     nonce = Unicode("").tag(config=True)          # names the dict where the kernel keeps the student's bindings
     source = Unicode("").tag(config=True)         # the assignment's source notebook (its tests, trusted)
+    secret = Unicode("").tag(config=True)         # the course's secret, mixed into the tests' seeds
     failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
     verdicts = {}  # workdir -> {grade_id: Verdict} of the tests run in the grader's process
     diagnoses = {}  # workdir -> {solution cell: Facts} of the diagnostics, run in the grader's process
@@ -97,7 +98,7 @@ class SandboxExecute(NbGraderPreprocessor):
         folder = Path(self.source).parent
 
         def serve(remote):   # in the grader's process, once the notebook has run: the tests, then the diagnostics
-            found.update(verdicts.run_tests(source, remote, nb))
+            found.update(verdicts.run_tests(source, remote, nb, self.secret))
             diagnoses.update(diagnose.run(folder, remote, names, nb))
         try:
             # the diagnostics' own time is added to the notebook's: they never make a student's notebook late
@@ -169,6 +170,7 @@ def grade_submission(job):
     config.SandboxExecute.sandbox = bool(job.sandbox)
     config.SandboxExecute.nonce = secrets.token_hex(8)
     config.SandboxExecute.source = str(course_dir / "source" / assignment / f"{assignment}.ipynb")
+    config.SandboxExecute.secret = job.secret
     config.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     try:

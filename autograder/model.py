@@ -41,6 +41,7 @@ class Job:
     flags: tuple = ()      # flags known before grading (e.g. which of several notebooks was picked)
     file_id: FileId | None = None  # the file collect checked (read again only if it is still that file)
     kernel_output: str = ""  # OUT/kernel-output/<student>/<assignment>.txt: the instructor's, never the student's
+    secret: str = ""       # the course's secret, mixed into the tests' seeds (autograder/course.py); never in a kernel
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,14 @@ def assignment_version(assignment):
     return _digest_files(files, course.SOLUTIONS)
 
 
-def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, sandbox, file_id=None):
+def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, sandbox, file_id=None, secret=""):
     """Everything that decides a result; a cached result is reused only when its fingerprint is equal.
-    The notebook is read as collect checked it (no link followed; with `file_id`, only that very file)."""
+    The notebook is read as collect checked it (no link followed; with `file_id`, only that very file).
+    The course's secret counts through its hash (it decides the tests' inputs)."""
     data, reason = read_file(notebook, file_id)
     parts = [hashlib.sha256(data if data is not None else f"unreadable: {reason}".encode()).hexdigest(), assignment_digest, version,
-             repr(float(timeout)), repr(float(cell_timeout)), repr(bool(sandbox))]
+             repr(float(timeout)), repr(float(cell_timeout)), repr(bool(sandbox)),
+             hashlib.sha256(f"secret\0{secret}".encode()).hexdigest()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -256,6 +258,7 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
         cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
         version = grader_version()
         digests = {a: assignment_version(a) for a in cells}
+        course_secret = course.secret()
 
         todo, done = [], []
         for submission in found:
@@ -264,13 +267,13 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
             job = Job(student_id=submission.student_id, assignment=assignment,
                       notebook=str(submission.notebook),
                       fingerprint=fingerprint(submission.notebook, digests[assignment], version, timeout,
-                                              cell_timeout, sandbox, submission.file_id),
+                                              cell_timeout, sandbox, submission.file_id, course_secret),
                       course=str(course_dir), workdir=str(scratch_root / "jobs" / key),
                       result=str(out / "results" / f"{key}.json"),
                       feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
                       kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
                       timeout=timeout, cell_timeout=cell_timeout, deadline=timeout + GRACE, sandbox=sandbox,
-                      flags=submission.flags, file_id=submission.file_id)
+                      flags=submission.flags, file_id=submission.file_id, secret=course_secret)
             _started(job).unlink(missing_ok=True)  # left by a batch that was killed
             previous = None if regrade else _cached(job)
             if previous is not None and Path(job.feedback).exists() == (previous.status is Status.GRADED):

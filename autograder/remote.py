@@ -605,10 +605,10 @@ class ModuleProxy:
     @property  # type: ignore[misc]
     def __class__(self) -> type:
         node = self._node()
-        if node.get("module") == "autograder.held":   # a reference the grader built: its own class
-            for held in object.__getattribute__(self._top(), "_remote").held_classes.values():
-                if held.__name__ == node.get("type"):
-                    return held
+        if node.get("module") == "autograder.held":   # a reference the grader built: its own class, by its number
+            held = object.__getattribute__(self._top(), "_remote").held_classes.get(node.get("held"))  # type: ignore[arg-type]
+            if held is not None:
+                return held
         if str(node.get("module", "")).startswith(BUILTIN_PREFIXES):
             local = getattr(nn, str(node.get("type")), None)
             if isinstance(local, type) and issubclass(local, nn.Module):

@@ -13,7 +13,9 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import hashlib
 import io
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,11 +98,13 @@ def student_definitions(submitted: nbformat.NotebookNode) -> dict[str, str]:
 
 
 def run_tests(source: nbformat.NotebookNode, remote: Remote,
-              submitted: nbformat.NotebookNode | None = None) -> dict[str, Verdict]:
+              submitted: nbformat.NotebookNode | None = None, secret: str = "") -> dict[str, Verdict]:
     """Run the source notebook's course code in a namespace of the grader's, with the student's names bound
     to proxies; the verdict of every graded cell. `submitted` (the notebook handed in) gives the tests the
-    text of the student's definitions (`proxy.source`)."""
-    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    text of the student's definitions (`proxy.source`). With a course's `secret`, every seed the tests set
+    is mixed with it (`seeded_builtins`): inputs that no one who reads the repository can know, the same
+    at every regrade."""
+    namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": seeded_builtins(secret) if secret else builtins}
     remote.names = namespace
     remote.sources = student_definitions(submitted) if submitted is not None else {}
     verdicts: dict[str, Verdict] = {}
@@ -142,6 +146,42 @@ def _run_course_code(source: str, namespace: dict[str, Any]) -> None:
     lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile("\n".join(lines), "<course code>", "exec"), namespace)
+
+
+def mixed_seed(secret: str, seed: int) -> int:
+    """The seed a test's `seed` becomes under a course's secret: a hash of both, in [0, 2**63)."""
+    digest = hashlib.sha256(f"{secret}\0{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def seeded_torch(secret: str) -> types.ModuleType:
+    """torch as the tests see it under a course's secret: `torch.manual_seed(n)` and
+    `torch.Generator().manual_seed(n)` seed with mixed_seed(secret, n); everything else is torch's own."""
+    class Generator(torch.Generator):
+        def manual_seed(self, seed: int) -> torch.Generator:
+            return super().manual_seed(mixed_seed(secret, seed))
+
+    class SeededTorch(types.ModuleType):
+        def __getattr__(self, name: str) -> Any:
+            return getattr(torch, name)
+
+    module = SeededTorch("torch", torch.__doc__)
+    module.Generator = Generator  # type: ignore[attr-defined]
+    module.manual_seed = lambda seed: torch.manual_seed(mixed_seed(secret, seed))  # type: ignore[attr-defined]
+    return module
+
+
+def seeded_builtins(secret: str) -> dict[str, Any]:
+    """The builtins of the tests' namespace under a course's secret: `import torch` (and `from torch import
+    ...`, `import torch.nn.functional as F`) gives them seeded_torch(secret)."""
+    seeded = seeded_torch(secret)
+
+    def import_(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        module = builtins.__import__(name, globals, locals, fromlist, level)
+        if level == 0 and module is torch and (name == "torch" or not fromlist):
+            return seeded
+        return module
+    return {**vars(builtins), "__import__": import_}
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import threading
 
 import nbformat
 
-from autograder import agent, diagnose, verdicts, wire
+from autograder import agent, course, diagnose, verdicts, wire
 from autograder.remote import Remote
 
 KEPT = "_autograder_kept_fastpath"
@@ -59,10 +59,11 @@ def serving(notebook, source, timeout=60):
         ours.close()
 
 
-def grade_in_process(notebook, source, timeout=60):
-    """{grade_id: Verdict} of the grader's tests of `notebook` (the source notebook `source` holds them)."""
+def grade_in_process(notebook, source, timeout=60, secret=None):
+    """{grade_id: Verdict} of the grader's tests of `notebook` (the source notebook `source` holds them), their
+    seeds mixed with the course's secret as the grader mixes them (`secret`: another one)."""
     with serving(notebook, source, timeout) as remote:
-        return verdicts.run_tests(source, remote, notebook)
+        return verdicts.run_tests(source, remote, notebook, course.secret() if secret is None else secret)
 
 
 def diagnose_in_process(notebook, source, folder, only=None):

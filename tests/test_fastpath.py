@@ -26,6 +26,15 @@ def test_the_solution_passes_every_cell_in_process(assignment):
     assert failed_cells(assignment, nbformat.read(solution_path(assignment), as_version=4)) == set()
 
 
+@pytest.mark.parametrize("assignment", PORTED)
+def test_the_solution_passes_whatever_the_courses_secret(assignment):
+    """Every seed of the tests is mixed with the course's secret: no test may hold only for the repository's seeds."""
+    notebook = nbformat.read(solution_path(assignment), as_version=4)
+    for secret in ("another course", "a third course"):
+        failed = {g for g, v in grade_in_process(notebook, notebook, secret=secret).items() if not v.passed}
+        assert failed == set(), f"with the secret {secret!r} the solution fails {sorted(failed)}"
+
+
 @pytest.mark.parametrize("assignment,name", ALL)
 def test_a_mutant_loses_points_on_its_own_cells_only(assignment, name):
     mutant = CATALOGUE[assignment][name]

@@ -203,9 +203,21 @@ def test_the_fingerprint_changes_with_everything_that_decides_a_result(tmp_path)
     base = ("assignment", "grader", 600, 120, True)
     reference = pipeline.fingerprint(notebook, *base)
     assert pipeline.fingerprint(notebook, *base) == reference
+    assert pipeline.fingerprint(notebook, *base, secret="another course") != reference, "the secret does not count"
     for i, other in enumerate(["other assignment", "other grader", 601, 121, False]):
         changed = list(base)
         changed[i] = other
         assert pipeline.fingerprint(notebook, *changed) != reference, f"argument {i} does not count"
     notebook.write_text("two")
     assert pipeline.fingerprint(notebook, *base) != reference
+
+
+def test_the_courses_secret_is_made_once_readable_by_its_owner_only(tmp_path, monkeypatch):
+    from autograder import course
+    monkeypatch.delenv(course.SECRET_VARIABLE, raising=False)
+    monkeypatch.setattr(course, "SECRET_FILE", tmp_path / "autograder-secret.txt")
+    made = course.secret()
+    assert len(made) == 64 and course.secret() == made, "a regrade must mix the same secret"
+    assert (tmp_path / "autograder-secret.txt").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv(course.SECRET_VARIABLE, "from the environment")
+    assert course.secret() == "from the environment"

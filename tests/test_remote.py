@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import agent, wire
+from autograder import agent, verdicts, wire
 from autograder.remote import KeptProxy, KernelGone, Remote, RemoteError
 
 pytestmark = pytest.mark.unit
@@ -399,3 +399,23 @@ def test_one_backward_through_several_calls_on_one_module(remote):
     x = torch.randn(2, 3, requires_grad=True)
     (module.proj(x).sum() + module.proj(2 * x).sum()).backward()
     assert torch.allclose(module.proj.weight.grad, 3 * x.detach().sum(0).expand(3, 3))
+
+
+@pytest.mark.unit
+def test_the_tests_seeds_are_mixed_with_the_courses_secret():
+    """Under a secret, `import torch` in the tests' namespace gives a torch whose seeds are mixed with it:
+    the same secret gives the same inputs (a regrade), another gives others, and torch is otherwise itself."""
+    def inputs(secret):
+        namespace = {"__builtins__": verdicts.seeded_builtins(secret)}
+        exec("import torch\nimport torch.nn.functional as F\nfrom torch import Generator\n"
+             "a = torch.randn(3, generator=torch.Generator().manual_seed(7))\n"
+             "b = torch.randn(3, generator=Generator().manual_seed(7))\n"
+             "torch.manual_seed(7)\nc = torch.randn(3)\n"
+             "same = F.softmax is torch.nn.functional.softmax and torch.Tensor is type(a)", namespace)
+        assert namespace["same"] and torch.equal(namespace["a"], namespace["b"])
+        return torch.cat([namespace["a"], namespace["c"]])
+    plain = torch.cat([torch.randn(3, generator=torch.Generator().manual_seed(7)), torch.manual_seed(7) and torch.randn(3)])
+    assert torch.equal(inputs("course A"), inputs("course A"))
+    assert not torch.equal(inputs("course A"), inputs("course B"))
+    assert not torch.equal(inputs("course A")[:3], plain[:3]) and not torch.equal(inputs("course A")[3:], plain[3:])
+    assert verdicts.mixed_seed("course A", 7) == verdicts.mixed_seed("course A", 7) < 2 ** 63

@@ -13,7 +13,6 @@ The facts (largest error, shape) are those of the small examples of the visible 
 the blocks with stand-in sub-layers that return fixed vectors (here: the reference sub-layers with their
 output projection set to 0 and its bias to that vector).
 """
-import contextlib
 import itertools
 import math
 
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.probes import Raised, attempt, describe, same, swapped
-from autograder.remote import KeptProxy, KernelGone, ModuleProxy, OutOfTime
+from autograder.remote import KernelGone, ModuleProxy, OutOfTime
 
 _FFN = "ch04-ffn"
 _RESIDUAL = "ch04-residual"
@@ -171,22 +170,6 @@ class _ReferenceFFN(nn.Module):
 _LIMITS = (KernelGone, OutOfTime)   # the grader's limits: never the student's mistake, never caught here
 
 
-@contextlib.contextmanager
-def _references(namespace, references):
-    """Bind the notebook's names to references while the block runs, where the student's code in the kernel
-    looks them up. The Remote binds, at each call, the names of `remote.names` that are in
-    `remote.student_names` (Remote.bindings); diagnose.run hands each check a copy of that namespace and
-    fills no `student_names`, so probes.swapped(namespace, ...) alone would not reach the kernel."""
-    remote = next(value.remote for value in namespace.values() if isinstance(value, KeptProxy))
-    added = set(references) - remote.student_names
-    remote.student_names.update(added)
-    try:
-        with swapped(namespace, references), swapped(remote.names, references):
-            yield
-    finally:
-        remote.student_names.difference_update(added)
-
-
 def _build(namespace, name, *args, **kwargs):
     """The student's module, built after a fixed seed, with the reference sub-layers (the global RNG is restored)."""
     cls = namespace.get(name)
@@ -195,7 +178,7 @@ def _build(namespace, name, *args, **kwargs):
         references["PositionWiseFFN"] = _ReferenceFFN
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(4)
-        with _references(namespace, references):
+        with swapped(namespace, references):
             module = attempt(cls, *args, **kwargs)
     if not isinstance(module, ModuleProxy):   # a module of the student's stays in the kernel
         raise Raised("TypeError")
