@@ -408,8 +408,12 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                     function(*args, **kwargs)
                     return {"lines": [python_lines(function, args, kwargs),
                                       python_lines(function, large, kwargs)]}, {}
-                if op == "watch":
+                if op == "watch":   # the grader reads the kernel's memory from its cgroup around the call
+                    wire.send(conn, {"kind": "measure"}, {})
+                    wire.receive(conn)
                     value, watch = watched(function, args, kwargs)
+                    wire.send(conn, {"kind": "measured"}, {})
+                    wire.receive(conn)
                 else:
                     with torch.set_grad_enabled(grad):
                         value = function(*args, **kwargs)

@@ -61,6 +61,7 @@ class SandboxExecute(NbGraderPreprocessor):
     failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
     verdicts = {}  # workdir -> {grade_id: Verdict} of the tests run in the grader's process
     diagnoses = {}  # workdir -> {solution cell: Facts} of the diagnostics, run in the grader's process
+    flags = {}  # workdir -> what the grader noticed while it asked the kernel (a measurement the kernel skipped)
 
     def preprocess(self, nb, resources):
         canary = new_canary()   # names, shapes and values of its own, drawn for this run
@@ -94,12 +95,15 @@ class SandboxExecute(NbGraderPreprocessor):
                 probe.metadata[CANARY_TAG] = True
                 probed.cells.append(probe)
         keep_pending()
-        found, diagnoses = {}, {}
+        found, diagnoses, noticed = {}, {}, []
         folder = Path(self.source).parent
 
         def serve(remote):   # in the grader's process, once the notebook has run: the tests, then the diagnostics
-            found.update(verdicts.run_tests(source, remote, nb, self.secret))
-            diagnoses.update(diagnose.run(folder, remote, names, nb))
+            try:
+                found.update(verdicts.run_tests(source, remote, nb, self.secret))
+                diagnoses.update(diagnose.run(folder, remote, names, nb))
+            finally:
+                noticed.extend(dict.fromkeys(remote.flags))
         try:
             # the diagnostics' own time is added to the notebook's: they never make a student's notebook late
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + diagnose.CELL_TIMEOUT,
@@ -121,6 +125,7 @@ class SandboxExecute(NbGraderPreprocessor):
         if in_grader:
             SandboxExecute.verdicts[self.workdir] = found
             SandboxExecute.diagnoses[self.workdir] = diagnoses
+            SandboxExecute.flags[self.workdir] = noticed
         found = set()
         for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):
             found.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
@@ -179,6 +184,7 @@ def grade_submission(job):
         failure = SandboxExecute.failures.pop(str(workdir), None)
         in_grader = SandboxExecute.verdicts.pop(str(workdir), None) is not None
         found_diagnoses = SandboxExecute.diagnoses.pop(str(workdir), {})
+        noticed = SandboxExecute.flags.pop(str(workdir), [])
     if failure is not None:
         raise failure
     if not result["success"]:
@@ -203,7 +209,8 @@ def grade_submission(job):
     flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + \
         [f"tampering detected (the kernel was tampered with; the grader's own tests decided the score): {reason}"
          for reason in flags_only] + \
-        [str(f) for f in findings]
+        [str(f) for f in findings] + [f"tampering detected (the grader's own tests decided the score): {reason}"
+                                      for reason in noticed]
     flags += [unmatched_flag(repaired.unmatched)] if repaired.unmatched else []
     scores = {c.grade_id: (c.score, c.max_score) for c in cells}
     feedback.write_html(graded, course_dir, assignment, scores, {c.grade_id: c.message for c in cells},

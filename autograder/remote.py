@@ -63,8 +63,12 @@ class Remote:
     """The connection to one kernel's agent, and what it holds: the proxies of its objects, the graphs of
     calls whose backward may come, and the grader's call-backs for the current request."""
 
-    def __init__(self, conn: socket.socket | None, timeout: float, interrupt: Callable[[], None] | None = None):
+    def __init__(self, conn: socket.socket | None, timeout: float, interrupt: Callable[[], None] | None = None,
+                 meter: Any = None):
         self.conn, self.timeout, self.interrupt = conn, timeout, interrupt
+        self.meter = meter    # the kernel's memory, read from its cgroup (autograder/sandbox.py MemoryMeter; None: none)
+        self.grown: int | None = None     # bytes the kernel's memory grew by during the last watched call
+        self.flags: list[str] = []        # what a person should look at (a measurement the kernel skipped)
         self.proxies: dict[int, Any] = {}
         self.callbacks: dict[int, Callable[..., Any]] = {}
         self.callback_graphs: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
@@ -100,6 +104,8 @@ class Remote:
                     self._answer_adopt(reply, got)
                 elif kind == "callback_backward":
                     self._answer_callback_backward(reply, got)
+                elif kind in ("measure", "measured"):
+                    self._answer_measure(kind)
                 else:
                     break
         except (wire.WireError, OSError, socket.timeout) as error:
@@ -134,6 +140,18 @@ class Remote:
                 self.interrupt()        # the student's code runs past the limit: KeyboardInterrupt in the kernel
                 interrupted = self.interrupted = True
                 deadline = time.monotonic() + 10
+
+    def _answer_measure(self, kind: str) -> None:
+        """The kernel is about to run a watched call ("measure": its inputs are decoded) or has just run it
+        ("measured"): the grader reads the kernel's memory from its cgroup, then lets it go on."""
+        if self.meter is not None:
+            if kind == "measure":
+                self.meter.start()
+                self.grown = None
+            else:
+                self.grown = self.meter.grown()
+        assert self.conn is not None
+        wire.send(self.conn, {}, {})
 
     def _answer_callback(self, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """The student's code calls a name the test bound to a reference function: the grader computes it."""
@@ -347,11 +365,16 @@ class Remote:
             header[key] = encoder(_detached(value))
         header["bind"] = self.bindings(encoder)
         header["rng"] = encoder(torch.get_rng_state())   # the global generator travels with the call, and back
+        self.grown = None
         reply, tensors = self.request(header, encoder.tensors)
         if op == "lines":
             lines = reply.get("lines")
             if not (isinstance(lines, list) and len(lines) == 2 and all(type(n) is int for n in lines)):
                 raise KernelGone("a measurement outside the protocol")
+            if 0 in lines:   # a call of Python defined in a notebook runs at least one line of it
+                what = "/".join(str(t) for t in target.get("kept", [])) or "a module's forward"
+                self.flags.append(f"the kernel counted no line of Python in a call of {what}: the measurement of "
+                                  "Python loops could not be made (tracing turned off, or not Python code)")
             return lines, None
         value = self.decode_reply(reply.get("value"), tensors)
         self._follow_generator(reply.get("rng"), tensors)
@@ -365,7 +388,10 @@ class Remote:
                     else:
                         inputs[index].data = after
         if op == "watch":
-            value = (value, Watch.from_reply(reply.get("watch")))
+            watch = Watch.from_reply(reply.get("watch"), self.grown)
+            if self.meter is not None and self.grown is None:
+                self.flags.append("the kernel skipped the grader's measurement of its memory (its agent was changed)")
+            value = (value, watch)
         for key, state in reply.get("state", []) if isinstance(reply.get("state"), list) else []:
             proxy = self.proxies.get(key)
             if isinstance(proxy, ModuleProxy):
@@ -392,18 +418,21 @@ class Remote:
 
 @dataclass(frozen=True)
 class Watch:
-    """What a call did, measured in the kernel: the torch operations it ran (their names), how many, and the
-    peak bytes of the tensors it created that were alive at once. Evidence, not a verdict by itself."""
+    """What a call did. Measured in the kernel (evidence, not a verdict by itself): the torch operations it ran
+    (their names), how many, and the peak bytes of the tensors it created that were alive at once. Measured
+    by the grader from the kernel's memory cgroup, out of the student's reach: `grown`, how many bytes the
+    kernel's memory grew by at its peak during the call (None where the kernel has no memory cgroup)."""
     ops: frozenset[str]
     count: int
     peak: int
+    grown: int | None = None
 
     @classmethod
-    def from_reply(cls, record: Any) -> Watch:
+    def from_reply(cls, record: Any, grown: int | None = None) -> Watch:
         if not (isinstance(record, dict) and isinstance(record.get("ops"), list) and type(record.get("count")) is int
                 and type(record.get("peak")) is int and all(isinstance(o, str) for o in record["ops"])):
             raise KernelGone("a measurement outside the protocol")
-        return cls(frozenset(o[:200] for o in record["ops"]), record["count"], record["peak"])
+        return cls(frozenset(o[:200] for o in record["ops"]), record["count"], record["peak"], grown)
 
 
 class RemoteFunction(torch.autograd.Function):

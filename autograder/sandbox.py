@@ -133,14 +133,12 @@ class KernelCgroup:
     def procs_files(self):
         return [path / "cgroup.procs" for path in self.paths]
 
-    def peak_memory(self):
-        """The most memory the kernel held at once, in bytes (None where the memory controller is missing)."""
+    def memory_meter(self):
+        """A MemoryMeter of the kernel's memory cgroup, or None where there is none (or its peak cannot be reset)."""
         for path in self.paths:
-            for name in ("memory.peak", "memory.max_usage_in_bytes"):
-                try:
-                    return int((path / name).read_text())
-                except (OSError, ValueError):
-                    continue
+            meter = MemoryMeter.of(path)
+            if meter is not None:
+                return meter
         return None
 
     def remove(self):
@@ -150,6 +148,48 @@ class KernelCgroup:
 
 
 PidsCgroup = KernelCgroup   # the name the hostile tests know
+
+
+class MemoryMeter:
+    """How much the kernel's memory grew at its peak during one call, read by the grader from the kernel's
+    memory cgroup (outside the student's reach): `start()` right before the call, `grown()` right after.
+    cgroup v1: memory.max_usage_in_bytes, reset by writing 0; v2: memory.peak, reset for the file descriptor
+    that writes to it (Linux 6.12 and later)."""
+
+    def __init__(self, usage, peak_path, v2):
+        self.usage, self.peak_path, self.v2 = usage, peak_path, v2
+        self.base = 0
+        self.fd = os.open(peak_path, os.O_RDWR) if v2 else None
+
+    @classmethod
+    def of(cls, path):
+        for usage, peak, v2 in (("memory.current", "memory.peak", True),
+                                ("memory.usage_in_bytes", "memory.max_usage_in_bytes", False)):
+            if (path / usage).exists() and (path / peak).exists():
+                try:
+                    meter = cls(path / usage, path / peak, v2)
+                    meter.start()
+                    meter.grown()
+                    return meter
+                except (OSError, ValueError):
+                    return None
+        return None
+
+    def start(self):
+        self.base = int(self.usage.read_text())
+        if self.v2:
+            os.pwrite(self.fd, b"reset\n", 0)
+        else:
+            self.peak_path.write_text("0")
+
+    def grown(self):
+        peak = int(os.pread(self.fd, 64, 0)) if self.v2 else int(self.peak_path.read_text())
+        return max(0, peak - self.base)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _empty_and_remove(path):
@@ -257,7 +297,10 @@ def sandbox_command(connection_file, argv):
                 "--setenv", "HOME", "/tmp/home", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
                 "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
                 # one thread per kernel: workers run side by side, and results do not depend on their number
-                "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "MKL_NUM_THREADS", "1", "--"]
+                "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "MKL_NUM_THREADS", "1",
+                # every allocation over 64 KiB gets pages of its own, given back when freed: the memory the
+                # grader reads from the cgroup during a call is what that call held (MemoryMeter)
+                "--setenv", "MALLOC_MMAP_THRESHOLD_", "65536", "--"]
     return command + argv
 
 
@@ -354,8 +397,9 @@ class LimitedOutputClient(NotebookClient):
     has run and while the kernel still lives, it starts the agent in the kernel (autograder/agent.py) and
     hands `serve` a Remote connected to it (the grader's tests run there, in this process)."""
 
-    def __init__(self, notebook, serve=None, agent_dir="", kept_key="", serve_output=None, **kwargs):
+    def __init__(self, notebook, serve=None, agent_dir="", kept_key="", serve_output=None, meter=None, **kwargs):
         super().__init__(notebook, **kwargs)
+        self.meter = meter   # the kernel's MemoryMeter (None: no memory cgroup)
         self.kept_chars = {}  # cell index -> characters of output kept
         self.serve, self.agent_dir, self.kept_key = serve, agent_dir, kept_key
         self.serve_output = serve_output   # the file for what the kernel prints while it answers (None: dropped)
@@ -393,7 +437,7 @@ class LimitedOutputClient(NotebookClient):
         def interrupt():
             asyncio.run_coroutine_threadsafe(ensure_async(self.km.interrupt_kernel()), loop).result(10)
 
-        remote = Remote(conn, timeout=self.timeout or 120, interrupt=interrupt)
+        remote = Remote(conn, timeout=self.timeout or 120, interrupt=interrupt, meter=self.meter)
         try:
             if conn is None:
                 remote.gone = "the kernel did not start the grader's agent (did the notebook's code end it?)"
@@ -539,7 +583,7 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
                                     connection_file=str(connection_file), wrapper=limits_command())
     client = LimitedOutputClient(
         notebook, serve=serve, agent_dir=KERNEL_SOCKETS if sandbox else str(private), kept_key=kept_key,
-        serve_output=serve_output,
+        serve_output=serve_output, meter=cgroup.memory_meter() if cgroup else None,
         km=km, timeout=cell_timeout, allow_errors=True,
         timeout_func=lambda cell: cell_limit(cell, cell_timeout), interrupt_on_timeout=True, record_timing=False,
         error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {cell_timeout} s",
@@ -571,6 +615,8 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
     finally:
         timer.cancel()
         _shut_down(km)
+        if client.meter is not None:
+            client.meter.close()
         if cgroup:
             cgroup.remove()
         shutil.rmtree(private, ignore_errors=True)

@@ -111,6 +111,8 @@ class Shared(nn.Module):
     def double_it(self, x):
         return 2 * x
 
+untraced = torch.relu
+
 class Cache:
     def __init__(self):
         self.items = []
@@ -123,7 +125,7 @@ class Cache:
         return len(self.items)
 '''
 NAMES = {"solution": ["helper", "double_plus", "looped", "raises", "several", "Tiny", "Tied", "Inner", "Outer",
-                      "picky", "in_place", "on", "read", "fill", "Shared", "Cache"]}
+                      "picky", "in_place", "on", "read", "fill", "Shared", "Cache", "untraced"]}
 
 
 @pytest.fixture
@@ -342,6 +344,46 @@ def test_a_call_can_be_watched_in_the_kernel(remote):
     assert any("mul" in op for op in watch.ops) and watch.count >= 2 and watch.peak >= 3 * 4
 
 
+class _Meter:
+    """A stand-in for the kernel's memory cgroup (autograder/sandbox.py MemoryMeter): counts what it was asked."""
+    def __init__(self):
+        self.calls = []
+
+    def start(self):
+        self.calls.append("start")
+
+    def grown(self):
+        self.calls.append("grown")
+        return 12345
+
+
+def test_the_grader_reads_the_kernels_memory_around_a_watched_call(remote):
+    remote.meter = _Meter()
+    _, watch = remote.names["double_plus"].watch(torch.ones(3), y=2.0)
+    assert remote.meter.calls == ["start", "grown"] and watch.grown == 12345 and remote.flags == []
+    remote.meter = None
+    assert remote.names["double_plus"].watch(torch.ones(3))[1].grown is None
+
+
+def test_a_kernel_that_skips_the_memory_measurement_is_flagged(remote):
+    """The agent's pauses around a watched call are where the grader reads the cgroup: a kernel whose agent
+    was changed not to pause gets no measurement, and a flag for a person."""
+    remote.meter = _Meter()
+    real_receive = remote._receive
+
+    def skipping():   # as if the kernel never sent "measure" and "measured": drop them, answer nothing
+        while True:
+            header, tensors = real_receive()
+            if header.get("kind") in ("measure", "measured"):
+                wire.send(remote.conn, {}, {})
+                continue
+            return header, tensors
+    remote._receive = skipping
+    _, watch = remote.names["double_plus"].watch(torch.ones(3))
+    assert watch.grown is None and remote.meter.calls == []
+    assert remote.flags and "memory" in remote.flags[0]
+
+
 def test_the_student_sources_are_read_from_the_notebook_not_the_kernel():
     import nbformat
     from autograder.verdicts import student_definitions
@@ -419,3 +461,13 @@ def test_the_tests_seeds_are_mixed_with_the_courses_secret():
     assert not torch.equal(inputs("course A"), inputs("course B"))
     assert not torch.equal(inputs("course A")[:3], plain[:3]) and not torch.equal(inputs("course A")[3:], plain[3:])
     assert verdicts.mixed_seed("course A", 7) == verdicts.mixed_seed("course A", 7) < 2 ** 63
+
+
+
+def test_a_line_count_that_could_not_be_made_is_flagged(remote):
+    """A call that runs no line of Python (tracing turned off, or a name bound to torch's own function) gives
+    the loop check nothing to measure: a flag for a person."""
+    few, many = remote.names["looped"].lines((torch.ones(2, 3),), (torch.ones(9, 3),))
+    assert many > few > 0 and remote.flags == []
+    assert remote.names["untraced"].lines((torch.ones(2),), (torch.ones(9),)) == (0, 0)
+    assert len(remote.flags) == 1 and "could not be made" in remote.flags[0]

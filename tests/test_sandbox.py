@@ -6,6 +6,7 @@ import threading
 
 import nbformat
 import pytest
+import torch
 
 from autograder.sandbox import SandboxError, run_notebook, sockets_prefix
 
@@ -49,3 +50,47 @@ def test_a_cell_keeps_the_notebooks_limit_unless_its_own_is_shorter():
     plain, own, longer, odd = (nbformat.v4.new_code_cell("pass") for _ in range(4))
     own.metadata[TIMEOUT_TAG], longer.metadata[TIMEOUT_TAG], odd.metadata[TIMEOUT_TAG] = 30, 900, "x"
     assert [cell_limit(c, 120) for c in (plain, own, longer, odd)] == [120, 30, 120, 120]
+
+
+STUDENT_MEMORY = '''
+import torch
+
+def full_row(q, k):               # every score of a query row at once: (T_q, T_k)
+    return torch.softmax(q @ k.T, dim=-1).sum(-1)
+
+def blocked(q, k):                # one block of keys at a time: (T_q, 1024)
+    total = torch.zeros(q.shape[0])
+    for start in range(0, k.shape[0], 1024):
+        total += (q @ k[start:start + 1024].T).exp().sum(-1)
+    return total
+'''
+
+
+def test_the_grader_reads_a_calls_memory_from_the_kernels_cgroup(tmp_path):
+    """What a watched call held, measured by the grader from the kernel's memory cgroup (outside the student's
+    reach): a (16, 2^19) matrix of scores shows as tens of MB, a loop over blocks of 1024 keys as almost
+    nothing, although both calls receive the same 32 MB of keys."""
+    from autograder import agent, sandbox
+    from autograder.remote import KeptProxy
+    if sandbox.unavailable():
+        pytest.skip("needs the sandbox")
+    probe = sandbox.KernelCgroup.make()
+    meter = probe.memory_meter() if probe else None
+    if probe:
+        probe.remove()
+    if meter is None:
+        pytest.skip("this machine gives the grader no memory cgroup: the measurement cannot be made here")
+    meter.close()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(STUDENT_MEMORY),
+                                               nbformat.v4.new_code_cell(agent.keep_cell(["full_row", "blocked"], "s", "_kept"))])
+    grown = {}
+
+    def serve(remote):
+        q, k = torch.randn(16, 16), torch.randn(1 << 19, 16)
+        for name in ("full_row", "blocked"):
+            _, watch = KeptProxy(remote, "s", name).watch(q, k)
+            grown[name] = watch.grown
+        assert not remote.flags
+    run_notebook(notebook, tmp_path / "job", 120, 60, serve=serve, kept_key="_kept")
+    assert grown["full_row"] > 30 * 2**20, grown
+    assert grown["blocked"] < 4 * 2**20, grown
