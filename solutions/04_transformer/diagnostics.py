@@ -52,6 +52,9 @@ MISCONCEPTIONS = {
     "ffn.dropout-not-rescaled": ("the kept activations are not scaled by 1 / (1 - p) in training mode",
                                  "use self.dropout (nn.Dropout), which zeroes activations with probability p and "
                                  "multiplies the kept ones by 1 / (1 - p)", _BLOCK),
+    "ffn.python-loop": ("the FFN runs in a Python loop over the sequences or the positions", "apply linear1, the "
+                        "ReLU, dropout and linear2 to the whole tensor at once: nn.Linear acts on the last "
+                        "dimension whatever the leading ones", _FFN),
     # --- TransformerEncoderBlock
     "enc.no-residual": ("a sub-layer has no residual connection: its output replaces its input instead of being "
                         "added to it", "add each sub-layer's output to its input: x + dropout1(SA(...)) and "
@@ -84,6 +87,9 @@ MISCONCEPTIONS = {
     "enc.mask-inverted": ("the mask is inverted as for torch's layers", "pass the mask as it is: in this course "
                           "True means \"may attend\" (only torch's nn.TransformerEncoderLayer wants it inverted)",
                           _BLOCK),
+    "enc.python-loop": ("a sub-layer or a LayerNorm runs in a Python loop over the positions or the sequences",
+                        "call each sub-layer and each LayerNorm once on the whole (B, T, D) tensor: each acts on "
+                        "every position at once", _BLOCK),
     # --- TransformerDecoderBlock
     "dec.queries-from-memory": ("cross-attention takes its queries from the memory", "call cross_attn(h, memory, "
                                 "memory, memory_mask): the queries come from the decoder's stream, the keys and "
@@ -120,6 +126,9 @@ MISCONCEPTIONS = {
     "dec.dropout-in-eval": ("dropout is also applied in evaluation mode", "use self.dropout1, self.dropout2 and "
                             "self.dropout3 (nn.Dropout), which do nothing after model.eval(), not "
                             "F.dropout(..., training=True)", _BLOCK),
+    "dec.python-loop": ("a sub-layer or a LayerNorm runs in a Python loop over the positions or the sequences",
+                        "call each sub-layer and each LayerNorm once on the whole tensors: each acts on every "
+                        "position at once", _DECODER),
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -349,7 +358,26 @@ def _ffn_misconceptions(namespace):
             if same(out, model):
                 return [name]
         return []
-    return _ffn_dropout(namespace)
+    return _ffn_dropout(namespace) or (["ffn.python-loop"] if _loops(namespace, "PositionWiseFFN", (D, d_ff), 1) else [])
+
+
+def _loops(namespace, name, built_with, inputs):
+    """Whether the student's module runs more lines of Python (counted in the kernel, after a first call) for
+    5 sequences of 7 positions than for 1 sequence of 1 position: a loop over the batch or the positions.
+    `inputs`: how many (B, T, D) tensors its forward takes (x, or x and the memory)."""
+    generator = torch.Generator().manual_seed(44)
+    D = built_with[0]
+    small = tuple(torch.randn(1, 1, D, generator=generator, dtype=torch.float64) for _ in range(inputs))
+    large = tuple(torch.randn(5, 7, D, generator=generator, dtype=torch.float64) for _ in range(inputs))
+    try:
+        module = _build(namespace, name, *built_with).double()
+        module.eval()
+        few, many = module.lines(small, large)
+    except _LIMITS:
+        raise
+    except Exception:
+        return False
+    return many > few + 2
 
 
 def _ffn_dropout(namespace):
@@ -555,7 +583,8 @@ def _encoder_misconceptions(namespace):
         return []
     return _block_dropout(namespace, "TransformerEncoderBlock", "enc", p, (x, mask),
                           lambda norm_first: x if norm_first else _ln(p, "norm2", _ln(p, "norm1", x)),
-                          lambda: _encoder_reference(p, x, mask, False), "norm2")
+                          lambda: _encoder_reference(p, x, mask, False), "norm2") or \
+        (["enc.python-loop"] if _loops(namespace, "TransformerEncoderBlock", (_D, _H, _D_FF), 1) else [])
 
 
 def _block_dropout(namespace, name, prefix, p, args, dropped, reference, last_norm):
@@ -718,7 +747,8 @@ def _decoder_misconceptions(namespace):
             return ["dec.norm-first-ignored"]
         return []
     return _block_dropout(namespace, "TransformerDecoderBlock", "dec", p, (x, memory, self_mask, memory_mask),
-                          None, lambda: _decoder_reference(p, x, memory, self_mask, memory_mask, False), "norm3")
+                          None, lambda: _decoder_reference(p, x, memory, self_mask, memory_mask, False), "norm3") or \
+        (["dec.python-loop"] if _loops(namespace, "TransformerDecoderBlock", (_D, _H, _D_FF), 2) else [])
 
 
 COMPONENTS = {

@@ -300,6 +300,44 @@ MUTANTS = {
         x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
         return self.norm3(x + self.dropout3(self.ffn(x)))
 """, fails=["decoder_visible", "decoder_matches_torch", "decoder_masks"]),
+
+    # --- Python loops (the conventions: no loop over batch, heads or positions) -------------------------
+    "ffn/loop_over_the_batch": ffn("one sequence of the batch at a time, in a Python loop", """        if x.dim() < 3:
+            return self.linear2(self.dropout(F.relu(self.linear1(x))))
+        outputs = []
+        for sequence in x.reshape(-1, *x.shape[-2:]):      # one sequence of the batch at a time
+            outputs.append(self.linear2(self.dropout(F.relu(self.linear1(sequence)))))
+        return torch.stack(outputs).reshape(x.shape)""",
+                                   fails=["ffn_gradients"]),
+    "encoder/layernorm_position_by_position": encoder("the last LayerNorm applied to one position at a time, in a Python loop", """        def norm(layer, h):
+            outputs = []
+            for t in range(h.shape[1]):                     # one position at a time
+                outputs.append(layer(h[:, t]))
+            return torch.stack(outputs, dim=1)
+        if self.norm_first:
+            h = self.norm1(x)
+            x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])
+            return x + self.dropout2(self.ffn(norm(self.norm2, x)))
+""", post="""
+        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))
+        return norm(self.norm2, x + self.dropout2(self.ffn(x)))
+""", fails=["encoder_gradients"]),
+    "decoder/layernorm_position_by_position": decoder("the last LayerNorm applied to one position at a time, in a Python loop", """        def norm(layer, h):
+            outputs = []
+            for t in range(h.shape[1]):                     # one position at a time
+                outputs.append(layer(h[:, t]))
+            return torch.stack(outputs, dim=1)
+        if self.norm_first:
+            h = self.norm1(x)
+            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
+            h = self.norm2(x)
+            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])
+            return x + self.dropout3(self.ffn(norm(self.norm3, x)))
+""", post="""
+        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
+        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
+        return norm(self.norm3, x + self.dropout3(self.ffn(x)))
+""", fails=["decoder_gradients"]),
 }
 
 MISCONCEPTION_OF = {
@@ -339,6 +377,9 @@ MISCONCEPTION_OF = {
     "decoder/one_shared_attention": "dec.shared-attention",
     "decoder/dropout_in_eval_mode": "dec.dropout-in-eval",
     "decoder/self_mask_ignored": "dec.self-mask-ignored",
+    "ffn/loop_over_the_batch": "ffn.python-loop",
+    "encoder/layernorm_position_by_position": "enc.python-loop",
+    "decoder/layernorm_position_by_position": "dec.python-loop",
 }
 
 # The edit of each mutant that its misconception's `fix` describes, done literally (tests/mutants/__init__.py).
@@ -509,4 +550,9 @@ FIXES = {
         "            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])\n"
         "            return x + self.dropout3(self.ffn(self.norm3(x)))\n"
         "        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))"),
+    # --- Python loops ------------------------------------------------------------------------------
+    "ffn/loop_over_the_batch": ('if x.dim() < 3:\n            return self.linear2(self.dropout(F.relu(self.linear1(x))))\n        outputs = []\n        for sequence in x.reshape(-1, *x.shape[-2:]):      # one sequence of the batch at a time\n            outputs.append(self.linear2(self.dropout(F.relu(self.linear1(sequence)))))\n        return torch.stack(outputs).reshape(x.shape)',
+                                "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+    "encoder/layernorm_position_by_position": ('def norm(layer, h):\n            outputs = []\n            for t in range(h.shape[1]):                     # one position at a time\n                outputs.append(layer(h[:, t]))\n            return torch.stack(outputs, dim=1)', "norm = lambda layer, h: layer(h)"),
+    "decoder/layernorm_position_by_position": ('def norm(layer, h):\n            outputs = []\n            for t in range(h.shape[1]):                     # one position at a time\n                outputs.append(layer(h[:, t]))\n            return torch.stack(outputs, dim=1)', "norm = lambda layer, h: layer(h)"),
 }
