@@ -24,6 +24,7 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
     main = sys.modules["__main__"].__dict__ if main is None else main
     kept = main.get(kept_key, {})
     handles, graphs, next_id = {}, {}, [1]
+    DEFAULT_DTYPES = {"float32": torch.float32, "float64": torch.float64}   # what torch.set_default_dtype takes
 
     def register(obj):
         for key, value in handles.items():
@@ -402,6 +403,12 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             before = {name: main.get(name) for name in bindings}
             main.update(bindings)
             grad = bool(header.get("grad"))
+            # the grader's default dtype and grad mode for this call, whatever an earlier call left behind
+            # (and put back after it: in-process, the agent shares torch's global state with the grader)
+            ambient = torch.get_default_dtype(), torch.is_grad_enabled()
+            torch.set_default_dtype(DEFAULT_DTYPES.get(header.get("dtype"), ambient[0]))
+            if op == "call":
+                torch.set_grad_enabled(grad)
             try:
                 if op == "lines":
                     large = wire.decode(header["large"], tensors, decode_other)
@@ -415,9 +422,10 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                     wire.send(conn, {"kind": "measured"}, {})
                     wire.receive(conn)
                 else:
-                    with torch.set_grad_enabled(grad):
-                        value = function(*args, **kwargs)
+                    value = function(*args, **kwargs)
             finally:
+                torch.set_default_dtype(ambient[0])
+                torch.set_grad_enabled(ambient[1])
                 main.update(before)
                 for stub in stubs:
                     stub.expired = True

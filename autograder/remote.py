@@ -365,6 +365,7 @@ class Remote:
             header[key] = encoder(_detached(value))
         header["bind"] = self.bindings(encoder)
         header["rng"] = encoder(torch.get_rng_state())   # the global generator travels with the call, and back
+        header["dtype"] = str(torch.get_default_dtype()).removeprefix("torch.")   # and the default dtype, there
         self.grown = None
         reply, tensors = self.request(header, encoder.tensors)
         if op == "lines":
@@ -847,7 +848,8 @@ def _load_module(module: nn.Module, state: dict[str, torch.Tensor], training: di
             if target is None:
                 continue
             if target.shape == value.shape and target.dtype == value.dtype:
-                target.copy_(value)
+                if not torch.equal(target, value):   # unchanged: left alone, so a graph that saved it stays valid
+                    target.copy_(value)
             else:
                 target.data = value.detach().clone()
     for path, sub in module.named_modules():

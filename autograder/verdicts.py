@@ -98,12 +98,13 @@ def student_definitions(submitted: nbformat.NotebookNode) -> dict[str, str]:
 
 
 def run_tests(source: nbformat.NotebookNode, remote: Remote,
-              submitted: nbformat.NotebookNode | None = None, secret: str = "") -> dict[str, Verdict]:
+              submitted: nbformat.NotebookNode | None = None, secret: str = "",
+              only: set[str] | None = None) -> dict[str, Verdict]:
     """Run the source notebook's course code in a namespace of the grader's, with the student's names bound
     to proxies; the verdict of every graded cell. `submitted` (the notebook handed in) gives the tests the
     text of the student's definitions (`proxy.source`). With a course's `secret`, every seed the tests set
     is mixed with it (`seeded_builtins`): inputs that no one who reads the repository can know, the same
-    at every regrade."""
+    at every regrade. `only` (the project's own tests): run just these graded cells, and no demo cell."""
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": seeded_builtins(secret) if secret else builtins}
     remote.names = namespace
     remote.sources = student_definitions(submitted) if submitted is not None else {}
@@ -120,8 +121,13 @@ def run_tests(source: nbformat.NotebookNode, remote: Remote,
                     namespace[name] = KeptProxy(remote, meta["grade_id"], name)
                     remote.student_names.add(name)
             elif meta.get("grade"):
-                verdicts[meta["grade_id"]] = _run_cell(meta["grade_id"], cell.source, namespace)
-            elif seen_solution:   # an ungraded cell after the student's code (a demo): it decides nothing
+                if only is None or meta["grade_id"] in only:
+                    verdicts[meta["grade_id"]] = _run_cell(meta["grade_id"], cell.source, namespace)
+                else:   # a cell left out still defines its helpers, which a later test cell may use
+                    _run_cell("", _definitions_only(cell.source), namespace)
+            elif seen_solution and only is not None and not meta.get("locked"):
+                continue    # a demo, left out
+            elif seen_solution:   # an ungraded cell after the student's code (a demo, or course code): it decides nothing
                 _run_cell("", cell.source, namespace)
             else:
                 _run_course_code(cell.source, namespace)
@@ -139,6 +145,16 @@ def _run_cell(grade_id: str, source: str, namespace: dict[str, Any]) -> Verdict:
     except Exception as error:   # the test's own assertion, or what a wrong answer made the test raise
         return Verdict(grade_id, False, type(error).__name__, str(error))
     return Verdict(grade_id, True)
+
+
+def _definitions_only(source: str) -> str:
+    """The imports, functions and classes that a cell defines at its top level, without the rest."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return ""
+    kept = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
+    return ast.unparse(ast.Module(body=kept, type_ignores=[]))
 
 
 def _run_course_code(source: str, namespace: dict[str, Any]) -> None:

@@ -24,6 +24,11 @@ def _meta(cell):
 
 def student_namespace(notebook, source):
     """Run the notebook's non-test code cells; {solution cell: {name: what it bound}} kept after each."""
+    with verdicts.grader_state():   # what the notebook's code does to torch's global state stays in its "kernel"
+        return _run_cells(notebook, source)
+
+
+def _run_cells(notebook, source):
     namespace = {"__name__": "__main__"}
     names = verdicts.solution_cells(source)
     kept = namespace.setdefault(KEPT, {})
@@ -59,11 +64,12 @@ def serving(notebook, source, timeout=60):
         ours.close()
 
 
-def grade_in_process(notebook, source, timeout=60, secret=None):
+def grade_in_process(notebook, source, timeout=60, secret=None, only=None):
     """{grade_id: Verdict} of the grader's tests of `notebook` (the source notebook `source` holds them), their
-    seeds mixed with the course's secret as the grader mixes them (`secret`: another one)."""
+    seeds mixed with the course's secret as the grader mixes them (`secret`: another one); `only`: just these
+    test cells (a component's)."""
     with serving(notebook, source, timeout) as remote:
-        return verdicts.run_tests(source, remote, notebook, course.secret() if secret is None else secret)
+        return verdicts.run_tests(source, remote, notebook, course.secret() if secret is None else secret, only=only)
 
 
 def diagnose_in_process(notebook, source, folder, only=None):

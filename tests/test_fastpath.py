@@ -1,24 +1,74 @@
 """Every mutant of an assignment whose tests run in the grader's process, graded in-process through the same
-proxies, agent and wire (tests/fastpath.py): it loses points, on the cells its catalogue entry names, and only
-on its own component's cells; every fixed copy and the solution keep every point. Seconds per assignment,
-where the graded class of tests/test_mutants.py pays a kernel per mutant."""
+proxies, agent and wire (tests/fastpath.py), on its own component's test cells only: it loses points, on the
+cells its catalogue entry names, and its copy fixed as the feedback advises keeps every point.
+
+That a mistake costs points only on its own component is proven once per component, not once per mutant:
+the component replaced by one that raises, and by one that pollutes (changes its inputs in place, the default
+dtype, the global random generator and grad mode after every call), leaves every other component's cells
+with full marks. Together they say what grading each mutant on the whole notebook said, in a fraction of
+the time; tests/test_mutants.py sends a fixed sample through the whole grader and checks that its scores
+are the fast path's.
+"""
+import ast
+
 import nbformat
 import pytest
 
 from autograder import verdicts
 from tests.conftest import ASSIGNMENTS, solution_path, with_cell_replaced
 from tests.fastpath import grade_in_process
-from tests.mutants import catalogue
+from tests.mutants import catalogue, not_graded_here
 from tests.test_mutants import component_cells
 
 CATALOGUE = catalogue()
 PORTED = [a for a in ASSIGNMENTS if verdicts.in_grader(nbformat.read(solution_path(a), as_version=4))]
 ALL = [(a, name) for a in PORTED for name in sorted(CATALOGUE.get(a, {}))]
+COMPONENTS = [(a, cell) for a in PORTED for cell, own in component_cells(a).items()
+              if own and cell not in not_graded_here().get(a, set())]
+
+# Appended to a solution cell: every function it defines, and every class's __init__ and forward, pollute the
+# caller's world after each call (the test's inputs changed in place, and torch's global state).
+POLLUTE = '''
+import functools as _functools, torch as _torch
+
+def _polluting(function):
+    @_functools.wraps(function)
+    def polluted(*args, **kwargs):
+        out = function(*args, **kwargs)
+        for value in list(args) + list(kwargs.values()):
+            if isinstance(value, _torch.Tensor) and value.is_floating_point() and not value.requires_grad:
+                value.mul_(-1.5).add_(0.25)
+        _torch.set_default_dtype(_torch.float64)
+        _torch.manual_seed(999)
+        _torch.set_grad_enabled(False)
+        return out
+    return polluted
+
+for _name in {names!r}:
+    _value = globals()[_name]
+    if isinstance(_value, type):
+        _value.__init__ = _polluting(_value.__init__)
+        if hasattr(_value, "forward"):
+            _value.forward = _polluting(_value.forward)
+    elif callable(_value):
+        globals()[_name] = _polluting(_value)
+'''
 
 
-def failed_cells(assignment, notebook):
+def raising(source):
+    """The cell with every function and class it defines raising NotImplementedError when called or built."""
+    classes = {node.name for node in ast.parse(source).body if isinstance(node, ast.ClassDef)}
+    return source + "\n" + "\n".join(
+        f"class {n}:\n    def __init__(self, *args, **kwargs):\n        raise NotImplementedError\n" if n in classes
+        else f"def {n}(*args, **kwargs):\n    raise NotImplementedError\n" for n in verdicts.defined_names(source))
+
+
+def failed_cells(assignment, notebook, only=None):
     source = nbformat.read(solution_path(assignment), as_version=4)
-    return {g for g, v in grade_in_process(notebook, source, timeout=60).items() if not v.passed}
+    verdicts_found = grade_in_process(notebook, source, timeout=60, only=only)
+    if only is not None:
+        assert set(verdicts_found) == set(only), "a test cell of the component did not run"
+    return {g for g, v in verdicts_found.items() if not v.passed}
 
 
 @pytest.mark.parametrize("assignment", PORTED)
@@ -35,16 +85,31 @@ def test_the_solution_passes_whatever_the_courses_secret(assignment):
         assert failed == set(), f"with the secret {secret!r} the solution fails {sorted(failed)}"
 
 
+@pytest.mark.parametrize("assignment,cell", COMPONENTS)
+def test_a_broken_component_costs_points_on_its_own_cells_only(assignment, cell):
+    """A component that raises, or that pollutes its caller's world, costs every other component nothing."""
+    solution = nbformat.read(solution_path(assignment), as_version=4)
+    original = next(c.source for c in solution.cells if c.metadata.get("nbgrader", {}).get("grade_id") == cell)
+    own = set(component_cells(assignment)[cell])
+    names = verdicts.defined_names(original)
+    for how, source in (("raises", raising(original)), ("pollutes", original + POLLUTE.format(names=names))):
+        failed = failed_cells(assignment, with_cell_replaced(assignment, cell, source))
+        assert failed <= own, f"{cell} that {how} also costs {sorted(failed - own)}: their tests must swap in a reference"
+        if how == "raises":
+            assert failed == own, f"{cell} that raises still passes {sorted(own - failed)}"
+
+
 @pytest.mark.parametrize("assignment,name", ALL)
-def test_a_mutant_loses_points_on_its_own_cells_only(assignment, name):
+def test_a_mutant_loses_points_on_its_own_cells(assignment, name):
     mutant = CATALOGUE[assignment][name]
-    failed = failed_cells(assignment, with_cell_replaced(assignment, mutant.cell, mutant.source))
     own = set(component_cells(assignment)[mutant.cell])
-    if not own:
+    if not own:   # graded in another assignment: every test here uses a reference of it
+        failed = failed_cells(assignment, with_cell_replaced(assignment, mutant.cell, mutant.source))
         assert failed == set(), f"'{name}' is graded elsewhere but costs {sorted(failed)} here"
         return
+    failed = failed_cells(assignment, with_cell_replaced(assignment, mutant.cell, mutant.source), only=own)
+    assert failed, f"'{name}' ({mutant.why}) gets full marks"
     assert set(mutant.fails) <= failed, f"'{name}' ({mutant.why}) passes {sorted(set(mutant.fails) - failed)}"
-    assert failed <= own, f"'{name}' ({mutant.why}) also fails {sorted(failed - own)}"
     if mutant.fixed_source is not None:
-        fixed = failed_cells(assignment, with_cell_replaced(assignment, mutant.cell, mutant.fixed_source))
+        fixed = failed_cells(assignment, with_cell_replaced(assignment, mutant.cell, mutant.fixed_source), only=own)
         assert fixed == set(), f"'{name}' fixed as its feedback advises still fails {sorted(fixed)}"
