@@ -946,3 +946,28 @@ FIXES = {
         v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)
 """),
 }
+
+
+def _body(name):
+    """Everything after the def line of a mutant's source (for fixes that rewrite the whole body)."""
+    return MUTANTS[name].source.split(":\n", 1)[1]
+
+
+def _after_check(name):
+    return MUTANTS[name].source.split(OS_CHECK.strip("\n"), 1)[1]
+
+
+MERGE_BODY = "\n".join(part.strip("\n") for part in (MERGE_REFERENCE, MERGE_WEIGHTS, MERGE_OUT)) + "\n"
+FIXES.update({
+    "online_softmax/query_chunks": (_after_check("online_softmax/query_chunks"), "\n" + OS_BLOCKWISE),
+    "online_softmax/loops_over_query_rows": (_after_check("online_softmax/loops_over_query_rows"), "\n" + OS_BLOCKWISE),
+    "online_softmax/lse_from_a_full_row": (
+        "torch.logsumexp((q @ key.mT).masked_fill(torch.ones(T_q, T_k, dtype=torch.bool).triu(1) & causal, -math.inf), dim=-1)",
+        "(m + torch.log(l)).squeeze(-1)"),
+    "gqa/loops_over_query_heads": (
+        MUTANTS["gqa/loops_over_query_heads"].source.split("v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)\n", 1)[1],
+        "\n".join(part.strip("\n") for part in (GQA_SHARE, GQA_SCORES, GQA_SOFTMAX, GQA_OUT)) + "\n"),
+    "merge/loops_over_rows": (_body("merge/loops_over_rows"), MERGE_BODY),
+    "merge/no_maximum_subtracted": (_body("merge/no_maximum_subtracted"), MERGE_BODY),
+    "merge/outputs_averaged": (_body("merge/outputs_averaged"), MERGE_BODY),
+})
