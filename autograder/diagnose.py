@@ -39,7 +39,7 @@ MAX_IDS = 4                  # misconceptions named per component
 MAX_DIMS = probes.MAX_DIMS
 MAX_INT = 10**9
 MAX_NUMBER = 1e30
-SUBJECTS = ("output", "weights", "mask", "encoding", "keys", "values", "matrix", "gradient", "errors")
+SUBJECTS = ("output", "weights", "mask", "encoding", "keys", "values", "matrix", "gradient", "errors", "lse")
 TOLERANCE = 1e-4             # errors below this are not reported
 
 

@@ -18,7 +18,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from autograder.probes import Raised, attempt, describe, pair, pictures, same, swapped
+from autograder.remote import KernelGone, OutOfTime
+from autograder.probes import Raised, attempt, describe, pair, pictures, python_loop, same, swapped
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
 MISCONCEPTIONS = {
@@ -76,6 +77,56 @@ MISCONCEPTIONS = {
         "compute with torch operations on the tensors themselves, one block of keys at a time with a running maximum, "
         "normaliser and accumulator rescaled by exp(m_old - m_new): no .numpy(), numpy or torch.from_numpy",
         "ch05-flash-blocks"),
+    "online.query-chunks": (
+        "the queries are cut into chunks, and each chunk takes an ordinary softmax over every key",
+        "walk over blocks of keys, not of queries: for each block of keys compute the scores of every query, and update "
+        "the running maximum, normaliser and accumulator (rescaled by exp(m_old - m_new)); no row of scores is ever whole",
+        "ch05-flash-blocks"),
+    "online.loops-over-queries": (
+        "a Python loop over the query rows (or batches, or heads), each with a softmax over its whole row",
+        "loop over blocks of keys only, and inside a block handle every query, batch and head at once: scores = "
+        "query @ key_block.mT for all queries, with a running maximum, normaliser and accumulator", "ch05-flash-blocks"),
+    "online.lse-is-max": (
+        "return_lse gives the running maximum m, not the log-sum-exp",
+        "return m + log(l): the log of the sum of e^(s_j), with the normaliser l measured from the maximum m", "ch05-lse"),
+    "online.lse-log2": (
+        "the lse is a base-2 logarithm",
+        "use natural logarithms: lse = m + torch.log(l), with the scores in e^s", "ch05-lse"),
+    "online.lse-from-full-row": (
+        "the lse is computed from the full row of scores at the end",
+        "read the lse from the walk: m + log(l), from the running maximum and normaliser after the last block", "ch05-lse"),
+    "online.nan-without-keys": (
+        "with no key at all (T_k = 0) the output is 0 / 0, NaN",
+        "divide by the normaliser only where it is positive (it is at least 1 once a key is seen, e.g. "
+        "l.clamp_min(1.0)), so that T_k = 0 gives an output 0 and an lse of -inf", "ch05-lse"),
+    # --- merge_attention
+    "merge.max-not-logsumexp": (
+        "the merged lse is the larger of the two, not the log of the sum of their exponentials",
+        "lse = m + log(exp(lse_a - m) + exp(lse_b - m)), with m the larger of the two", "ch05-merge"),
+    "merge.not-renormalised": (
+        "the outputs are weighed by exp(lse - m) but not divided by the sum of those weights",
+        "divide by the sum of the weights, or weigh each side by exp(lse_side - lse) with lse the merged one", "ch05-merge"),
+    "merge.nan-empty-rows": (
+        "where neither side has a key, -inf - (-inf) gives NaN",
+        "subtract the larger lse only where it is finite (0 where both are -inf: torch.where(torch.isfinite(m), m, 0)), "
+        "so that such a row gets weights 0, an output 0 and an lse of -inf", "ch05-merge"),
+    "merge.log2": (
+        "base 2 is mixed with natural logarithms",
+        "the lse is a natural log: weights exp(lse_side - m) and lse = m + log(their sum)", "ch05-merge"),
+    "merge.overflow": (
+        "exp of the raw lse overflows for large scores",
+        "subtract the larger lse m before exp: exp(lse_a - m), exp(lse_b - m), and lse = m + log(their sum)", "ch05-merge"),
+    "merge.equal-weights": (
+        "the two outputs are averaged with equal weights",
+        "weigh each side by its share of the total mass, exp(lse_side - lse), with lse the merged log-sum-exp", "ch05-merge"),
+    "merge.lse-added": (
+        "the two lse are added, as if the sums of exponentials were multiplied",
+        "the sums add, so the lse combine as log(exp(lse_a) + exp(lse_b)): m + log(exp(lse_a - m) + exp(lse_b - m))",
+        "ch05-merge"),
+    "merge.python-loop": (
+        "a Python loop over the query rows",
+        "compute every row at once: the weights exp(lse - m) are tensors (..., T_q), broadcast over d_v with [..., None]",
+        "ch05-merge"),
     # --- KVCache
     "kvcache.wrong-axis": (
         "the new keys and values are appended along the wrong axis",
@@ -163,6 +214,10 @@ MISCONCEPTIONS = {
     "rope.no-value-error": (
         "an odd d is not refused",
         "raise ValueError when x.size(-1) is odd", "ch05-rope"),
+    "rope.float32-angles": (
+        "the angles are computed in float32 whatever the input, which loses precision at large positions",
+        "compute the angles in the input's dtype or a wider one: positions.to(torch.float64) times float64 frequencies, "
+        "then cast only cos and sin to x.dtype", "ch05-rope-precision"),
     # --- GroupedQueryAttention
     "gqa.repeat-not-interleave": (
         "the kv heads are tiled with repeat, so query head h reads kv head h % num_kv_heads",
@@ -195,6 +250,10 @@ MISCONCEPTIONS = {
     "gqa.heads-without-transpose": (
         "the heads are made by a view to (B, H, T, d) without the transpose, which mixes positions and heads",
         "split with .view(B, T, H, d).transpose(1, 2) (and H_kv for keys and values)", "ch05-gqa"),
+    "gqa.python-loop": (
+        "a Python loop over the query heads",
+        "give every query head its kv head at once, k.repeat_interleave(H // H_kv, dim=1) (and v), and run every head "
+        "in one batched product", "ch05-gqa"),
 }
 
 
@@ -369,7 +428,10 @@ def _online_misconceptions(function, output, causal):
     _, raised = _try(function, query, key, value, causal=True)
     if raised != "ValueError":
         return ["online.no-value-error"]
-    # Measured in the kernel: the torch operations a call runs, and the peak bytes of the tensors it creates.
+    # Measured in the kernel: the lines of Python (no loop but over blocks of keys), the torch operations a call runs,
+    # and the peak bytes of the tensors it creates.
+    if python_loop(function, (query[:1, :1], key[:1], value[:1], block), (query, key, value, block)):
+        return ["online.loops-over-queries"]
     (_, one), (_, whole) = _watched(function, query, key, value, block_size=1), _watched(function, query, key, value, block_size=6)
     if one is not None and whole is not None and one.count == whole.count:
         long_key, long_value = key.repeat(1, 25, 1), value.repeat(1, 25, 1)         # 150 keys: over 128
@@ -382,7 +444,35 @@ def _online_misconceptions(function, output, causal):
     k, v = (torch.randn(1, 256, 4, generator=generator) for _ in range(2))
     _, watch = _watched(function, q, k, v, block_size=16)
     if watch is not None and watch.peak >= 16 * 256 * 4:                           # one (T_q, T_k) float32 matrix
+        _, longer = _watched(function, q, k.repeat(1, 2, 1), v.repeat(1, 2, 1), block_size=16)
+        if longer is not None and longer.count == watch.count:                      # as many steps for twice the keys
+            return ["online.query-chunks"]
         return ["online.keeps-every-block"]
+    return _lse_misconceptions(function, q, k, v)
+
+
+def _lse_misconceptions(function, q, k, v):
+    """The lse of return_lse=True, once the output is right: its value, T_k = 0, and how it is computed."""
+    query, key, value, _ = _online_example()
+    returned, raised = _try(function, query, key, value, block_size=3, return_lse=True)
+    if raised or not (isinstance(returned, tuple) and len(returned) == 2):
+        return []
+    lse = returned[1]
+    expected = torch.logsumexp(query @ key.mT / math.sqrt(query.shape[-1]), dim=-1)
+    if not same(lse, expected):
+        if same(lse, (query @ key.mT / math.sqrt(query.shape[-1])).amax(-1)):
+            return ["online.lse-is-max"]
+        if same(lse, expected / math.log(2)):
+            return ["online.lse-log2"]
+        return []
+    empty, raised = _try(function, query, key[:, :0], value[:, :0], block_size=3, return_lse=True)
+    if not raised and isinstance(empty, tuple) and len(empty) == 2 and isinstance(empty[0], torch.Tensor) \
+            and empty[0].is_floating_point() and bool(torch.isnan(empty[0]).any()):
+        return ["online.nan-without-keys"]
+    _, plain = _watched(function, q, k, v, block_size=16)
+    _, with_lse = _watched(function, q, k, v, block_size=16, return_lse=True)
+    if plain is not None and with_lse is not None and with_lse.peak >= 16 * 256 * 4 > plain.peak:
+        return ["online.lse-from-full-row"]
     return []
 
 
@@ -659,6 +749,13 @@ def check_rotary(namespace):
         _, raised = _try(function, torch.randn(3, 5, generator=generator), torch.arange(3))
         if raised != "ValueError":
             found = ["rope.no-value-error"]
+    if not found and same(output, _rope(visible, visible_positions, 100.0)) and same(theirs, expected):
+        far = torch.tensor([[1.0, 0.0] * 32], dtype=torch.float64)                 # (cos, sin) of the angles at 10^4
+        rotated, raised = _try(function, far, torch.tensor([10_000]))
+        exact = _rope(far, torch.tensor([10_000]), 10000.0)
+        if not raised and isinstance(rotated, torch.Tensor) and rotated.shape == exact.shape and \
+                (rotated.double() - exact).abs().max() > 1e-9:
+            found = ["rope.float32-angles"]
     facts["misconceptions"] = found[:1]
     return facts
 
@@ -771,11 +868,101 @@ def _gqa_misconceptions(cls, module, x, output, weights, masked_weights, mask):
     if same(weights, expected) and same(output, _gqa_reference(module, x, H, H_kv)[0]) and \
             not (_raises_value_error(cls, 16, 4, 3) and _raises_value_error(cls, 10, 4, 2)):
         return ["gqa.no-value-error"]
+    if same(weights, expected) and same(output, _gqa_reference(module, x, H, H_kv)[0]) and _gqa_loops(cls):
+        return ["gqa.python-loop"]
+    return []
+
+
+def _gqa_loops(cls):
+    """Whether the forward of a module with more heads, tokens and batch runs more lines of Python (two modules,
+    each one's forward measured in the kernel after a first call), as the hidden test measures it."""
+    generator = torch.Generator().manual_seed(56)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(10)
+            few, many = attempt(cls, 4, 1, 1), attempt(cls, 32, 8, 2)
+        small, large = (torch.randn(1, 2, 4, generator=generator),), (torch.randn(5, 9, 32, generator=generator),)
+        (lines_few, _), (_, lines_many) = few.lines(small, small), many.lines(large, large)
+    except (KernelGone, OutOfTime):
+        raise
+    except Exception:
+        return False
+    return lines_many > lines_few + 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# merge_attention
+
+
+def _with_lse(q, k, v):
+    scores = q @ k.mT / math.sqrt(q.shape[-1])
+    return torch.softmax(scores, dim=-1) @ v, torch.logsumexp(scores, dim=-1)
+
+
+def _merge_example():
+    """The visible tests' shapes: q (2, 3, 4), keys 0-2 and 3-6 of 7, values of width 5, in float64."""
+    generator = torch.Generator().manual_seed(57)
+    q = torch.randn(2, 3, 4, dtype=torch.float64, generator=generator)
+    k = torch.randn(2, 7, 4, dtype=torch.float64, generator=generator)
+    v = torch.randn(2, 7, 5, dtype=torch.float64, generator=generator)
+    return _with_lse(q, k[:, :3], v[:, :3]), _with_lse(q, k[:, 3:], v[:, 3:]), _with_lse(q, k, v)
+
+
+@_quiet
+def check_merge(namespace):
+    function = namespace.get("merge_attention")
+    (out_a, lse_a), (out_b, lse_b), (full_out, full_lse) = _merge_example()
+    returned, raised = _try(function, out_a, lse_a, out_b, lse_b)
+    if raised:
+        return {"raised": raised}
+    out, lse = pair(returned)
+    facts = describe(out, full_out)
+    facts["subject"] = "output"
+    if same(out, full_out) and not same(lse, full_lse):
+        facts.update(describe(lse, full_lse), subject="lse")
+    facts["misconceptions"] = _merge_misconceptions(function, out, lse)[:1]
+    return facts
+
+
+def _merge_misconceptions(function, out, lse):
+    (out_a, lse_a), (out_b, lse_b), (full_out, full_lse) = _merge_example()
+    m = torch.maximum(lse_a, lse_b)
+    w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)
+    if same(out, full_out):
+        for name, model in [("merge.max-not-logsumexp", m), ("merge.lse-added", lse_a + lse_b),
+                            ("merge.log2", m + torch.log2(torch.pow(2.0, lse_a - m) + torch.pow(2.0, lse_b - m)))]:
+            if same(lse, model):
+                return [name]
+    if same(lse, full_lse):
+        if same(out, (w_a[..., None] * out_a + w_b[..., None] * out_b)):
+            return ["merge.not-renormalised"]
+        if same(out, (out_a + out_b) / 2):
+            return ["merge.equal-weights"]
+    if same(lse, m + torch.log2(torch.pow(2.0, lse_a - m) + torch.pow(2.0, lse_b - m))):
+        return ["merge.log2"]
+    if not (same(out, full_out) and same(lse, full_lse)):
+        return []
+    empty_out, empty_lse = torch.zeros_like(out_a), torch.full_like(lse_a, -math.inf)
+    returned, raised = _try(function, empty_out, empty_lse, empty_out, empty_lse)
+    if not raised:
+        e_out, e_lse = pair(returned)
+        if any(isinstance(t, torch.Tensor) and t.is_floating_point() and bool(torch.isnan(t).any()) for t in (e_out, e_lse)):
+            return ["merge.nan-empty-rows"]
+    returned, raised = _try(function, out_a, lse_a + 1000, out_b, lse_b + 1000)
+    if not raised:
+        s_out, s_lse = pair(returned)
+        if any(isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())
+               for t in (s_out, s_lse)):
+            return ["merge.overflow"]
+    if python_loop(function, (out_a[:1, :1], lse_a[:1, :1], out_b[:1, :1], lse_b[:1, :1]),
+                   (out_a.repeat(1, 8, 1), lse_a.repeat(1, 8), out_b.repeat(1, 8, 1), lse_b.repeat(1, 8))):
+        return ["merge.python-loop"]
     return []
 
 
 COMPONENTS = {
     "online_softmax_attention": check_online_softmax,
+    "merge_attention": check_merge,
     "KVCache": check_kvcache,
     "CausalSelfAttention": check_causal_attention,
     "apply_rotary": check_rotary,

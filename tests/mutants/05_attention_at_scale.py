@@ -4,7 +4,7 @@ from tests.mutants import Mutant, function_mutant, module_mutant
 ASSIGNMENT = "05_attention_at_scale"
 
 # --- online_softmax_attention ---------------------------------------------------------------------------
-OS_SIGNATURE = "online_softmax_attention(query, key, value, block_size=128, causal=False)"
+OS_SIGNATURE = "online_softmax_attention(query, key, value, block_size=128, causal=False, return_lse=False)"
 OS_CHECK = """
     T_q, T_k = query.size(-2), key.size(-2)
     if causal and T_q != T_k:
@@ -34,8 +34,17 @@ OS_UPDATE = """
         m = m_new
     return o / l
 """
+# What every blockwise mutant returns after the walk (its "return o / l" is replaced by this): the lse on request.
+OS_RETURN = """
+    out = o / l.clamp_min(1.0)
+    if return_lse:
+        return out, (m + torch.log(l)).squeeze(-1)
+    return out
+"""
+OS_BLOCKWISE = (OS_START.strip("\n") + "\n" + OS_CAUSAL.strip("\n") + "\n"
+                + OS_UPDATE.replace("    return o / l\n", OS_RETURN.lstrip("\n")).strip("\n") + "\n")
 OS_CELLS = ["online_softmax_visible", "online_softmax_matches_sdpa", "online_softmax_causal",
-            "online_softmax_large_scores", "online_softmax_memory"]
+            "online_softmax_large_scores", "online_softmax_memory", "online_softmax_lse"]
 OS_HIDDEN = OS_CELLS[1:]
 
 
@@ -45,6 +54,7 @@ def online(body, why, fails):
 
 def blockwise(why, fails, start=OS_START, causal=OS_CAUSAL, update=OS_UPDATE, check=OS_CHECK):
     """The blockwise algorithm with one of its parts replaced."""
+    update = update.replace("    return o / l\n", OS_RETURN.lstrip("\n"))
     return online(check.strip("\n") + "\n" + start.strip("\n") + "\n" + causal.strip("\n") + "\n" + update.strip("\n"),
                   why, fails)
 
@@ -247,6 +257,47 @@ MUTANTS = {
     return o / l
 """, "blockwise, but every block's scores are kept in a list until the end (two passes, T_q x T_k numbers alive)",
         ["online_softmax_visible", "online_softmax_memory"]),
+    "online_softmax/query_chunks": online(OS_CHECK + """
+    q = query / math.sqrt(query.size(-1))
+    outs, lses = [], []
+    for start in range(0, T_q, block_size):
+        s = q[..., start:start + block_size, :] @ key.mT
+        if causal:
+            s = s.masked_fill(torch.arange(T_k) > torch.arange(start, start + s.size(-2))[:, None], -math.inf)
+        outs.append(torch.softmax(s, dim=-1) @ value)
+        lses.append(torch.logsumexp(s, dim=-1))
+    out = torch.cat(outs, dim=-2) if outs else q.new_zeros(q.shape[:-1] + value.shape[-1:])
+    if return_lse:
+        return out, torch.cat(lses, dim=-1)
+    return out
+""", "the queries cut into chunks of block_size, each with an ordinary softmax over every key",
+        ["online_softmax_memory", "online_softmax_lse"]),
+    "online_softmax/loops_over_query_rows": online(OS_CHECK + """
+    q = query / math.sqrt(query.size(-1))
+    outs, lses = [], []
+    for i in range(T_q):
+        s = q[..., i:i + 1, :] @ key.mT
+        if causal:
+            s = s.masked_fill(torch.arange(T_k) > i, -math.inf)
+        outs.append(torch.softmax(s, dim=-1) @ value)
+        lses.append(torch.logsumexp(s, dim=-1))
+    out = torch.cat(outs, dim=-2) if outs else q.new_zeros(q.shape[:-1] + value.shape[-1:])
+    if return_lse:
+        return out, torch.cat(lses, dim=-1)
+    return out
+""", "a Python loop over the query rows, each with an ordinary softmax over its whole row of keys",
+        ["online_softmax_memory"]),
+    "online_softmax/lse_is_the_running_max": online(OS_CHECK + OS_BLOCKWISE.replace(
+        "(m + torch.log(l)).squeeze(-1)", "m.squeeze(-1)"),
+        "return_lse gives the running maximum m, without log(l)", ["online_softmax_visible", "online_softmax_lse"]),
+    "online_softmax/lse_in_log2": online(OS_CHECK + OS_BLOCKWISE.replace(
+        "(m + torch.log(l)).squeeze(-1)", "((m + torch.log(l)) / math.log(2)).squeeze(-1)"),
+        "the lse in base 2 (log2 of the sum of e^s)", ["online_softmax_visible", "online_softmax_lse"]),
+    "online_softmax/lse_from_a_full_row": online(OS_CHECK + OS_BLOCKWISE.replace(
+        "(m + torch.log(l)).squeeze(-1)", "torch.logsumexp((q @ key.mT).masked_fill(torch.ones(T_q, T_k, dtype=torch.bool).triu(1) & causal, -math.inf), dim=-1)"),
+        "the lse computed at the end from the full row of scores", ["online_softmax_lse"]),
+    "online_softmax/nan_without_keys": online(OS_CHECK + OS_BLOCKWISE.replace("out = o / l.clamp_min(1.0)", "out = o / l"),
+        "T_k = 0 gives 0 / 0: a NaN output", ["online_softmax_visible", "online_softmax_lse"]),
     "online_softmax/calls_fused_attention": online(OS_CHECK + """
     return F.scaled_dot_product_attention(query, key, value, is_causal=causal)
 """, "calls torch's fused attention instead of computing it", OS_CELLS),
@@ -413,6 +464,12 @@ MUTANTS = {
     "rotary/no_value_error": rotary(
         "an odd d is not refused (the last coordinate is dropped)", ["rotary_visible", "rotary_properties"],
         check="    d = x.size(-1) // 2 * 2\n    x = x[..., :d]\n"),
+    "rotary/float32_angles": rotary(
+        "angles computed in float32 whatever the input (as Meta's Llama reference does)",
+        ["rotary_visible", "rotary_values", "rotary_properties"], angles="""
+    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+    angles = positions.float()[:, None] * freqs
+"""),
 
     # --- GroupedQueryAttention -------------------------------------------------------------------------------
     "gqa/repeat_instead_of_repeat_interleave": gqa(
@@ -468,7 +525,97 @@ MUTANTS = {
         k = self.W_k(x).view(B, H_kv, T, d)
         v = self.W_v(x).view(B, H_kv, T, d)
 """),
+    "gqa/loops_over_query_heads": gqa(
+        "a Python loop over the query heads, each with its kv head", ["gqa_no_loops"], share="", scores="", softmax="", out="""
+        outs, ws = [], []
+        for h in range(H):
+            s = q[:, h] @ k[:, h // (H // H_kv)].mT / math.sqrt(d)
+            if mask is not None:
+                allowed = torch.broadcast_to(mask, (B, H, T, T))[:, h]
+                s = s.masked_fill(~allowed, torch.finfo(s.dtype).min)
+            w = torch.softmax(s, dim=-1)
+            if mask is not None:
+                w = w * allowed
+            outs.append(w @ v[:, h // (H // H_kv)])
+            ws.append(w)
+        return self.W_o(torch.stack(outs, dim=1).transpose(1, 2).reshape(B, T, D)), torch.stack(ws, dim=1)
+"""),
 }
+
+
+# --- merge_attention --------------------------------------------------------------------------------------
+MERGE_SIGNATURE = "merge_attention(out_a, lse_a, out_b, lse_b)"
+MERGE_REFERENCE = """
+    m = torch.maximum(lse_a, lse_b)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+"""
+MERGE_WEIGHTS = """
+    w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)
+    total = w_a + w_b
+    lse = m + torch.log(total)
+"""
+MERGE_OUT = """
+    out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / total.clamp_min(1.0)[..., None]
+    return out, lse
+"""
+MERGE_CELLS = ["merge_attention_visible", "merge_attention_folds", "merge_attention_edges"]
+
+
+def merge(why, fails, reference=MERGE_REFERENCE, weights=MERGE_WEIGHTS, out=MERGE_OUT):
+    body = "\n".join(part.strip("\n") for part in (reference, weights, out) if part.strip())
+    return function_mutant("merge_attention", MERGE_SIGNATURE, body, why, fails)
+
+
+MERGE_MUTANTS = {
+    "merge/max_instead_of_logsumexp": merge("the merged lse is the larger of the two lse", MERGE_CELLS, weights="""
+    w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)
+    total = w_a + w_b
+    lse = torch.maximum(lse_a, lse_b)
+"""),
+    "merge/weights_not_renormalised": merge("the outputs weighed by exp(lse - max) but not divided by their sum",
+                                            MERGE_CELLS, out="""
+    out = w_a[..., None] * out_a + w_b[..., None] * out_b
+    return out, lse
+"""),
+    "merge/nan_on_empty_rows": merge("the larger lse subtracted even when it is -inf: NaN where neither side has a key",
+                                     ["merge_attention_visible", "merge_attention_edges"],
+                                     reference="    m = torch.maximum(lse_a, lse_b)\n"),
+    "merge/lse_in_log2": merge("base 2 mixed in: weights 2^(lse - max) and log2 of their sum", MERGE_CELLS, weights="""
+    w_a, w_b = torch.pow(2.0, lse_a - m), torch.pow(2.0, lse_b - m)
+    total = w_a + w_b
+    lse = m + torch.log2(total)
+"""),
+    "merge/no_maximum_subtracted": merge("exp of the raw lse: overflows for large scores",
+                                         ["merge_attention_visible", "merge_attention_edges"], reference="", weights="""
+    w_a, w_b = torch.exp(lse_a), torch.exp(lse_b)
+    total = w_a + w_b
+    lse = torch.log(total)
+""", out="""
+    out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / torch.where(total > 0, total, 1.0)[..., None]
+    return out, lse
+"""),
+    "merge/outputs_averaged": merge("the two outputs averaged with equal weights", MERGE_CELLS, out="""
+    out = torch.where(torch.isfinite(lse_a)[..., None] & torch.isfinite(lse_b)[..., None], (out_a + out_b) / 2, out_a + out_b)
+    return out, lse
+"""),
+    "merge/lse_added": merge("the two lse added (as if the sums were multiplied)", MERGE_CELLS, weights="""
+    w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)
+    total = w_a + w_b
+    lse = lse_a + lse_b
+"""),
+    "merge/loops_over_rows": function_mutant("merge_attention", MERGE_SIGNATURE, """
+    out, lse = torch.zeros_like(out_a), torch.full_like(lse_a, -math.inf)
+    for i in range(lse_a.shape[-1]):
+        la, lb = lse_a[..., i], lse_b[..., i]
+        m = torch.maximum(la, lb)
+        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+        w_a, w_b = torch.exp(la - m), torch.exp(lb - m)
+        lse[..., i] = m + torch.log(w_a + w_b)
+        out[..., i, :] = (w_a[..., None] * out_a[..., i, :] + w_b[..., None] * out_b[..., i, :]) / (w_a + w_b).clamp_min(1.0)[..., None]
+    return out, lse
+""", "a Python loop over the query rows", ["merge_attention_edges"]),
+}
+MUTANTS.update(MERGE_MUTANTS)
 
 MISCONCEPTION_OF = {
     "online_softmax/accumulator_not_rescaled": "online.accumulator-not-rescaled",
@@ -484,6 +631,20 @@ MISCONCEPTION_OF = {
     "online_softmax/keeps_every_block": "online.keeps-every-block",
     "online_softmax/calls_fused_attention": "online.calls-fused-attention",
     "online_softmax/leaves_torch_for_numpy": "online.leaves-torch",
+    "online_softmax/query_chunks": "online.query-chunks",
+    "online_softmax/loops_over_query_rows": "online.loops-over-queries",
+    "online_softmax/lse_is_the_running_max": "online.lse-is-max",
+    "online_softmax/lse_in_log2": "online.lse-log2",
+    "online_softmax/lse_from_a_full_row": "online.lse-from-full-row",
+    "online_softmax/nan_without_keys": "online.nan-without-keys",
+    "merge/max_instead_of_logsumexp": "merge.max-not-logsumexp",
+    "merge/weights_not_renormalised": "merge.not-renormalised",
+    "merge/nan_on_empty_rows": "merge.nan-empty-rows",
+    "merge/lse_in_log2": "merge.log2",
+    "merge/no_maximum_subtracted": "merge.overflow",
+    "merge/outputs_averaged": "merge.equal-weights",
+    "merge/lse_added": "merge.lse-added",
+    "merge/loops_over_rows": "merge.python-loop",
     "kvcache/appended_along_heads": "kvcache.wrong-axis",
     "kvcache/appended_along_features": "kvcache.wrong-axis",
     "kvcache/returns_only_the_new_positions": "kvcache.returns-new-only",
@@ -509,6 +670,7 @@ MISCONCEPTION_OF = {
     "rotary/sin_and_cos_swapped": "rope.sin-cos-swapped",
     "rotary/base_ignored": "rope.base-ignored",
     "rotary/no_value_error": "rope.no-value-error",
+    "rotary/float32_angles": "rope.float32-angles",
     "gqa/repeat_instead_of_repeat_interleave": "gqa.repeat-not-interleave",
     "gqa/every_query_head_reads_kv_head_0": "gqa.only-first-kv-head",
     "gqa/full_width_key_value_projections": "gqa.full-width-kv",
@@ -518,6 +680,7 @@ MISCONCEPTION_OF = {
     "gqa/fully_masked_query_gives_nan": "gqa.nan-fully-masked",
     "gqa/no_value_error_for_groups": "gqa.no-value-error",
     "gqa/heads_without_transpose": "gqa.heads-without-transpose",
+    "gqa/loops_over_query_heads": "gqa.python-loop",
 }
 
 # The edit of each mutant's source that does what its misconception's `fix` says, and nothing more
@@ -529,7 +692,6 @@ OS_RUNNING_MAX = """
         o = o * torch.exp(m - m_new) + p @ vb
         m = m_new
 """
-OS_BLOCKWISE = (OS_START.strip("\n") + "\n" + OS_CAUSAL.strip("\n") + "\n" + OS_UPDATE.strip("\n") + "\n")
 CSA_CAUSAL_MASK = "attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n)"
 
 FIXES = {
@@ -594,8 +756,7 @@ FIXES = {
         l = l * torch.exp(m - m_new) + x.sum(-1, keepdim=True)
         o = o * torch.exp(m - m_new) + x @ value[..., start:start + block_size, :]
         m = m_new
-    return o / l
-"""),
+""" + OS_RETURN.lstrip("\n")),
     "online_softmax/calls_fused_attention": (
         "    return F.scaled_dot_product_attention(query, key, value, is_causal=causal)\n", OS_BLOCKWISE),
     "online_softmax/leaves_torch_for_numpy": ("""
@@ -607,6 +768,20 @@ FIXES = {
     w = np.exp(s - s.max(-1, keepdims=True))
     return torch.from_numpy(w / w.sum(-1, keepdims=True) @ v)
 """, "\n" + OS_BLOCKWISE),
+    "online_softmax/lse_is_the_running_max": ("m.squeeze(-1)", "(m + torch.log(l)).squeeze(-1)"),
+    "online_softmax/lse_in_log2": ("((m + torch.log(l)) / math.log(2)).squeeze(-1)", "(m + torch.log(l)).squeeze(-1)"),
+    "online_softmax/nan_without_keys": ("out = o / l\n", "out = o / l.clamp_min(1.0)\n"),
+    # --- merge_attention
+    "merge/max_instead_of_logsumexp": ("lse = torch.maximum(lse_a, lse_b)", "lse = m + torch.log(total)"),
+    "merge/weights_not_renormalised": ("out = w_a[..., None] * out_a + w_b[..., None] * out_b\n",
+                                       "out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / total.clamp_min(1.0)[..., None]\n"),
+    "merge/nan_on_empty_rows": ("    m = torch.maximum(lse_a, lse_b)\n", MERGE_REFERENCE.lstrip("\n")),
+    "merge/lse_in_log2": ("""
+    w_a, w_b = torch.pow(2.0, lse_a - m), torch.pow(2.0, lse_b - m)
+    total = w_a + w_b
+    lse = m + torch.log2(total)
+""", MERGE_WEIGHTS),
+    "merge/lse_added": ("lse = lse_a + lse_b", "lse = m + torch.log(total)"),
     # --- KVCache
     "kvcache/appended_along_heads": ("dim=1)\n            self.values = torch.cat([self.values, v], dim=1)",
                                      "dim=2)\n            self.values = torch.cat([self.values, v], dim=2)"),
@@ -693,6 +868,10 @@ FIXES = {
     "rotary/sin_and_cos_swapped": ("cos, sin = angles.sin().to(x.dtype), angles.cos().to(x.dtype)",
                                    "cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)"),
     "rotary/base_ignored": ("freqs = 10000.0 **", "freqs = base **"),
+    "rotary/float32_angles": ("""
+    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
+    angles = positions.float()[:, None] * freqs
+""", ROPE_ANGLES),
     "rotary/no_value_error": ("    d = x.size(-1) // 2 * 2\n",
                               "    if x.size(-1) % 2:\n        raise ValueError(\"d must be even\")\n"
                               "    d = x.size(-1) // 2 * 2\n"),
@@ -767,3 +946,28 @@ FIXES = {
         v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)
 """),
 }
+
+
+def _body(name):
+    """Everything after the def line of a mutant's source (for fixes that rewrite the whole body)."""
+    return MUTANTS[name].source.split(":\n", 1)[1]
+
+
+def _after_check(name):
+    return MUTANTS[name].source.split(OS_CHECK.strip("\n"), 1)[1]
+
+
+MERGE_BODY = "\n".join(part.strip("\n") for part in (MERGE_REFERENCE, MERGE_WEIGHTS, MERGE_OUT)) + "\n"
+FIXES.update({
+    "online_softmax/query_chunks": (_after_check("online_softmax/query_chunks"), "\n" + OS_BLOCKWISE),
+    "online_softmax/loops_over_query_rows": (_after_check("online_softmax/loops_over_query_rows"), "\n" + OS_BLOCKWISE),
+    "online_softmax/lse_from_a_full_row": (
+        "torch.logsumexp((q @ key.mT).masked_fill(torch.ones(T_q, T_k, dtype=torch.bool).triu(1) & causal, -math.inf), dim=-1)",
+        "(m + torch.log(l)).squeeze(-1)"),
+    "gqa/loops_over_query_heads": (
+        MUTANTS["gqa/loops_over_query_heads"].source.split("v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)\n", 1)[1],
+        "\n".join(part.strip("\n") for part in (GQA_SHARE, GQA_SCORES, GQA_SOFTMAX, GQA_OUT)) + "\n"),
+    "merge/loops_over_rows": (_body("merge/loops_over_rows"), MERGE_BODY),
+    "merge/no_maximum_subtracted": (_body("merge/no_maximum_subtracted"), MERGE_BODY),
+    "merge/outputs_averaged": (_body("merge/outputs_averaged"), MERGE_BODY),
+})
