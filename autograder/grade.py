@@ -287,7 +287,10 @@ def _failed(job, status, reason):
     if status is not Status.NOT_GRADED:  # the scan needs no execution: it stands even when the run failed
         try:
             notebook, _ = read_notebook(Path(job.notebook), job.file_id)
-            flags += tuple(str(f) for f in scan_notebook(notebook, _release(job.course, job.assignment)))
+            # repaired first, as when graded: a notebook that lost its nbgrader metadata (Colab) would else
+            # have its test cells taken for the student's own
+            release = _release(job.course, job.assignment)
+            flags += tuple(str(f) for f in scan_notebook(repair(notebook, release).notebook, release))
         except Exception:
             pass
     return SubmissionResult(job.student_id, job.assignment, status, cells, reason=reason, flags=flags,

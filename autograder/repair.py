@@ -17,7 +17,9 @@ for among the cells without nbgrader metadata (`restore_metadata`), in this orde
    (the last cell there that defines it: the definition the tests use);
 4. a locked cell between the cells matched around it, by a text at least 60% alike (an edited test);
 5. what is left, by position: where a stretch between matched cells holds as many unmatched released
-   cells as cells of the student's, one for one, in order.
+   cells as cells of the student's, one for one, in order;
+6. a solution cell whose stub defines nothing, alone in its stretch with cells the student added: the
+   stretch's first code cell.
 A cell that matches nothing stays the student's own; the released graded and solution cells that were
 not found are returned (`Repaired.unmatched`) for flags.csv. nbgrader restores every locked cell's source
 from its gradebook, so a cell wrongly taken for a test cell gains nothing.
@@ -183,6 +185,21 @@ def _by_position(matching: _Matching) -> None:
                 matching.take(r2, i)
 
 
+def _nameless_stubs(matching: _Matching) -> None:
+    """A solution cell whose stub defines nothing (02's `attention_helpers`: paste your code of 01) in a gap
+    that holds more cells of the student's (a cell of their own added below it): the gap's first code cell.
+    Taking the wrong one costs nothing (a solution cell is the student's own code either way); leaving it
+    unmatched would flag an honest notebook."""
+    for r in matching.open():
+        cell = matching.release_cells[r]
+        if not _meta(cell).get("solution") or _meta(cell).get("grade") or _defines(cell):
+            continue
+        released, free = matching.gap(r)
+        code = [i for i in free if matching.cells[i].get("cell_type") == "code"]
+        if released == [r] and code:
+            matching.take(r, code[0])
+
+
 def _compatible(released, cell) -> bool:
     return released.get("cell_type") == cell.get("cell_type") or bool(_meta(released).get("solution"))
 
@@ -204,7 +221,7 @@ def restore_metadata(notebook, release) -> Restoration:
         carried.setdefault(_grade_id(cell), i)
     carried.pop(None, None)
     matching = _Matching(release.cells, notebook.cells, carried)
-    for step in (_by_id, _by_text, _by_definition, _by_likeness, _by_position):
+    for step in (_by_id, _by_text, _by_definition, _by_likeness, _by_position, _nameless_stubs):
         if not matching.open():
             break
         step(matching)

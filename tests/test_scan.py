@@ -28,6 +28,10 @@ HONEST = {
     "numpy and matplotlib": "import numpy as np\nimport matplotlib.pyplot as plt\nplt.imshow(np.zeros((2, 2)))",
     "dataclass": "from dataclasses import dataclass\n@dataclass\nclass C:\n    x: int = 1",
     "syntax error": "def f(:\n    pass",
+    "plots": "%matplotlib inline\n%config InlineBackend.figure_format = 'retina'\nplt.rcParams['figure.dpi'] = 90",
+    "help and autoreload": "%load_ext autoreload\n%autoreload 2\ntorch.softmax?\nhelp(torch.softmax)",
+    "IPython's display": "import IPython\nfrom IPython import display\nIPython.display.display(x)\ndisplay.display(x)",
+    "future and class names": "from __future__ import annotations\nname = self.__class__.__name__",
 }
 HOSTILE = {
     "import os": ("import os\nos.listdir('/')", "imports os"),
@@ -57,6 +61,23 @@ HOSTILE = {
     "builtins": ("import builtins", "imports builtins"),
     "shell": ("!cat /etc/passwd", "shell command"),
     "code in a time cell": ("%%time\nimport ctypes", "imports ctypes"),
+    # the Python inside an allowed magic is checked; other magics and other arguments are flagged
+    "code in a time line": ("%time print(In)", "input history"),
+    "code in a timeit line": ("%timeit -n 1 open('/etc/passwd')", "opens files"),
+    "help on the history": ("In?", "input history"),
+    "help does not hide a cell": ("torch.softmax?\nimport os", "imports os"),
+    "code in a capture cell": ("%%capture out\nimport os", "imports os"),
+    "config runs code": ("%config InlineBackend.figure_format = __import__('os').getcwd()", "IPython magic"),
+    "config of the shell": ("%config InteractiveShell.ast_node_interactivity = 'all'", "IPython magic"),
+    "other extensions": ("%load_ext evil", "IPython magic"),
+    "run": ("%matplotlib inline\n%run evil.py", "IPython magic"),
+    "who": ("%whos", "IPython magic"),
+    "IPython's shell through the package": ("import IPython\nip = IPython.get_ipython()", "IPython's internals"),
+    "get_ipython imported": ("from IPython import get_ipython", "imports from IPython"),
+    "dunder by getattr": ("g = getattr(display, '__globals__')", "__globals__"),
+    "frame by getattr": ("f = getattr(e, 'tb_frame')", "tb_frame"),
+    "a class replaced": ("x.__class__ = Agreeable", "__class__"),
+    "dunder of IPython's display": ("import IPython\ng = IPython.display.display.__globals__", "__globals__"),
 }
 
 
