@@ -134,15 +134,52 @@ BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
 }
 
 
-FIXED_SAMPLE = 8   # every 8th mutant of each catalogue is also handed in fixed as its feedback advises
+# The whole grader (sandboxed kernels) grades a fixed sample of each catalogue of mutants: every KERNEL_SAMPLE-th
+# mutant, and those whose feedback tests/test_grader.py reads; every mutant goes through the grader's own tests
+# in-process (tests/test_fastpath.py, tests/test_diagnostics.py), and tests/test_mutants.py checks that the
+# kernel gives the sample the fast path's scores. Every FIXED_SAMPLE-th mutant of the sample is also handed in
+# fixed as its feedback advises.
+KERNEL_SAMPLE = 6
+FIXED_SAMPLE = 2
+FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
+    ("01_attention", "sdpa/unscaled", "did you divide by sqrt(d_k)?"),
+    ("01_attention", "masked_softmax/inverted_mask", "your mask looks inverted"),
+    ("02_self_attention", "pe/sin_cos_swapped", "sin and cos are swapped"),
+    ("03_multi_head_attention", "split_heads/view_without_transpose", "did you transpose after splitting D?"),
+    ("03_multi_head_attention", "mha/weights_averaged_over_heads", "one map per head"),
+    ("04_transformer", "ffn/gelu_instead_of_relu", "your FFN uses GELU"),
+    ("04_transformer", "encoder/norm_first_ignored", "your block computes the post-norm variant"),
+    ("04_transformer", "decoder/cross_attention_before_self_attention", "your sub-layers are in the wrong order"),
+    ("04_transformer", "decoder/memory_normalised", "the memory is normalised"),
+    ("05_attention_at_scale", "online_softmax/accumulator_not_rescaled", "rescale both the accumulator and the normaliser"),
+    ("05_attention_at_scale", "online_softmax/materialises_the_full_matrix", "at least one T_q x T_k matrix per batch and head"),
+    ("05_attention_at_scale", "online_softmax/calls_fused_attention", "neither torch's fused attention nor numpy"),
+    ("05_attention_at_scale", "kvcache/len_counts_calls", "count positions, not calls"),
+    ("05_attention_at_scale", "causal_attention/top_left_alignment", "aligned bottom-right"),
+    ("05_attention_at_scale", "rotary/pairs_i_and_i_plus_half", "here the pairs are neighbours (2i, 2i+1)"),
+    ("05_attention_at_scale", "gqa/repeat_instead_of_repeat_interleave", "use repeat_interleave, not repeat"),
+]
+
+
+HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled"),
+                 ("02_self_attention", "self_attention/unscaled_scores", "sa.unscaled"),
+                 ("03_multi_head_attention", "mha/torch_mask_convention", "mha.mask-inverted"),
+                 ("05_attention_at_scale", "gqa/repeat_instead_of_repeat_interleave", "gqa.repeat-not-interleave")]
+
+
+def kernel_sample():
+    """[(assignment, mutant name)] that the graded class grades through the whole grader."""
+    named = {(a, n) for a, n, _ in FEEDBACK_CASES} | {(a, n) for a, n, _ in HEATMAP_CASES}
+    return [(a, name) for a in ASSIGNMENTS for i, name in enumerate(sorted(catalogue().get(a, {})))
+            if i % KERNEL_SAMPLE == 0 or (a, name) in named]
 
 
 @pytest.fixture(scope="session")
 def graded_class(tmp_path_factory):
     """Grade one class holding honest, broken and mutant submissions of every assignment.
 
-    Returns a dict with the CSV rows, the grader's process result, the mutants by student id and
-    whether the repository was left untouched.
+    Returns a dict with the CSV rows, the grader's process result, the mutants by student id (the kernel
+    sample of each catalogue) and whether the repository was left untouched.
     """
     root = tmp_path_factory.mktemp("class")
     submissions, out = root / "submitted", root / "out"
@@ -156,7 +193,9 @@ def graded_class(tmp_path_factory):
             folder = submissions / student / assignment
             folder.mkdir(parents=True)
             make(assignment)(folder)
-        for i, (name, mutant) in enumerate(sorted(catalogue().get(assignment, {}).items())):
+        sample = [name for a, name in kernel_sample() if a == assignment]
+        for i, name in enumerate(sample):
+            mutant = catalogue()[assignment][name]
             student = f"mutant-{assignment}-{i:03d}"
             folder = submissions / student / assignment
             folder.mkdir(parents=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (ASSIGNMENTS, BROKEN, HONEST, cell_scores, max_points, read_csv,
+from tests.conftest import (ASSIGNMENTS, BROKEN, FEEDBACK_CASES, HEATMAP_CASES, HONEST, cell_scores, max_points, read_csv,
                             run_grader)
 from tests.editors import EDITORS
 
@@ -141,24 +141,6 @@ def test_every_graded_submission_has_a_feedback_page_without_hidden_tests(graded
             assert not [line for line in hidden if line in text], f"{student}'s feedback shows hidden tests"
 
 
-FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
-    ("01_attention", "sdpa/unscaled", "did you divide by sqrt(d_k)?"),
-    ("01_attention", "masked_softmax/inverted_mask", "your mask looks inverted"),
-    ("02_self_attention", "pe/sin_cos_swapped", "sin and cos are swapped"),
-    ("03_multi_head_attention", "split_heads/view_without_transpose", "did you transpose after splitting D?"),
-    ("03_multi_head_attention", "mha/weights_averaged_over_heads", "one map per head"),
-    ("04_transformer", "ffn/gelu_instead_of_relu", "your FFN uses GELU"),
-    ("04_transformer", "encoder/norm_first_ignored", "your block computes the post-norm variant"),
-    ("04_transformer", "decoder/cross_attention_before_self_attention", "your sub-layers are in the wrong order"),
-    ("04_transformer", "decoder/memory_normalised", "the memory is normalised"),
-    ("05_attention_at_scale", "online_softmax/accumulator_not_rescaled", "rescale both the accumulator and the normaliser"),
-    ("05_attention_at_scale", "online_softmax/materialises_the_full_matrix", "at least one T_q x T_k matrix per batch and head"),
-    ("05_attention_at_scale", "online_softmax/calls_fused_attention", "neither torch's fused attention nor numpy"),
-    ("05_attention_at_scale", "kvcache/len_counts_calls", "count positions, not calls"),
-    ("05_attention_at_scale", "causal_attention/top_left_alignment", "aligned bottom-right"),
-    ("05_attention_at_scale", "rotary/pairs_i_and_i_plus_half", "here the pairs are neighbours (2i, 2i+1)"),
-    ("05_attention_at_scale", "gqa/repeat_instead_of_repeat_interleave", "use repeat_interleave, not repeat"),
-]
 
 
 @pytest.mark.parametrize("name,message", [(name, message) for assignment, name, message in FEEDBACK_CASES
@@ -216,10 +198,6 @@ def test_the_report_groups_the_class_by_misconception(graded_class):
     assert counts == sorted(counts, reverse=True)
 
 
-HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled"),
-                 ("02_self_attention", "self_attention/unscaled_scores", "sa.unscaled"),
-                 ("03_multi_head_attention", "mha/torch_mask_convention", "mha.mask-inverted"),
-                 ("05_attention_at_scale", "gqa/repeat_instead_of_repeat_interleave", "gqa.repeat-not-interleave")]
 
 
 @pytest.mark.parametrize("assignment,name,misconception", [c for c in HEATMAP_CASES if c[0] in ASSIGNMENTS])

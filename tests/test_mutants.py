@@ -1,6 +1,10 @@
 """Every plausible wrong implementation in tests/mutants/ loses points, and only on the test cells of
 the component it gets wrong; the solution loses none.
 
+Every mutant is graded by the grader's own tests in-process (tests/test_fastpath.py, seconds); here a fixed
+sample of each catalogue (tests/conftest.py `kernel_sample`) goes through the whole grader, sandboxed kernels
+included, and must get the scores that the fast path gives it, cell by cell.
+
 A component's test cells are the graded cells that follow its solution cell in the notebook, up to the
 next solution cell (the convention of every assignment: a solution cell, then its visible and hidden
 tests). A solution cell followed by no graded cell (the helpers pasted from an earlier assignment) is
@@ -10,12 +14,14 @@ reference implementation.
 import nbformat
 import pytest
 
-from tests.conftest import ASSIGNMENTS, cell_scores, max_points, nbgrader_cells, read_csv, solution_path
+from tests.conftest import (ASSIGNMENTS, cell_scores, kernel_sample, max_points, nbgrader_cells, read_csv,
+                            solution_path, with_cell_replaced)
 from tests.mutants import catalogue, not_graded_here
 
 CATALOGUE = catalogue()
 MINIMUM_PER_COMPONENT = 6
 ALL = [(a, name) for a in sorted(CATALOGUE) if a in ASSIGNMENTS for name in sorted(CATALOGUE[a])]
+SAMPLE = kernel_sample()
 
 
 def solution_cells(assignment):
@@ -84,7 +90,7 @@ def _scores(graded_class, assignment, name):
 
 
 @pytest.mark.quick
-@pytest.mark.parametrize("assignment,name", ALL)
+@pytest.mark.parametrize("assignment,name", SAMPLE)
 def test_mutant_loses_points(graded_class, assignment, name):
     mutant = CATALOGUE[assignment][name]
     scores = _scores(graded_class, assignment, name)
@@ -98,7 +104,7 @@ def test_mutant_loses_points(graded_class, assignment, name):
     assert not full, f"the mutant '{name}' ({mutant.why}) gets full points on {full}"
 
 
-@pytest.mark.parametrize("assignment,name", ALL)
+@pytest.mark.parametrize("assignment,name", SAMPLE)
 def test_mutant_loses_points_only_on_its_own_component(graded_class, assignment, name):
     mutant = CATALOGUE[assignment][name]
     scores = _scores(graded_class, assignment, name)
@@ -113,7 +119,7 @@ def _misconception_rows(graded_class, student, assignment):
             if r["student_id"] == student and r["assignment"] == assignment]
 
 
-@pytest.mark.parametrize("assignment,name", ALL)
+@pytest.mark.parametrize("assignment,name", SAMPLE)
 def test_mutant_feedback_names_its_misconception(graded_class, assignment, name):
     """Through the kernel, the diagnostics name the mutant's misconception on its own component's failed cells
     (OUT/misconceptions.csv, written from the results), and no other."""
@@ -135,8 +141,21 @@ def test_the_solution_gets_no_misconception(graded_class, assignment):
 
 def test_mutants_fixed_as_advised_get_full_marks(graded_class):
     """A sample of the mutants, edited as their feedback's advice says (FIXES), gets full marks."""
-    assert graded_class["fixed"] or not ALL
+    assert graded_class["fixed"] or not SAMPLE
     for student, (assignment, name, mutant) in graded_class["fixed"].items():
         scores = cell_scores(graded_class, student, assignment)
         lost = {cell: score for cell, score in scores.items() if score[0] < score[1]}
         assert not lost, f"'{name}' fixed as advised still loses points on {sorted(lost)}"
+
+
+@pytest.mark.parametrize("assignment,name", SAMPLE)
+def test_the_kernel_gives_the_fast_paths_scores(graded_class, assignment, name):
+    """The whole grader and the fast path agree, cell by cell, on the sample: what the fast path proves of every
+    mutant holds of the grader."""
+    from tests.fastpath import grade_in_process
+    mutant = CATALOGUE[assignment][name]
+    source = nbformat.read(solution_path(assignment), as_version=4)
+    fast = {g for g, v in grade_in_process(with_cell_replaced(assignment, mutant.cell, mutant.source), source).items()
+            if not v.passed}
+    kernel = {cell for cell, (score, top) in _scores(graded_class, assignment, name).items() if score < top}
+    assert kernel == fast, (f"'{name}': the grader fails {sorted(kernel)}, the fast path {sorted(fast)}")
