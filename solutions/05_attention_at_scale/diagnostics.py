@@ -185,6 +185,15 @@ MISCONCEPTIONS = {
         "ch05-small-decoder"),
     "csa.no-output-projection": (
         "W_o is never applied", "return self.W_o of the merged heads", "ch05-small-decoder"),
+    "csa.loops-over-heads": (
+        "a Python loop over the heads, one attention per head",
+        "run every head in one batched product: F.scaled_dot_product_attention(q, k, v, attn_mask=allowed) on the "
+        "(B, H, t, d) tensors, with no loop over h", "ch05-small-decoder"),
+    "csa.loops-over-positions": (
+        "a Python loop over the new positions (or the cached ones), each query attending to the keys up to its own",
+        "let every query attend at once, through one mask of shape (t, n + t): F.scaled_dot_product_attention(q, k, v, "
+        "attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n)), with no loop over positions",
+        "ch05-cache-mask"),
     # --- apply_rotary
     "rope.half-pairs": (
         "coordinate i is rotated with coordinate i + d/2 instead of its neighbour",
@@ -218,6 +227,14 @@ MISCONCEPTIONS = {
         "the angles are computed in float32 whatever the input, which loses precision at large positions",
         "compute the angles in the input's dtype or a wider one: positions.to(torch.float64) times float64 frequencies, "
         "then cast only cos and sin to x.dtype", "ch05-rope-precision"),
+    "rope.loops-over-positions": (
+        "a Python loop over the positions, one row rotated at a time",
+        "compute every angle at once, positions.double()[:, None] * theta of shape (T, d/2), and rotate every row "
+        "together: cos and sin broadcast over the leading dimensions", "ch05-rope"),
+    "rope.loops-over-pairs": (
+        "a Python loop over the pairs of coordinates, one pair rotated at a time",
+        "rotate every pair together: a, b = x[..., 0::2], x[..., 1::2], then torch.stack((a * cos - b * sin, "
+        "a * sin + b * cos), dim=-1).flatten(-2)", "ch05-rope"),
     # --- GroupedQueryAttention
     "gqa.repeat-not-interleave": (
         "the kv heads are tiled with repeat, so query head h reads kv head h % num_kv_heads",
@@ -671,6 +688,10 @@ def check_causal_attention(namespace):
         facts["modified_input"] = not torch.equal(x, copy)
         if len(theirs) == len(_CSA_SCENARIOS):
             facts["misconceptions"] = _csa_misconceptions(module, x, H, theirs)[:1]
+            with torch.no_grad():
+                right = all(same(output, _csa_model(module, x, chunks, H)) for output, chunks in zip(theirs, _CSA_SCENARIOS))
+            if right and not facts["misconceptions"]:
+                facts["misconceptions"] = _csa_loops(cls)[:1]
     return facts
 
 
@@ -693,6 +714,44 @@ def _csa_misconceptions(module, x, H, theirs):
             if all(same(output, _csa_model(module, x, chunks, H, **choices))
                    for output, chunks in zip(theirs, _CSA_SCENARIOS)):
                 return [name]
+    return []
+
+
+def _lines_grow(few, small, many, large):
+    """Whether the forward of `many` on `large` runs more lines of the student's Python (by more than two) than
+    the forward of `few` on `small`: each measured in the kernel after a first call, as the hidden tests do."""
+    try:
+        (lines_few, _), (_, lines_many) = few.lines(small, small), many.lines(large, large)
+    except (KernelGone, OutOfTime):
+        raise
+    except Exception:
+        return False
+    return lines_many > lines_few + 2
+
+
+def _csa_loops(cls):
+    """["csa.loops-over-heads"] when the forward runs more lines for more heads (the same input), else
+    ["csa.loops-over-positions"] when it runs more for more positions, new or cached (the same module), else []."""
+    generator = torch.Generator().manual_seed(58)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(11)
+            one_head, heads = attempt(cls, 8, 1), attempt(cls, 8, 8)
+    except (KernelGone, OutOfTime):
+        raise
+    except Exception:
+        return []
+    x = (torch.randn(2, 3, 8, generator=generator),)
+    if _lines_grow(one_head, x, heads, x):
+        return ["csa.loops-over-heads"]
+    if python_loop(heads, (torch.randn(2, 2, 8, generator=generator),), (torch.randn(2, 8, 8, generator=generator),)):
+        return ["csa.loops-over-positions"]
+    few, many = _ReferenceCache(), _ReferenceCache()
+    few.update(torch.randn(2, 8, 1, 1, generator=generator), torch.randn(2, 8, 1, 1, generator=generator))
+    many.update(torch.randn(2, 8, 9, 1, generator=generator), torch.randn(2, 8, 9, 1, generator=generator))
+    if _lines_grow(heads, (torch.randn(2, 1, 8, generator=generator), few),
+                   heads, (torch.randn(2, 4, 8, generator=generator), many)):
+        return ["csa.loops-over-positions"]
     return []
 
 
@@ -756,8 +815,23 @@ def check_rotary(namespace):
         if not raised and isinstance(rotated, torch.Tensor) and rotated.shape == exact.shape and \
                 (rotated.double() - exact).abs().max() > 1e-9:
             found = ["rope.float32-angles"]
+    if not found and same(output, _rope(visible, visible_positions, 100.0)) and same(theirs, expected):
+        found = _rope_loops(function)
     facts["misconceptions"] = found[:1]
     return facts
+
+
+def _rope_loops(function):
+    """["rope.loops-over-positions"] when a call runs more lines of Python for more positions (the same d), else
+    ["rope.loops-over-pairs"] when it runs more for more pairs (the same positions), else []."""
+    generator = torch.Generator().manual_seed(59)
+    rows = lambda T, d: torch.randn(2, T, d, dtype=torch.float64, generator=generator)
+    if python_loop(function, (rows(1, 4), torch.tensor([2])), (rows(8, 4), torch.randperm(20, generator=generator)[:8])):
+        return ["rope.loops-over-positions"]
+    positions = torch.tensor([4, 1, 7])
+    if python_loop(function, (rows(3, 2), positions), (rows(3, 16), positions)):
+        return ["rope.loops-over-pairs"]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------------

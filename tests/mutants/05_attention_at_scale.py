@@ -421,6 +421,27 @@ MUTANTS = {
 """, ["causal_attention_full", "causal_attention_decoding"], merge="""
         return out.transpose(1, 2).reshape(B, t, D)
 """),
+    "causal_attention/loops_over_heads": causal_attention(
+        "a Python loop over the heads, one attention per head", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        allowed = torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n)
+        heads = []
+        for h in range(H):
+            heads.append(F.scaled_dot_product_attention(q[:, h], k[:, h], v[:, h], attn_mask=allowed))
+        out = torch.stack(heads, dim=1)
+""", ["causal_attention_full"]),
+    "causal_attention/loops_over_query_positions": causal_attention(
+        "a Python loop over the new positions, each query attending to the keys up to its own position", """
+        n = 0 if cache is None else len(cache)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        rows = []
+        for i in range(t):
+            rows.append(F.scaled_dot_product_attention(q[:, :, i:i + 1], k[:, :, :n + i + 1], v[:, :, :n + i + 1]))
+        out = torch.cat(rows, dim=2)
+""", ["causal_attention_full"]),
 
     # --- apply_rotary ----------------------------------------------------------------------------------------
     "rotary/pairs_i_and_i_plus_half": rotary(
@@ -469,6 +490,28 @@ MUTANTS = {
         ["rotary_visible", "rotary_values", "rotary_properties"], angles="""
     freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
     angles = positions.float()[:, None] * freqs
+"""),
+    "rotary/loops_over_positions": rotary(
+        "a Python loop over the positions, one row rotated at a time", ["rotary_properties"], angles="""
+    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+""", rotate="""
+    rows = []
+    for row, p in enumerate(positions.tolist()):
+        angles = p * freqs
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        a, b = x[..., row, 0::2], x[..., row, 1::2]
+        rows.append(torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2))
+    return torch.stack(rows, dim=-2)
+"""),
+    "rotary/loops_over_pairs": rotary(
+        "a Python loop over the pairs of coordinates, one pair rotated at a time", ["rotary_properties"], rotate="""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    out = x.clone()
+    for i in range(d // 2):
+        a, b = x[..., 2 * i], x[..., 2 * i + 1]
+        out[..., 2 * i] = a * cos[:, i] - b * sin[:, i]
+        out[..., 2 * i + 1] = a * sin[:, i] + b * cos[:, i]
+    return out
 """),
 
     # --- GroupedQueryAttention -------------------------------------------------------------------------------
@@ -662,6 +705,8 @@ MISCONCEPTION_OF = {
     "causal_attention/query_cannot_see_itself": "csa.strict-mask",
     "causal_attention/heads_without_transpose": "csa.heads-without-transpose",
     "causal_attention/missing_output_projection": "csa.no-output-projection",
+    "causal_attention/loops_over_heads": "csa.loops-over-heads",
+    "causal_attention/loops_over_query_positions": "csa.loops-over-positions",
     "rotary/pairs_i_and_i_plus_half": "rope.half-pairs",
     "rotary/exponent_off_by_two": "rope.frequency-exponent",
     "rotary/positions_start_at_one": "rope.positions-shifted",
@@ -671,6 +716,8 @@ MISCONCEPTION_OF = {
     "rotary/base_ignored": "rope.base-ignored",
     "rotary/no_value_error": "rope.no-value-error",
     "rotary/float32_angles": "rope.float32-angles",
+    "rotary/loops_over_positions": "rope.loops-over-positions",
+    "rotary/loops_over_pairs": "rope.loops-over-pairs",
     "gqa/repeat_instead_of_repeat_interleave": "gqa.repeat-not-interleave",
     "gqa/every_query_head_reads_kv_head_0": "gqa.only-first-kv-head",
     "gqa/full_width_key_value_projections": "gqa.full-width-kv",
@@ -853,6 +900,22 @@ FIXES = {
 """),
     "causal_attention/missing_output_projection": ("return out.transpose(1, 2).reshape(B, t, D)",
                                                    "return self.W_o(out.transpose(1, 2).reshape(B, t, D))"),
+    "causal_attention/loops_over_heads": ("""
+        heads = []
+        for h in range(H):
+            heads.append(F.scaled_dot_product_attention(q[:, h], k[:, h], v[:, h], attn_mask=allowed))
+        out = torch.stack(heads, dim=1)
+""", """
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+"""),
+    "causal_attention/loops_over_query_positions": ("""
+        rows = []
+        for i in range(t):
+            rows.append(F.scaled_dot_product_attention(q[:, :, i:i + 1], k[:, :, :n + i + 1], v[:, :, :n + i + 1]))
+        out = torch.cat(rows, dim=2)
+""", f"""
+        out = F.scaled_dot_product_attention(q, k, v, {CSA_CAUSAL_MASK})
+"""),
     # --- apply_rotary
     "rotary/pairs_i_and_i_plus_half": ("""
     a, b = x[..., :d // 2], x[..., d // 2:]
@@ -872,6 +935,27 @@ FIXES = {
     freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)
     angles = positions.float()[:, None] * freqs
 """, ROPE_ANGLES),
+    "rotary/loops_over_positions": ("""
+    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    rows = []
+    for row, p in enumerate(positions.tolist()):
+        angles = p * freqs
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        a, b = x[..., row, 0::2], x[..., row, 1::2]
+        rows.append(torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2))
+    return torch.stack(rows, dim=-2)
+""", ROPE_ANGLES + ROPE_ROTATE.lstrip("\n")),
+    "rotary/loops_over_pairs": ("""
+    out = x.clone()
+    for i in range(d // 2):
+        a, b = x[..., 2 * i], x[..., 2 * i + 1]
+        out[..., 2 * i] = a * cos[:, i] - b * sin[:, i]
+        out[..., 2 * i + 1] = a * sin[:, i] + b * cos[:, i]
+    return out
+""", """
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
+"""),
     "rotary/no_value_error": ("    d = x.size(-1) // 2 * 2\n",
                               "    if x.size(-1) % 2:\n        raise ValueError(\"d must be even\")\n"
                               "    d = x.size(-1) // 2 * 2\n"),
