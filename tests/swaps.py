@@ -64,6 +64,7 @@ SAME_SHAPED = {
     },
     "05_attention_at_scale": {
         "online_softmax_attention": {"online_softmax_attention": (("query", "key", "value"),)},
+        "merge_attention": {"merge_attention": (("out_a", "out_b"), ("lse_a", "lse_b"))},   # (..., T_q, d_v), (..., T_q)
         "KVCache": {"KVCache.update": (("k", "v"),)},                 # (B, H, t, d), (B, H, t, d_v)
         "CausalSelfAttention": {"CausalSelfAttention.forward": ()},  # x and a cache
         "apply_rotary": {"apply_rotary": ()},                        # x (float) and int positions (T,)
