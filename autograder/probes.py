@@ -191,6 +191,19 @@ def python_loop(function, small, large):
     return many > few + 2
 
 
+def modules_loop(few, small, many, large):
+    """Whether the forward of `many` on `large` runs more lines of the student's Python (by more than two) than
+    the forward of `few` on `small`: two proxies of the student's modules (say, more heads), each measured in the
+    kernel after a first call, as the hidden tests do; False when it cannot be measured."""
+    try:
+        (lines_few, _), (_, lines_many) = few.lines(tuple(small), tuple(small)), many.lines(tuple(large), tuple(large))
+    except (KernelGone, OutOfTime):
+        raise
+    except Exception:
+        return False
+    return lines_many > lines_few + 2
+
+
 def finish(facts):
     """The facts as JSON values: floats rounded to 4 significant digits and capped, tuples as lists, None
     left out."""

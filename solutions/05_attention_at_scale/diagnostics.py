@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.remote import KernelGone, OutOfTime
-from autograder.probes import Raised, attempt, describe, pair, pictures, python_loop, same, swapped
+from autograder.probes import Raised, attempt, describe, modules_loop, pair, pictures, python_loop, same, swapped
 
 # id: (the mistake, how to fix it, the MyST label of the book section that teaches it)
 MISCONCEPTIONS = {
@@ -717,18 +717,6 @@ def _csa_misconceptions(module, x, H, theirs):
     return []
 
 
-def _lines_grow(few, small, many, large):
-    """Whether the forward of `many` on `large` runs more lines of the student's Python (by more than two) than
-    the forward of `few` on `small`: each measured in the kernel after a first call, as the hidden tests do."""
-    try:
-        (lines_few, _), (_, lines_many) = few.lines(small, small), many.lines(large, large)
-    except (KernelGone, OutOfTime):
-        raise
-    except Exception:
-        return False
-    return lines_many > lines_few + 2
-
-
 def _csa_loops(cls):
     """["csa.loops-over-heads"] when the forward runs more lines for more heads (the same input), else
     ["csa.loops-over-positions"] when it runs more for more positions, new or cached (the same module), else []."""
@@ -742,14 +730,14 @@ def _csa_loops(cls):
     except Exception:
         return []
     x = (torch.randn(2, 3, 8, generator=generator),)
-    if _lines_grow(one_head, x, heads, x):
+    if modules_loop(one_head, x, heads, x):
         return ["csa.loops-over-heads"]
     if python_loop(heads, (torch.randn(2, 2, 8, generator=generator),), (torch.randn(2, 8, 8, generator=generator),)):
         return ["csa.loops-over-positions"]
     few, many = _ReferenceCache(), _ReferenceCache()
     few.update(torch.randn(2, 8, 1, 1, generator=generator), torch.randn(2, 8, 1, 1, generator=generator))
     many.update(torch.randn(2, 8, 9, 1, generator=generator), torch.randn(2, 8, 9, 1, generator=generator))
-    if _lines_grow(heads, (torch.randn(2, 1, 8, generator=generator), few),
+    if modules_loop(heads, (torch.randn(2, 1, 8, generator=generator), few),
                    heads, (torch.randn(2, 4, 8, generator=generator), many)):
         return ["csa.loops-over-positions"]
     return []
@@ -955,13 +943,10 @@ def _gqa_loops(cls):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(10)
             few, many = attempt(cls, 4, 1, 1), attempt(cls, 32, 8, 2)
-        small, large = (torch.randn(1, 2, 4, generator=generator),), (torch.randn(5, 9, 32, generator=generator),)
-        (lines_few, _), (_, lines_many) = few.lines(small, small), many.lines(large, large)
-    except (KernelGone, OutOfTime):
-        raise
-    except Exception:
+    except Raised:
         return False
-    return lines_many > lines_few + 2
+    small, large = (torch.randn(1, 2, 4, generator=generator),), (torch.randn(5, 9, 32, generator=generator),)
+    return modules_loop(few, small, many, large)
 
 
 # ---------------------------------------------------------------------------------------------------
