@@ -8,8 +8,13 @@ STAMP := $(VENV)/.installed
 WITH_VENV := PATH=$(CURDIR)/$(BIN):$$PATH
 # make bench N=...: the class size to grade
 N ?= 40
+# make bench REPEATS=...: rounds of the three gradings (medians reported); BOOK=no: time the grading only
+REPEATS ?= 3
+BOOK ?= yes
 # make test-quick grades a class of this assignment only
 QUICK_ASSIGNMENT ?= 03_multi_head_attention
+# make test runs on this many pytest-xdist workers (auto: one per core)
+TEST_WORKERS ?= auto
 
 .PHONY: book test test-quick notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
 
@@ -33,9 +38,10 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(WITH_VENV) OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
-# Every test of the project (builds the book first: the book's tests read _build/html).
+# Every test of the project (builds the book first: the book's tests read _build/html), on TEST_WORKERS
+# pytest-xdist workers (one per core by default; tests that share a fixture share a worker: tests/conftest.py).
 test: $(STAMP) book chromium sandbox
-	$(WITH_VENV) $(BIN)/python -m pytest
+	$(WITH_VENV) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The edit loop: unit tests and one graded class of one assignment (pytest -m quick), under 90 s on 2 cores.
 # Needs neither the book nor a browser. `make test` stays the full check.
@@ -64,9 +70,10 @@ lab-instructor: $(STAMP)
 check-submission: $(STAMP)
 	$(WITH_VENV) $(BIN)/python -m tools.check_submission $(NB)
 
-# Timings: book build, no-change rebuild, grading a class of N submissions with 1 and 2 workers.
+# Timings: book build, no-change rebuild, grading a class of N submissions with 1 and 2 workers, REPEATS
+# rounds. The README's table: make bench N=12 REPEATS=3 BOOK=no.
 bench: $(STAMP)
-	$(WITH_VENV) $(BIN)/python tests/bench.py --copies $(N)
+	$(WITH_VENV) $(BIN)/python tests/bench.py --copies $(N) --repeats $(REPEATS) $(if $(filter no,$(BOOK)),--skip-book)
 
 # Debian's Chromium for the browser tests (book, JupyterLab); they are skipped loudly if it cannot be installed.
 chromium:

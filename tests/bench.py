@@ -6,7 +6,8 @@
 4. grading the same N submissions (copies of the 01_attention solution; `make bench N=...`, 40 by
    default) three ways, in one run: plain serial `nbgrader autograde`, then `python -m autograder grade` with
    --workers 1 and --workers <cores> (sandboxed, with feedback and canaries).
-Usage: python tests/bench.py [--copies N] [--repeats R] [--skip-book]
+Usage: python tests/bench.py [--copies N] [--repeats R] [--skip-book]; `make bench N=12 REPEATS=3 BOOK=no` is the
+configuration of the README's table. The last line says how long the whole run took.
 """
 import argparse
 import os
@@ -73,6 +74,7 @@ def main():
                         help="rounds of the three gradings; medians are reported (default: %(default)s)")
     parser.add_argument("--skip-book", action="store_true", help="time the grading only")
     args = parser.parse_args()
+    started = time.perf_counter()
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     rows = []
@@ -134,6 +136,8 @@ def main():
         print(f"{what:<60} {seconds:7.1f} s   {note}")
     print(f"speed-up of --workers {cores} over --workers 1: {ours[1] / ours[cores]:.2f}x; the machine's ceiling "
           f"({cores} CPU-bound processes at once against one alone): {ceiling:.2f}x")
+    options = f"--copies {n} --repeats {args.repeats}" + (" --skip-book" if args.skip_book else "")
+    print(f"make bench ({options}) took {(time.perf_counter() - started) / 60:.1f} min")
 
 
 if __name__ == "__main__":

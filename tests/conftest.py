@@ -264,12 +264,105 @@ def _tagged_processes():
     return found
 
 
+LEFT_BY_WORKERS = []   # in pytest-xdist's controller: what its workers reported left running
+
+
 def pytest_sessionfinish(session, exitstatus):
+    """No process of this session outlives it. Under pytest-xdist each worker checks what its own tests
+    started (they carry the worker's tag) and reports it to the controller, which fails the run."""
     import time
-    deadline = time.monotonic() + 20
-    while _tagged_processes() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = _tagged_processes()
+    if session.config.pluginmanager.hasplugin("dsession"):   # xdist's controller: it runs no test itself
+        left = LEFT_BY_WORKERS
+    else:
+        deadline = time.monotonic() + 20
+        while _tagged_processes() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = _tagged_processes()
+        worker_output = getattr(session.config, "workeroutput", None)
+        if worker_output is not None:   # an xdist worker: the controller says it
+            worker_output["left_running"] = left
+            return
     if left:
         print("\nERROR: the tests left processes running:\n  " + "\n  ".join(left), file=sys.stderr)
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    LEFT_BY_WORKERS.extend(getattr(node, "workeroutput", {}).get("left_running", []))
+
+
+# --- parallel tests (pytest-xdist) --------------------------------------------------------------------------------
+# `make test` runs on one pytest-xdist worker per core. Tests that share an expensive fixture must run on one
+# worker, so that it is made once: the graded class (session-scoped) and each module's own class or batch
+# (module-scoped). xdist's own `--dist loadgroup` cannot do it under pytest 9 (it renames node ids, which pytest
+# 9 no longer lets it do), so the controller schedules by this table (for `pytest -n N`, whatever --dist): a file's tests form one unit of work,
+# named by the fixture they share; every other test is a unit of its own. Each worker checks the table against
+# the fixtures its tests really use (pytest_collection_modifyitems below), so it cannot silently go stale.
+SHARED_BY_FILE = {
+    "tests/test_book.py": "the graded class", "tests/test_grader.py": "the graded class",
+    "tests/test_mutants.py": "the graded class", "tests/test_similarity.py": "the graded class",
+    "tests/test_hostile.py": "the hostile batch", "tests/test_inputs.py": "the planted inputs",
+    "tests/test_isolation.py": "the isolation probes", "tests/test_operations.py": "the small class",
+    "tests/test_resume.py": "the resumed class", "tests/test_maintainer.py": "the repository copy",
+}
+
+
+def schedule_unit(nodeid):
+    """The unit of work of a test under xdist: its file's shared fixture, or the test alone."""
+    return SHARED_BY_FILE.get(nodeid.split("::", 1)[0], nodeid)
+
+
+def _shared_fixtures(item):
+    """Keys of the expensive fixtures an item uses: the name of each session-scoped fixture of this folder,
+    the item's module for each module-scoped one."""
+    info = getattr(item, "_fixtureinfo", None)
+    keys = set()
+    for name, definitions in (info.name2fixturedefs.items() if info else ()):
+        definition = definitions[-1]
+        code = getattr(definition.func, "__code__", None)
+        if code is None or not Path(code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+            continue
+        if definition.scope == "session":
+            keys.add(name)
+        elif definition.scope == "module":
+            keys.add(item.module.__name__)
+    return keys
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's controller: schedule by schedule_unit (largest units first, as xdist's loadscope does), whatever
+    the --dist mode that balances load (load, loadscope, loadfile, loadgroup, worksteal); not --dist each."""
+    if config.getvalue("dist") == "each":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return schedule_unit(nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
+
+MISSCHEDULED = {}   # in an xdist worker: {nodeid: why its schedule is wrong}; the test fails with it
+
+
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker: every test that shares an expensive fixture with another is in the same unit."""
+    if not hasattr(config, "workerinput"):
+        return
+    unit_of_key = {}
+    for item in items:
+        for key in sorted(_shared_fixtures(item)):
+            unit = schedule_unit(item.nodeid)
+            if unit == item.nodeid or unit_of_key.setdefault(key, unit) != unit:
+                where = "is not in" if unit == item.nodeid else f"is under {unit!r} in"
+                MISSCHEDULED[item.nodeid] = (
+                    f"it uses the shared fixture {key!r}, but its file {where} tests/conftest.py's SHARED_BY_FILE, "
+                    f"not under the unit of the other tests that use it ({unit_of_key.get(key)!r}): fix it there")
+
+
+def pytest_runtest_setup(item):
+    if item.nodeid in MISSCHEDULED:
+        pytest.fail(f"scheduled wrongly under pytest-xdist: {MISSCHEDULED[item.nodeid]}", pytrace=False)

@@ -106,7 +106,7 @@ def test_parse_is_strict():
     assert diagnose.parse("[" * 100_000, known, cells) == {}
 
 
-@pytest.mark.unit
+@pytest.mark.quick
 def test_picture_is_drawn_from_numbers():
     facts = diagnose.Facts(weights=((0.5, 0.5), (1.0, 0.0)), expected_weights=((1.0, 0.0), (1.0, 0.0)))
     data = diagnose.picture(facts)

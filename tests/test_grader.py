@@ -214,7 +214,7 @@ def test_feedback_shows_the_misconception_its_fix_and_heatmaps(graded_class, ass
     assert f'alt="{feedback.HEATMAPS}"' in page, "no heatmaps of the weights"
 
 
-@pytest.mark.unit
+@pytest.mark.quick
 def test_one_kind_of_mistake_is_one_group_across_assignments():
     from autograder import diagnose, report
     from autograder.model import CellResult, ClassResults, Status, SubmissionResult

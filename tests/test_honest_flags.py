@@ -163,7 +163,6 @@ def _no_flag(notebooks):
     assert not flagged, rate + ":\n" + "\n".join(f"{label}: {found}" for label, found in flagged.items())
 
 
-@pytest.mark.unit
 def test_the_honest_corpus_raises_no_flag():
     _no_flag([(label, a, nb) for label, a, nb in corpus() if "saved by" not in label])
 

@@ -212,6 +212,43 @@ def test_the_fingerprint_changes_with_everything_that_decides_a_result(tmp_path)
     assert pipeline.fingerprint(notebook, *base) != reference
 
 
+def _small_course(root):
+    """What the grader's version and an assignment's version are digests of, made small."""
+    (root / "autograder").mkdir(parents=True)
+    (root / "autograder" / "grade.py").write_text("GRADER = 1\n")
+    (root / "nbgrader_config.py").write_text("c = get_config()\n")
+    (root / "requirements.txt").write_text("torch==2.13.0\n")
+    (root / "solutions" / "01_x").mkdir(parents=True)
+    (root / "solutions" / "01_x" / "01_x.ipynb").write_text('{"points": 1}')
+    return root
+
+
+@pytest.mark.parametrize("edit", ["autograder/grade.py", "autograder/new_module.py", "nbgrader_config.py",
+                                  "requirements.txt"])
+def test_a_change_of_the_graders_code_configuration_or_pins_is_a_new_version(tmp_path, monkeypatch, edit):
+    root = _small_course(tmp_path)
+    monkeypatch.setattr(pipeline.course, "REPO", root)
+    before = pipeline.grader_version()
+    assert pipeline.grader_version() == before, "the version is not a digest"
+    path = root / edit
+    path.write_text((path.read_text() if path.exists() else "") + "# v2\n")
+    assert pipeline.grader_version() != before, f"a change of {edit} is not a new grader version"
+
+
+@pytest.mark.parametrize("edit", ["01_x/01_x.ipynb", "01_x/data.csv"])
+def test_a_change_of_an_assignments_folder_is_a_new_version_of_it(tmp_path, monkeypatch, edit):
+    root = _small_course(tmp_path)
+    monkeypatch.setattr(pipeline.course, "SOLUTIONS", root / "solutions")
+    before = pipeline.assignment_version("01_x")
+    checkpoint = root / "solutions" / "01_x" / ".ipynb_checkpoints" / "01_x-checkpoint.ipynb"
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("saved by JupyterLab")
+    assert pipeline.assignment_version("01_x") == before, "a checkpoint is not the assignment"
+    path = root / "solutions" / edit
+    path.write_text((path.read_text() if path.exists() else "") + "2")
+    assert pipeline.assignment_version("01_x") != before, f"a change of {edit} is not a new version"
+
+
 def test_the_courses_secret_is_made_once_readable_by_its_owner_only(tmp_path, monkeypatch):
     from autograder import course
     monkeypatch.delenv(course.SECRET_VARIABLE, raising=False)

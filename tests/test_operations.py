@@ -245,14 +245,16 @@ def _regraded(out):
 
 
 def test_regrading_after_a_change_of_tests_points_or_grader_is_correct(small_class, tmp_path):
+    """End to end, the cache's two directions: a copy of the course reuses every result graded by the
+    original (nothing changed), and a change of points, or --regrade, grades every submission again. What
+    else enters the fingerprint (the grader's code, the limits, the secret) is proven by unit tests in
+    tests/test_model.py, without a kernel."""
     course = _course_copy(tmp_path / "course")
     out = tmp_path / "out"
-    first = Run(small_class / "submitted", out, cwd=course)
-    assert first.wait() == 0, first.stderr
-    assert outputs(out) == outputs(small_class / "reference")
-
+    shutil.copytree(small_class / "reference", out)
     same = Run(small_class / "submitted", out, cwd=course)
     assert same.wait() == 0 and _regraded(out) == [], "nothing changed: nothing is graded again"
+    assert outputs(out) == outputs(small_class / "reference")
 
     source = course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     notebook = nbformat.read(source, as_version=4)
@@ -267,15 +269,8 @@ def test_regrading_after_a_change_of_tests_points_or_grader_is_correct(small_cla
     assert {r["max_score"] for r in read_csv(out / "grades.csv")} == {f"{FULL + 1:g}"}, "old and new scales mixed"
     assert grades(out)["honest-0"] == f"{FULL + 1:g}"
 
-    (course / "autograder" / "report.py").write_text((course / "autograder" / "report.py").read_text() + "\n# v2\n")
-    new_grader = Run(small_class / "submitted", out, cwd=course)
-    assert new_grader.wait() == 0 and len(_regraded(out)) == 5, "a new grader version must regrade"
-
     forced = Run(small_class / "submitted", out, "--regrade", cwd=course)
     assert forced.wait() == 0 and len(_regraded(out)) == 5
-
-    limits = Run(small_class / "submitted", out, "--cell-timeout", "100", cwd=course)
-    assert limits.wait() == 0 and len(_regraded(out)) == 5, "other limits must regrade"
 
 
 # --- honest accidents ------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def scores(pairs):
 
 # ------------------------------------------------------------------------------------------- calibration
 
-@pytest.mark.unit
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", CORPUS_ASSIGNMENTS)
 def test_copies_are_found_and_independent_solutions_are_not(tmp_path, course_dir, assignment):
     submissions, origin = calibration_class(tmp_path, assignment)
@@ -79,7 +79,7 @@ def test_copies_are_found_and_independent_solutions_are_not(tmp_path, course_dir
     assert [p.score for p in reported] == sorted((p.score for p in reported), reverse=True)
 
 
-@pytest.mark.unit
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", CORPUS_ASSIGNMENTS)
 def test_a_pair_shows_the_students_own_matching_code(tmp_path, course_dir, assignment):
     submissions, origin = calibration_class(tmp_path, assignment)
@@ -113,7 +113,7 @@ def test_the_pasted_helpers_are_the_solution_cells_without_a_graded_test():
     assert "attention_helpers" in helpers["04_transformer"] and "PositionWiseFFN" not in helpers["04_transformer"]
 
 
-@pytest.mark.unit
+@pytest.mark.quick
 @pytest.mark.parametrize("assignment", CORPUS_ASSIGNMENTS + ["04_transformer"])
 def test_stubs_and_pasted_helpers_alone_make_no_pair(tmp_path, course_dir, assignment):
     stub, _ = stub_only(assignment)
@@ -123,7 +123,7 @@ def test_stubs_and_pasted_helpers_alone_make_no_pair(tmp_path, course_dir, assig
     assert find_pairs(submissions, course_dir, threshold=0.0) == [], helpers
 
 
-@pytest.mark.unit
+@pytest.mark.quick
 def test_book_code_pasted_by_two_students_makes_no_pair(tmp_path, course_dir):
     assignment = "03_multi_head_attention"
     book = [code for code in similarity.book_code() if "class HeadByHeadAttention" in code or "labelled" in code]
@@ -164,7 +164,7 @@ def hostile_notebooks(assignment):
     }
 
 
-@pytest.mark.unit
+@pytest.mark.quick
 def test_hostile_notebooks_never_raise_and_html_is_escaped(tmp_path, course_dir):
     assignment = "01_attention"
     submissions = [submit(tmp_path, student, assignment, nb) for student, nb in hostile_notebooks(assignment).items()]
