@@ -19,7 +19,7 @@ from autograder.collect import Cause, collect, find_notebook, parse_notebook, re
 from autograder.model import FileId
 from autograder.repair import repair, restore_metadata
 from tests import editors
-from tests.conftest import ASSIGNMENTS, filled_notebook, release_path, solution_path
+from tests.conftest import ALL_ASSIGNMENTS, ASSIGNMENTS, filled_notebook, release_path, solution_path
 from tests.hostile import ASSIGNMENT
 from tests.hostile.inputs import PLANTED, plant_all
 
@@ -36,7 +36,7 @@ def planted(tmp_path_factory):
     shutil.copy(solution_path(ASSIGNMENT), submissions / "honest" / ASSIGNMENT)
     plant_all(submissions, root / "outside")
     result = {}
-    thread = threading.Thread(target=lambda: result.update(zip(("found", "problems"), collect(submissions, ASSIGNMENTS))))
+    thread = threading.Thread(target=lambda: result.update(zip(("found", "problems"), collect(submissions, ALL_ASSIGNMENTS))))
     thread.start()
     thread.join(60)
     assert not thread.is_alive(), "collect hung (on the named pipe?)"
@@ -95,10 +95,10 @@ def test_a_hard_link_is_graded_only_when_every_name_is_inside(tmp_path):
     outside.mkdir()
     shutil.copy(solution_path(ASSIGNMENT), folder / f"{ASSIGNMENT}.ipynb")
     os.link(folder / f"{ASSIGNMENT}.ipynb", folder / "copy.ipynb")          # two names, both inside
-    found, problems = collect(submissions, ASSIGNMENTS)
+    found, problems = collect(submissions, ALL_ASSIGNMENTS)
     assert [s.student_id for s in found] == ["ana"] and problems == []
     os.link(folder / f"{ASSIGNMENT}.ipynb", outside / "third-name.ipynb")   # a third name, outside
-    found, problems = collect(submissions, ASSIGNMENTS)
+    found, problems = collect(submissions, ALL_ASSIGNMENTS)
     assert found == [] and problems[0].cause is Cause.LINK and "3 names, 2 of them inside" in problems[0].reason
 
 
@@ -107,7 +107,7 @@ def test_the_output_folder_inside_submissions_is_not_a_student(tmp_path):
     (submissions / "ana" / ASSIGNMENT).mkdir(parents=True)
     shutil.copy(solution_path(ASSIGNMENT), submissions / "ana" / ASSIGNMENT)
     (submissions / "out" / "feedback").mkdir(parents=True)
-    found, problems = collect(submissions, ASSIGNMENTS, skip=[submissions / "out"])
+    found, problems = collect(submissions, ALL_ASSIGNMENTS, skip=[submissions / "out"])
     assert [s.student_id for s in found] == ["ana"] and problems == []
 
 
