@@ -126,6 +126,20 @@ HONEST = {
     "renamed by browser": lambda a: _copy(solution_path(a), f"{a} (1).ipynb"),
     "O'Brien, ünïcode": lambda a: _copy(solution_path(a)),
 } | {f"saved by {editor}": _saved_by(editor) for editor in editors.EDITORS}   # full marks, no flag
+EVERY_ASSIGNMENT = ("solution", "stub beside the work", "released")   # honest students of every assignment
+
+
+def honest_submissions():
+    """[(student, assignment)] of the graded class's honest students: the solution, the stub beside the work
+    and the release in every assignment; every other honest style (a browser's rename, a name in Unicode, each
+    editor's save) in one assignment, in turn. What a style changes is the file, not the assignment: every
+    editor's save of every assignment is read and matched in process (tests/test_inputs.py) and raises no
+    flag (tests/test_honest_flags.py)."""
+    others = [student for student in HONEST if student not in EVERY_ASSIGNMENT]
+    return ([(student, a) for student in EVERY_ASSIGNMENT for a in ASSIGNMENTS]
+            + [(student, ASSIGNMENTS[i % len(ASSIGNMENTS)]) for i, student in enumerate(others)])
+
+
 BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
     "bad-json": (lambda a: _write('{"cells": [ oops'), "broken JSON at line 1"),
     "empty-file": (lambda a: _write(""), "empty"),
@@ -184,11 +198,11 @@ def graded_class(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     submissions, out = root / "submitted", root / "out"
     mutants, fixed = {}, {}
+    for student, assignment in honest_submissions():
+        folder = submissions / student / assignment
+        folder.mkdir(parents=True)
+        HONEST[student](assignment)(folder)
     for assignment in ASSIGNMENTS:
-        for student, make in HONEST.items():
-            folder = submissions / student / assignment
-            folder.mkdir(parents=True)
-            make(assignment)(folder)
         for student, (make, _) in BROKEN.items():
             folder = submissions / student / assignment
             folder.mkdir(parents=True)
