@@ -335,7 +335,7 @@ def _shared_fixtures(item):
     for name, definitions in (info.name2fixturedefs.items() if info else ()):
         definition = definitions[-1]
         code = getattr(definition.func, "__code__", None)
-        if code is None or not Path(code.co_filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+        if code is None or not Path(code.co_filename).resolve().is_relative_to(REPO / "tests"):
             continue
         if definition.scope == "session":
             keys.add(name)
@@ -368,8 +368,8 @@ def pytest_collection_modifyitems(config, items):
         return
     unit_of_key = {}
     for item in items:
+        unit = schedule_unit(item.nodeid)
         for key in sorted(_shared_fixtures(item)):
-            unit = schedule_unit(item.nodeid)
             if unit == item.nodeid or unit_of_key.setdefault(key, unit) != unit:
                 where = "is not in" if unit == item.nodeid else f"is under {unit!r} in"
                 MISSCHEDULED[item.nodeid] = (

@@ -265,10 +265,9 @@ def adapters(book, theirs):
     return []
 
 
-def best_points(assignment, component, prelude, candidates, points):
-    """The most points any adapter earns for `component`, and that adapter."""
-    source = nbformat.read(solution_path(assignment), as_version=4)
-    cells = set(component_cells(assignment)[component])
+def best_points(assignment, component, source, cells, prelude, candidates, points):
+    """The most points any adapter earns for `component` (graded on its `cells` of the solution notebook
+    `source`), and that adapter."""
     best, which = 0.0, None
     for adapter in candidates:
         notebook = with_cell_replaced(assignment, component, prelude + "\n" + adapter)
@@ -289,15 +288,18 @@ def handed_over(path, components=None):
     assignment = CHAPTERS[path]
     prelude, definitions = chapter_definitions(path)
     points = max_points(assignment)
+    source = nbformat.read(solution_path(assignment), as_version=4)
+    cells_of = component_cells(assignment)
     found = []
     for component, theirs in contract(assignment).items():
         if components is not None and component not in components:
             continue
-        possible = sum(points[g] for g in component_cells(assignment)[component])
+        cells = set(cells_of[component])
+        possible = sum(points[g] for g in cells)
         for book in definitions:
             candidates = adapters(book, theirs)
             if candidates:
-                earned, adapter = best_points(assignment, component, prelude, candidates, points)
+                earned, adapter = best_points(assignment, component, source, cells, prelude, candidates, points)
                 found.append((book.name, component, earned, possible, adapter))
     return found
 
