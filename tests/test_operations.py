@@ -247,8 +247,8 @@ def _regraded(out):
 def test_regrading_after_a_change_of_tests_points_or_grader_is_correct(small_class, tmp_path):
     """End to end, the cache's two directions: a copy of the course reuses every result graded by the
     original (nothing changed), and a change of points, or --regrade, grades every submission again. What
-    else enters the fingerprint (the grader's code, the limits, the secret) is proven by unit tests in
-    tests/test_model.py, without a kernel."""
+    else enters the fingerprint (the grader's code, the limits, the secret) is proven without a kernel: by the
+    next test, and by unit tests of the digests in tests/test_model.py."""
     course = _course_copy(tmp_path / "course")
     out = tmp_path / "out"
     shutil.copytree(small_class / "reference", out)
@@ -271,6 +271,44 @@ def test_regrading_after_a_change_of_tests_points_or_grader_is_correct(small_cla
 
     forced = Run(small_class / "submitted", out, "--regrade", cwd=course)
     assert forced.wait() == 0 and len(_regraded(out)) == 5
+
+
+class _RecordingExecutor:
+    """A concurrent.futures-like executor that records the jobs it is given and grades none of them."""
+
+    def __init__(self, jobs):
+        self.jobs = jobs
+
+    def submit(self, in_worker, function, job):
+        from concurrent.futures import Future
+        self.jobs.append(job)
+        future = Future()
+        future.set_exception(RuntimeError("this test grades nothing"))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+@pytest.mark.parametrize("change", ["nothing", "the notebook's limit", "a cell's limit", "the grader's version",
+                                    "the course's secret"])
+def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(small_class, tmp_path, monkeypatch,
+                                                                               change):
+    """What the end-to-end test above does not change, without a kernel: grade_class, on the small class's results,
+    hands every submission to its workers after a change of the limits, the grader's version or the secret, and
+    none when nothing changed."""
+    from autograder import pipeline
+    out = tmp_path / "out"
+    shutil.copytree(small_class / "reference", out)
+    limits = {"the notebook's limit": {"timeout": 500}, "a cell's limit": {"cell_timeout": 100}}.get(change, {})
+    if change == "the grader's version":
+        monkeypatch.setattr(pipeline, "grader_version", lambda: "another version")
+    if change == "the course's secret":
+        monkeypatch.setenv("AUTOGRADER_SECRET", "another course")
+    jobs = []
+    pipeline.grade_class(small_class / "submitted", out, workers=1, progress=False,
+                         make_executor=lambda: _RecordingExecutor(jobs), **limits)
+    assert len(jobs) == (0 if change == "nothing" else 5), f"{change}: {len(jobs)} of 5 submissions graded again"
 
 
 # --- honest accidents ------------------------------------------------------------------------------------
