@@ -17,8 +17,8 @@ c.CourseDirectory.release_directory = "notebooks"
 # The gradebook of `make notebooks` is a by-product: keep it out of the repository's tracked files.
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(REPO, "_build", "nbgrader", "gradebook.db")
 # Only notebooks are released (no stray files from a maintainer's JupyterLab session, and never the
-# diagnostics beside a source notebook: they hold reference implementations).
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "diagnostics.py"]
+# diagnostics and mistakes beside a source notebook: they hold reference implementations and wrong code).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "diagnostics.py", "mistakes.py"]
 
 # Released stubs raise NotImplementedError (nbgrader's default stub, stated here on purpose).
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -3,9 +3,13 @@
 Each assignment may keep, beside its source notebook, a `diagnostics.py` (solutions/<id>/diagnostics.py,
 never released to students) with
 
-    MISCONCEPTIONS = {id: (the mistake, the fix, the MyST label of the book section that teaches it)}
-                     (an id is <component>.<mistake>; one mistake keeps its name in every component)
-    COMPONENTS     = {grade_id of a solution cell: function(namespace) -> dict of facts}
+    COMPONENTS = {grade_id of a solution cell: function(namespace) -> dict of facts}
+    PROBES     = {grade_id of a solution cell: [probe(names) -> what to compare], ...}   (optional)
+
+and a `mistakes.py` that declares each mistake once (autograder/mistakes.py): the misconceptions that the
+feedback names (an id is <component>.<mistake>; one mistake keeps its name in every component) come from it,
+and so does the detector that recognises a mistake by its own output on the component's PROBES; a check adds
+what only it can see (a Python loop, the memory of a call) to its facts' "misconceptions".
 
 The checks run in the grader's own process, after the hidden tests (`run`), as the tests do
 (autograder/verdicts.py): each name the student defined in a solution cell is a proxy of what they bound
@@ -24,12 +28,12 @@ import functools
 import importlib.util
 import io
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder import probes, verdicts
+from autograder import mistakes, probes, verdicts
+from autograder.mistakes import Misconception
 from autograder.remote import KeptProxy
 
 CELL_TIMEOUT = 30            # seconds for all the checks of a submission
@@ -41,15 +45,6 @@ MAX_INT = 10**9
 MAX_NUMBER = 1e30
 SUBJECTS = ("output", "weights", "mask", "encoding", "keys", "values", "matrix", "gradient", "errors", "lse")
 TOLERANCE = 1e-4             # errors below this are not reported
-
-
-@dataclass(frozen=True)
-class Misconception:
-    id: str
-    mistake: str      # what is wrong, in a student's words
-    fix: str          # what to change
-    label: str        # the explicit MyST label of the book section that teaches it
-    assignment: str
 
 
 @dataclass(frozen=True)
@@ -99,12 +94,8 @@ def diagnostics(folder):
 
 
 def misconceptions(folder, assignment):
-    """{id: Misconception} of an assignment's source folder."""
-    module = diagnostics(folder)
-    if module is None:
-        return {}
-    return {key: Misconception(key, mistake, fix, label, assignment)
-            for key, (mistake, fix, label) in module.MISCONCEPTIONS.items()}
+    """{id: Misconception} of an assignment's source folder (its mistakes.py), for the feedback."""
+    return mistakes.misconceptions(folder, assignment)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -138,12 +129,28 @@ def run(folder, remote, cells, submitted=None, only=None):
             try:
                 remote.names = dict(namespace)   # a fresh one per component: what a check binds there reaches the kernel
                 with verdicts.grader_state():
-                    record[cell] = probes.finish(check(remote.names))
+                    facts = check(remote.names)
+                    found = _recognised(folder, module, cell, cells, remote.names) + list(facts.get("misconceptions", ()))
+                    facts["misconceptions"] = list(dict.fromkeys(found))[:MAX_IDS]
+                    record[cell] = probes.finish(facts)
             except Exception:   # the checks' own failure, the kernel gone or out of time: no facts
                 continue
     finally:
         remote.timeout, remote.deadline = saved
-    return parse(json.dumps(record, allow_nan=False), set(module.MISCONCEPTIONS), set(module.COMPONENTS))
+    known = {m.id for m in mistakes.declarations(folder).mistakes}
+    return parse(json.dumps(record, allow_nan=False), known, set(module.COMPONENTS))
+
+
+def _recognised(folder, module, cell, cells, names):
+    """The declared mistakes of `cell` whose own output the student's gives on the cell's PROBES, every other
+    component swapped for the solution's (graded in isolation, as the tests)."""
+    component_probes = getattr(module, "PROBES", {}).get(cell)
+    if not component_probes or cell not in cells:
+        return []
+    reference = mistakes.namespace(folder)
+    others = {n: reference[n] for c, defined in cells.items() if c != cell for n in defined if n in reference}
+    with probes.swapped(names, others):
+        return mistakes.recognise(folder, cell, names, component_probes, sorted(cells[cell]))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -340,17 +347,3 @@ def picture(facts):
 
 def png_base64(data):
     return base64.b64encode(data).decode()
-
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9][a-z0-9-]*$")   # <component>.<mistake>, e.g. sdpa.mask-inverted
-
-
-def check_module(module):
-    """Problems of a diagnostics module's declarations (for the maintainers' tests): ids, texts, labels."""
-    problems = []
-    for key, value in module.MISCONCEPTIONS.items():
-        if not SLUG.match(key):
-            problems.append(f"{key!r}: ids are <component>.<mistake>, lowercase (the report groups by <mistake>)")
-        if not (isinstance(value, tuple) and len(value) == 3 and all(isinstance(v, str) and v for v in value)):
-            problems.append(f"{key!r}: (mistake, fix, label) expected")
-    return problems

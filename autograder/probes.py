@@ -234,3 +234,65 @@ def reference_attention(query, key, value, mask=None):
     """Scaled dot-product attention with reference_masked_softmax: (output, weights)."""
     weights = reference_masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]), mask)
     return weights @ value, weights
+
+
+# ---------------------------------------------------------------------------------------------------
+# Probes: what the derived detector (autograder/mistakes.py `recognise`) compares between the student's code
+# and each mistake's own. A probe takes a namespace of the component's names and returns what to compare.
+
+
+def _fresh(values):
+    return tuple(v.clone() if isinstance(v, torch.Tensor) else v for v in values)
+
+
+def calls(name, *args, **kwargs):
+    """A probe: names[name](*args, **kwargs) on fresh copies of the tensors, and the copies after the call (so a
+    change of the caller's tensors in place shows as well as the result)."""
+    def probe(names):
+        inputs = _fresh(args)
+        return names[name](*inputs, **kwargs), inputs
+    probe.__qualname__ = f"calls({name})"
+    return probe
+
+
+def gradients(name, *args, pick=lambda result: result, **kwargs):
+    """A probe: which floating-point inputs of names[name](*args, **kwargs) a gradient reaches, from a weighted sum
+    of pick(result) (a plain sum of softmax weights is constant): True/False per input, None for the others."""
+    def probe(names):
+        inputs = tuple(a.clone().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                       for a in _fresh(args))
+        out = pick(names[name](*inputs, **kwargs))
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            return tuple(False if isinstance(a, torch.Tensor) and a.requires_grad else None for a in inputs)
+        ramp = torch.arange(1, out.numel() + 1, dtype=out.dtype).reshape(out.shape)
+        leaves = [a for a in inputs if isinstance(a, torch.Tensor) and a.requires_grad]
+        grads = iter(torch.autograd.grad((out * ramp).sum(), leaves, allow_unused=True))
+        return tuple((lambda g: g is not None and bool(g.abs().sum() > 0))(next(grads))
+                     if isinstance(a, torch.Tensor) and a.requires_grad else None for a in inputs)
+    probe.__qualname__ = f"gradients({name})"
+    return probe
+
+
+def builds(name, init, *args, then=None, **kwargs):
+    """A probe: the module names[name](*init), called on fresh copies of args; `then(module, result)`, when given,
+    says what to compare instead of the result and the inputs (say, the gradients of its parameters)."""
+    def probe(names):
+        module = names[name](*init)
+        inputs = _fresh(args)
+        result = module(*inputs, **kwargs)
+        return then(module, result) if then is not None else (result, inputs)
+    probe.__qualname__ = f"builds({name})"
+    return probe
+
+
+def parameter_gradients(pick=lambda result: result):
+    """For builds(..., then=...): which parameters of the module a gradient of a weighted sum of pick(result)
+    reaches, by name."""
+    def then(module, result):
+        out = pick(result)
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            return {name: False for name, _ in module.named_parameters()}
+        ramp = torch.arange(1, out.numel() + 1, dtype=out.dtype).reshape(out.shape)
+        (out * ramp).sum().backward()
+        return {name: p.grad is not None and bool(p.grad.abs().sum() > 0) for name, p in module.named_parameters()}
+    return then

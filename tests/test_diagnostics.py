@@ -12,7 +12,7 @@ import json
 import nbformat
 import pytest
 
-from autograder import course, diagnose, probes
+from autograder import course, diagnose, mistakes, probes, verdicts
 from tests.conftest import ASSIGNMENTS, SOLUTIONS, solution_path, with_cell_replaced
 from tests.fastpath import diagnose_in_process
 from tests.mutants import catalogue, not_graded_here
@@ -47,9 +47,30 @@ def facts_of(assignment, cell, submitted):
 @pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
 def test_declarations(assignment):
     module = _module(assignment)
-    assert not diagnose.check_module(module)
-    graded = set(course.components(nbformat.read(solution_path(assignment), as_version=4)).values())
+    source = nbformat.read(solution_path(assignment), as_version=4)
+    graded = set(course.components(source).values())
     assert set(module.COMPONENTS) == graded, "every graded component has a check, and only those"
+    tests = {}
+    for grade_id, cell in course.components(source).items():
+        tests.setdefault(cell, set()).add(grade_id)
+    found = mistakes.declarations(SOLUTIONS / assignment)
+    assert not mistakes.problems(found, graded, tests)
+    assert set(getattr(module, "PROBES", {})) <= graded, "PROBES of a cell that is not a graded component"
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
+def test_every_detectable_mistake_shows_on_its_probes(assignment):
+    """A mistake that the derived detector should recognise differs from the solution on one of its component's
+    PROBES at least (else the detector can never name it: declare a probe that shows it, or detect=False with a
+    check of the diagnostics' own)."""
+    module = _module(assignment)
+    source = nbformat.read(solution_path(assignment), as_version=4)
+    names = verdicts.solution_cells(source)
+    unseen = [m.id for m in mistakes.declarations(SOLUTIONS / assignment).mistakes
+              if m.detect and m.component in getattr(module, "PROBES", {})
+              and not mistakes.shows(SOLUTIONS / assignment, m, module.PROBES[m.component], sorted(names[m.component]))]
+    assert not unseen, f"mistakes that no probe of their component shows: {unseen}"
 
 
 @pytest.mark.quick
@@ -66,8 +87,7 @@ def test_the_solution_shows_no_mistake(assignment):
 @pytest.mark.parametrize("assignment,name", MUTANTS)
 def test_the_mutant_is_named(assignment, name):
     mutant = CATALOGUE[assignment][name]
-    module = _module(assignment)
-    assert mutant.misconception in module.MISCONCEPTIONS, f"{name}: declare its misconception (one of MISCONCEPTIONS)"
+    assert mutant.misconception in diagnose.misconceptions(SOLUTIONS / assignment, assignment)
     facts = facts_of(assignment, mutant.cell, notebook(assignment, (mutant.cell, mutant.source)))
     assert facts.misconception == mutant.misconception, \
         f"{name} ({mutant.why}): diagnosed as {facts.misconceptions or 'nothing'}, not {mutant.misconception}"
@@ -76,11 +96,11 @@ def test_the_mutant_is_named(assignment, name):
 @pytest.mark.quick
 @pytest.mark.parametrize("assignment,name", MUTANTS)
 def test_following_the_advice_fixes_the_cell(assignment, name):
-    """The mutant's source, edited as its misconception's fix says (FIXES of its catalogue), shows no mistake:
+    """The mutant's source, edited as its mistake's fix says (`fixed` of its Wrong), shows no mistake:
     the diagnostics name none and report nothing wrong (tests/test_mutants.py grades a sample of them)."""
     mutant = CATALOGUE[assignment][name]
     known = diagnose.misconceptions(SOLUTIONS / assignment, assignment)
-    assert mutant.fix, f"{name}: declare in FIXES the edit that follows the advice: {known[mutant.misconception].fix}"
+    assert mutant.fix, f"{name}: declare `fixed`, the edit that follows the advice: {known[mutant.misconception].fix}"
     fixed = mutant.fixed_source
     assert fixed is not None and fixed != mutant.source, f"{name}: the fix's old text is not in the mutant's source"
     facts = facts_of(assignment, mutant.cell, notebook(assignment, (mutant.cell, fixed)))

@@ -51,9 +51,9 @@ def test_every_graded_cell_belongs_to_one_component(assignment):
     exempt = not_graded_here().get(assignment, set())
     for cell, tests in component_cells(assignment).items():
         if cell in exempt:
-            assert not tests, f"{cell} is listed as graded elsewhere (NOT_GRADED_HERE) but test cells follow it"
+            assert not tests, f"{cell} is listed as graded elsewhere (GRADED_ELSEWHERE or ELSEWHERE of its mistakes.py) but test cells follow it"
         else:
-            assert tests, f"the solution cell {cell} is followed by no test cell: list it in NOT_GRADED_HERE"
+            assert tests, f"the solution cell {cell} is followed by no test cell: list it in GRADED_ELSEWHERE of its mistakes.py"
 
 
 @pytest.mark.quick

@@ -1,17 +1,19 @@
-"""Catalogues of plausible wrong implementations, one module per assignment (tests/mutants/<id>.py).
+"""The catalogue of mutants, derived from each assignment's mistakes (solutions/<id>/mistakes.py).
 
-Each module defines MUTANTS: a dict from a mutant's name to a Mutant, and MISCONCEPTION_OF: a dict from a
-mutant's name to the id of its misconception (solutions/<id>/diagnostics.py), which the grader's feedback must
-name (tests/test_diagnostics.py, tests/test_mutants.py), and FIXES: a dict from a mutant's name to an edit
-(old, new) of its source that does what the feedback's advice says (`fix` of its misconception): the edited
-cell must show no mistake (tests/test_diagnostics.py) and, for a sample, get full marks (tests/test_mutants.py). A mutant replaces the source of
-one solution cell (by its nbgrader grade_id) in the solution notebook; tests/test_mutants.py grades
-every mutant and checks that it loses points (and, where `fails` is given, on those test cells).
-Every solution cell needs at least tests/test_mutants.py's MINIMUM_PER_COMPONENT mutants.
+Each `Wrong` of a mistake is one mutant: it replaces the source of one solution cell (its mistake's component) in
+the solution notebook; tests/test_fastpath.py grades every mutant in-process on its own component's cells (it must
+lose points, on the cells it names in `fails`), tests/test_diagnostics.py checks that the diagnostics name its
+mistake first and that its source edited as the advice says (`fixed`) shows no mistake, and tests/test_mutants.py
+sends a fixed sample through the whole grader. The wrongs of ELSEWHERE replace cells graded in another assignment
+and must cost nothing here. Every solution cell needs at least tests/test_mutants.py's MINIMUM_PER_COMPONENT mutants.
 """
-from dataclasses import dataclass, field, replace
-import importlib
-import pkgutil
+from dataclasses import dataclass
+import functools
+from pathlib import Path
+
+from autograder import mistakes
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
 
 
 @dataclass(frozen=True)
@@ -19,9 +21,9 @@ class Mutant:
     cell: str                  # grade_id of the solution cell it replaces
     source: str                # the wrong implementation
     why: str                   # the mistake, in a student's words
-    fails: tuple = field(default=())  # grade_ids of test cells that must not give full points
-    misconception: str = ""    # the id (solutions/<id>/diagnostics.py) that the grader's feedback must name
-    fix: tuple = ()            # (old, new): the edit of `source` that follows the feedback's advice
+    fails: tuple = ()          # grade_ids of test cells that must not give full points
+    misconception: str = ""    # the id of its mistake ("" for a cell graded elsewhere)
+    fix: tuple = ()            # (old, new): the edit of `source` that follows the mistake's advice
 
     @property
     def fixed_source(self):
@@ -32,37 +34,29 @@ class Mutant:
         return self.source.replace(old, new) if old in self.source else None
 
 
-def function_mutant(cell, signature, body, why, fails=(), misconception=""):
-    """A mutant of the solution cell `cell`: the function `signature` with the given body."""
-    return Mutant(cell=cell, source=f"def {signature}:\n" + body.strip("\n") + "\n", why=why, fails=tuple(fails),
-                  misconception=misconception)
+def _mutants(found):
+    for mistake in found.mistakes:
+        for wrong in mistake.wrong:
+            why = mistake.believed + (f" ({wrong.note})" if wrong.note else "")
+            yield wrong.name, Mutant(mistake.component, wrong.source, why, tuple(wrong.fails), mistake.id,
+                                     tuple(wrong.fixed or ()))
+    for wrong in found.elsewhere:
+        yield wrong.name, Mutant(wrong.cell, wrong.source, wrong.note, tuple(wrong.fails))
 
 
-def module_mutant(cell, init_signature, init_body, forward_signature, forward_body, why, fails=(), misconception=""):
-    """A mutant of the solution cell `cell` that defines the nn.Module of that name, with these bodies."""
-    source = (f"class {cell}(nn.Module):\n"
-              f"    def __init__(self, {init_signature}):\n"
-              "        super().__init__()\n" + init_body.strip("\n") + "\n\n"
-              f"    def forward(self, {forward_signature}):\n" + forward_body.strip("\n") + "\n")
-    return Mutant(cell=cell, source=source, why=why, fails=tuple(fails), misconception=misconception)
-
-
-def _modules():
-    for info in pkgutil.iter_modules(__path__):
-        yield importlib.import_module(f"{__name__}.{info.name}")
+@functools.lru_cache(maxsize=1)
+def _catalogue():
+    return {p.parent.name: dict(_mutants(mistakes.declarations(p.parent)))
+            for p in sorted(SOLUTIONS.glob("*/mistakes.py"))}
 
 
 def catalogue():
-    """{assignment_id: {name: Mutant}} for every module in this package."""
-    return {module.ASSIGNMENT: {name: replace(mutant, misconception=getattr(module, "MISCONCEPTION_OF", {}).get(name, ""),
-                                              fix=tuple(getattr(module, "FIXES", {}).get(name, ())))
-                                for name, mutant in module.MUTANTS.items()} for module in _modules()}
+    """{assignment_id: {name: Mutant}} of every assignment with a mistakes.py."""
+    return {a: dict(m) for a, m in _catalogue().items()}
 
 
 def not_graded_here():
-    """{assignment_id: grade_ids of solution cells graded in another assignment}.
-
-    A module lists them in NOT_GRADED_HERE: e.g. the attention functions that a later notebook asks
-    students to paste from assignment 01, whose own mutants live in 01's catalogue.
-    """
-    return {module.ASSIGNMENT: set(getattr(module, "NOT_GRADED_HERE", ())) for module in _modules()}
+    """{assignment_id: grade_ids of solution cells graded in another assignment}: the cells of ELSEWHERE (say, the
+    attention functions that a later notebook asks students to paste from assignment 01)."""
+    return {p.parent.name: set(mistakes.declarations(p.parent).graded_elsewhere)
+            for p in sorted(SOLUTIONS.glob("*/mistakes.py"))}
