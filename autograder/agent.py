@@ -301,8 +301,21 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                     target.data = tensor.detach().clone()
 
     def python_lines(function, args, kwargs):
+        """The lines of the student's Python that function(*args, **kwargs) runs. Only the student's: the
+        Python installation's files are left out, and so is code that a library generates at run time (a
+        dataclass's __init__, compiled from a string in the library module's globals, say). IPython runs such
+        code when the student's code prints, as often as the timing of the kernel's output threads has it
+        (its history makes a new record of outputs when the last one came from another stream, or from the
+        output of the raw file descriptors, echoed by a thread): counted, it made a correct function's count
+        depend on the machine's load. The garbage collector waits meanwhile, so that no finalizer runs at
+        a moment that depends on what other threads allocated."""
+        import gc
         library = tuple(os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
-        ours, count = {}, [0]
+        ours, synthetic, count = {}, {}, [0]
+
+        def in_library(name):
+            return name.startswith("<frozen") or name.startswith("<autograder") \
+                or os.path.realpath(name).startswith(library)
 
         def on_line(frame, event, arg):
             count[0] += event == "line"
@@ -310,16 +323,29 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
 
         def on_call(frame, event, arg):
             name = frame.f_code.co_filename
-            if name not in ours:
-                ours[name] = not (name.startswith("<frozen") or name.startswith("<autograder")
-                                  or os.path.realpath(name).startswith(library))
-            return on_line if ours[name] else None
-        previous = sys.gettrace()
+            key = name
+            if name not in synthetic:   # no file: code compiled from a string
+                synthetic[name] = name.startswith("<") or not os.path.isfile(name)
+            if synthetic[name]:
+                module = frame.f_globals.get("__name__")
+                key = (name, module if isinstance(module, str) else None)
+            if key not in ours:
+                generated = False
+                if isinstance(key, tuple) and key[1] not in (None, "__main__"):
+                    owner = sys.modules.get(key[1])
+                    path = getattr(owner, "__file__", None) if owner is not None else None
+                    generated = isinstance(path, str) and in_library(path) or key[1].startswith("namedtuple_")
+                ours[key] = not (generated or in_library(name))
+            return on_line if ours[key] else None
+        previous, collecting = sys.gettrace(), gc.isenabled()
+        gc.disable()
         sys.settrace(on_call)
         try:
             function(*args, **kwargs)
         finally:
             sys.settrace(previous)
+            if collecting:
+                gc.enable()
         return count[0]
 
     def watched(function, args, kwargs):

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.unit
 KEY = "_kept_test"
 
 STUDENT = '''
+import dataclasses
 import torch
 from torch import nn
 
@@ -113,6 +114,21 @@ class Shared(nn.Module):
 
 untraced = torch.relu
 
+from IPython.core.history import HistoryOutput as _Record
+
+def chatty(x):
+    # no loop of its own; the library runs code it generated at run time (a dataclass's __init__) once per row,
+    # as IPython's history does, when this prints, as often as the timing of the kernel's output threads has it
+    _records = list(map(_Record, ["out_stream"] * x.shape[0], [{"stream": []}] * x.shape[0]))
+    return x * 2
+
+@dataclasses.dataclass
+class Point:
+    x: float
+
+def own_records(x):
+    return list(map(Point, x.tolist()))
+
 class Cache:
     def __init__(self):
         self.items = []
@@ -125,7 +141,8 @@ class Cache:
         return len(self.items)
 '''
 NAMES = {"solution": ["helper", "double_plus", "looped", "raises", "several", "Tiny", "Tied", "Inner", "Outer",
-                      "picky", "in_place", "on", "read", "fill", "Shared", "Cache", "untraced"]}
+                      "picky", "in_place", "on", "read", "fill", "Shared", "Cache", "untraced", "chatty",
+                      "own_records"]}
 
 
 @pytest.fixture
@@ -220,6 +237,19 @@ def test_lines_are_counted_where_the_student_code_runs(remote):
     assert many > few + 20
     few, many = remote.names["double_plus"].lines(small, large)
     assert many == few
+
+
+def test_code_a_library_generates_at_run_time_is_not_the_students(remote):
+    """A correct function that prints in a kernel runs IPython's code, and code that IPython generated at run
+    time (a dataclass's __init__, compiled from a string), as often as the timing of the kernel's output
+    threads has it: counted, its lines made the loop check fail under load (a noisy notebook lost a point
+    once in two gradings). Here the library runs it once per row, deterministically: not the student's
+    lines. A dataclass of the student's own still counts."""
+    small, large = (torch.randn(2, 3),), (torch.randn(40, 3),)
+    few, many = remote.names["chatty"].lines(small, large)
+    assert many == few, (few, many)
+    few, many = remote.names["own_records"].lines(small, large)
+    assert many > few + 20, (few, many)
 
 
 # --- what the kernel may send: data of the schema, or nothing ---------------------------------------------
