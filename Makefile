@@ -13,9 +13,8 @@ REPEATS ?= 3
 BOOK ?= yes
 # make test-quick grades a class of this assignment only
 QUICK_ASSIGNMENT ?= 03_multi_head_attention
-# make test runs on this many pytest-xdist workers (0: in one process, the default until the flake of
-# tests/test_kernel_output.py under two workers is understood; auto: one per core)
-TEST_WORKERS ?= 0
+# make test runs on this many pytest-xdist workers (auto: one per core; 0: in one process)
+TEST_WORKERS ?= auto
 
 .PHONY: book test test-quick notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
 

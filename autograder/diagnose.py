@@ -24,6 +24,7 @@ the lines of feedback and, for attention weights, three heatmaps (theirs, expect
 here with matplotlib.
 """
 import base64
+import contextlib
 import functools
 import importlib.util
 import io
@@ -102,6 +103,20 @@ def misconceptions(folder, assignment):
 # Running the checks, in the grader's process
 
 
+def checks(folder):
+    """{solution cell: check(names) -> facts, or None} of an assignment: its diagnostics' COMPONENTS, and None
+    (the default check, `_default_check`) for every other component with probes."""
+    found = dict(getattr(diagnostics(folder), "COMPONENTS", {}))
+    for cell in component_probes_of(folder):
+        found.setdefault(cell, None)
+    return found
+
+
+def component_probes_of(folder):
+    """{solution cell: its probes}: those of the assignment's mistakes.py, then those of its diagnostics.py."""
+    return {**getattr(diagnostics(folder), "PROBES", {}), **mistakes.declarations(folder).probes}
+
+
 def run(folder, remote, cells, submitted=None, only=None):
     """{solution cell: Facts} of an assignment's diagnostics, run in this process against the kernel behind
     `remote` (autograder/remote.py): each name of `cells` ({solution cell: the names it defines}) is bound to
@@ -110,9 +125,10 @@ def run(folder, remote, cells, submitted=None, only=None):
     gives the checks the text of the student's definitions (`proxy.source`). `only`: one component.
     A component's checks get COMPONENT_TIMEOUT seconds per call and all of them CELL_TIMEOUT in all; a
     component that runs out of time, loses its kernel or breaks the schema reports nothing."""
-    module = diagnostics(folder)
-    if module is None:
+    components = checks(folder)
+    if not components:
         return {}
+    every_probe = component_probes_of(folder)
     namespace = {name: KeptProxy(remote, cell, name) for cell, names in cells.items() for name in names}
     remote.student_names.update(namespace)
     remote.sources = verdicts.student_definitions(submitted) if submitted is not None else {}
@@ -121,16 +137,18 @@ def run(folder, remote, cells, submitted=None, only=None):
     remote.timeout, remote.deadline = COMPONENT_TIMEOUT, time.monotonic() + CELL_TIMEOUT
     record = {}
     try:
-        for cell, check in module.COMPONENTS.items():
-            if only is not None and cell != only:
+        for cell, check in components.items():
+            if only is not None and cell != only or cell not in cells:
                 continue
             if remote.gone or time.monotonic() > remote.deadline:
                 break
             try:
                 remote.names = dict(namespace)   # a fresh one per component: what a check binds there reaches the kernel
                 with verdicts.grader_state():
-                    facts = check(remote.names)
-                    found = _recognised(folder, module, cell, cells, remote.names) + list(facts.get("misconceptions", ()))
+                    facts = check(remote.names) if check is not None else \
+                        _default_check(folder, cell, cells, every_probe[cell], remote.names)
+                    found = _recognised(folder, cell, cells, every_probe.get(cell), remote.names) + \
+                        list(facts.get("misconceptions", ()))
                     facts["misconceptions"] = list(dict.fromkeys(found))[:MAX_IDS]
                     record[cell] = probes.finish(facts)
             except Exception:   # the checks' own failure, the kernel gone or out of time: no facts
@@ -138,19 +156,39 @@ def run(folder, remote, cells, submitted=None, only=None):
     finally:
         remote.timeout, remote.deadline = saved
     known = {m.id for m in mistakes.declarations(folder).mistakes}
-    return parse(json.dumps(record, allow_nan=False), known, set(module.COMPONENTS))
+    return parse(json.dumps(record, allow_nan=False), known, set(components))
 
 
-def _recognised(folder, module, cell, cells, names):
-    """The declared mistakes of `cell` whose own output the student's gives on the cell's PROBES, every other
-    component swapped for the solution's (graded in isolation, as the tests)."""
-    component_probes = getattr(module, "PROBES", {}).get(cell)
-    if not component_probes or cell not in cells:
-        return []
+@contextlib.contextmanager
+def _isolated(folder, cell, cells, names):
+    """The other components' names bound to the solution's while the block runs (graded in isolation)."""
     reference = mistakes.namespace(folder)
     others = {n: reference[n] for c, defined in cells.items() if c != cell for n in defined if n in reference}
     with probes.swapped(names, others):
+        yield
+
+
+def _recognised(folder, cell, cells, component_probes, names):
+    """The declared mistakes of `cell` whose own output the student's gives on the cell's probes."""
+    if not component_probes or cell not in cells:
+        return []
+    with _isolated(folder, cell, cells, names):
         return mistakes.recognise(folder, cell, names, component_probes, sorted(cells[cell]))
+
+
+def _default_check(folder, cell, cells, component_probes, names):
+    """The facts of a component that has probes and no check of its own: the first tensor of what the student's
+    code gives on the first probe against the solution's (the solution's modules with the student's parameters)."""
+    with _isolated(folder, cell, cells, names):
+        theirs, expected = mistakes.first_outcomes(folder, names, component_probes[0], sorted(cells[cell]))
+    if isinstance(theirs, mistakes.Raised):
+        return {"raised": theirs.name}
+    theirs, expected = mistakes.first_tensor(theirs), mistakes.first_tensor(expected)
+    if expected is None:
+        return {}
+    facts = probes.describe(theirs, expected)
+    facts["subject"] = "output"
+    return facts
 
 
 # ---------------------------------------------------------------------------------------------------

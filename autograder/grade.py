@@ -107,7 +107,7 @@ class SandboxExecute(NbGraderPreprocessor):
         try:
             # the diagnostics' own time is added to the notebook's (at most a cell's): they never make a student's
             # notebook late
-            extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if diagnose.diagnostics(folder) else 0
+            extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if diagnose.checks(folder) else 0
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + extra,
                                     self.cell_timeout, sandbox=self.sandbox, kept_key=kept_key,
                                     serve=serve if in_grader else None,

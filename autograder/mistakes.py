@@ -7,6 +7,9 @@ to students) with
     ELSEWHERE = [Wrong(...), ...]     wrong versions of cells graded in another assignment (they must cost nothing
                                       here); optional
     GRADED_ELSEWHERE = ("cell", ...)  solution cells graded in another assignment (those of ELSEWHERE are); optional
+    PROBES    = {component: [probe, ...]}  what the detector compares (autograder/probes.py `calls`, `gradients`,
+                                      `builds`); a component's probes may instead sit in its diagnostics.py, beside
+                                      the examples its hand-written check shares with them
 
 A `Mistake` says what the student believed, how to fix it (in words, and in each `Wrong` as the edit that applies
 them), the book section that teaches it, and the wrong code: one `Wrong` or more, each the whole source of the
@@ -93,6 +96,7 @@ class Declarations:
     mistakes: tuple[Mistake, ...] = ()
     elsewhere: tuple[Wrong, ...] = ()
     graded_elsewhere: frozenset[str] = frozenset()   # solution cells with no test cells here
+    probes: dict[str, list[Probe]] = field(default_factory=dict)   # {component: the inputs its mistakes show on}
 
     def of(self, component: str) -> list[Mistake]:
         return [m for m in self.mistakes if m.component == component]
@@ -113,7 +117,7 @@ def _load(path: str, mtime: int, notebook_mtime: int) -> Declarations:
                   for m in getattr(module, "MISTAKES", ()))
     elsewhere = tuple(_resolved(w, w.cell, solution) for w in getattr(module, "ELSEWHERE", ()))
     cells = frozenset(getattr(module, "GRADED_ELSEWHERE", ())) | {w.cell for w in elsewhere}
-    return Declarations(found, elsewhere, cells)
+    return Declarations(found, elsewhere, cells, dict(getattr(module, "PROBES", {})))
 
 
 def _resolved(wrong: Wrong, cell: str, solution: dict[str, str]) -> Wrong:
@@ -240,7 +244,8 @@ class Incomparable(Exception):
 
 
 @dataclass(frozen=True)
-class _Raised:
+class Raised:
+    """What a probe's code raised: the exception's name (autograder/probes.py `exception_name`)."""
     name: str
 
 
@@ -291,7 +296,7 @@ def _outcome(probe: Probe, names: dict[str, Any]) -> Any:
     except (KernelGone, OutOfTime, Incomparable):
         raise
     except (Exception, SystemExit) as error:
-        return _Raised(exception_name(error))
+        return Raised(exception_name(error))
 
 
 def agrees(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
@@ -320,7 +325,7 @@ def agrees(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
         return math.isclose(a, b, rel_tol=rtol, abs_tol=atol)
-    if isinstance(a, _Raised) or isinstance(b, _Raised):
+    if isinstance(a, Raised) or isinstance(b, Raised):
         return a == b
     if a is None or b is None or isinstance(a, str):
         return a == b
@@ -382,7 +387,7 @@ def recognise(folder: Path | str, component: str, names: dict[str, Any], probes:
             continue
         if all(o is not Incomparable and agrees(o, t) for o, t in zip(outs, theirs)):
             exact.append(mistake.id)
-        elif all(not isinstance(outs[i], _Raised) and agrees(outs[i], theirs[i]) for i in shows):
+        elif all(not isinstance(outs[i], Raised) and agrees(outs[i], theirs[i]) for i in shows):
             partial.append(mistake.id)
     return exact or partial
 
@@ -396,3 +401,26 @@ def shows(folder: Path | str, mistake: Mistake, probes: Sequence[Probe], compone
         warnings.simplefilter("ignore")
         outs, _ = _run_probes(probes, model, component_names, built)
     return any(o is Incomparable or not agrees(o, r) for o, r in zip(outs, reference))   # other parameters show it
+
+
+def first_outcomes(folder: Path | str, names: dict[str, Any], probe: Probe, component_names: Sequence[str]
+                   ) -> tuple[Any, Any]:
+    """What `probe` gives on the student's names, and on the solution's (its modules given the student's
+    parameters; the solution's own where they do not fit)."""
+    theirs, built = _run_probes([probe], names, component_names, None)
+    expected, _ = _run_probes([probe], namespace(folder), component_names, built)
+    if expected[0] is Incomparable:
+        expected, _ = _run_probes([probe], namespace(folder), component_names, None)
+    return theirs[0], expected[0]
+
+
+def first_tensor(outcome: Any) -> torch.Tensor | None:
+    """The first tensor in an outcome (depth first), or None."""
+    if isinstance(outcome, torch.Tensor):
+        return outcome
+    items = outcome.values() if isinstance(outcome, dict) else outcome if isinstance(outcome, (list, tuple)) else ()
+    for item in items:
+        found = first_tensor(item)
+        if found is not None:
+            return found
+    return None

@@ -18,13 +18,9 @@ from tests.fastpath import diagnose_in_process
 from tests.mutants import catalogue, not_graded_here
 
 CATALOGUE = catalogue()
-WITH_DIAGNOSTICS = [a for a in ASSIGNMENTS if (SOLUTIONS / a / "diagnostics.py").is_file()]
+WITH_DIAGNOSTICS = [a for a in ASSIGNMENTS if diagnose.checks(SOLUTIONS / a)]
 MUTANTS = [(a, name) for a in WITH_DIAGNOSTICS for name in sorted(CATALOGUE.get(a, {}))
            if CATALOGUE[a][name].cell not in not_graded_here().get(a, set())]
-
-
-def _module(assignment):
-    return diagnose.diagnostics(SOLUTIONS / assignment)
 
 
 def notebook(assignment, replace=None):
@@ -46,16 +42,17 @@ def facts_of(assignment, cell, submitted):
 @pytest.mark.quick
 @pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
 def test_declarations(assignment):
-    module = _module(assignment)
     source = nbformat.read(solution_path(assignment), as_version=4)
     graded = set(course.components(source).values())
-    assert set(module.COMPONENTS) == graded, "every graded component has a check, and only those"
+    assert set(diagnose.checks(SOLUTIONS / assignment)) == graded, \
+        "every graded component has a check of the diagnostics or PROBES (in its mistakes.py), and only those"
     tests = {}
     for grade_id, cell in course.components(source).items():
         tests.setdefault(cell, set()).add(grade_id)
     found = mistakes.declarations(SOLUTIONS / assignment)
     assert not mistakes.problems(found, graded, tests)
-    assert set(getattr(module, "PROBES", {})) <= graded, "PROBES of a cell that is not a graded component"
+    assert set(diagnose.component_probes_of(SOLUTIONS / assignment)) <= graded, \
+        "PROBES of a cell that is not a graded component"
 
 
 @pytest.mark.quick
@@ -64,19 +61,19 @@ def test_every_detectable_mistake_shows_on_its_probes(assignment):
     """A mistake that the derived detector should recognise differs from the solution on one of its component's
     PROBES at least (else the detector can never name it: declare a probe that shows it, or detect=False with a
     check of the diagnostics' own)."""
-    module = _module(assignment)
+    every_probe = diagnose.component_probes_of(SOLUTIONS / assignment)
     source = nbformat.read(solution_path(assignment), as_version=4)
     names = verdicts.solution_cells(source)
     unseen = [m.id for m in mistakes.declarations(SOLUTIONS / assignment).mistakes
-              if m.detect and m.component in getattr(module, "PROBES", {})
-              and not mistakes.shows(SOLUTIONS / assignment, m, module.PROBES[m.component], sorted(names[m.component]))]
+              if m.detect and m.component in every_probe
+              and not mistakes.shows(SOLUTIONS / assignment, m, every_probe[m.component], sorted(names[m.component]))]
     assert not unseen, f"mistakes that no probe of their component shows: {unseen}"
 
 
 @pytest.mark.quick
 @pytest.mark.parametrize("assignment", WITH_DIAGNOSTICS)
 def test_the_solution_shows_no_mistake(assignment):
-    for cell in _module(assignment).COMPONENTS:
+    for cell in diagnose.checks(SOLUTIONS / assignment):
         facts = facts_of(assignment, cell, notebook(assignment))
         assert not facts.misconceptions, f"{cell}: the solution is taken for {facts.misconceptions}"
         known = diagnose.misconceptions(SOLUTIONS / assignment, assignment)

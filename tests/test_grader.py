@@ -243,7 +243,7 @@ def test_the_diagnostics_see_the_students_own_code_not_a_reference_left_bound(gr
     import nbformat
     from autograder.course import components as owners
     components = set(owners(nbformat.read(solution_path(assignment), 4)).values())
-    assert diagnose.diagnostics(SOLUTIONS / assignment) is not None, f"{assignment} has no diagnostics.py"
+    assert diagnose.checks(SOLUTIONS / assignment), f"{assignment} has no diagnostics"
     page = html.unescape((graded_class["out"] / "feedback" / "released" / assignment / f"{assignment}.html")
                          .read_text(encoding="utf-8"))
     assert page.count("Not attempted yet: the function still raises NotImplementedError.") == len(components)

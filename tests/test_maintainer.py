@@ -1,7 +1,9 @@
 """The maintainer's path, in a temporary copy of the repository (git's tracked files, no _build/):
 `make notebooks` works on a fresh clone and changes nothing when nbgrader fails, and the README's
-steps for adding an exercise, followed one by one, give an exercise that the grader grades (a
-solution gets every point, a stub none, a mutant loses points on the new cells only)."""
+steps for adding an exercise, followed one by one with three files written by hand (the notebook, its
+mistakes, the chapter), give an exercise that the grader grades and diagnoses (a solution gets every point
+and no diagnosis, a stub none, a mutant loses points on the new cells only and its feedback names its
+mistake), and that the project's own checks of mutants and diagnostics pass on."""
 import hashlib
 import os
 import shutil
@@ -40,28 +42,48 @@ for _seed in (11, 12, 13):
     assert torch.allclose(attention_entropy(_w), _reference), "entropy = -sum_j w_j log w_j over each row"
 ### END HIDDEN TESTS
 '''
-MUTANTS = '''
+MISTAKES = '''
 
-def entropy(body, why):
-    return function_mutant("attention_entropy", "attention_entropy(weights)", body, why,
-                           fails=["attention_entropy_values"])
+def _entropy_mistake(id, believed, fix, name, edit, fixed):
+    return Mistake(id, "attention_entropy", believed=believed, fix=fix, section="ch01-attention-entropy",
+                   wrong=[Wrong(f"attention_entropy/{name}", edit=edit, fixed=fixed, fails=("attention_entropy_values",))])
 
 
-MUTANTS.update({
-    "attention_entropy/no_minus": entropy("    return (weights * weights.clamp_min(1e-300).log()).sum(-1)\\n",
-                                          "forgets the minus sign"),
-    "attention_entropy/log2": entropy("    return -(weights * weights.clamp_min(1e-300).log2()).sum(-1)\\n",
-                                      "bits instead of nats"),
-    "attention_entropy/first_axis": entropy("    return -(weights * weights.clamp_min(1e-300).log()).sum(0)\\n",
-                                            "sums over the wrong axis"),
-    "attention_entropy/no_weighting": entropy("    return -weights.clamp_min(1e-300).log().sum(-1)\\n",
-                                              "forgets to weight the logs"),
-    "attention_entropy/mean": entropy("    return -(weights * weights.clamp_min(1e-300).log()).mean(-1)\\n",
-                                      "a mean instead of a sum"),
-    "attention_entropy/squared": entropy("    return 1 - (weights ** 2).sum(-1)\\n",
-                                         "the Gini impurity instead of the entropy"),
-})
+MISTAKES += [
+    _entropy_mistake("ent.no-minus", "the minus sign is missing, so the entropy is negative",
+                     "negate the sum: -(weights * logs).sum(dim=-1)", "no_minus",
+                     ("return -(weights * logs)", "return (weights * logs)"), ("return (weights", "return -(weights")),
+    _entropy_mistake("ent.log2", "the logarithm is in base 2 (bits), not natural (nats)", "use weights.log(), not log2",
+                     "log2", ("weights.log()", "weights.log2()"), ("log2()", "log()")),
+    _entropy_mistake("ent.wrong-axis", "the sum runs over the first dimension, not over the keys",
+                     "sum over the last dimension: .sum(dim=-1)", "first_axis", ("sum(dim=-1)", "sum(dim=0)"),
+                     ("sum(dim=0)", "sum(dim=-1)")),
+    _entropy_mistake("ent.not-weighted", "the logs are summed without their weights", "weight each log by its "
+                     "probability: -(weights * logs).sum(dim=-1)", "no_weighting", ("-(weights * logs)", "-logs"),
+                     ("-logs", "-(weights * logs)")),
+    _entropy_mistake("ent.mean", "the weighted logs are averaged instead of summed", "sum over the keys, not mean",
+                     "mean", ("sum(dim=-1)", "mean(dim=-1)"), ("mean(dim=-1)", "sum(dim=-1)")),
+    _entropy_mistake("ent.gini", "the Gini impurity 1 - sum w^2 is computed instead of the entropy",
+                     "compute -(weights * logs).sum(dim=-1), with logs = log(weights) where weights > 0", "gini",
+                     ("return -(weights * logs).sum(dim=-1)", "return 1 - (weights ** 2).sum(dim=-1)"),
+                     ("return 1 - (weights ** 2).sum(dim=-1)", "return -(weights * logs).sum(dim=-1)")),
+]
+
+from autograder.probes import calls   # noqa: E402
+import torch   # noqa: E402
+
+PROBES = {"attention_entropy": [
+    calls("attention_entropy", torch.softmax(torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(0)), dim=-1)),
+    calls("attention_entropy", torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.0, 1.0, 0.0, 0.0]]))]}
 '''
+
+SECTION = """(ch01-attention-entropy)=
+## How spread out are the weights?
+
+The entropy of a row of weights $\\alpha_1, \\dots, \\alpha_{T_k}$ is $H = -\\sum_j \\alpha_j \\ln \\alpha_j$ (with
+$0 \\ln 0 = 0$): $\\ln T_k$ for uniform weights, 0 for a one-hot row.
+
+"""
 
 
 def tracked_copy(destination):
@@ -149,13 +171,17 @@ def test_make_notebooks_works_on_a_fresh_clone_and_changes_nothing_when_it_fails
 def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for step in ["`## N. Title (P points)`", "`# [N points]`", "`<component>_visible`", "(T points in all)",
-                 "at least 6 per graded component", "NOT_GRADED_HERE", "**`make notebooks`**", "**`make readme`**"]:
+                 "`solutions/<id>/mistakes.py`", "at least 6 per graded component", "`edit=(old, new)`", "`fixed`",
+                 "`PROBES`", "GRADED_ELSEWHERE", "**`make notebooks`**", "**`make readme`**", "`(chNN-...)=`"]:
         assert step in readme, f"the README's steps no longer say {step}"
 
     add_the_exercise(repo)                                                                  # step 1
-    with open(repo / "tests" / "mutants" / f"{ASSIGNMENT}.py", "a") as f:                  # step 2
-        f.write(MUTANTS)
-    for target in ("notebooks", "readme"):                                                 # steps 3, 4
+    with open(repo / "solutions" / ASSIGNMENT / "mistakes.py", "a") as f:                  # step 2
+        f.write(MISTAKES)
+    chapter = repo / "book" / f"{ASSIGNMENT}.md"                                           # step 3 (6 in the README)
+    text = chapter.read_text(encoding="utf-8")
+    chapter.write_text(text.replace("(ch01-sdpa-formula)=\n", SECTION + "(ch01-sdpa-formula)=\n", 1), encoding="utf-8")
+    for target in ("notebooks", "readme"):                                                 # steps 4, 5
         process = make(repo, target)
         assert process.returncode == 0, process.stdout + process.stderr
     release = nbformat.read(repo / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
@@ -168,20 +194,23 @@ def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
               "tests/test_notebooks.py::test_committed_notebooks_are_what_nbgrader_generates",
               "tests/test_notebooks.py::test_released_notebooks_leak_no_solution_or_hidden_test",
               "tests/test_mutants.py::test_every_graded_component_has_a_catalogue_of_mutants",
-              "tests/test_tools.py::test_the_readme_table_is_generated_and_up_to_date"]
-    process = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *checks],
+              "tests/test_tools.py::test_the_readme_table_is_generated_and_up_to_date",
+              "tests/test_diagnostics.py", "tests/test_fastpath.py"]
+    select = f"not (test_diagnostics or test_fastpath) or {COMPONENT} or declarations or detectable or label " \
+             f"or solution_shows_no_mistake"
+    process = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *checks, "-k", select],
                              cwd=repo, env=dict(os.environ, TEST_ASSIGNMENTS=ASSIGNMENT),
                              capture_output=True, text=True)
     assert process.returncode == 0, process.stdout[-3000:]
+    ran = process.stdout.splitlines()[-1]
+    assert " passed" in ran and "skipped" not in ran and "deselected" in ran, ran
 
-    # A solution, a stub (the release) and one mutant, graded.
-    from tests.mutants import function_mutant
+    # A solution, a stub (the release) and one mutant, graded: the mutant's feedback names its mistake.
     submissions = tmp_path / "submitted"
     solution = repo / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     mutant_notebook = nbformat.read(solution, as_version=4)
     cell = next(c for c in mutant_notebook.cells if c.metadata["nbgrader"]["grade_id"] == COMPONENT)
-    cell.source = function_mutant(COMPONENT, "attention_entropy(weights)",
-                                  "    return -(weights * weights.clamp_min(1e-300).log2()).sum(-1)\n", "").source
+    cell.source = SOLUTION.replace("weights.log()", "torch.log2(weights)")   # log2, as a student writes it
     for student in ("solution", "stub", "mutant"):
         (submissions / student / ASSIGNMENT).mkdir(parents=True)
     shutil.copy(solution, submissions / "solution" / ASSIGNMENT)
@@ -200,3 +229,6 @@ def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
     assert cells[("mutant", f"{COMPONENT}_visible")] == 0, "the visible test misses log2"
     lost = {g for (s, g), score in cells.items() if s == "mutant" and score < cells[("solution", g)]}
     assert lost == {f"{COMPONENT}_visible", f"{COMPONENT}_values"}, f"the mutant lost points elsewhere: {lost}"
+    named = {(r["student_id"], r["misconception"]) for r in read_csv(tmp_path / "out" / "misconceptions.csv")}
+    assert ("mutant", "ent.log2") in named, f"the diagnostics did not name the mistake: {named}"
+    assert not any(student == "solution" for student, _ in named), named
