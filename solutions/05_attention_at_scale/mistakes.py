@@ -290,6 +290,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the block_size argument is ignored",
             fix="walk over the keys in blocks of block_size: range(0, T_k, block_size) and slices [..., start:start + block_size, :]",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/block_size_ignored",
                       source="""\
@@ -326,6 +327,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the whole T_q x T_k matrix of scores is computed at once",
             fix="loop over the keys in blocks of block_size; for each block compute its scores only and update the running maximum, normaliser and accumulator (the old sums rescaled by exp(m_old - m_new))",
             section="ch05-memory",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/materialises_the_full_matrix",
                       source="""\
@@ -346,6 +348,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="every block's scores are kept (in a list) until the end, so a T_q x T_k matrix is alive",
             fix="update the running maximum, normaliser and accumulator as soon as a block's scores are computed, then let those scores go: keep nothing per block for a second pass",
             section="ch05-memory",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/keeps_every_block",
                       source="""\
@@ -372,6 +375,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="torch's fused attention is called instead of computing the attention",
             fix="compute the attention yourself with matmul, exp and sums, one block of keys at a time, keeping a running maximum, normaliser and accumulator rescaled by exp(m_old - m_new): no F.scaled_dot_product_attention",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/calls_fused_attention",
                       source="""\
@@ -389,6 +393,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the computation leaves torch (numpy)",
             fix="compute with torch operations on the tensors themselves, one block of keys at a time with a running maximum, normaliser and accumulator rescaled by exp(m_old - m_new): no .numpy(), numpy or torch.from_numpy",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/leaves_torch_for_numpy",
                       source="""\
@@ -412,6 +417,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the queries are cut into chunks, and each chunk takes an ordinary softmax over every key",
             fix="walk over blocks of keys, not of queries: for each block of keys compute the scores of every query, and update the running maximum, normaliser and accumulator (rescaled by exp(m_old - m_new)); no row of scores is ever whole",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/query_chunks",
                       source="""\
@@ -541,6 +547,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the lse is computed from the full row of scores at the end",
             fix="read the lse from the walk: m + log(l), from the running maximum and normaliser after the last block",
             section="ch05-lse",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/lse_from_a_full_row",
                       source="""\
@@ -647,6 +654,20 @@ def merge_attention(out_a, lse_a, out_b, lse_b):
 """,
                       fixed=("out = w_a[..., None] * out_a + w_b[..., None] * out_b\n", "out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / total.clamp_min(1.0)[..., None]\n"),
                       fails=("merge_attention_visible", "merge_attention_folds", "merge_attention_edges")),
+                Wrong("merge/outputs_weighed_not_renormalised_logaddexp",
+                      source="""\
+def merge_attention(out_a, lse_a, out_b, lse_b):
+    lse = torch.logaddexp(lse_a, lse_b)
+    top = torch.maximum(lse_a, lse_b)
+    top = torch.where(top == -math.inf, torch.zeros_like(top), top)
+    scale_a = (lse_a - top).exp().unsqueeze(-1)
+    scale_b = (lse_b - top).exp().unsqueeze(-1)
+    return scale_a * out_a + scale_b * out_b, lse
+""",
+                      fixed=("    return scale_a * out_a + scale_b * out_b, lse\n",
+                             "    return (scale_a * out_a + scale_b * out_b) / (scale_a + scale_b).clamp_min(1.0), lse\n"),
+                      fails=("merge_attention_visible", "merge_attention_folds", "merge_attention_edges"),
+                      note="the merged lse by torch.logaddexp, the weights by .exp() and unsqueeze: another student's code"),
             ]),
     Mistake("merge.nan-empty-rows", "merge_attention",
             believed="where neither side has a key, -inf - (-inf) gives NaN",
@@ -948,6 +969,7 @@ class KVCache:
             believed="the storage is a class attribute, shared by every cache",
             fix="create the storage on self in __init__ (e.g. self.keys, self.values = [], [] for lists), not in the class body, so that each cache has its own",
             section="ch05-kv-cache",
+            detect=False,
             wrong=[
                 Wrong("kvcache/shared_class_attribute",
                       source="""\
@@ -1421,6 +1443,25 @@ def apply_rotary(x, positions, base=10000.0):
 """,
                       fixed=("(a * cos + b * sin, -a * sin + b * cos)", "(a * cos - b * sin, a * sin + b * cos)"),
                       fails=("rotary_visible", "rotary_values")),
+                Wrong("rotary/rotated_the_wrong_way_by_slices",
+                      source="""\
+def apply_rotary(x, positions, base=10000.0):
+    d = x.shape[-1]
+    if d % 2 != 0:
+        raise ValueError("need an even d")
+    inv_freq = 1.0 / base ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+    theta = torch.outer(positions.to(torch.float64), inv_freq)
+    c, s = torch.cos(theta).to(x.dtype), torch.sin(theta).to(x.dtype)
+    x1, x2 = x[..., ::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., ::2] = x1 * c + x2 * s
+    out[..., 1::2] = x2 * c - x1 * s
+    return out
+""",
+                      fixed=("    out[..., ::2] = x1 * c + x2 * s\n    out[..., 1::2] = x2 * c - x1 * s\n",
+                             "    out[..., ::2] = x1 * c - x2 * s\n    out[..., 1::2] = x1 * s + x2 * c\n"),
+                      fails=("rotary_visible", "rotary_values"),
+                      note="torch.outer for the angles, the pairs written into slices of a new tensor"),
             ]),
     Mistake("rope.sin-cos-swapped", "apply_rotary",
             believed="sin and cos are swapped",
@@ -1774,6 +1815,44 @@ class GroupedQueryAttention(nn.Module):
 """,
                       fixed=("\n            s = s.masked_fill(mask, torch.finfo(s.dtype).min)\n        w = torch.softmax(s, dim=-1)\n        if mask is not None:\n            w = w * ~mask\n", "\n            s = s.masked_fill(~mask, torch.finfo(s.dtype).min)\n        w = torch.softmax(s, dim=-1)\n        if mask is not None:\n            w = w * mask\n"),
                       fails=("gqa_masks",)),
+                Wrong("gqa/mask_inverted_with_where",
+                      source="""\
+class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads):
+        super().__init__()
+        if d_model % num_heads != 0 or num_heads % num_kv_heads != 0:
+            raise ValueError("bad head counts")
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = d_model // num_heads
+        self.W_q = nn.Linear(d_model, num_heads * self.head_dim)
+        self.W_k = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_v = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_o = nn.Linear(num_heads * self.head_dim, d_model)
+
+    def forward(self, x, mask=None):
+        B, T, _ = x.shape
+        hd = self.head_dim
+        queries = self.W_q(x).reshape(B, T, self.num_heads, hd).permute(0, 2, 1, 3)
+        keys = self.W_k(x).reshape(B, T, self.num_kv_heads, hd).permute(0, 2, 1, 3)
+        values = self.W_v(x).reshape(B, T, self.num_kv_heads, hd).permute(0, 2, 1, 3)
+        reps = self.num_heads // self.num_kv_heads
+        keys = torch.repeat_interleave(keys, reps, dim=1)
+        values = torch.repeat_interleave(values, reps, dim=1)
+        scores = torch.matmul(queries, keys.transpose(-2, -1)) * hd ** -0.5
+        if mask is not None:
+            blocked = mask                      # True = padding, to hide
+            scores = torch.where(blocked, torch.full_like(scores, -1e9), scores)
+        attn = scores.softmax(dim=-1)
+        if mask is not None:
+            attn = torch.where(blocked, torch.zeros_like(attn), attn)
+        out = torch.matmul(attn, values).permute(0, 2, 1, 3).reshape(B, T, -1)
+        return self.W_o(out), attn
+""",
+                      fixed=("            blocked = mask                      # True = padding, to hide\n",
+                             "            blocked = ~mask                     # True = may not attend\n"),
+                      fails=("gqa_masks",),
+                      note="torch.where with -1e9 and zeros, permute and torch.matmul: another student's code"),
             ]),
     Mistake("gqa.nan-fully-masked", "GroupedQueryAttention",
             believed="a query whose keys are all masked gets NaN",
