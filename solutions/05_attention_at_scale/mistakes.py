@@ -150,34 +150,9 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             section="ch05-memory",
             wrong=[
                 Wrong("online_softmax/scaled_by_value_width",
-                      source="""\
-def online_softmax_attention(query, key, value, block_size=128, causal=False, return_lse=False):
-    T_q, T_k = query.size(-2), key.size(-2)
-    if causal and T_q != T_k:
-        raise ValueError("causal attention needs T_q == T_k")
-    q = query / math.sqrt(value.size(-1))
-    m = q.new_full(q.shape[:-1] + (1,), -math.inf)
-    l = q.new_zeros(q.shape[:-1] + (1,))
-    o = q.new_zeros(q.shape[:-1] + value.shape[-1:])
-    rows = torch.arange(T_q).unsqueeze(-1)
-    for start in range(0, T_k, block_size):
-        kb = key[..., start:start + block_size, :]
-        vb = value[..., start:start + block_size, :]
-        s = q @ kb.mT
-        if causal:
-            cols = torch.arange(start, start + kb.size(-2))
-            s = s.masked_fill(cols > rows, -math.inf)
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        p = torch.exp(s - m_new)
-        l = l * torch.exp(m - m_new) + p.sum(-1, keepdim=True)
-        o = o * torch.exp(m - m_new) + p @ vb
-        m = m_new
-    out = o / l.clamp_min(1.0)
-    if return_lse:
-        return out, (m + torch.log(l)).squeeze(-1)
-    return out
-""",
-                      fixed=("math.sqrt(value.size(-1))", "math.sqrt(query.size(-1))"),
+                      edit=('query = query / math.sqrt(query.size(-1))',
+                            'query = query / math.sqrt(value.size(-1))'),
+                      fixed=('math.sqrt(value.size(-1))', 'math.sqrt(query.size(-1))'),
                       fails=("online_softmax_visible", "online_softmax_matches_sdpa", "online_softmax_causal", "online_softmax_memory")),
             ]),
     Mistake("online.causal-off-by-one", "online_softmax_attention",
@@ -748,17 +723,9 @@ def merge_attention(out_a, lse_a, out_b, lse_b):
             section="ch05-merge",
             wrong=[
                 Wrong("merge/lse_added",
-                      source="""\
-def merge_attention(out_a, lse_a, out_b, lse_b):
-    m = torch.maximum(lse_a, lse_b)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)
-    total = w_a + w_b
-    lse = lse_a + lse_b
-    out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / total.clamp_min(1.0)[..., None]
-    return out, lse
-""",
-                      fixed=("lse = lse_a + lse_b", "lse = m + torch.log(total)"),
+                      edit=('lse = reference + torch.log(total)',
+                            'lse = lse_a + lse_b'),
+                      fixed=('lse = lse_a + lse_b', 'lse = reference + torch.log(total)'),
                       fails=("merge_attention_visible", "merge_attention_folds", "merge_attention_edges")),
             ]),
     Mistake("merge.python-loop", "merge_attention",
@@ -1151,30 +1118,9 @@ class CausalSelfAttention(nn.Module):
             section="ch05-cache-mask",
             wrong=[
                 Wrong("causal_attention/query_cannot_see_itself",
-                      source="""\
-class CausalSelfAttention(nn.Module):
-    def __init__(self, d_model, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model)
-        self.W_k = nn.Linear(d_model, d_model)
-        self.W_v = nn.Linear(d_model, d_model)
-        self.W_o = nn.Linear(d_model, d_model)
-
-    def forward(self, x, cache=None):
-        B, t, D = x.shape
-        H = self.num_heads
-        q = self.W_q(x).view(B, t, H, D // H).transpose(1, 2)
-        k = self.W_k(x).view(B, t, H, D // H).transpose(1, 2)
-        v = self.W_v(x).view(B, t, H, D // H).transpose(1, 2)
-        n = 0 if cache is None else len(cache)
-        if cache is not None:
-            k, v = cache.update(k, v)
-        allowed = torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n - 1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        return self.W_o(out.transpose(1, 2).reshape(B, t, D))
-""",
-                      fixed=("diagonal=n - 1", "diagonal=n"),
+                      edit=('tril(diagonal=n)',
+                            'tril(diagonal=n - 1)'),
+                      fixed=('diagonal=n - 1', 'diagonal=n'),
                       fails=("causal_attention_visible", "causal_attention_full", "causal_attention_decoding")),
             ]),
     Mistake("csa.scaled-by-d-model", "CausalSelfAttention",
@@ -1247,29 +1193,9 @@ class CausalSelfAttention(nn.Module):
             section="ch05-small-decoder",
             wrong=[
                 Wrong("causal_attention/missing_output_projection",
-                      source="""\
-class CausalSelfAttention(nn.Module):
-    def __init__(self, d_model, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model)
-        self.W_k = nn.Linear(d_model, d_model)
-        self.W_v = nn.Linear(d_model, d_model)
-        self.W_o = nn.Linear(d_model, d_model)
-
-    def forward(self, x, cache=None):
-        B, t, D = x.shape
-        H = self.num_heads
-        q = self.W_q(x).view(B, t, H, D // H).transpose(1, 2)
-        k = self.W_k(x).view(B, t, H, D // H).transpose(1, 2)
-        v = self.W_v(x).view(B, t, H, D // H).transpose(1, 2)
-        n = 0 if cache is None else len(cache)
-        if cache is not None:
-            k, v = cache.update(k, v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n))
-        return out.transpose(1, 2).reshape(B, t, D)
-""",
-                      fixed=("return out.transpose(1, 2).reshape(B, t, D)", "return self.W_o(out.transpose(1, 2).reshape(B, t, D))"),
+                      edit=('return self.W_o(out.transpose(1, 2).reshape(B, t, D))',
+                            'return out.transpose(1, 2).reshape(B, t, D)'),
+                      fixed=('return out.transpose(1, 2).reshape(B, t, D)', 'return self.W_o(out.transpose(1, 2).reshape(B, t, D))'),
                       fails=("causal_attention_full", "causal_attention_decoding")),
             ]),
     Mistake("csa.loops-over-heads", "CausalSelfAttention",
@@ -1390,18 +1316,9 @@ def apply_rotary(x, positions, base=10000.0):
             section="ch05-rope",
             wrong=[
                 Wrong("rotary/positions_start_at_one",
-                      source="""\
-def apply_rotary(x, positions, base=10000.0):
-    d = x.size(-1)
-    if d % 2:
-        raise ValueError("d must be even")
-    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    angles = (positions.double()[:, None] + 1) * freqs
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    a, b = x[..., 0::2], x[..., 1::2]
-    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
-""",
-                      fixed=("(positions.double()[:, None] + 1)", "positions.double()[:, None]"),
+                      edit=('positions.to(torch.float64).unsqueeze(-1)',
+                            '(positions.to(torch.float64) + 1).unsqueeze(-1)'),
+                      fixed=('(positions.to(torch.float64) + 1).unsqueeze(-1)', 'positions.to(torch.float64).unsqueeze(-1)'),
                       fails=("rotary_visible", "rotary_values")),
             ]),
     Mistake("rope.positions-ignored", "apply_rotary",
@@ -1430,18 +1347,9 @@ def apply_rotary(x, positions, base=10000.0):
             section="ch05-rope",
             wrong=[
                 Wrong("rotary/rotated_the_wrong_way",
-                      source="""\
-def apply_rotary(x, positions, base=10000.0):
-    d = x.size(-1)
-    if d % 2:
-        raise ValueError("d must be even")
-    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    angles = positions.double()[:, None] * freqs
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    a, b = x[..., 0::2], x[..., 1::2]
-    return torch.stack((a * cos + b * sin, -a * sin + b * cos), dim=-1).flatten(-2)
-""",
-                      fixed=("(a * cos + b * sin, -a * sin + b * cos)", "(a * cos - b * sin, a * sin + b * cos)"),
+                      edit=('(even * cos - odd * sin, even * sin + odd * cos)',
+                            '(even * cos + odd * sin, -even * sin + odd * cos)'),
+                      fixed=('(even * cos + odd * sin, -even * sin + odd * cos)', '(even * cos - odd * sin, even * sin + odd * cos)'),
                       fails=("rotary_visible", "rotary_values")),
                 Wrong("rotary/rotated_the_wrong_way_by_slices",
                       source="""\
@@ -1712,36 +1620,9 @@ class GroupedQueryAttention(nn.Module):
             section="ch05-gqa",
             wrong=[
                 Wrong("gqa/scaled_by_d_model",
-                      source="""\
-class GroupedQueryAttention(nn.Module):
-    def __init__(self, d_model, num_heads, num_kv_heads):
-        super().__init__()
-        if d_model % num_heads or num_heads % num_kv_heads:
-            raise ValueError("d_model % num_heads and num_heads % num_kv_heads must be 0")
-        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
-        self.head_dim = d_model // num_heads
-        self.W_q = nn.Linear(d_model, d_model)
-        self.W_k = nn.Linear(d_model, num_kv_heads * self.head_dim)
-        self.W_v = nn.Linear(d_model, num_kv_heads * self.head_dim)
-        self.W_o = nn.Linear(d_model, d_model)
-
-    def forward(self, x, mask=None):
-        B, T, D = x.shape
-        H, H_kv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        q = self.W_q(x).view(B, T, H, d).transpose(1, 2)
-        k = self.W_k(x).view(B, T, H_kv, d).transpose(1, 2)
-        v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)
-        k = k.repeat_interleave(H // H_kv, dim=1)
-        v = v.repeat_interleave(H // H_kv, dim=1)
-        s = q @ k.mT / math.sqrt(D)
-        if mask is not None:
-            s = s.masked_fill(~mask, torch.finfo(s.dtype).min)
-        w = torch.softmax(s, dim=-1)
-        if mask is not None:
-            w = w * mask
-        return self.W_o((w @ v).transpose(1, 2).reshape(B, T, D)), w
-""",
-                      fixed=("math.sqrt(D)", "math.sqrt(d)"),
+                      edit=('q @ k.mT / math.sqrt(self.head_dim)',
+                            'q @ k.mT / math.sqrt(D)'),
+                      fixed=('q @ k.mT / math.sqrt(D)', 'q @ k.mT / math.sqrt(self.head_dim)'),
                       fails=("gqa_matches_sdpa", "gqa_masks")),
             ]),
     Mistake("gqa.mask-ignored", "GroupedQueryAttention",
