@@ -150,34 +150,9 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             section="ch05-memory",
             wrong=[
                 Wrong("online_softmax/scaled_by_value_width",
-                      source="""\
-def online_softmax_attention(query, key, value, block_size=128, causal=False, return_lse=False):
-    T_q, T_k = query.size(-2), key.size(-2)
-    if causal and T_q != T_k:
-        raise ValueError("causal attention needs T_q == T_k")
-    q = query / math.sqrt(value.size(-1))
-    m = q.new_full(q.shape[:-1] + (1,), -math.inf)
-    l = q.new_zeros(q.shape[:-1] + (1,))
-    o = q.new_zeros(q.shape[:-1] + value.shape[-1:])
-    rows = torch.arange(T_q).unsqueeze(-1)
-    for start in range(0, T_k, block_size):
-        kb = key[..., start:start + block_size, :]
-        vb = value[..., start:start + block_size, :]
-        s = q @ kb.mT
-        if causal:
-            cols = torch.arange(start, start + kb.size(-2))
-            s = s.masked_fill(cols > rows, -math.inf)
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        p = torch.exp(s - m_new)
-        l = l * torch.exp(m - m_new) + p.sum(-1, keepdim=True)
-        o = o * torch.exp(m - m_new) + p @ vb
-        m = m_new
-    out = o / l.clamp_min(1.0)
-    if return_lse:
-        return out, (m + torch.log(l)).squeeze(-1)
-    return out
-""",
-                      fixed=("math.sqrt(value.size(-1))", "math.sqrt(query.size(-1))"),
+                      edit=('query = query / math.sqrt(query.size(-1))',
+                            'query = query / math.sqrt(value.size(-1))'),
+                      fixed=('math.sqrt(value.size(-1))', 'math.sqrt(query.size(-1))'),
                       fails=("online_softmax_visible", "online_softmax_matches_sdpa", "online_softmax_causal", "online_softmax_memory")),
             ]),
     Mistake("online.causal-off-by-one", "online_softmax_attention",
@@ -290,6 +265,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the block_size argument is ignored",
             fix="walk over the keys in blocks of block_size: range(0, T_k, block_size) and slices [..., start:start + block_size, :]",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/block_size_ignored",
                       source="""\
@@ -326,6 +302,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the whole T_q x T_k matrix of scores is computed at once",
             fix="loop over the keys in blocks of block_size; for each block compute its scores only and update the running maximum, normaliser and accumulator (the old sums rescaled by exp(m_old - m_new))",
             section="ch05-memory",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/materialises_the_full_matrix",
                       source="""\
@@ -346,6 +323,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="every block's scores are kept (in a list) until the end, so a T_q x T_k matrix is alive",
             fix="update the running maximum, normaliser and accumulator as soon as a block's scores are computed, then let those scores go: keep nothing per block for a second pass",
             section="ch05-memory",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/keeps_every_block",
                       source="""\
@@ -372,6 +350,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="torch's fused attention is called instead of computing the attention",
             fix="compute the attention yourself with matmul, exp and sums, one block of keys at a time, keeping a running maximum, normaliser and accumulator rescaled by exp(m_old - m_new): no F.scaled_dot_product_attention",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/calls_fused_attention",
                       source="""\
@@ -389,6 +368,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the computation leaves torch (numpy)",
             fix="compute with torch operations on the tensors themselves, one block of keys at a time with a running maximum, normaliser and accumulator rescaled by exp(m_old - m_new): no .numpy(), numpy or torch.from_numpy",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/leaves_torch_for_numpy",
                       source="""\
@@ -412,6 +392,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the queries are cut into chunks, and each chunk takes an ordinary softmax over every key",
             fix="walk over blocks of keys, not of queries: for each block of keys compute the scores of every query, and update the running maximum, normaliser and accumulator (rescaled by exp(m_old - m_new)); no row of scores is ever whole",
             section="ch05-flash-blocks",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/query_chunks",
                       source="""\
@@ -541,6 +522,7 @@ def online_softmax_attention(query, key, value, block_size=128, causal=False, re
             believed="the lse is computed from the full row of scores at the end",
             fix="read the lse from the walk: m + log(l), from the running maximum and normaliser after the last block",
             section="ch05-lse",
+            detect=False,
             wrong=[
                 Wrong("online_softmax/lse_from_a_full_row",
                       source="""\
@@ -647,6 +629,20 @@ def merge_attention(out_a, lse_a, out_b, lse_b):
 """,
                       fixed=("out = w_a[..., None] * out_a + w_b[..., None] * out_b\n", "out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / total.clamp_min(1.0)[..., None]\n"),
                       fails=("merge_attention_visible", "merge_attention_folds", "merge_attention_edges")),
+                Wrong("merge/outputs_weighed_not_renormalised_logaddexp",
+                      source="""\
+def merge_attention(out_a, lse_a, out_b, lse_b):
+    lse = torch.logaddexp(lse_a, lse_b)
+    top = torch.maximum(lse_a, lse_b)
+    top = torch.where(top == -math.inf, torch.zeros_like(top), top)
+    scale_a = (lse_a - top).exp().unsqueeze(-1)
+    scale_b = (lse_b - top).exp().unsqueeze(-1)
+    return scale_a * out_a + scale_b * out_b, lse
+""",
+                      fixed=("    return scale_a * out_a + scale_b * out_b, lse\n",
+                             "    return (scale_a * out_a + scale_b * out_b) / (scale_a + scale_b).clamp_min(1.0), lse\n"),
+                      fails=("merge_attention_visible", "merge_attention_folds", "merge_attention_edges"),
+                      note="the merged lse by torch.logaddexp, the weights by .exp() and unsqueeze: another student's code"),
             ]),
     Mistake("merge.nan-empty-rows", "merge_attention",
             believed="where neither side has a key, -inf - (-inf) gives NaN",
@@ -727,17 +723,9 @@ def merge_attention(out_a, lse_a, out_b, lse_b):
             section="ch05-merge",
             wrong=[
                 Wrong("merge/lse_added",
-                      source="""\
-def merge_attention(out_a, lse_a, out_b, lse_b):
-    m = torch.maximum(lse_a, lse_b)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    w_a, w_b = torch.exp(lse_a - m), torch.exp(lse_b - m)
-    total = w_a + w_b
-    lse = lse_a + lse_b
-    out = (w_a[..., None] * out_a + w_b[..., None] * out_b) / total.clamp_min(1.0)[..., None]
-    return out, lse
-""",
-                      fixed=("lse = lse_a + lse_b", "lse = m + torch.log(total)"),
+                      edit=('lse = reference + torch.log(total)',
+                            'lse = lse_a + lse_b'),
+                      fixed=('lse = lse_a + lse_b', 'lse = reference + torch.log(total)'),
                       fails=("merge_attention_visible", "merge_attention_folds", "merge_attention_edges")),
             ]),
     Mistake("merge.python-loop", "merge_attention",
@@ -948,6 +936,7 @@ class KVCache:
             believed="the storage is a class attribute, shared by every cache",
             fix="create the storage on self in __init__ (e.g. self.keys, self.values = [], [] for lists), not in the class body, so that each cache has its own",
             section="ch05-kv-cache",
+            detect=False,
             wrong=[
                 Wrong("kvcache/shared_class_attribute",
                       source="""\
@@ -1129,30 +1118,9 @@ class CausalSelfAttention(nn.Module):
             section="ch05-cache-mask",
             wrong=[
                 Wrong("causal_attention/query_cannot_see_itself",
-                      source="""\
-class CausalSelfAttention(nn.Module):
-    def __init__(self, d_model, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model)
-        self.W_k = nn.Linear(d_model, d_model)
-        self.W_v = nn.Linear(d_model, d_model)
-        self.W_o = nn.Linear(d_model, d_model)
-
-    def forward(self, x, cache=None):
-        B, t, D = x.shape
-        H = self.num_heads
-        q = self.W_q(x).view(B, t, H, D // H).transpose(1, 2)
-        k = self.W_k(x).view(B, t, H, D // H).transpose(1, 2)
-        v = self.W_v(x).view(B, t, H, D // H).transpose(1, 2)
-        n = 0 if cache is None else len(cache)
-        if cache is not None:
-            k, v = cache.update(k, v)
-        allowed = torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n - 1)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        return self.W_o(out.transpose(1, 2).reshape(B, t, D))
-""",
-                      fixed=("diagonal=n - 1", "diagonal=n"),
+                      edit=('tril(diagonal=n)',
+                            'tril(diagonal=n - 1)'),
+                      fixed=('diagonal=n - 1', 'diagonal=n'),
                       fails=("causal_attention_visible", "causal_attention_full", "causal_attention_decoding")),
             ]),
     Mistake("csa.scaled-by-d-model", "CausalSelfAttention",
@@ -1225,29 +1193,9 @@ class CausalSelfAttention(nn.Module):
             section="ch05-small-decoder",
             wrong=[
                 Wrong("causal_attention/missing_output_projection",
-                      source="""\
-class CausalSelfAttention(nn.Module):
-    def __init__(self, d_model, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model)
-        self.W_k = nn.Linear(d_model, d_model)
-        self.W_v = nn.Linear(d_model, d_model)
-        self.W_o = nn.Linear(d_model, d_model)
-
-    def forward(self, x, cache=None):
-        B, t, D = x.shape
-        H = self.num_heads
-        q = self.W_q(x).view(B, t, H, D // H).transpose(1, 2)
-        k = self.W_k(x).view(B, t, H, D // H).transpose(1, 2)
-        v = self.W_v(x).view(B, t, H, D // H).transpose(1, 2)
-        n = 0 if cache is None else len(cache)
-        if cache is not None:
-            k, v = cache.update(k, v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(t, n + t, dtype=torch.bool).tril(diagonal=n))
-        return out.transpose(1, 2).reshape(B, t, D)
-""",
-                      fixed=("return out.transpose(1, 2).reshape(B, t, D)", "return self.W_o(out.transpose(1, 2).reshape(B, t, D))"),
+                      edit=('return self.W_o(out.transpose(1, 2).reshape(B, t, D))',
+                            'return out.transpose(1, 2).reshape(B, t, D)'),
+                      fixed=('return out.transpose(1, 2).reshape(B, t, D)', 'return self.W_o(out.transpose(1, 2).reshape(B, t, D))'),
                       fails=("causal_attention_full", "causal_attention_decoding")),
             ]),
     Mistake("csa.loops-over-heads", "CausalSelfAttention",
@@ -1368,18 +1316,9 @@ def apply_rotary(x, positions, base=10000.0):
             section="ch05-rope",
             wrong=[
                 Wrong("rotary/positions_start_at_one",
-                      source="""\
-def apply_rotary(x, positions, base=10000.0):
-    d = x.size(-1)
-    if d % 2:
-        raise ValueError("d must be even")
-    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    angles = (positions.double()[:, None] + 1) * freqs
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    a, b = x[..., 0::2], x[..., 1::2]
-    return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)
-""",
-                      fixed=("(positions.double()[:, None] + 1)", "positions.double()[:, None]"),
+                      edit=('positions.to(torch.float64).unsqueeze(-1)',
+                            '(positions.to(torch.float64) + 1).unsqueeze(-1)'),
+                      fixed=('(positions.to(torch.float64) + 1).unsqueeze(-1)', 'positions.to(torch.float64).unsqueeze(-1)'),
                       fails=("rotary_visible", "rotary_values")),
             ]),
     Mistake("rope.positions-ignored", "apply_rotary",
@@ -1408,19 +1347,29 @@ def apply_rotary(x, positions, base=10000.0):
             section="ch05-rope",
             wrong=[
                 Wrong("rotary/rotated_the_wrong_way",
+                      edit=('(even * cos - odd * sin, even * sin + odd * cos)',
+                            '(even * cos + odd * sin, -even * sin + odd * cos)'),
+                      fixed=('(even * cos + odd * sin, -even * sin + odd * cos)', '(even * cos - odd * sin, even * sin + odd * cos)'),
+                      fails=("rotary_visible", "rotary_values")),
+                Wrong("rotary/rotated_the_wrong_way_by_slices",
                       source="""\
 def apply_rotary(x, positions, base=10000.0):
-    d = x.size(-1)
-    if d % 2:
-        raise ValueError("d must be even")
-    freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
-    angles = positions.double()[:, None] * freqs
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    a, b = x[..., 0::2], x[..., 1::2]
-    return torch.stack((a * cos + b * sin, -a * sin + b * cos), dim=-1).flatten(-2)
+    d = x.shape[-1]
+    if d % 2 != 0:
+        raise ValueError("need an even d")
+    inv_freq = 1.0 / base ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+    theta = torch.outer(positions.to(torch.float64), inv_freq)
+    c, s = torch.cos(theta).to(x.dtype), torch.sin(theta).to(x.dtype)
+    x1, x2 = x[..., ::2], x[..., 1::2]
+    out = torch.empty_like(x)
+    out[..., ::2] = x1 * c + x2 * s
+    out[..., 1::2] = x2 * c - x1 * s
+    return out
 """,
-                      fixed=("(a * cos + b * sin, -a * sin + b * cos)", "(a * cos - b * sin, a * sin + b * cos)"),
-                      fails=("rotary_visible", "rotary_values")),
+                      fixed=("    out[..., ::2] = x1 * c + x2 * s\n    out[..., 1::2] = x2 * c - x1 * s\n",
+                             "    out[..., ::2] = x1 * c - x2 * s\n    out[..., 1::2] = x1 * s + x2 * c\n"),
+                      fails=("rotary_visible", "rotary_values"),
+                      note="torch.outer for the angles, the pairs written into slices of a new tensor"),
             ]),
     Mistake("rope.sin-cos-swapped", "apply_rotary",
             believed="sin and cos are swapped",
@@ -1671,36 +1620,9 @@ class GroupedQueryAttention(nn.Module):
             section="ch05-gqa",
             wrong=[
                 Wrong("gqa/scaled_by_d_model",
-                      source="""\
-class GroupedQueryAttention(nn.Module):
-    def __init__(self, d_model, num_heads, num_kv_heads):
-        super().__init__()
-        if d_model % num_heads or num_heads % num_kv_heads:
-            raise ValueError("d_model % num_heads and num_heads % num_kv_heads must be 0")
-        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
-        self.head_dim = d_model // num_heads
-        self.W_q = nn.Linear(d_model, d_model)
-        self.W_k = nn.Linear(d_model, num_kv_heads * self.head_dim)
-        self.W_v = nn.Linear(d_model, num_kv_heads * self.head_dim)
-        self.W_o = nn.Linear(d_model, d_model)
-
-    def forward(self, x, mask=None):
-        B, T, D = x.shape
-        H, H_kv, d = self.num_heads, self.num_kv_heads, self.head_dim
-        q = self.W_q(x).view(B, T, H, d).transpose(1, 2)
-        k = self.W_k(x).view(B, T, H_kv, d).transpose(1, 2)
-        v = self.W_v(x).view(B, T, H_kv, d).transpose(1, 2)
-        k = k.repeat_interleave(H // H_kv, dim=1)
-        v = v.repeat_interleave(H // H_kv, dim=1)
-        s = q @ k.mT / math.sqrt(D)
-        if mask is not None:
-            s = s.masked_fill(~mask, torch.finfo(s.dtype).min)
-        w = torch.softmax(s, dim=-1)
-        if mask is not None:
-            w = w * mask
-        return self.W_o((w @ v).transpose(1, 2).reshape(B, T, D)), w
-""",
-                      fixed=("math.sqrt(D)", "math.sqrt(d)"),
+                      edit=('q @ k.mT / math.sqrt(self.head_dim)',
+                            'q @ k.mT / math.sqrt(D)'),
+                      fixed=('q @ k.mT / math.sqrt(D)', 'q @ k.mT / math.sqrt(self.head_dim)'),
                       fails=("gqa_matches_sdpa", "gqa_masks")),
             ]),
     Mistake("gqa.mask-ignored", "GroupedQueryAttention",
@@ -1774,6 +1696,44 @@ class GroupedQueryAttention(nn.Module):
 """,
                       fixed=("\n            s = s.masked_fill(mask, torch.finfo(s.dtype).min)\n        w = torch.softmax(s, dim=-1)\n        if mask is not None:\n            w = w * ~mask\n", "\n            s = s.masked_fill(~mask, torch.finfo(s.dtype).min)\n        w = torch.softmax(s, dim=-1)\n        if mask is not None:\n            w = w * mask\n"),
                       fails=("gqa_masks",)),
+                Wrong("gqa/mask_inverted_with_where",
+                      source="""\
+class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads):
+        super().__init__()
+        if d_model % num_heads != 0 or num_heads % num_kv_heads != 0:
+            raise ValueError("bad head counts")
+        self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
+        self.head_dim = d_model // num_heads
+        self.W_q = nn.Linear(d_model, num_heads * self.head_dim)
+        self.W_k = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_v = nn.Linear(d_model, num_kv_heads * self.head_dim)
+        self.W_o = nn.Linear(num_heads * self.head_dim, d_model)
+
+    def forward(self, x, mask=None):
+        B, T, _ = x.shape
+        hd = self.head_dim
+        queries = self.W_q(x).reshape(B, T, self.num_heads, hd).permute(0, 2, 1, 3)
+        keys = self.W_k(x).reshape(B, T, self.num_kv_heads, hd).permute(0, 2, 1, 3)
+        values = self.W_v(x).reshape(B, T, self.num_kv_heads, hd).permute(0, 2, 1, 3)
+        reps = self.num_heads // self.num_kv_heads
+        keys = torch.repeat_interleave(keys, reps, dim=1)
+        values = torch.repeat_interleave(values, reps, dim=1)
+        scores = torch.matmul(queries, keys.transpose(-2, -1)) * hd ** -0.5
+        if mask is not None:
+            blocked = mask                      # True = padding, to hide
+            scores = torch.where(blocked, torch.full_like(scores, -1e9), scores)
+        attn = scores.softmax(dim=-1)
+        if mask is not None:
+            attn = torch.where(blocked, torch.zeros_like(attn), attn)
+        out = torch.matmul(attn, values).permute(0, 2, 1, 3).reshape(B, T, -1)
+        return self.W_o(out), attn
+""",
+                      fixed=("            blocked = mask                      # True = padding, to hide\n",
+                             "            blocked = ~mask                     # True = may not attend\n"),
+                      fails=("gqa_masks",),
+                      note="torch.where with -1e9 and zeros, permute and torch.matmul: another student's code"),
             ]),
     Mistake("gqa.nan-fully-masked", "GroupedQueryAttention",
             believed="a query whose keys are all masked gets NaN",
