@@ -13,18 +13,8 @@ MISTAKES = [
             section="ch04-ffn",
             wrong=[
                 Wrong("ffn/no_relu",
-                      source="""\
-class PositionWiseFFN(nn.Module):
-    def __init__(self, d_model, d_ff, dropout=0.0):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(self, x):
-        return self.linear2(self.dropout(self.linear1(x)))
-""",
-                      fixed=("self.dropout(self.linear1(x))", "self.dropout(F.relu(self.linear1(x)))"),
+                      edit=('F.relu(self.linear1(x))', 'self.linear1(x)'),
+                      fixed=('hidden = self.linear1(x)', 'hidden = F.relu(self.linear1(x))'),
                       fails=("ffn_visible", "ffn_matches_formula", "ffn_gradients")),
             ]),
     Mistake("ffn.gelu", "PositionWiseFFN",
@@ -33,19 +23,15 @@ class PositionWiseFFN(nn.Module):
             section="ch04-ffn",
             wrong=[
                 Wrong("ffn/gelu_instead_of_relu",
-                      source="""\
-class PositionWiseFFN(nn.Module):
-    def __init__(self, d_model, d_ff, dropout=0.0):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(self, x):
-        return self.linear2(self.dropout(F.gelu(self.linear1(x))))
-""",
+                      edit=('F.relu(', 'F.gelu('),
                       fixed=("F.gelu(", "F.relu("),
                       fails=("ffn_visible", "ffn_matches_formula", "ffn_gradients")),
+                Wrong("ffn/gelu_by_its_formula",
+                      edit=("hidden = F.relu(self.linear1(x))",
+                            "pre = self.linear1(x)\n        hidden = 0.5 * pre * (1 + torch.erf(pre / math.sqrt(2)))"),
+                      fixed=("0.5 * pre * (1 + torch.erf(pre / math.sqrt(2)))", "F.relu(pre)"),
+                      fails=("ffn_visible", "ffn_matches_formula", "ffn_gradients"),
+                      note="GELU written out with torch.erf, in the solution's own layout"),
             ]),
     Mistake("ffn.relu-on-output", "PositionWiseFFN",
             believed="a ReLU is also applied to the output of linear2, so the output cannot be negative",
@@ -53,18 +39,8 @@ class PositionWiseFFN(nn.Module):
             section="ch04-ffn",
             wrong=[
                 Wrong("ffn/relu_on_the_output_too",
-                      source="""\
-class PositionWiseFFN(nn.Module):
-    def __init__(self, d_model, d_ff, dropout=0.0):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(self, x):
-        return F.relu(self.linear2(self.dropout(F.relu(self.linear1(x)))))
-""",
-                      fixed=("return F.relu(self.linear2(self.dropout(F.relu(self.linear1(x)))))", "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+                      edit=('return self.linear2(self.dropout(hidden))', 'return F.relu(self.linear2(self.dropout(hidden)))'),
+                      fixed=('return F.relu(self.linear2(self.dropout(hidden)))', 'return self.linear2(self.dropout(hidden))'),
                       fails=("ffn_matches_formula",)),
             ]),
     Mistake("ffn.no-bias", "PositionWiseFFN",
@@ -113,18 +89,8 @@ class PositionWiseFFN(nn.Module):
             section="ch04-block",
             wrong=[
                 Wrong("ffn/dropout_after_linear2",
-                      source="""\
-class PositionWiseFFN(nn.Module):
-    def __init__(self, d_model, d_ff, dropout=0.0):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(self, x):
-        return self.dropout(self.linear2(F.relu(self.linear1(x))))
-""",
-                      fixed=("return self.dropout(self.linear2(F.relu(self.linear1(x))))", "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+                      edit=('return self.linear2(self.dropout(hidden))', 'return self.dropout(self.linear2(hidden))'),
+                      fixed=('return self.dropout(self.linear2(hidden))', 'return self.linear2(self.dropout(hidden))'),
                       fails=("ffn_dropout",),
                       note="dropout on the FFN's output instead of its hidden activations"),
                 Wrong("ffn/dropout_on_the_input",
@@ -149,17 +115,7 @@ class PositionWiseFFN(nn.Module):
             section="ch04-block",
             wrong=[
                 Wrong("ffn/dropout_in_eval_mode",
-                      source="""\
-class PositionWiseFFN(nn.Module):
-    def __init__(self, d_model, d_ff, dropout=0.0):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(self, x):
-        return self.linear2(F.dropout(F.relu(self.linear1(x)), self.dropout.p, training=True))
-""",
+                      edit=('self.dropout(hidden)', 'F.dropout(hidden, self.dropout.p, training=True)'),
                       fixed=("training=True", "training=self.training"),
                       fails=("ffn_dropout",)),
             ]),
@@ -169,18 +125,8 @@ class PositionWiseFFN(nn.Module):
             section="ch04-block",
             wrong=[
                 Wrong("ffn/dropout_never_applied",
-                      source="""\
-class PositionWiseFFN(nn.Module):
-    def __init__(self, d_model, d_ff, dropout=0.0):
-        super().__init__()
-        self.linear1 = nn.Linear(d_model, d_ff)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(d_ff, d_model)
-
-    def forward(self, x):
-        return self.linear2(F.relu(self.linear1(x)))
-""",
-                      fixed=("return self.linear2(F.relu(self.linear1(x)))", "return self.linear2(self.dropout(F.relu(self.linear1(x))))"),
+                      edit=('self.linear2(self.dropout(hidden))', 'self.linear2(hidden)'),
+                      fixed=('return self.linear2(hidden)', 'return self.linear2(self.dropout(hidden))'),
                       fails=("ffn_dropout",)),
             ]),
     Mistake("ffn.dropout-not-rescaled", "PositionWiseFFN",
@@ -377,26 +323,7 @@ class TransformerEncoderBlock(nn.Module):
             section="ch04-layer-norm",
             wrong=[
                 Wrong("encoder/one_shared_layernorm",
-                      source="""\
-class TransformerEncoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = self.norm1
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])
-            return x + self.dropout2(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))
-        return self.norm2(x + self.dropout2(self.ffn(x)))
-""",
+                      edit=('self.norm2 = nn.LayerNorm(d_model)', 'self.norm2 = self.norm1'),
                       fixed=("self.norm2 = self.norm1", "self.norm2 = nn.LayerNorm(d_model)"),
                       fails=("encoder_visible", "encoder_matches_torch", "encoder_gradients")),
             ]),
@@ -493,26 +420,7 @@ class TransformerEncoderBlock(nn.Module):
             section="ch04-block",
             wrong=[
                 Wrong("encoder/ffn_built_without_dropout",
-                      source="""\
-class TransformerEncoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])
-            return x + self.dropout2(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))
-        return self.norm2(x + self.dropout2(self.ffn(x)))
-""",
+                      edit=('PositionWiseFFN(d_model, d_ff, dropout)', 'PositionWiseFFN(d_model, d_ff)'),
                       fixed=("PositionWiseFFN(d_model, d_ff)", "PositionWiseFFN(d_model, d_ff, dropout)"),
                       fails=("encoder_dropout",)),
             ]),
@@ -522,26 +430,7 @@ class TransformerEncoderBlock(nn.Module):
             section="ch04-ffn",
             wrong=[
                 Wrong("encoder/ffn_width_4d",
-                      source="""\
-class TransformerEncoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, 4 * d_model, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])
-            return x + self.dropout2(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))
-        return self.norm2(x + self.dropout2(self.ffn(x)))
-""",
+                      edit=('PositionWiseFFN(d_model, d_ff, dropout)', 'PositionWiseFFN(d_model, 4 * d_model, dropout)'),
                       fixed=("PositionWiseFFN(d_model, 4 * d_model, dropout)", "PositionWiseFFN(d_model, d_ff, dropout)"),
                       fails=("encoder_matches_torch",)),
             ]),
@@ -580,29 +469,16 @@ class TransformerEncoderBlock(nn.Module):
             section="ch04-block",
             wrong=[
                 Wrong("encoder/mask_inverted",
-                      source="""\
-class TransformerEncoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, mask=None):
-        mask = None if mask is None else ~mask
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, mask)[0])
-            return x + self.dropout2(self.ffn(self.norm2(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, mask)[0]))
-        return self.norm2(x + self.dropout2(self.ffn(x)))
-""",
+                      edit=('        if self.norm_first:', '        mask = None if mask is None else ~mask\n        if self.norm_first:'),
                       fixed=("        mask = None if mask is None else ~mask\n", ""),
                       fails=("encoder_visible", "encoder_matches_torch", "encoder_masks")),
+                Wrong("encoder/mask_compared_with_zero",
+                      edit=("        if self.norm_first:",
+                            "        if mask is not None:\n            mask = mask == 0                                  # True = blocked, as in torch\n"
+                            "        if self.norm_first:"),
+                      fixed=("        if mask is not None:\n            mask = mask == 0                                  # True = blocked, as in torch\n", ""),
+                      fails=("encoder_visible", "encoder_matches_torch", "encoder_masks"),
+                      note="the mask inverted by comparing it with 0, in the solution's own layout"),
             ]),
     Mistake("enc.python-loop", "TransformerEncoderBlock",
             believed="a sub-layer or a LayerNorm runs in a Python loop over the positions or the sequences",
@@ -646,32 +522,7 @@ class TransformerEncoderBlock(nn.Module):
             section="ch04-decoder",
             wrong=[
                 Wrong("decoder/queries_from_memory",
-                      source="""\
-class TransformerDecoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
-            h = self.norm2(x)
-            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
-        x = self.norm2(x + self.dropout2(self.cross_attn(memory, x, x, memory_mask)[0]))
-        return self.norm3(x + self.dropout3(self.ffn(x)))
-""",
+                      edit=('self.cross_attn(x, memory, memory, memory_mask)', 'self.cross_attn(memory, x, x, memory_mask)'),
                       fixed=("self.cross_attn(memory, x, x, memory_mask)", "self.cross_attn(x, memory, memory, memory_mask)"),
                       fails=("decoder_visible", "decoder_matches_torch", "decoder_masks")),
             ]),
@@ -716,33 +567,8 @@ class TransformerDecoderBlock(nn.Module):
             section="ch04-decoder",
             wrong=[
                 Wrong("decoder/memory_normalised",
-                      source="""\
-class TransformerDecoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
-            h, m = self.norm2(x), self.norm2(memory)
-            x = x + self.dropout2(self.cross_attn(h, m, m, memory_mask)[0])
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
-        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
-        return self.norm3(x + self.dropout3(self.ffn(x)))
-""",
-                      fixed=("h, m = self.norm2(x), self.norm2(memory)", "h, m = self.norm2(x), memory"),
+                      edit=('            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])', '            m = self.norm2(memory)\n            x = x + self.dropout2(self.cross_attn(h, m, m, memory_mask)[0])'),
+                      fixed=('m = self.norm2(memory)', 'm = memory'),
                       fails=("decoder_visible", "decoder_matches_torch")),
             ]),
     Mistake("dec.causal-cross-mask", "TransformerDecoderBlock",
@@ -751,37 +577,18 @@ class TransformerDecoderBlock(nn.Module):
             section="ch04-decoder",
             wrong=[
                 Wrong("decoder/causal_mask_on_cross_attention",
-                      source="""\
-class TransformerDecoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        T, S = x.shape[1], memory.shape[1]
-        causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()
-        memory_mask = causal if memory_mask is None else memory_mask & causal
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
-            h = self.norm2(x)
-            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
-        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
-        return self.norm3(x + self.dropout3(self.ffn(x)))
-""",
+                      edit=('        if self.norm_first:', '        T, S = x.shape[1], memory.shape[1]\n        causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()\n        memory_mask = causal if memory_mask is None else memory_mask & causal\n        if self.norm_first:'),
                       fixed=("        T, S = x.shape[1], memory.shape[1]\n        causal = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()\n        memory_mask = causal if memory_mask is None else memory_mask & causal\n", ""),
                       fails=("decoder_visible", "decoder_matches_torch", "decoder_masks")),
+                Wrong("decoder/memory_mask_made_causal_with_logical_and",
+                      edit=("        if self.norm_first:",
+                            "        if memory_mask is not None:\n"
+                            "            memory_mask = torch.logical_and(memory_mask, torch.tril(torch.ones(x.size(1), memory.size(1), dtype=torch.bool)))\n"
+                            "        if self.norm_first:"),
+                      fixed=("        if memory_mask is not None:\n"
+                             "            memory_mask = torch.logical_and(memory_mask, torch.tril(torch.ones(x.size(1), memory.size(1), dtype=torch.bool)))\n", ""),
+                      fails=("decoder_visible", "decoder_matches_torch", "decoder_masks"),
+                      note="torch.logical_and with torch.tril, and no mask at all where none is given"),
             ]),
     Mistake("dec.masks-swapped", "TransformerDecoderBlock",
             believed="self_mask goes to cross-attention and memory_mask to self-attention",
@@ -789,33 +596,7 @@ class TransformerDecoderBlock(nn.Module):
             section="ch04-decoder",
             wrong=[
                 Wrong("decoder/masks_swapped",
-                      source="""\
-class TransformerDecoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        self_mask, memory_mask = memory_mask, self_mask
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
-            h = self.norm2(x)
-            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
-        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
-        return self.norm3(x + self.dropout3(self.ffn(x)))
-""",
+                      edit=('        if self.norm_first:', '        self_mask, memory_mask = memory_mask, self_mask\n        if self.norm_first:'),
                       fixed=("        self_mask, memory_mask = memory_mask, self_mask\n", ""),
                       fails=("decoder_visible", "decoder_matches_torch", "decoder_masks")),
             ]),
@@ -895,32 +676,7 @@ class TransformerDecoderBlock(nn.Module):
             section="ch04-residual",
             wrong=[
                 Wrong("decoder/no_cross_attention_residual",
-                      source="""\
-class TransformerDecoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
-            h = self.norm2(x)
-            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
-        x = self.norm2(self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
-        return self.norm3(x + self.dropout3(self.ffn(x)))
-""",
+                      edit=('x = self.norm2(x + self.dropout2(read))', 'x = self.norm2(self.dropout2(read))'),
                       fixed=("x = self.norm2(self.dropout2(", "x = self.norm2(x + self.dropout2("),
                       fails=("decoder_visible", "decoder_matches_torch", "decoder_dropout")),
             ]),
@@ -994,32 +750,7 @@ class TransformerDecoderBlock(nn.Module):
             section="ch04-layer-norm",
             wrong=[
                 Wrong("decoder/one_shared_layernorm",
-                      source="""\
-class TransformerDecoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = self.norm2
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
-            h = self.norm2(x)
-            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
-        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
-        return self.norm3(x + self.dropout3(self.ffn(x)))
-""",
+                      edit=('self.norm3 = nn.LayerNorm(d_model)', 'self.norm3 = self.norm2'),
                       fixed=("self.norm3 = self.norm2", "self.norm3 = nn.LayerNorm(d_model)"),
                       fails=("decoder_visible", "decoder_matches_torch", "decoder_gradients")),
             ]),
@@ -1029,32 +760,7 @@ class TransformerDecoderBlock(nn.Module):
             section="ch04-decoder",
             wrong=[
                 Wrong("decoder/one_shared_attention",
-                      source="""\
-class TransformerDecoderBlock(nn.Module):
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
-        super().__init__()
-        self.self_attn = MultiHeadAttention(d_model, num_heads)
-        self.cross_attn = self.self_attn
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-        self.dropout3 = nn.Dropout(dropout)
-        self.norm_first = norm_first
-
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        if self.norm_first:
-            h = self.norm1(x)
-            x = x + self.dropout1(self.self_attn(h, h, h, self_mask)[0])
-            h = self.norm2(x)
-            x = x + self.dropout2(self.cross_attn(h, memory, memory, memory_mask)[0])
-            return x + self.dropout3(self.ffn(self.norm3(x)))
-        x = self.norm1(x + self.dropout1(self.self_attn(x, x, x, self_mask)[0]))
-        x = self.norm2(x + self.dropout2(self.cross_attn(x, memory, memory, memory_mask)[0]))
-        return self.norm3(x + self.dropout3(self.ffn(x)))
-""",
+                      edit=('self.cross_attn = MultiHeadAttention(d_model, num_heads)', 'self.cross_attn = self.self_attn'),
                       fixed=("self.cross_attn = self.self_attn", "self.cross_attn = MultiHeadAttention(d_model, num_heads)"),
                       fails=("decoder_visible", "decoder_matches_torch", "decoder_gradients")),
             ]),
