@@ -242,6 +242,20 @@ def graded_class(tmp_path_factory):
     }
 
 
+@pytest.fixture(scope="session")
+def small_class(tmp_path_factory):
+    """The small class of the end-to-end operations (tests/small_class.py): three honest students and two mutants
+    of 01_attention, graded once without interruption (root/reference) after a run on a worker that cannot sandbox
+    (root/not-graded). Ctrl-C, SIGTERM, killed workers and batches, regrading and Dask are all compared with it."""
+    from tests.small_class import FULL, FULL_TEXT, grades, make_small_class
+    root = make_small_class(tmp_path_factory.mktemp("small-class"))
+    reference = grades(root / "reference")
+    assert [reference[f"honest-{i}"] for i in range(3)] == [FULL_TEXT] * 3
+    assert 0 < float(reference["sdpa-unscaled"]) < FULL
+    assert read_csv(root / "reference" / "errors.csv") == [], "the reference run left an error"
+    return root
+
+
 def cell_scores(graded, student, assignment):
     """{grade_id: (score, max_score)} of one graded submission."""
     return {r["grade_id"]: (float(r["score"]), float(r["max_score"])) for r in graded["tests"]
@@ -318,7 +332,7 @@ SHARED_BY_FILE = {
     "tests/test_mutants.py": "the graded class", "tests/test_similarity.py": "the graded class",
     "tests/test_hostile.py": "the hostile batch", "tests/test_inputs.py": "the planted inputs",
     "tests/test_isolation.py": "the isolation probes", "tests/test_operations.py": "the small class",
-    "tests/test_resume.py": "the resumed class", "tests/test_maintainer.py": "the repository copy",
+    "tests/test_resume.py": "the small class", "tests/test_maintainer.py": "the repository copy",
 }
 
 

@@ -1,10 +1,14 @@
 """Grading operations an instructor relies on: a grade of 0 is only ever the student's; Ctrl-C, SIGTERM and
 a killed worker leave no process, no scratch folder and no false grade behind; running again grades
-exactly what is missing; regrading after a change of the tests is correct; honest accidents get the marks
-of their code; no file stops the class; the Dask recipe of the README works as written."""
+exactly what is missing; regrading after a change of a notebook or of the tests is correct; honest accidents get
+the marks of their code; no file stops the class; the Dask recipe of the README works as written.
+
+The end-to-end operations share conftest's small class (tests/small_class.py, graded once per session) and as
+few grader runs as each needs; what the cache decides is also proven without a kernel (a recording executor)."""
 import copy
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -16,114 +20,20 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.model import Status, SubmissionResult
-from tests.conftest import (REPO, max_points, nbgrader_cells, read_csv, release_path, run_grader, solution_path,
-                            with_cell_replaced)
+from autograder.model import Status
+from tests.conftest import REPO, read_csv, release_path, run_grader, solution_path, with_cell_replaced
 from tests.mutants import catalogue
+from tests.small_class import (ASSIGNMENT, FULL, FULL_TEXT, Run, children, grades, outputs, processes_mentioning,
+                               results_on_disk)
 
-ASSIGNMENT = "01_attention"
-FULL = sum(max_points(ASSIGNMENT).values())
-FULL_TEXT = f"{FULL:g}"
 BIN = Path(sys.executable).parent
 
 
-# --- helpers: an isolated temp folder per grader run, and what it leaves behind -------------------------------
-class Run:
-    """One grader process with a TMPDIR of its own (short: kernel socket paths must stay under ~100
-    bytes), so that everything it creates (scratch course, kernel sockets) and every process it starts can
-    be found afterwards."""
-
-    def __init__(self, submissions, out, *extra, workers=2, cwd=REPO):
-        self.tmp = Path(tempfile.mkdtemp(prefix="agt-", dir="/tmp"))
-        env = dict(os.environ, TMPDIR=str(self.tmp))
-        command = [sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out),
-                   "--workers", str(workers), "--quiet", *extra]
-        self.out = Path(out)
-        self.process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def wait(self, timeout=300):
-        stdout, stderr = self.process.communicate(timeout=timeout)
-        self.stderr = stderr
-        return self.process.returncode
-
-    def wait_for_results(self, count, timeout=180):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(list((self.out / "results").glob("*.json"))) < count:
-            assert self.process.poll() is None, "the grader ended before it was stopped"
-            time.sleep(0.1)
-
-    def leftovers(self, wait=15):
-        """Processes that mention this run's TMPDIR (workers, sandboxes, kernels) and files left in it."""
-        deadline = time.monotonic() + wait
-        while True:
-            alive = processes_mentioning(str(self.tmp))
-            files = sorted(str(p.relative_to(self.tmp)) for p in self.tmp.rglob("*"))
-            if (not alive and not files) or time.monotonic() > deadline:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                return alive, files
-            time.sleep(0.2)
-
-
-def processes_mentioning(text):
-    """[(pid, command line)] of every process (but this one) whose command line or environment holds `text`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if text.encode() in cmdline or text.encode() in environ:
-            found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]))
-    return found
-
-
-def grades(out):
-    return {r["student_id"]: r["score"] for r in read_csv(Path(out) / "grades.csv")}
-
-
-def outputs(out):
-    return [read_csv(Path(out) / name) for name in ("grades.csv", "tests.csv", "errors.csv", "flags.csv")]
-
-
-def results_on_disk(out):
-    return [SubmissionResult.from_json(p.read_text()) for p in sorted((Path(out) / "results").glob("*.json"))]
-
-
-def children(pid):
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-# --- the class --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def small_class(tmp_path_factory):
-    """Three honest students and two mutants, graded once without interruption (the reference)."""
-    root = tmp_path_factory.mktemp("operations")
-    submitted = root / "submitted"
-    for i in range(3):
-        (submitted / f"honest-{i}" / ASSIGNMENT).mkdir(parents=True)
-        shutil.copy(solution_path(ASSIGNMENT), submitted / f"honest-{i}" / ASSIGNMENT)
-    for name in ("sdpa/unscaled", "masked_softmax/inverted_mask"):
-        mutant = catalogue()[ASSIGNMENT][name]
-        folder = submitted / name.replace("/", "-") / ASSIGNMENT
-        folder.mkdir(parents=True)
-        nbformat.write(with_cell_replaced(ASSIGNMENT, mutant.cell, mutant.source), folder / f"{ASSIGNMENT}.ipynb")
-    run = Run(submitted, root / "reference")
-    assert run.wait() == 0, run.stderr
-    assert run.leftovers() == ([], [])
-    reference = grades(root / "reference")
-    assert [reference[f"honest-{i}"] for i in range(3)] == [FULL_TEXT] * 3
-    assert 0 < float(reference["sdpa-unscaled"]) < FULL
-    return root
-
-
+# --- the small class (conftest's small_class, tests/small_class.py) --------------------------------------------
 def test_ctrl_c_stops_cleanly_records_no_false_grade_and_the_rerun_grades_the_rest(small_class):
+    """Ctrl-C half-way, then the same command again, during which one of its workers is killed (SIGKILL, while a
+    kernel runs under it): the killed worker costs nothing, and every submission, graded again in these two runs,
+    gets exactly the rows of the reference (grading is repeatable)."""
     out = small_class / "interrupted"
     run = Run(small_class / "submitted", out)
     run.wait_for_results(1)
@@ -137,11 +47,12 @@ def test_ctrl_c_stops_cleanly_records_no_false_grade_and_the_rerun_grades_the_re
     assert not (out / "grades.csv").exists()
 
     again = Run(small_class / "submitted", out)
+    again.kill_a_worker_with_a_kernel()
     assert again.wait() == 0, again.stderr
     ran = (out / "timings.log").read_text().splitlines()[1:]
     assert len(ran) == 5 - len(done), "the rerun must grade exactly the submissions that were not graded"
     assert outputs(out) == outputs(small_class / "reference")
-    assert again.leftovers() == ([], [])
+    assert again.leftovers() == ([], []), "a killed worker left its kernel or files behind"
 
 
 def test_sigterm_to_the_grader_ends_its_workers_kernels_and_scratch(small_class, tmp_path):
@@ -153,61 +64,26 @@ def test_sigterm_to_the_grader_ends_its_workers_kernels_and_scratch(small_class,
     assert all(r.status is Status.GRADED for r in results_on_disk(tmp_path / "out"))
 
 
-def test_a_worker_killed_mid_batch_costs_nothing(small_class, tmp_path):
-    run = Run(small_class / "submitted", tmp_path / "out")
-    deadline, worker = time.monotonic() + 120, None
-    while worker is None and time.monotonic() < deadline:   # a worker with a kernel running under it
-        for server in children(run.process.pid):
-            for candidate in children(server):
-                if children(candidate):
-                    worker = candidate
-        time.sleep(0.1)
-    assert worker, "no worker with a running kernel was found"
-    os.kill(worker, signal.SIGKILL)
-    assert run.wait() == 0, run.stderr
-    assert run.leftovers() == ([], []), "a killed worker left its kernel or files behind"
-    assert outputs(tmp_path / "out") == outputs(small_class / "reference")
-
-
-def test_no_bubblewrap_on_a_worker_means_not_graded(small_class, tmp_path, monkeypatch):
-    from autograder import pipeline, sandbox
-    monkeypatch.setattr(sandbox, "unavailable", lambda: "bwrap is not installed")
-    results = pipeline.grade_class(small_class / "submitted", tmp_path / "out", workers=1, progress=False,
-                                   make_executor=_in_process_executor)
+def test_no_bubblewrap_on_a_worker_means_not_graded(small_class):
+    """The small class was first graded on a worker that cannot sandbox (tests/small_class.py): nothing graded,
+    nothing cached, no score; the grader's next run into the same folder (the reference) graded every one."""
+    results = pickle.loads((small_class / "not-graded.pickle").read_bytes())
     assert {r.status for r in results.submissions} == {Status.NOT_GRADED}
     assert all("cannot sandbox" in r.reason and "bwrap is not installed" in r.reason and r.cells == ()
                for r in results.submissions)
-    assert not list((tmp_path / "out" / "results").glob("*.json")), "a failure of the grader was cached"
-    from autograder.report import write_report
-    write_report(results, tmp_path / "out")
-    assert set(grades(tmp_path / "out").values()) == {""}, "a submission that was not graded got a score"
-    gradebook = read_csv(tmp_path / "out" / "gradebook.csv")
+    failed = small_class / "not-graded"
+    assert not list((failed / "results").glob("*.json")), "a failure of the grader was cached"
+    assert set(grades(failed).values()) == {""}, "a submission that was not graded got a score"
+    gradebook = read_csv(failed / "gradebook.csv")
     assert {row[f"{ASSIGNMENT} [{FULL_TEXT}]"] for row in gradebook} == {""}
     assert {row[f"Total [{FULL_TEXT}]"] for row in gradebook} == {""}
-    errors = read_csv(tmp_path / "out" / "errors.csv")
+    errors = read_csv(failed / "errors.csv")
     assert len(errors) == 5 and all(e["reason"].startswith("not graded: ") for e in errors)
 
-    monkeypatch.undo()
-    again = run_grader(small_class / "submitted", tmp_path / "out")
-    assert again.returncode == 0, again.stderr
-    assert outputs(tmp_path / "out") == outputs(small_class / "reference")
-
-
-class _in_process_executor:
-    """A concurrent.futures-like executor that runs each job at once, in this process (without the
-    worker's watchdog alarm, which would replace pytest's own)."""
-
-    def submit(self, in_worker, function, job):
-        from concurrent.futures import Future
-        future = Future()
-        try:
-            future.set_result((function(job), 0.0))
-        except Exception as error:
-            future.set_exception(error)
-        return future
-
-    def shutdown(self, wait=True, cancel_futures=False):
-        pass
+    again = small_class / "reference"   # the same command again, with bubblewrap: every submission graded
+    assert len(list((again / "results").glob("*.json"))) == 5
+    assert "" not in grades(again).values() and read_csv(again / "errors.csv") == []
+    assert "" not in {row[f"Total [{FULL_TEXT}]"] for row in read_csv(again / "gradebook.csv")}
 
 
 def test_the_exit_status_says_how_many_were_not_graded(small_class, tmp_path, capsys):
@@ -244,17 +120,34 @@ def _regraded(out):
     return sorted(line.split("\t")[0] for line in (out / "timings.log").read_text().splitlines()[1:])
 
 
-def test_regrading_after_a_change_of_tests_points_or_grader_is_correct(small_class, tmp_path):
-    """End to end, the cache's two directions: a copy of the course reuses every result graded by the
-    original (nothing changed), and a change of points, or --regrade, grades every submission again. What
-    else enters the fingerprint (the grader's code, the limits, the secret) is proven without a kernel: by the
-    next test, and by unit tests of the digests in tests/test_model.py."""
+def _rows_of(out, student, keep):
+    """The rows of the four CSV files whose student is (keep=True) or is not (keep=False) `student`."""
+    return [[row for row in rows if (row["student_id"] == student) == keep] for rows in outputs(out)]
+
+
+def test_regrading_after_a_change_of_a_notebook_tests_points_or_grader_is_correct(small_class, tmp_path):
+    """End to end, the cache's two directions: a copy of the course reuses every result graded by the original
+    but that of the one notebook a student changed (it is graded again, and alone), and a change of points grades
+    every submission again. What else enters the fingerprint (the grader's code, the limits, the secret) and
+    --regrade are proven without a kernel: by the next tests, and by unit tests of the digests in
+    tests/test_model.py."""
     course = _course_copy(tmp_path / "course")
-    out = tmp_path / "out"
-    shutil.copytree(small_class / "reference", out)
-    same = Run(small_class / "submitted", out, cwd=course)
-    assert same.wait() == 0 and _regraded(out) == [], "nothing changed: nothing is graded again"
-    assert outputs(out) == outputs(small_class / "reference")
+    submitted, out = tmp_path / "submitted", tmp_path / "out"
+    shutil.copytree(small_class / "submitted", submitted)
+    shutil.copytree(small_class / "reference", out)   # as if this class had been graded before
+    mutant = catalogue()[ASSIGNMENT]["sdpa/unscaled"]   # honest-0 hands in the notebook of student sdpa-unscaled
+    nbformat.write(with_cell_replaced(ASSIGNMENT, mutant.cell, mutant.source),
+                   submitted / "honest-0" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    same = Run(submitted, out, cwd=course)
+    assert same.wait() == 0, same.stderr
+    assert _regraded(out) == ["honest-0"], "only the changed notebook is graded again"
+    assert _rows_of(out, "honest-0", False) == _rows_of(small_class / "reference", "honest-0", False)
+    scores = grades(out)
+    assert scores["honest-0"] == scores["sdpa-unscaled"] != FULL_TEXT and scores["honest-1"] == FULL_TEXT
+    assert [[{k: v for k, v in row.items() if k != "student_id"} for row in rows]
+            for rows in _rows_of(out, "honest-0", True)] == \
+        [[{k: v for k, v in row.items() if k != "student_id"} for row in rows]
+         for rows in _rows_of(out, "sdpa-unscaled", True)], "one notebook, two students, two different results"
 
     source = course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     notebook = nbformat.read(source, as_version=4)
@@ -263,14 +156,35 @@ def test_regrading_after_a_change_of_tests_points_or_grader_is_correct(small_cla
     cell.metadata["nbgrader"]["points"] = points + 1
     cell.source = cell.source.replace(f"[{points} point", f"[{points + 1} point", 1)
     nbformat.write(notebook, source)
-    changed = Run(small_class / "submitted", out, cwd=course)
+    changed = Run(submitted, out, cwd=course)
     assert changed.wait() == 0, changed.stderr
     assert len(_regraded(out)) == 5, "a change of points must regrade every submission of that assignment"
     assert {r["max_score"] for r in read_csv(out / "grades.csv")} == {f"{FULL + 1:g}"}, "old and new scales mixed"
-    assert grades(out)["honest-0"] == f"{FULL + 1:g}"
+    assert grades(out)["honest-1"] == f"{FULL + 1:g}"
+    assert changed.leftovers() == ([], [])
 
-    forced = Run(small_class / "submitted", out, "--regrade", cwd=course)
-    assert forced.wait() == 0 and len(_regraded(out)) == 5
+
+@pytest.mark.unit
+def test_the_command_line_passes_regrade_and_the_limits_to_the_grader(tmp_path):
+    """--regrade, --timeout and --cell-timeout reach grade_class as given (the next test shows what it does with them)."""
+    from autograder import __main__ as cli
+    from autograder.model import ClassResults
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return ClassResults(submissions=[], cells={})
+    original, sigterm = cli.grade_class, signal.getsignal(signal.SIGTERM)
+    cli.grade_class = recording
+    (tmp_path / "submitted").mkdir()
+    try:
+        for extra in ([], ["--regrade", "--timeout", "500", "--cell-timeout", "100"]):
+            assert cli.main(["grade", str(tmp_path / "submitted"), "--out", str(tmp_path / "out"), "--quiet",
+                             *extra]) == 0
+    finally:
+        cli.grade_class = original
+        signal.signal(signal.SIGTERM, sigterm)   # main() makes SIGTERM stop as Ctrl-C does: not pytest's
+    assert [(c["regrade"], c["timeout"], c["cell_timeout"]) for c in calls] == [(False, 600, 120), (True, 500, 100)]
 
 
 class _RecordingExecutor:
@@ -290,17 +204,31 @@ class _RecordingExecutor:
         pass
 
 
+@pytest.fixture(scope="module")
+def built_course(tmp_path_factory):
+    """The scratch course of ASSIGNMENT, built once for the tests below (nbgrader's generate_assignment takes
+    seconds); grade_class gets a copy of it each time it builds one."""
+    from autograder import course
+    return course.build_course(tmp_path_factory.mktemp("built") / "course", only={ASSIGNMENT})
+
+
 @pytest.mark.parametrize("change", ["nothing", "the notebook's limit", "a cell's limit", "the grader's version",
-                                    "the course's secret"])
-def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(small_class, tmp_path, monkeypatch,
-                                                                               change):
+                                    "the course's secret", "--regrade"])
+def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(small_class, built_course, tmp_path,
+                                                                               monkeypatch, change):
     """What the end-to-end test above does not change, without a kernel: grade_class, on the small class's results,
     hands every submission to its workers after a change of the limits, the grader's version or the secret, and
-    none when nothing changed."""
-    from autograder import pipeline
+    with --regrade (regrade=True), and none when nothing changed."""
+    from autograder import course, pipeline
+
+    def build_course(scratch, only=None):
+        assert set(only) == {ASSIGNMENT}, only
+        return Path(shutil.copytree(built_course, scratch))
+    monkeypatch.setattr(course, "build_course", build_course)
     out = tmp_path / "out"
     shutil.copytree(small_class / "reference", out)
-    limits = {"the notebook's limit": {"timeout": 500}, "a cell's limit": {"cell_timeout": 100}}.get(change, {})
+    limits = {"the notebook's limit": {"timeout": 500}, "a cell's limit": {"cell_timeout": 100},
+              "--regrade": {"regrade": True}}.get(change, {})
     if change == "the grader's version":
         monkeypatch.setattr(pipeline, "grader_version", lambda: "another version")
     if change == "the course's secret":
@@ -381,8 +309,22 @@ ACCIDENTS = [copied_solution_cell, copied_stub_above_the_work, copied_visible_te
              solution_turned_into_markdown, outputs_left_in, saved_by_an_old_jupyter]
 
 
-def test_honest_accidents_get_exactly_the_marks_of_their_code(tmp_path):
-    submitted = tmp_path / "submitted"
+ODD = {   # student -> a file that is not a notebook, or not in UTF-8
+    "deeply-nested": b"[" * 300_000 + b"]" * 300_000,
+    "a-list": b"[1, 2, 3]",
+    "no-cells": b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+    "latin-1": "{\"cells\": \"caf\xe9\"}".encode("latin-1"),
+    "utf-16": b"\xff\xfe" + release_path(ASSIGNMENT).read_text().encode("utf-16-le"),
+}
+
+
+@pytest.fixture(scope="module")
+def mixed_class(tmp_path_factory):
+    """One class of honest accidents (each alone in its notebook), odd files and an honest student, graded
+    twice with OUT inside SUBMISSIONS (the second run finds OUT's results/ and feedback/ there); the first run
+    is given a --scratch folder that does not exist yet."""
+    root = tmp_path_factory.mktemp("mixed")
+    submitted = root / "submitted"
     for accident in ACCIDENTS:
         folder = submitted / accident.__name__ / ASSIGNMENT
         folder.mkdir(parents=True)
@@ -398,59 +340,56 @@ def test_honest_accidents_get_exactly_the_marks_of_their_code(tmp_path):
     folder = submitted / "the-mutant" / ASSIGNMENT
     folder.mkdir(parents=True)
     nbformat.write(with_cell_replaced(ASSIGNMENT, mutant.cell, mutant.source), folder / f"{ASSIGNMENT}.ipynb")
+    for student, content in ODD.items():
+        (submitted / student / ASSIGNMENT).mkdir(parents=True)
+        (submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_bytes(content)
+    (submitted / "honest" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(solution_path(ASSIGNMENT), submitted / "honest" / ASSIGNMENT)
+    out, scratch = submitted / "out", root / "new" / "scratch"
+    processes = [run_grader(submitted, out, 2, *extra) for extra in (["--scratch", str(scratch)], [])]
+    return {"out": out, "processes": processes, "scratch": scratch,
+            "students": [a.__name__ for a in ACCIDENTS] + ["copied-cell-of-a-mutant", "the-mutant"] + list(ODD) + ["honest"]}
 
-    process = run_grader(submitted, tmp_path / "out")
-    assert process.returncode == 0, process.stderr
-    scores = grades(tmp_path / "out")
-    assert read_csv(tmp_path / "out" / "errors.csv") == []
+
+def test_honest_accidents_get_exactly_the_marks_of_their_code(mixed_class):
+    for process in mixed_class["processes"]:
+        assert process.returncode == 0, process.stderr
+    scores = grades(mixed_class["out"])
+    accidents = [a.__name__ for a in ACCIDENTS] + ["copied-cell-of-a-mutant", "the-mutant"]
+    assert [e for e in read_csv(mixed_class["out"] / "errors.csv") if e["student_id"] in accidents] == []
     for accident in ACCIDENTS:
         assert scores[accident.__name__] == FULL_TEXT, f"{accident.__name__}: {scores[accident.__name__]}"
     assert scores["copied-cell-of-a-mutant"] == scores["the-mutant"] != FULL_TEXT
 
 
 # --- no input stops the class or invents students ---------------------------------------------------------------
-def test_odd_files_and_an_out_folder_inside_submissions_stop_nothing(tmp_path):
-    submitted = tmp_path / "submitted"
-    odd = {
-        "deeply-nested": b"[" * 300_000 + b"]" * 300_000,
-        "a-list": b"[1, 2, 3]",
-        "no-cells": b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
-        "latin-1": "{\"cells\": \"caf\xe9\"}".encode("latin-1"),
-        "utf-16": b"\xff\xfe" + release_path(ASSIGNMENT).read_text().encode("utf-16-le"),
-    }
-    for student, content in odd.items():
-        (submitted / student / ASSIGNMENT).mkdir(parents=True)
-        (submitted / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_bytes(content)
-    (submitted / "honest" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy(solution_path(ASSIGNMENT), submitted / "honest" / ASSIGNMENT)
-    out = submitted / "out"
-    for _ in range(2):   # the second run finds OUT's results/ and feedback/ folders inside SUBMISSIONS
-        process = run_grader(submitted, out)
+def test_odd_files_and_an_out_folder_inside_submissions_stop_nothing(mixed_class):
+    for process in mixed_class["processes"]:
         assert process.returncode == 0, process.stderr
         assert "skipped" in process.stderr
+    assert mixed_class["scratch"].is_dir(), "the missing scratch folder was not created"
+    out = mixed_class["out"]
     scores = grades(out)
-    assert sorted(scores) == sorted(list(odd) + ["honest"]), "OUT inside SUBMISSIONS became students"
+    assert sorted(scores) == sorted(mixed_class["students"]), "OUT inside SUBMISSIONS became students"
     assert scores["honest"] == FULL_TEXT and scores["utf-16"] == "0"
     reasons = {e["student_id"]: e["reason"] for e in read_csv(out / "errors.csv")}
     assert "nested too deeply" in reasons["deeply-nested"] and "no list of cells" in reasons["a-list"]
     assert "no cells" in reasons["no-cells"] and "not UTF-8" in reasons["latin-1"] and "utf-16" not in reasons
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("limit", [["--timeout", "-200"], ["--cell-timeout", "0"], ["--timeout", "nan"],
                                    ["--cell-timeout", "soon"]])
-def test_a_limit_that_is_not_a_positive_number_is_a_usage_error(tmp_path, limit):
+def test_a_limit_that_is_not_a_positive_number_is_a_usage_error(tmp_path, limit, capsys):
+    """The command line's own parsing, in this process (`python -m autograder` exits with main's SystemExit)."""
+    from autograder import __main__ as cli
     (tmp_path / "submitted").mkdir()
-    process = run_grader(tmp_path / "submitted", tmp_path / "out", 1, *limit)
-    assert process.returncode == 2 and "positive number" in process.stderr or "not a number" in process.stderr
-    assert "Traceback" not in process.stderr
-
-
-def test_a_missing_scratch_folder_is_created(tmp_path):
-    (tmp_path / "submitted" / "s" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy(release_path(ASSIGNMENT), tmp_path / "submitted" / "s" / ASSIGNMENT)
-    process = run_grader(tmp_path / "submitted", tmp_path / "out", 1, "--scratch", str(tmp_path / "new" / "scratch"))
-    assert process.returncode == 0, process.stderr
-    assert (tmp_path / "new" / "scratch").is_dir() and grades(tmp_path / "out") == {"s": "0"}
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["grade", str(tmp_path / "submitted"), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet",
+                  *limit])
+    stderr = capsys.readouterr().err
+    assert stopped.value.code == 2 and ("positive number" in stderr or "not a number" in stderr), stderr
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists()
 
 
 # --- the README's Dask recipe, with real processes ----------------------------------------------------------
@@ -497,38 +436,31 @@ class DaskCluster:
         return left
 
 
-def test_the_readme_dask_recipe_gives_the_same_grades_as_local_workers(small_class, tmp_path):
-    cluster = DaskCluster(tmp_path / "elsewhere")
-    try:
-        process = run_grader(small_class / "submitted", tmp_path / "dask", 2, "--dask", cluster.address,
-                             "--scratch", str(tmp_path / "shared" / "scratch"))
-    finally:
-        left = cluster.close()
-    assert process.returncode == 0, process.stderr
-    assert outputs(tmp_path / "dask") == outputs(small_class / "reference")
-    assert left == [], f"processes left behind by the Dask cluster: {left}"
-
-
-def test_a_dask_worker_killed_mid_batch_gives_no_false_grade(small_class, tmp_path):
+def test_the_readme_dask_recipe_gives_the_grades_of_local_workers_even_when_a_worker_is_killed(small_class, tmp_path):
+    """One cluster started as the README says. Its worker process is killed once the first result is written:
+    no false grade. Run again on the same cluster (the nanny restarted the worker), the class gets exactly the
+    reference's rows, every submission graded on Dask in one of the two runs, and the cluster leaves nothing."""
     cluster = DaskCluster(tmp_path / "elsewhere")
     out = tmp_path / "dask"
     try:
         command = [sys.executable, "-m", "autograder", "grade", str(small_class / "submitted"), "--out", str(out),
-                   "--quiet", "--dask", cluster.address, "--scratch", str(tmp_path / "scratch")]
+                   "--quiet", "--dask", cluster.address, "--scratch", str(tmp_path / "shared" / "scratch")]
         grader = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while not list((out / "results").glob("*.json")) and time.monotonic() < deadline:
             time.sleep(0.1)
-        for worker in children(cluster.worker.pid):   # the nanny's worker process: it restarts another
+        killed = children(cluster.worker.pid)
+        for worker in killed:   # the nanny's worker process: it restarts another
             os.kill(worker, signal.SIGKILL)
         _, stderr = grader.communicate(timeout=300)
+        assert killed, "the Dask worker process was not found"
         assert grader.returncode in (0, 3), stderr
         rows = {r["student_id"]: r for r in read_csv(out / "grades.csv")}
         reference = grades(small_class / "reference")
         for student, row in rows.items():
             assert row["score"] in ("", reference[student]), f"{student}: {row['score']}, a false grade"
         again = run_grader(small_class / "submitted", out, 2, "--dask", cluster.address,
-                           "--scratch", str(tmp_path / "scratch"))
+                           "--scratch", str(tmp_path / "shared" / "scratch"))
         assert again.returncode == 0, again.stderr
         assert outputs(out) == outputs(small_class / "reference")
     finally:
