@@ -10,11 +10,8 @@ MISTAKES = [
             section="ch02-causal-mask",
             wrong=[
                 Wrong("causal_mask/upper_triangular",
-                      source="""\
-def causal_mask(size, device=None):
-    return torch.ones(size, size, dtype=torch.bool, device=device).triu()
-""",
-                      fixed=(".triu()", ".tril()"),
+                      edit=('>= rows.view(1, -1)', '<= rows.view(1, -1)'),
+                      fixed=('<= rows.view(1, -1)', '>= rows.view(1, -1)'),
                       fails=("causal_mask_visible", "causal_mask_hidden")),
             ]),
     Mistake("causal.diagonal-masked", "causal_mask",
@@ -23,11 +20,8 @@ def causal_mask(size, device=None):
             section="ch02-causal-mask",
             wrong=[
                 Wrong("causal_mask/diagonal_masked",
-                      source="""\
-def causal_mask(size, device=None):
-    return torch.ones(size, size, dtype=torch.bool, device=device).tril(-1)
-""",
-                      fixed=(".tril(-1)", ".tril()"),
+                      edit=('>= rows.view(1, -1)', '> rows.view(1, -1)'),
+                      fixed=('> rows.view(1, -1)', '>= rows.view(1, -1)'),
                       fails=("causal_mask_visible", "causal_mask_hidden")),
             ]),
     Mistake("causal.one-step-ahead", "causal_mask",
@@ -36,11 +30,8 @@ def causal_mask(size, device=None):
             section="ch02-causal-mask",
             wrong=[
                 Wrong("causal_mask/one_step_ahead",
-                      source="""\
-def causal_mask(size, device=None):
-    return torch.ones(size, size, dtype=torch.bool, device=device).tril(1)
-""",
-                      fixed=(".tril(1)", ".tril()"),
+                      edit=('rows.view(-1, 1) >=', 'rows.view(-1, 1) + 1 >='),
+                      fixed=(' + 1 >=', ' >='),
                       fails=("causal_mask_visible", "causal_mask_hidden")),
             ]),
     Mistake("causal.inverted", "causal_mask",
@@ -49,12 +40,17 @@ def causal_mask(size, device=None):
             section="ch02-masks",
             wrong=[
                 Wrong("causal_mask/inverted",
+                      edit=('rows.view(-1, 1) >= rows', 'rows.view(-1, 1) < rows'),
+                      fixed=('rows.view(-1, 1) < rows', 'rows.view(-1, 1) >= rows'),
+                      fails=("causal_mask_visible", "causal_mask_hidden")),
+                Wrong("causal_mask/triu_of_ones_above_the_diagonal",
                       source="""\
 def causal_mask(size, device=None):
-    return ~torch.ones(size, size, dtype=torch.bool, device=device).tril()
+    return torch.triu(torch.ones(size, size, device=device), diagonal=1).bool()
 """,
-                      fixed=("return ~torch.ones", "return torch.ones"),
-                      fails=("causal_mask_visible", "causal_mask_hidden")),
+                      fixed=("torch.triu(torch.ones(size, size, device=device), diagonal=1)", "torch.tril(torch.ones(size, size, device=device))"),
+                      fails=("causal_mask_visible", "causal_mask_hidden"),
+                      note="the future keys marked with triu(diagonal=1) of a float tensor, turned to bool"),
             ]),
     Mistake("causal.float-mask", "causal_mask",
             believed="the mask is a float tensor of 0 and 1",
@@ -62,11 +58,8 @@ def causal_mask(size, device=None):
             section="ch02-masks",
             wrong=[
                 Wrong("causal_mask/float_mask",
-                      source="""\
-def causal_mask(size, device=None):
-    return torch.ones(size, size, device=device).tril()
-""",
-                      fixed=("torch.ones(size, size, device=device)", "torch.ones(size, size, dtype=torch.bool, device=device)"),
+                      edit=('return rows.view(-1, 1) >= rows.view(1, -1)', 'return (rows.view(-1, 1) >= rows.view(1, -1)).float()'),
+                      fixed=('.float()', ''),
                       fails=("causal_mask_visible", "causal_mask_hidden")),
             ]),
     Mistake("causal.additive-mask", "causal_mask",
@@ -75,12 +68,8 @@ def causal_mask(size, device=None):
             section="ch02-causal-mask",
             wrong=[
                 Wrong("causal_mask/additive_float_mask",
-                      source="""\
-def causal_mask(size, device=None):
-    allowed = torch.ones(size, size, dtype=torch.bool, device=device).tril()
-    return torch.zeros(size, size, device=device).masked_fill(~allowed, float("-inf"))
-""",
-                      fixed=("return torch.zeros(size, size, device=device).masked_fill(~allowed, float(\"-inf\"))", "return allowed"),
+                      edit=('return rows.view(-1, 1) >= rows.view(1, -1)', 'allowed = rows.view(-1, 1) >= rows.view(1, -1)\n    return torch.zeros(size, size, device=device).masked_fill(~allowed, float("-inf"))'),
+                      fixed=('return torch.zeros(size, size, device=device).masked_fill(~allowed, float("-inf"))', 'return allowed'),
                       fails=("causal_mask_visible", "causal_mask_hidden")),
             ]),
     Mistake("causal.python-loop", "causal_mask",
@@ -188,11 +177,8 @@ def padding_mask(lengths, max_len, left=False):
             section="ch02-padding-mask",
             wrong=[
                 Wrong("padding_mask/left_ignored",
-                      source="""\
-def padding_mask(lengths, max_len, left=False):
-    return torch.arange(max_len)[None, :] < lengths[:, None]
-""",
-                      fixed=("return torch.arange(max_len)[None, :] < lengths[:, None]", "positions = torch.arange(max_len)[None, :]\n    return positions >= (max_len - lengths)[:, None] if left else positions < lengths[:, None]"),
+                      edit=('    if left:\n        return positions.unsqueeze(0) >= (max_len - lengths).unsqueeze(1)\n', ''),
+                      fixed=('    return positions.unsqueeze(0) < lengths', '    if left:\n        return positions.unsqueeze(0) >= (max_len - lengths).unsqueeze(1)\n    return positions.unsqueeze(0) < lengths'),
                       fails=("padding_mask_visible", "padding_mask_left")),
             ]),
     Mistake("padding.left-off-by-one", "padding_mask",
@@ -201,12 +187,8 @@ def padding_mask(lengths, max_len, left=False):
             section="ch02-padding-mask",
             wrong=[
                 Wrong("padding_mask/left_off_by_one",
-                      source="""\
-def padding_mask(lengths, max_len, left=False):
-    positions = torch.arange(max_len)[None, :]
-    return positions > (max_len - lengths)[:, None] if left else positions < lengths[:, None]
-""",
-                      fixed=("positions > (max_len", "positions >= (max_len"),
+                      edit=('>= (max_len - lengths)', '> (max_len - lengths)'),
+                      fixed=('> (max_len - lengths)', '>= (max_len - lengths)'),
                       fails=("padding_mask_visible", "padding_mask_left")),
             ]),
     Mistake("padding.python-loop", "padding_mask",
@@ -231,14 +213,21 @@ def padding_mask(lengths, max_len, left=False):
             section="ch02-padding-mask",
             wrong=[
                 Wrong("self_attention_mask/keys_only",
+                      edit=('real.unsqueeze(-1) & real.unsqueeze(-2)', 'real.unsqueeze(-2).expand(-1, max_len, -1)'),
+                      fixed=('real.unsqueeze(-2).expand(-1, max_len, -1)', 'real.unsqueeze(-2).expand(-1, max_len, -1) & real.unsqueeze(-1)'),
+                      fails=("self_attention_mask_visible", "self_attention_mask_right", "self_attention_mask_left")),
+                Wrong("self_attention_mask/key_row_repeated",
                       source="""\
 def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len, left=left)
-    allowed = real[:, None, :].expand(-1, max_len, -1)
-    return allowed & causal_mask(max_len) if causal else allowed
+    keys = padding_mask(lengths, max_len, left=left)[:, None, :]
+    allowed = keys.repeat(1, max_len, 1)
+    if causal:
+        allowed = torch.logical_and(allowed, causal_mask(max_len))
+    return allowed
 """,
-                      fixed=("real[:, None, :].expand(-1, max_len, -1)", "real[:, None, :].expand(-1, max_len, -1) & real[:, :, None]"),
-                      fails=("self_attention_mask_visible", "self_attention_mask_right", "self_attention_mask_left")),
+                      fixed=("keys.repeat(1, max_len, 1)", "keys & keys.transpose(1, 2)"),
+                      fails=("self_attention_mask_visible", "self_attention_mask_right", "self_attention_mask_left"),
+                      note="the row of real keys repeated for every query, with logical_and"),
             ]),
     Mistake("sa-mask.queries-only", "self_attention_mask",
             believed="only the padded queries are masked: the real tokens attend to the padding",
@@ -246,13 +235,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-padding-mask",
             wrong=[
                 Wrong("self_attention_mask/queries_only",
-                      source="""\
-def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len, left=left)
-    allowed = real[:, :, None].expand(-1, -1, max_len)
-    return allowed & causal_mask(max_len) if causal else allowed
-""",
-                      fixed=("real[:, :, None].expand(-1, -1, max_len)", "real[:, :, None].expand(-1, -1, max_len) & real[:, None, :]"),
+                      edit=('real.unsqueeze(-1) & real.unsqueeze(-2)', 'real.unsqueeze(-1).expand(-1, -1, max_len)'),
+                      fixed=('real.unsqueeze(-1).expand(-1, -1, max_len)', 'real.unsqueeze(-1).expand(-1, -1, max_len) & real.unsqueeze(-2)'),
                       fails=("self_attention_mask_visible", "self_attention_mask_right")),
             ]),
     Mistake("sa-mask.causal-ignored", "self_attention_mask",
@@ -261,12 +245,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-padding-mask",
             wrong=[
                 Wrong("self_attention_mask/causal_ignored",
-                      source="""\
-def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len, left=left)
-    return real[:, :, None] & real[:, None, :]
-""",
-                      fixed=("return real[:, :, None] & real[:, None, :]", "allowed = real[:, :, None] & real[:, None, :]\n    return allowed & causal_mask(max_len) if causal else allowed"),
+                      edit=('    if causal:\n        allowed = allowed & causal_mask(max_len, device=lengths.device)  # & (T, T)\n', ''),
+                      fixed=('    return allowed', '    if causal:\n        allowed = allowed & causal_mask(max_len)\n    return allowed'),
                       fails=("self_attention_mask_visible", "self_attention_mask_right", "self_attention_mask_left")),
             ]),
     Mistake("sa-mask.always-causal", "self_attention_mask",
@@ -275,12 +255,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-padding-mask",
             wrong=[
                 Wrong("self_attention_mask/always_causal",
-                      source="""\
-def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len, left=left)
-    return real[:, :, None] & real[:, None, :] & causal_mask(max_len)
-""",
-                      fixed=("return real[:, :, None] & real[:, None, :] & causal_mask(max_len)", "allowed = real[:, :, None] & real[:, None, :]\n    return allowed & causal_mask(max_len) if causal else allowed"),
+                      edit=('    if causal:\n        allowed = allowed & causal_mask', '    allowed = allowed & causal_mask'),
+                      fixed=('    allowed = allowed & causal_mask', '    if causal:\n        allowed = allowed & causal_mask'),
                       fails=("self_attention_mask_visible", "self_attention_mask_right")),
             ]),
     Mistake("sa-mask.causal-transposed", "self_attention_mask",
@@ -289,13 +265,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-causal-mask",
             wrong=[
                 Wrong("self_attention_mask/future_instead_of_past",
-                      source="""\
-def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len, left=left)
-    allowed = real[:, :, None] & real[:, None, :]
-    return allowed & causal_mask(max_len).T if causal else allowed
-""",
-                      fixed=("causal_mask(max_len).T", "causal_mask(max_len)"),
+                      edit=('causal_mask(max_len, device=lengths.device)', 'causal_mask(max_len, device=lengths.device).T'),
+                      fixed=('lengths.device).T', 'lengths.device)'),
                       fails=("self_attention_mask_visible", "self_attention_mask_right", "self_attention_mask_left")),
             ]),
     Mistake("sa-mask.left-ignored", "self_attention_mask",
@@ -304,13 +275,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-padding-mask",
             wrong=[
                 Wrong("self_attention_mask/left_ignored",
-                      source="""\
-def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len)
-    allowed = real[:, :, None] & real[:, None, :]
-    return allowed & causal_mask(max_len) if causal else allowed
-""",
-                      fixed=("padding_mask(lengths, max_len)", "padding_mask(lengths, max_len, left=left)"),
+                      edit=('padding_mask(lengths, max_len, left=left)', 'padding_mask(lengths, max_len)'),
+                      fixed=('padding_mask(lengths, max_len)', 'padding_mask(lengths, max_len, left=left)'),
                       fails=("self_attention_mask_visible", "self_attention_mask_left")),
             ]),
     Mistake("sa-mask.inverted", "self_attention_mask",
@@ -319,13 +285,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-masks",
             wrong=[
                 Wrong("self_attention_mask/inverted",
-                      source="""\
-def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len, left=left)
-    allowed = real[:, :, None] & real[:, None, :]
-    return ~(allowed & causal_mask(max_len) if causal else allowed)
-""",
-                      fixed=("return ~(", "return ("),
+                      edit=('    return allowed', '    return ~allowed'),
+                      fixed=('return ~allowed', 'return allowed'),
                       fails=("self_attention_mask_visible", "self_attention_mask_right", "self_attention_mask_left")),
             ]),
     Mistake("sa-mask.float-mask", "self_attention_mask",
@@ -334,13 +295,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-masks",
             wrong=[
                 Wrong("self_attention_mask/float_mask",
-                      source="""\
-def self_attention_mask(lengths, max_len, causal=True, left=False):
-    real = padding_mask(lengths, max_len, left=left)
-    allowed = real[:, :, None] & real[:, None, :]
-    return (allowed & causal_mask(max_len) if causal else allowed).float()
-""",
-                      fixed=(".float()", ""),
+                      edit=('    return allowed', '    return allowed.float()'),
+                      fixed=('.float()', ''),
                       fails=("self_attention_mask_visible", "self_attention_mask_right")),
             ]),
     Mistake("sa-mask.python-loop", "self_attention_mask",
@@ -368,15 +324,8 @@ def self_attention_mask(lengths, max_len, causal=True, left=False):
             section="ch02-sinusoidal",
             wrong=[
                 Wrong("pe/sin_cos_swapped",
-                      source="""\
-def sinusoidal_positional_encoding(max_len, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-
-    angle = torch.arange(max_len)[:, None] / 10000 ** (torch.arange(0, d_model, 2) / d_model)
-    return torch.stack((angle.cos(), angle.sin()), dim=-1).flatten(1).float()
-""",
-                      fixed=("(angle.cos(), angle.sin())", "(angle.sin(), angle.cos())"),
+                      edit=('(angle.sin(), angle.cos())', '(angle.cos(), angle.sin())'),
+                      fixed=('(angle.cos(), angle.sin())', '(angle.sin(), angle.cos())'),
                       fails=("pe_visible", "pe_values")),
             ]),
     Mistake("pe.halves", "sinusoidal_positional_encoding",
@@ -385,15 +334,8 @@ def sinusoidal_positional_encoding(max_len, d_model):
             section="ch02-sinusoidal",
             wrong=[
                 Wrong("pe/halves_concatenated",
-                      source="""\
-def sinusoidal_positional_encoding(max_len, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-
-    angle = torch.arange(max_len)[:, None] / 10000 ** (torch.arange(0, d_model, 2) / d_model)
-    return torch.cat((angle.sin(), angle.cos()), dim=-1).float()
-""",
-                      fixed=("torch.cat((angle.sin(), angle.cos()), dim=-1)", "torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(1)"),
+                      edit=('torch.stack((angle.sin(), angle.cos()), dim=-1)', 'torch.cat((angle.sin(), angle.cos()), dim=-1)'),
+                      fixed=('torch.cat((angle.sin(), angle.cos()), dim=-1)', 'torch.stack((angle.sin(), angle.cos()), dim=-1)'),
                       fails=("pe_visible", "pe_values")),
             ]),
     Mistake("pe.column-frequency", "sinusoidal_positional_encoding",
@@ -420,15 +362,8 @@ def sinusoidal_positional_encoding(max_len, d_model):
             section="ch02-sinusoidal",
             wrong=[
                 Wrong("pe/exponent_without_factor_two",
-                      source="""\
-def sinusoidal_positional_encoding(max_len, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-
-    angle = torch.arange(max_len)[:, None] / 10000 ** (torch.arange(d_model // 2) / d_model)
-    return torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(1).float()
-""",
-                      fixed=("torch.arange(d_model // 2) / d_model", "torch.arange(0, d_model, 2) / d_model"),
+                      edit=('torch.arange(0, d_model, 2, dtype=torch.float64)', 'torch.arange(d_model // 2, dtype=torch.float64)'),
+                      fixed=('torch.arange(d_model // 2, dtype=torch.float64)', 'torch.arange(0, d_model, 2, dtype=torch.float64)'),
                       fails=("pe_visible", "pe_values")),
             ]),
     Mistake("pe.wrong-base", "sinusoidal_positional_encoding",
@@ -437,15 +372,8 @@ def sinusoidal_positional_encoding(max_len, d_model):
             section="ch02-sinusoidal",
             wrong=[
                 Wrong("pe/base_1000",
-                      source="""\
-def sinusoidal_positional_encoding(max_len, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-
-    angle = torch.arange(max_len)[:, None] / 1000 ** (torch.arange(0, d_model, 2) / d_model)
-    return torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(1).float()
-""",
-                      fixed=("/ 1000 **", "/ 10000 **"),
+                      edit=('10000.0 **', '1000.0 **'),
+                      fixed=('1000.0 **', '10000.0 **'),
                       fails=("pe_visible", "pe_values")),
             ]),
     Mistake("pe.multiplies", "sinusoidal_positional_encoding",
@@ -454,15 +382,8 @@ def sinusoidal_positional_encoding(max_len, d_model):
             section="ch02-sinusoidal",
             wrong=[
                 Wrong("pe/multiplies_instead_of_divides",
-                      source="""\
-def sinusoidal_positional_encoding(max_len, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-
-    angle = torch.arange(max_len)[:, None] * 10000 ** (torch.arange(0, d_model, 2) / d_model)
-    return torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(1).float()
-""",
-                      fixed=("[:, None] * 10000 **", "[:, None] / 10000 **"),
+                      edit=('10000.0 ** (-torch', '10000.0 ** (torch'),
+                      fixed=('10000.0 ** (torch', '10000.0 ** (-torch'),
                       fails=("pe_visible", "pe_values")),
             ]),
     Mistake("pe.not-float32", "sinusoidal_positional_encoding",
@@ -471,15 +392,8 @@ def sinusoidal_positional_encoding(max_len, d_model):
             section="ch02-exercises",
             wrong=[
                 Wrong("pe/float64_returned",
-                      source="""\
-def sinusoidal_positional_encoding(max_len, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-
-    angle = torch.arange(max_len, dtype=torch.float64)[:, None] / 10000 ** (torch.arange(0, d_model, 2) / d_model)
-    return torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(1)
-""",
-                      fixed=(".flatten(1)\n", ".flatten(1).to(torch.float32)\n"),
+                      edit=('.to(torch.float32)', ''),
+                      fixed=('encoding.flatten(start_dim=1)', 'encoding.flatten(start_dim=1).to(torch.float32)'),
                       fails=("pe_visible", "pe_values")),
             ]),
     Mistake("pe.odd-width", "sinusoidal_positional_encoding",
@@ -488,13 +402,22 @@ def sinusoidal_positional_encoding(max_len, d_model):
             section="ch02-sinusoidal",
             wrong=[
                 Wrong("pe/odd_width_accepted",
+                      edit=('    if d_model % 2 != 0:\n        raise ValueError(f"d_model must be even for a sinusoidal encoding, got {d_model}")\n', ''),
+                      fixed=('    position = ', '    if d_model % 2 != 0:\n        raise ValueError("d_model must be even")\n    position = '),
+                      fails=("pe_errors",)),
+                Wrong("pe/odd_width_fails_on_slices",
                       source="""\
 def sinusoidal_positional_encoding(max_len, d_model):
-    angle = torch.arange(max_len)[:, None] / 10000 ** (torch.arange(0, d_model, 2) / d_model)
-    return torch.stack((angle.sin(), angle.cos()), dim=-1).flatten(1)[:, :d_model].float()
+    table = torch.zeros(max_len, d_model)
+    position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)
+    return table
 """,
-                      fixed=("    angle = ", "    if d_model % 2 != 0:\n        raise ValueError(\"d_model must be even\")\n    angle = "),
-                      fails=("pe_errors",)),
+                      fixed=("    table = torch.zeros", "    if d_model % 2:\n        raise ValueError(\"d_model must be even\")\n    table = torch.zeros"),
+                      fails=("pe_errors",),
+                      note="no check: an odd width fails on the slices with a RuntimeError, not ValueError"),
             ]),
     Mistake("pe.python-loop", "sinusoidal_positional_encoding",
             believed="the table is filled entry by entry in Python loops",
@@ -526,15 +449,8 @@ def sinusoidal_positional_encoding(max_len, d_model):
             section="ch02-offset",
             wrong=[
                 Wrong("offset/transposed_rotation",
-                      source="""\
-def offset_matrix(k, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    c, s = torch.cos(k * omega), torch.sin(k * omega)
-    return torch.block_diag(*torch.stack((torch.stack((c, -s), -1), torch.stack((s, c), -1)), -2))
-""",
-                      fixed=("torch.stack((c, -s), -1), torch.stack((s, c), -1)", "torch.stack((c, s), -1), torch.stack((-s, c), -1)"),
+                      edit=('    return rotation', '    return rotation.T'),
+                      fixed=('rotation.T', 'rotation'),
                       fails=("offset_visible", "offset_values")),
             ]),
     Mistake("offset.exponent-without-2", "offset_matrix",
@@ -543,15 +459,8 @@ def offset_matrix(k, d_model):
             section="ch02-offset",
             wrong=[
                 Wrong("offset/exponent_without_factor_two",
-                      source="""\
-def offset_matrix(k, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-    omega = 10000.0 ** (-torch.arange(d_model // 2, dtype=torch.float64) / d_model)
-    c, s = torch.cos(k * omega), torch.sin(k * omega)
-    return torch.block_diag(*torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2))
-""",
-                      fixed=("torch.arange(d_model // 2, dtype=torch.float64)", "torch.arange(0, d_model, 2, dtype=torch.float64)"),
+                      edit=('torch.arange(0, d_model, 2, dtype=torch.float64)', 'torch.arange(d_model // 2, dtype=torch.float64)'),
+                      fixed=('torch.arange(d_model // 2, dtype=torch.float64)', 'torch.arange(0, d_model, 2, dtype=torch.float64)'),
                       fails=("offset_visible", "offset_values")),
             ]),
     Mistake("offset.k-ignored", "offset_matrix",
@@ -560,15 +469,8 @@ def offset_matrix(k, d_model):
             section="ch02-offset",
             wrong=[
                 Wrong("offset/offset_ignored",
-                      source="""\
-def offset_matrix(k, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    c, s = torch.cos(omega), torch.sin(omega)
-    return torch.block_diag(*torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2))
-""",
-                      fixed=("torch.cos(omega), torch.sin(omega)", "torch.cos(k * omega), torch.sin(k * omega)"),
+                      edit=('torch.cos(k * omega), torch.sin(k * omega)', 'torch.cos(omega), torch.sin(omega)'),
+                      fixed=('torch.cos(omega), torch.sin(omega)', 'torch.cos(k * omega), torch.sin(k * omega)'),
                       fails=("offset_visible", "offset_values")),
             ]),
     Mistake("offset.sin-cos-swapped", "offset_matrix",
@@ -577,15 +479,8 @@ def offset_matrix(k, d_model):
             section="ch02-offset",
             wrong=[
                 Wrong("offset/sin_and_cos_swapped",
-                      source="""\
-def offset_matrix(k, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    c, s = torch.cos(k * omega), torch.sin(k * omega)
-    return torch.block_diag(*torch.stack((torch.stack((s, c), -1), torch.stack((-c, s), -1)), -2))
-""",
-                      fixed=("torch.stack((s, c), -1), torch.stack((-c, s), -1)", "torch.stack((c, s), -1), torch.stack((-s, c), -1)"),
+                      edit=('cos, sin = torch.cos(k * omega)', 'sin, cos = torch.cos(k * omega)'),
+                      fixed=('sin, cos = torch.cos(k * omega)', 'cos, sin = torch.cos(k * omega)'),
                       fails=("offset_visible", "offset_values")),
             ]),
     Mistake("offset.pairs-in-halves", "offset_matrix",
@@ -611,15 +506,8 @@ def offset_matrix(k, d_model):
             section="ch02-offset",
             wrong=[
                 Wrong("offset/frequencies_multiplied",
-                      source="""\
-def offset_matrix(k, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-    omega = 10000.0 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    c, s = torch.cos(k * omega), torch.sin(k * omega)
-    return torch.block_diag(*torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2))
-""",
-                      fixed=("10000.0 ** (torch.arange", "10000.0 ** (-torch.arange"),
+                      edit=('10000.0 ** (-torch', '10000.0 ** (torch'),
+                      fixed=('10000.0 ** (torch', '10000.0 ** (-torch'),
                       fails=("offset_visible", "offset_values")),
             ]),
     Mistake("offset.not-float64", "offset_matrix",
@@ -628,15 +516,8 @@ def offset_matrix(k, d_model):
             section="ch02-offset",
             wrong=[
                 Wrong("offset/float32",
-                      source="""\
-def offset_matrix(k, d_model):
-    if d_model % 2:
-        raise ValueError("d_model must be even")
-    omega = 10000.0 ** (-torch.arange(0, d_model, 2) / d_model)
-    c, s = torch.cos(k * omega), torch.sin(k * omega)
-    return torch.block_diag(*torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2))
-""",
-                      fixed=("torch.arange(0, d_model, 2)", "torch.arange(0, d_model, 2, dtype=torch.float64)"),
+                      edit=('torch.zeros(d_model, d_model, dtype=torch.float64)', 'torch.zeros(d_model, d_model)'),
+                      fixed=('torch.zeros(d_model, d_model)', 'torch.zeros(d_model, d_model, dtype=torch.float64)'),
                       fails=("offset_visible", "offset_values")),
             ]),
     Mistake("offset.odd-width", "offset_matrix",
@@ -645,14 +526,8 @@ def offset_matrix(k, d_model):
             section="ch02-sinusoidal",
             wrong=[
                 Wrong("offset/no_value_error",
-                      source="""\
-def offset_matrix(k, d_model):
-    omega = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    c, s = torch.cos(k * omega), torch.sin(k * omega)
-    blocks = torch.block_diag(*torch.stack((torch.stack((c, s), -1), torch.stack((-s, c), -1)), -2))
-    return torch.nn.functional.pad(blocks, (0, d_model % 2, 0, d_model % 2))
-""",
-                      fixed=("    omega = ", "    if d_model % 2 != 0:\n        raise ValueError(\"d_model must be even\")\n    omega = "),
+                      edit=('    if d_model % 2 != 0:\n        raise ValueError(f"d_model must be even, got {d_model}")\n', ''),
+                      fixed=('    omega = ', '    if d_model % 2 != 0:\n        raise ValueError("d_model must be even")\n    omega = '),
                       fails=("offset_values",)),
             ]),
     # --- SelfAttention ---------------------------------------------------------------------------------------
@@ -679,6 +554,26 @@ class SelfAttention(nn.Module):
 """,
                       fixed=("q @ k.transpose(-2, -1)", "q @ k.transpose(-2, -1) / math.sqrt(k.size(-1))"),
                       fails=("self_attention_visible", "self_attention_values")),
+                Wrong("self_attention/unscaled_einsum",
+                      source="""\
+class SelfAttention(nn.Module):
+    def __init__(self, d_model, d_k=None, d_v=None):
+        super().__init__()
+        d_k = d_model if d_k is None else d_k
+        d_v = d_model if d_v is None else d_v
+        self.W_q = nn.Linear(d_model, d_k)
+        self.W_k = nn.Linear(d_model, d_k)
+        self.W_v = nn.Linear(d_model, d_v)
+
+    def forward(self, x, mask=None):
+        queries, keys, values = self.W_q(x), self.W_k(x), self.W_v(x)
+        scores = torch.einsum("...qd,...kd->...qk", queries, keys)
+        attention = masked_softmax(scores, mask)
+        return torch.einsum("...qk,...kv->...qv", attention, values), attention
+""",
+                      fixed=("queries, keys)", "queries, keys) / math.sqrt(keys.size(-1))"),
+                      fails=("self_attention_visible", "self_attention_values"),
+                      note="the scores and the average by torch.einsum, with names of its own"),
             ]),
     Mistake("sa.scaled-by-d-model", "SelfAttention",
             believed="the scores are scaled by 1 / sqrt(d_model)",
@@ -710,22 +605,8 @@ class SelfAttention(nn.Module):
             section="ch02-self-attention",
             wrong=[
                 Wrong("self_attention/queries_projection_used_for_keys",
-                      source="""\
-class SelfAttention(nn.Module):
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        d_k = d_model if d_k is None else d_k
-        d_v = d_model if d_v is None else d_v
-        self.W_q = nn.Linear(d_model, d_k)
-        self.W_k = nn.Linear(d_model, d_k)
-        self.W_v = nn.Linear(d_model, d_v)
-
-    def forward(self, x, mask=None):
-        q, v = self.W_q(x), self.W_v(x)
-        weights = masked_softmax(q @ q.transpose(-2, -1) / math.sqrt(q.size(-1)), mask)
-        return weights @ v, weights
-""",
-                      fixed=("q, v = self.W_q(x), self.W_v(x)\n        weights = masked_softmax(q @ q.transpose", "q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)\n        weights = masked_softmax(q @ k.transpose"),
+                      edit=('self.W_k(x)', 'self.W_q(x)'),
+                      fixed=('(self.W_q(x), self.W_q(x),', '(self.W_q(x), self.W_k(x),'),
                       fails=("self_attention_visible", "self_attention_values", "self_attention_gradients")),
             ]),
     Mistake("sa.no-projections", "SelfAttention",
@@ -734,21 +615,8 @@ class SelfAttention(nn.Module):
             section="ch02-self-attention",
             wrong=[
                 Wrong("self_attention/no_projections",
-                      source="""\
-class SelfAttention(nn.Module):
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        d_k = d_model if d_k is None else d_k
-        d_v = d_model if d_v is None else d_v
-        self.W_q = nn.Linear(d_model, d_k)
-        self.W_k = nn.Linear(d_model, d_k)
-        self.W_v = nn.Linear(d_model, d_v)
-
-    def forward(self, x, mask=None):
-        weights = masked_softmax(x @ x.transpose(-2, -1) / math.sqrt(x.size(-1)), mask)
-        return weights @ x, weights
-""",
-                      fixed=("        weights = masked_softmax(x @ x.transpose(-2, -1) / math.sqrt(x.size(-1)), mask)\n        return weights @ x, weights", "        q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)\n        weights = masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(k.size(-1)), mask)\n        return weights @ v, weights"),
+                      edit=('(self.W_q(x), self.W_k(x), self.W_v(x))', '(x, x, x)'),
+                      fixed=('(x, x, x)', '(self.W_q(x), self.W_k(x), self.W_v(x))'),
                       fails=("self_attention_visible", "self_attention_values", "self_attention_gradients")),
             ]),
     Mistake("sa.values-not-projected", "SelfAttention",
@@ -757,22 +625,8 @@ class SelfAttention(nn.Module):
             section="ch02-self-attention",
             wrong=[
                 Wrong("self_attention/values_not_projected",
-                      source="""\
-class SelfAttention(nn.Module):
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        d_k = d_model if d_k is None else d_k
-        d_v = d_model if d_v is None else d_v
-        self.W_q = nn.Linear(d_model, d_k)
-        self.W_k = nn.Linear(d_model, d_k)
-        self.W_v = nn.Linear(d_model, d_v)
-
-    def forward(self, x, mask=None):
-        q, k = self.W_q(x), self.W_k(x)
-        weights = masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), mask)
-        return weights @ x, weights
-""",
-                      fixed=("weights @ x", "weights @ self.W_v(x)"),
+                      edit=('self.W_v(x))', 'x)'),
+                      fixed=('self.W_k(x), x)', 'self.W_k(x), self.W_v(x))'),
                       fails=("self_attention_visible", "self_attention_values")),
             ]),
     Mistake("sa.no-biases", "SelfAttention",
@@ -781,20 +635,8 @@ class SelfAttention(nn.Module):
             section="ch02-self-attention",
             wrong=[
                 Wrong("self_attention/no_biases",
-                      source="""\
-class SelfAttention(nn.Module):
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        d_k = d_model if d_k is None else d_k
-        d_v = d_model if d_v is None else d_v
-        self.W_q = nn.Linear(d_model, d_k, bias=False)
-        self.W_k = nn.Linear(d_model, d_k, bias=False)
-        self.W_v = nn.Linear(d_model, d_v, bias=False)
-
-    def forward(self, x, mask=None):
-        return scaled_dot_product_attention(self.W_q(x), self.W_k(x), self.W_v(x), mask)
-""",
-                      fixed=(", bias=False", ""),
+                      edit=('self.W_q = nn.Linear(d_model, d_k)\n        self.W_k = nn.Linear(d_model, d_k)\n        self.W_v = nn.Linear(d_model, d_v)', 'self.W_q = nn.Linear(d_model, d_k, bias=False)\n        self.W_k = nn.Linear(d_model, d_k, bias=False)\n        self.W_v = nn.Linear(d_model, d_v, bias=False)'),
+                      fixed=(', bias=False', ''),
                       fails=("self_attention_visible", "self_attention_gradients")),
             ]),
     Mistake("sa.mask-ignored", "SelfAttention",
@@ -803,20 +645,8 @@ class SelfAttention(nn.Module):
             section="ch02-masks",
             wrong=[
                 Wrong("self_attention/mask_ignored",
-                      source="""\
-class SelfAttention(nn.Module):
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        d_k = d_model if d_k is None else d_k
-        d_v = d_model if d_v is None else d_v
-        self.W_q = nn.Linear(d_model, d_k)
-        self.W_k = nn.Linear(d_model, d_k)
-        self.W_v = nn.Linear(d_model, d_v)
-
-    def forward(self, x, mask=None):
-        return scaled_dot_product_attention(self.W_q(x), self.W_k(x), self.W_v(x))
-""",
-                      fixed=("self.W_v(x))", "self.W_v(x), mask)"),
+                      edit=('scaled_dot_product_attention(*projected, mask)', 'scaled_dot_product_attention(*projected)'),
+                      fixed=('scaled_dot_product_attention(*projected)', 'scaled_dot_product_attention(*projected, mask)'),
                       fails=("self_attention_visible", "self_attention_masks")),
             ]),
     Mistake("sa.weights-transposed", "SelfAttention",
@@ -825,21 +655,8 @@ class SelfAttention(nn.Module):
             section="ch02-self-attention",
             wrong=[
                 Wrong("self_attention/weights_transposed",
-                      source="""\
-class SelfAttention(nn.Module):
-    def __init__(self, d_model, d_k=None, d_v=None):
-        super().__init__()
-        d_k = d_model if d_k is None else d_k
-        d_v = d_model if d_v is None else d_v
-        self.W_q = nn.Linear(d_model, d_k)
-        self.W_k = nn.Linear(d_model, d_k)
-        self.W_v = nn.Linear(d_model, d_v)
-
-    def forward(self, x, mask=None):
-        output, weights = scaled_dot_product_attention(self.W_q(x), self.W_k(x), self.W_v(x), mask)
-        return output, weights.transpose(-2, -1)
-""",
-                      fixed=("weights.transpose(-2, -1)", "weights"),
+                      edit=('        return scaled_dot_product_attention(*projected, mask)', '        output, weights = scaled_dot_product_attention(*projected, mask)\n        return output, weights.transpose(-2, -1)'),
+                      fixed=('weights.transpose(-2, -1)', 'weights'),
                       fails=("self_attention_visible", "self_attention_values")),
             ]),
     Mistake("sa.softmax-over-queries", "SelfAttention",
@@ -902,14 +719,8 @@ class SelfAttention(nn.Module):
             section="ch02-positions",
             wrong=[
                 Wrong("equivariance/positions_moved_with_the_tokens",
-                      source="""\
-def equivariance_gap(layer, x, perm, positions=None):
-    added = 0 if positions is None else positions
-    output, weights = layer(x + added)
-    output_p, weights_p = layer((x + added)[perm])
-    return max((output_p - output[perm]).abs().max().item(), (weights_p - weights[perm][:, perm]).abs().max().item())
-""",
-                      fixed=("layer((x + added)[perm])", "layer(x[perm] + added)"),
+                      edit=('layer(x[perm] + added)', 'layer((x + added)[perm])'),
+                      fixed=('layer((x + added)[perm])', 'layer(x[perm] + added)'),
                       fails=("equivariance_visible", "equivariance_values", "equivariance_outcome")),
             ]),
     Mistake("equivariance.not-permuted", "equivariance_gap",
@@ -934,14 +745,8 @@ def equivariance_gap(layer, x, perm, positions=None):
             section="ch02-equivariance",
             wrong=[
                 Wrong("equivariance/weights_rows_only",
-                      source="""\
-def equivariance_gap(layer, x, perm, positions=None):
-    added = 0 if positions is None else positions
-    output, weights = layer(x + added)
-    output_p, weights_p = layer(x[perm] + added)
-    return max((output_p - output[perm]).abs().max().item(), (weights_p - weights[perm]).abs().max().item())
-""",
-                      fixed=("weights[perm])", "weights[perm][:, perm])"),
+                      edit=('weights[perm][:, perm]', 'weights[perm]'),
+                      fixed=('weights[perm])', 'weights[perm][:, perm])'),
                       fails=("equivariance_visible", "equivariance_values", "equivariance_outcome")),
             ]),
     Mistake("equivariance.weights-ignored", "equivariance_gap",
@@ -950,14 +755,8 @@ def equivariance_gap(layer, x, perm, positions=None):
             section="ch02-equivariance",
             wrong=[
                 Wrong("equivariance/weights_ignored",
-                      source="""\
-def equivariance_gap(layer, x, perm, positions=None):
-    added = 0 if positions is None else positions
-    output, _ = layer(x + added)
-    output_p, _ = layer(x[perm] + added)
-    return (output_p - output[perm]).abs().max().item()
-""",
-                      fixed=("    output, _ = layer(x + added)\n    output_p, _ = layer(x[perm] + added)\n    return (output_p - output[perm]).abs().max().item()", "    output, weights = layer(x + added)\n    output_p, weights_p = layer(x[perm] + added)\n    return max((output_p - output[perm]).abs().max().item(), (weights_p - weights[perm][:, perm]).abs().max().item())"),
+                      edit=('return max(output_gap.item(), weights_gap.item())', 'return output_gap.item()'),
+                      fixed=('return output_gap.item()', 'return max(output_gap.item(), weights_gap.item())'),
                       fails=("equivariance_visible", "equivariance_values")),
             ]),
     Mistake("equivariance.mean", "equivariance_gap",
@@ -1008,6 +807,18 @@ def equivariance_gap(layer, x, perm, positions=None):
 """,
                       fixed=(").max()", ").abs().max()"),
                       fails=("equivariance_values",)),
+                Wrong("equivariance/signed_torch_max",
+                      source="""\
+def equivariance_gap(layer, x, perm, positions=None):
+    pos = torch.zeros_like(x) if positions is None else positions
+    out_a, w_a = layer(x + pos)
+    out_b, w_b = layer(x[perm] + pos)
+    gaps = [torch.max(out_b - out_a[perm]), torch.max(w_b - w_a[perm][:, perm])]
+    return float(max(gaps))
+""",
+                      fixed=("torch.max(out_b - out_a[perm]), torch.max(w_b - w_a[perm][:, perm])", "torch.max((out_b - out_a[perm]).abs()), torch.max((w_b - w_a[perm][:, perm]).abs())"),
+                      fails=("equivariance_values",),
+                      note="torch.max of the differences, with names of its own"),
             ]),
     Mistake("equivariance.not-a-float", "equivariance_gap",
             believed="the gap is returned as a tensor, not a Python float",
@@ -1015,14 +826,8 @@ def equivariance_gap(layer, x, perm, positions=None):
             section="ch02-exercises",
             wrong=[
                 Wrong("equivariance/returns_a_tensor",
-                      source="""\
-def equivariance_gap(layer, x, perm, positions=None):
-    added = 0 if positions is None else positions
-    output, weights = layer(x + added)
-    output_p, weights_p = layer(x[perm] + added)
-    return torch.maximum((output_p - output[perm]).abs().max(), (weights_p - weights[perm][:, perm]).abs().max())
-""",
-                      fixed=("abs().max())\n", "abs().max()).item()\n"),
+                      edit=('return max(output_gap.item(), weights_gap.item())', 'return torch.maximum(output_gap, weights_gap)'),
+                      fixed=('torch.maximum(output_gap, weights_gap)', 'torch.maximum(output_gap, weights_gap).item()'),
                       fails=("equivariance_visible", "equivariance_values")),
             ]),
 ]
