@@ -1,38 +1,31 @@
-"""Diagnostics of 03_multi_head_attention: the checks behind the tensor-aware feedback, and the misconceptions
-they name.
+"""Diagnostics of 03_multi_head_attention: the checks behind the tensor-aware feedback.
 
 Read by the grader (autograder/diagnose.py explains the protocol) and run in the grader's process after
 the tests, the student's names bound to proxies of what they defined in the kernel. Never released.
 Every check runs on tiny fixed examples, the ones that the notebook's visible tests show, with the
-other components swapped for references written here (graded in isolation, as the hidden tests).
+other components swapped for the solution's (graded in isolation, as the hidden tests); the solution
+notebook's code is the reference (autograder/mistakes.py `namespace`). The mistakes are recognised by
+their own code on PROBES (autograder/mistakes.py `recognise`); the checks add only the Python loops.
 The pasted helpers of assignment 01 (masked_softmax, scaled_dot_product_attention) are graded in 01.
 """
 import contextlib
-import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from autograder.probes import Raised, attempt, call, describe, loops, modules_loop, pictures, same, swapped
-from autograder.probes import reference_masked_softmax as _reference_masked_softmax, reference_attention as _reference_attention
+from autograder import mistakes
+from autograder.probes import (Raised, attempt, builds, calls, describe, exception_name, loops, modules_loop,
+                               pictures, same, swapped)
+from autograder.remote import KernelGone, OutOfTime
+
+FOLDER = Path(__file__).resolve().parent
 
 
-# ---------------------------------------------------------------------------------------------------
-# References, written here (never the notebook's solution cells)
-
-
-def _reference_split_heads(x, num_heads):
-    if x.shape[-1] % num_heads:
-        raise ValueError("D is not divisible by num_heads")
-    return x.unflatten(-1, (num_heads, x.shape[-1] // num_heads)).transpose(-3, -2)
-
-
-def _reference_merge_heads(x):
-    return x.transpose(-3, -2).flatten(-2)
-
-
-REFERENCES = {"split_heads": _reference_split_heads, "merge_heads": _reference_merge_heads,
-              "masked_softmax": _reference_masked_softmax, "scaled_dot_product_attention": _reference_attention}
+def _solution(*names):
+    """{name: the solution notebook's definition}, run in this process (the reference of the checks)."""
+    namespace = mistakes.namespace(FOLDER)
+    return {name: namespace[name] for name in names}
 
 
 @contextlib.contextmanager
@@ -46,19 +39,9 @@ def _seeded(seed):
         torch.set_rng_state(state)
 
 
-def _raises_value_error(function, *args):
-    try:
-        attempt(function, *args)
-    except Raised as error:
-        return error.name == "ValueError"
-    return False
-
-
-def _first(models, theirs):
-    for name, model in models:
-        if same(theirs, model):
-            return [name]
-    return []
+def _fresh(*tensors):
+    """Copies of the inputs for the student's code (which may modify them in place)."""
+    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in tensors)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -70,11 +53,6 @@ def _split_example():
     return torch.randn(2, 5, 12, generator=torch.Generator().manual_seed(1)), 3
 
 
-def _by_slices(x, num_heads):
-    d = x.shape[-1] // num_heads
-    return torch.stack([x[..., h * d:(h + 1) * d] for h in range(num_heads)], dim=1)
-
-
 def check_split_heads(namespace):
     function = namespace.get("split_heads")
     x, heads = _split_example()
@@ -82,40 +60,15 @@ def check_split_heads(namespace):
     try:
         out = attempt(function, x, heads)
     except Raised as error:
-        facts = {"raised": error.name}
-        if error.name == "NotImplementedError":
-            return facts
-    else:
-        facts = describe(out, _by_slices(x, heads))
-        if not torch.equal(x, before):
-            facts["modified_input"] = True
-    facts["subject"] = "output"
-    facts["misconceptions"] = _split_misconceptions(function)[:1]
-    return facts
-
-
-def _split_misconceptions(function):
-    # T divisible by H, so that a split along the tokens runs too; every wrong arrangement differs
-    x = torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(11))
-    B, T, D, H = 2, 6, 6, 3
-    d = D // H
-    out = call(function, x.clone(), H)
-    if not same(out, _by_slices(x, H)):
-        return _first([
-            ("split.view-without-transpose", x.reshape(B, H, T, d)),
-            ("split.heads-interleaved", x.reshape(B, T, d, H).permute(0, 3, 1, 2)),
-            ("split.heads-not-moved", x.reshape(B, T, H, d)),
-            ("split.wrong-axes-transposed", x.reshape(B, T, H, d).transpose(2, 3)),
-            ("split.tokens-split", x.reshape(B, H, T // H, D)),
-        ], out)
-    # right values: the properties the other tests ask for
-    found = []
-    if not all(_raises_value_error(function, torch.zeros(1, 2, D), H) for D, H in [(6, 4), (10, 3), (7, 2)]):
-        found.append("split.no-value-error")
+        return {"raised": error.name}
+    expected = _solution("split_heads")["split_heads"](before, heads)
+    facts = describe(out, expected)
+    if not torch.equal(x, before):
+        facts["modified_input"] = True
     generator = torch.Generator().manual_seed(12)
-    if loops(function, lambda n: (torch.randn(1, 2, 2 * n, generator=generator), n)):
-        found.append("split.python-loop")
-    return found
+    if same(out, expected) and loops(function, lambda n: (torch.randn(1, 2, 2 * n, generator=generator), n)):
+        facts["misconceptions"] = ["split.python-loop"]
+    return facts
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -127,10 +80,6 @@ def _merge_example():
     return torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(2))
 
 
-def _side_by_side(x):
-    return torch.cat([x[:, h] for h in range(x.shape[1])], dim=-1)
-
-
 def check_merge_heads(namespace):
     function = namespace.get("merge_heads")
     x = _merge_example()
@@ -138,44 +87,15 @@ def check_merge_heads(namespace):
     try:
         out = attempt(function, x)
     except Raised as error:
-        if error.name == "NotImplementedError":
-            return {"raised": error.name}
-        facts, out = {"raised": error.name}, None
-    else:
-        facts = describe(out, _side_by_side(x))
-        if not torch.equal(x, before):
-            facts["modified_input"] = True
-    facts["subject"] = "output"
-    facts["misconceptions"] = _merge_misconceptions(function, x, out)[:1]
-    return facts
-
-
-def _merge_misconceptions(function, x, out):
-    B, H, T, d = x.shape
-    expected = _side_by_side(x)
-    if out is None:
-        # the same values laid out in memory as (B, T, H, d): after the transpose, view works on them
-        laid_out = x.transpose(1, 2).contiguous().transpose(1, 2)
-        if same(call(function, laid_out), expected):
-            return ["merge.view-not-contiguous"]
-        return []
-    if not same(out, expected):
-        mean = x.mean(dim=1)
-        return _first([
-            ("merge.reshape-without-transpose", x.reshape(B, T, H * d)),
-            ("merge.heads-interleaved", x.permute(0, 2, 3, 1).reshape(B, T, H * d)),
-            ("merge.heads-reversed", _side_by_side(x.flip(1))),
-            ("merge.wrong-axes-transposed", x.transpose(2, 3).reshape(B, T, H * d)),
-            ("merge.heads-averaged", mean.repeat(1, 1, H)),
-            ("merge.heads-averaged", mean),
-            ("merge.heads-averaged", x.sum(dim=1)),
-            ("merge.heads-averaged", x.sum(dim=1).repeat(1, 1, H)),
-        ], out)
-    found = []
+        return {"raised": error.name}
+    expected = _solution("merge_heads")["merge_heads"](before)
+    facts = describe(out, expected)
+    if not torch.equal(x, before):
+        facts["modified_input"] = True
     generator = torch.Generator().manual_seed(21)
-    if loops(function, lambda n: (torch.randn(1, n, 3, 2, generator=generator),)):
-        found.append("merge.python-loop")
-    return found
+    if same(out, expected) and loops(function, lambda n: (torch.randn(1, n, 3, 2, generator=generator),)):
+        facts["misconceptions"] = ["merge.python-loop"]
+    return facts
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -191,119 +111,49 @@ def _mha_example():
     return query, memory, mask
 
 
-def _parameters(module):
-    """{name: (weight, bias or None)} of the four projections, in float64; None if they are not there."""
+def _adopting(cls, module, *args):
+    """cls(*args) (the solution's class) with the parameters of the student's module, or None when they do not
+    fit (other names or shapes)."""
     try:
-        found = {}
-        for name in ("W_q", "W_k", "W_v", "W_o"):
-            layer = getattr(module, name)
-            bias = layer.bias.detach().double() if layer.bias is not None else None
-            found[name] = (layer.weight.detach().double(), bias)
-            if found[name][0].shape != (8, 8):
-                return None
-        return found
+        state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        with _seeded(0):
+            reference = cls(*args)
+        reference.load_state_dict(state)
     except Exception:
         return None
-
-
-def _model(parameters, query, key, value, mask=None, heads=2, scale=None, mix_tokens=False, output_projection=True,
-           values_with="W_v", kv_from_query=False):
-    """Multi-head attention by hand (float64), or the output that a named mistake would give."""
-    def project(x, name):
-        weight, bias = parameters[name]
-        return x.double() @ weight.T + (0 if bias is None else bias)
-
-    if kv_from_query:
-        key = value = query
-    q, k, v = project(query, "W_q"), project(key, "W_k"), project(value, values_with)
-    (B, T_q, D), T_k = q.shape, k.shape[1]
-    d = D // heads
-    if mix_tokens:
-        q, k, v = q.reshape(B, heads, T_q, d), k.reshape(B, heads, T_k, d), v.reshape(B, heads, T_k, d)
-    else:
-        q, k, v = (torch.stack(z.split(d, dim=-1), dim=1) for z in (q, k, v))      # (B, H, T, d), by slices
-    scores = q @ k.transpose(-2, -1) * (d ** -0.5 if scale is None else scale)
-    weights = _reference_masked_softmax(scores, mask)
-    per_head = weights @ v                                                          # (B, H, T_q, d)
-    merged = per_head.reshape(B, T_q, D) if mix_tokens else torch.cat(per_head.unbind(1), dim=-1)
-    output = project(merged, "W_o") if output_projection else merged
-    return output.to(query.dtype), weights.to(query.dtype)
-
-
-def _pair(result):
-    if isinstance(result, (tuple, list)) and len(result) == 2:
-        return result
-    return None
+    return reference
 
 
 def check_mha(namespace):
     cls = namespace.get("MultiHeadAttention")
     query, memory, mask = _mha_example()
-    with swapped(namespace, REFERENCES):
+    solution = _solution("split_heads", "merge_heads", "masked_softmax", "scaled_dot_product_attention",
+                         "MultiHeadAttention")
+    with swapped(namespace, {n: f for n, f in solution.items() if n != "MultiHeadAttention"}):
         try:
             with _seeded(0):
                 module = attempt(cls, 8, 2)
         except Raised as error:
             return {"raised": error.name}
-        parameters = _parameters(module)
-        if parameters is None:
+        reference = _adopting(solution["MultiHeadAttention"], module, 8, 2)
+        if reference is None:
             return {}
         try:
-            result = _pair(attempt(module, query, memory, memory, mask))
+            result = attempt(module, *_fresh(query, memory, memory, mask))
         except Raised as error:
-            if error.name == "NotImplementedError":
-                return {"raised": error.name}
-            facts = {"raised": error.name}
-            facts["misconceptions"] = _mha_misconceptions(cls, module, parameters, None, None)[:1]
-            return facts
-        if result is None:
+            return {"raised": error.name}
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
             return {"not_a_tensor": True}
         output, weights = result
-        expected_output, expected = _model(parameters, query, memory, memory, mask)
+        with torch.no_grad():
+            expected_output, expected = reference(query, memory, memory, mask)
         facts = describe(weights, expected, weights=True, allowed=mask)
-        facts["subject"] = "weights"
-        facts.update(pictures(weights, expected))
+        facts.update(subject="weights", **pictures(weights, expected))
         if same(weights, expected) and isinstance(output, torch.Tensor):
             facts.update(describe(output, expected_output), subject="output")
-        facts["misconceptions"] = _mha_misconceptions(cls, module, parameters, output, weights)[:1]
+            if same(output, expected_output) and _mha_loops(cls):
+                facts["misconceptions"] = ["mha.python-loop"]
     return facts
-
-
-def _mha_misconceptions(cls, module, parameters, output, weights):
-    query, memory, mask = _mha_example()
-    unmasked = _pair(call(module, query, memory, memory))
-    if unmasked is not None:
-        expected_weights = _model(parameters, query, memory, memory)[1]
-        if not same(unmasked[1], expected_weights):
-            found = _first([
-                ("mha.scaled-by-d-model", _model(parameters, query, memory, memory, scale=8 ** -0.5)[1]),
-                ("mha.heads-mix-tokens", _model(parameters, query, memory, memory, mix_tokens=True)[1]),
-                ("mha.weights-averaged", expected_weights.mean(dim=1)),
-                ("mha.kv-from-query", _model(parameters, query, memory, memory, kv_from_query=True)[1]),
-            ], unmasked[1])
-            if found:
-                return found
-    if weights is None:
-        return []
-    expected_output, expected = _model(parameters, query, memory, memory, mask)
-    if not same(weights, expected):
-        return _first([
-            ("mha.mask-inverted", _model(parameters, query, memory, memory, ~mask)[1]),
-            ("mha.mask-ignored", _model(parameters, query, memory, memory)[1]),
-        ], weights)
-    if not same(output, expected_output):
-        return _first([
-            ("mha.no-output-projection", _model(parameters, query, memory, memory, mask, output_projection=False)[0]),
-            ("mha.values-projection", _model(parameters, query, memory, memory, mask, values_with="W_k")[0]),
-        ], output)
-    # right output and weights: the properties the other tests ask for
-    found = []
-    with _seeded(1):
-        if not _raises_value_error(cls, 10, 3):
-            found.append("mha.no-value-error")
-    if _mha_loops(cls):
-        found.append("mha.python-loop")
-    return found
 
 
 def _mha_loops(cls):
@@ -342,44 +192,23 @@ def _scores_example():
     with _seeded(4):
         theirs = nn.MultiheadAttention(8, 2, bias=False, batch_first=True)
     weight = theirs.in_proj_weight.detach()
-    return weight[:8].clone(), weight[8:16].clone(), 2
-
-
-def _per_head(W_q, W_k, columns):
-    """stack over h of W_q[:, columns(h)] @ W_k[:, columns(h)].T (W_q, W_k in the formulas' layout)."""
-    return torch.stack([W_q[:, c] @ W_k[:, c].T for c in columns])
+    return _Holder(weight[:8].clone(), weight[8:16].clone(), 2)
 
 
 def check_scores(namespace):
     function = namespace.get("head_score_matrices")
-    query_weight, key_weight, heads = _scores_example()
-    D = query_weight.shape[0]
-    d = D // heads
-    blocks = [slice(h * d, (h + 1) * d) for h in range(heads)]
-    W_q, W_k = query_weight.double().T, key_weight.double().T                 # Q = X W_q
-    expected = _per_head(W_q, W_k, blocks).float()
-    with swapped(namespace, {"split_heads": _reference_split_heads, "merge_heads": _reference_merge_heads}):
+    holder = _scores_example()
+    with torch.no_grad():
+        expected = _solution("head_score_matrices")["head_score_matrices"](holder)
+    with swapped(namespace, _solution("split_heads", "merge_heads")):
         try:
-            M = attempt(function, _Holder(query_weight, key_weight, heads))
+            M = attempt(function, holder)
         except Raised as error:
             return {"raised": error.name}
         facts = describe(M, expected)
         facts["subject"] = "matrix"
-        found = []
-        if not same(M, expected):
-            full = (W_q @ W_k.T).float()
-            found = _first([
-                ("scores.transposed", expected.transpose(-2, -1)),
-                ("scores.weight-not-transposed", _per_head(W_q.T, W_k.T, blocks).float()),
-                ("scores.heads-interleaved", _per_head(W_q, W_k, [slice(h, D, heads) for h in range(heads)]).float()),
-                ("scores.scaled", expected / math.sqrt(d)),
-                ("scores.queries-twice", _per_head(W_q, W_q, blocks).float()),
-                ("scores.full-width", full.expand(heads, D, D)),
-                ("scores.full-width", full),
-            ], M)
-        if not found and _scores_loops(function):
-            found = ["scores.python-loop"]
-        facts["misconceptions"] = found[:1]
+        if same(M, expected) and _scores_loops(function):
+            facts["misconceptions"] = ["scores.python-loop"]
     return facts
 
 
@@ -398,4 +227,54 @@ COMPONENTS = {
     "merge_heads": check_merge_heads,
     "MultiHeadAttention": check_mha,
     "head_score_matrices": check_scores,
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the derived detector compares between the student's code and each mistake's own (autograder/mistakes.py):
+# the visible tests' examples, and the inputs that show the other tests' properties (a width that the heads do
+# not divide, a merge's input already laid out as (B, T, H, d) in memory).
+
+
+def refuses(name, *cases):
+    """A probe: for each argument tuple of `cases`, whether names[name](*args) raises ValueError (what else it
+    raises, or returns, is one same answer: it does not refuse as asked)."""
+    def probe(names):
+        found = []
+        for args in cases:
+            try:
+                names[name](*_fresh(*args))
+                found.append(False)
+            except (KernelGone, OutOfTime, mistakes.Incomparable):
+                raise
+            except (Exception, SystemExit) as error:
+                found.append(exception_name(error) == "ValueError")
+        return tuple(found)
+    probe.__qualname__ = f"refuses({name})"
+    return probe
+
+
+def _per_head(name, argument, heads):
+    """A probe: names[name](argument), a single (D, D) matrix given to every head, (heads, D, D)."""
+    def probe(names):
+        result = names[name](argument)
+        if isinstance(result, torch.Tensor) and result.dim() == 2:
+            result = result.expand(heads, *result.shape)
+        return result
+    probe.__qualname__ = f"per_head({name})"
+    return probe
+
+
+_SPLIT, _MERGE, _MHA = _split_example(), _merge_example(), _mha_example()
+_EVEN = torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(11))    # T divisible by H: a split of the tokens runs
+_SELF = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(13))
+PROBES = {
+    "split_heads": [calls("split_heads", *_SPLIT), calls("split_heads", _EVEN, 3),
+                    refuses("split_heads", (torch.zeros(1, 2, 6), 4), (torch.zeros(1, 2, 10), 3), (torch.zeros(1, 2, 7), 2))],
+    "merge_heads": [calls("merge_heads", _MERGE),
+                    calls("merge_heads", _MERGE.transpose(1, 2).contiguous().transpose(1, 2))],   # view works on it
+    "MultiHeadAttention": [builds("MultiHeadAttention", (8, 2), _MHA[0], _MHA[1], _MHA[1], _MHA[2]),
+                           builds("MultiHeadAttention", (8, 2), _SELF, _SELF, _SELF),
+                           refuses("MultiHeadAttention", (10, 3), (12, 5))],
+    "head_score_matrices": [_per_head("head_score_matrices", _scores_example(), 2)],
 }

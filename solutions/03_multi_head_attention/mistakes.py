@@ -26,14 +26,8 @@ def split_heads(x, num_heads):
             section="ch03-reshapes",
             wrong=[
                 Wrong("split_heads/heads_interleaved",
-                      source="""\
-def split_heads(x, num_heads):
-    if x.shape[-1] % num_heads:
-        raise ValueError("D must be divisible by num_heads")
-    B, T, D = x.shape
-    return x.reshape(B, T, D // num_heads, num_heads).permute(0, 3, 1, 2)
-""",
-                      fixed=("reshape(B, T, D // num_heads, num_heads).permute(0, 3, 1, 2)", "reshape(B, T, num_heads, D // num_heads).transpose(1, 2)"),
+                      edit=("x.unflatten(-1, (num_heads, width // num_heads))", "x.unflatten(-1, (width // num_heads, num_heads)).transpose(-2, -1)"),
+                      fixed=("x.unflatten(-1, (width // num_heads, num_heads)).transpose(-2, -1)", "x.unflatten(-1, (num_heads, width // num_heads))"),
                       fails=("split_heads_visible", "split_heads_values")),
             ]),
     Mistake("split.heads-not-moved", "split_heads",
@@ -42,15 +36,20 @@ def split_heads(x, num_heads):
             section="ch03-reshapes",
             wrong=[
                 Wrong("split_heads/no_transpose_at_all",
+                      edit=("return per_token.transpose(-3, -2)", "return per_token"),
+                      fixed=("return per_token ", "return per_token.transpose(-3, -2) "),
+                      fails=("split_heads_visible", "split_heads_values")),
+                Wrong("split_heads/heads_last",
                       source="""\
 def split_heads(x, num_heads):
-    if x.shape[-1] % num_heads:
-        raise ValueError("D must be divisible by num_heads")
-    B, T, D = x.shape
-    return x.reshape(B, T, num_heads, D // num_heads)
+    *lead, width = x.shape
+    if width % num_heads:
+        raise ValueError(f"{width} features cannot be split into {num_heads} heads")
+    return x.view(*lead, num_heads, width // num_heads)
 """,
-                      fixed=("x.reshape(B, T, num_heads, D // num_heads)", "x.reshape(B, T, num_heads, D // num_heads).transpose(1, 2)"),
-                      fails=("split_heads_visible", "split_heads_values")),
+                      fixed=("x.view(*lead, num_heads, width // num_heads)", "x.view(*lead, num_heads, width // num_heads).transpose(1, 2)"),
+                      fails=("split_heads_visible", "split_heads_values"),
+                      note="another student's: a view that keeps the leading dimensions, with no transpose"),
             ]),
     Mistake("split.wrong-axes-transposed", "split_heads",
             believed="the wrong two dimensions are swapped: (B, T, d, H) instead of (B, H, T, d)",
@@ -58,14 +57,8 @@ def split_heads(x, num_heads):
             section="ch03-reshapes",
             wrong=[
                 Wrong("split_heads/wrong_axes_transposed",
-                      source="""\
-def split_heads(x, num_heads):
-    if x.shape[-1] % num_heads:
-        raise ValueError("D must be divisible by num_heads")
-    B, T, D = x.shape
-    return x.reshape(B, T, num_heads, D // num_heads).transpose(2, 3)
-""",
-                      fixed=(".transpose(2, 3)", ".transpose(1, 2)"),
+                      edit=("per_token.transpose(-3, -2)", "per_token.transpose(-2, -1)"),
+                      fixed=("per_token.transpose(-2, -1)", "per_token.transpose(-3, -2)"),
                       fails=("split_heads_visible", "split_heads_values")),
             ]),
     Mistake("split.tokens-split", "split_heads",
@@ -141,6 +134,15 @@ def merge_heads(x):
 """,
                       fixed=("x.reshape(B, T, H * d)", "x.transpose(1, 2).reshape(B, T, H * d)"),
                       fails=("merge_heads_visible", "merge_heads_hidden")),
+                Wrong("merge_heads/contiguous_view_without_transpose",
+                      source="""\
+def merge_heads(x):
+    batch, heads, tokens, width = x.size()
+    return x.contiguous().view(batch, tokens, heads * width)
+""",
+                      fixed=("x.contiguous().view(", "x.transpose(1, 2).contiguous().view("),
+                      fails=("merge_heads_visible", "merge_heads_hidden"),
+                      note="another student's: .contiguous().view(...) with other names, still without the transpose"),
             ]),
     Mistake("merge.view-not-contiguous", "merge_heads",
             believed="view is called on the transposed tensor, which is not contiguous in memory, and raises",
@@ -148,12 +150,8 @@ def merge_heads(x):
             section="ch03-reshapes",
             wrong=[
                 Wrong("merge_heads/view_needs_contiguous",
-                      source="""\
-def merge_heads(x):
-    B, H, T, d = x.shape
-    return x.transpose(1, 2).view(B, T, H * d)
-""",
-                      fixed=(".view(B, T, H * d)", ".reshape(B, T, H * d)"),
+                      edit=("tokens_first.flatten(start_dim=-2)", "tokens_first.view(*tokens_first.shape[:-2], -1)"),
+                      fixed=("tokens_first.view(*tokens_first.shape[:-2], -1)", "tokens_first.flatten(start_dim=-2)"),
                       fails=("merge_heads_visible", "merge_heads_hidden")),
             ]),
     Mistake("merge.heads-interleaved", "merge_heads",
@@ -162,12 +160,8 @@ def merge_heads(x):
             section="ch03-reshapes",
             wrong=[
                 Wrong("merge_heads/features_interleaved",
-                      source="""\
-def merge_heads(x):
-    B, H, T, d = x.shape
-    return x.permute(0, 2, 3, 1).reshape(B, T, H * d)
-""",
-                      fixed=("x.permute(0, 2, 3, 1)", "x.transpose(1, 2)"),
+                      edit=("x.transpose(-3, -2)", "x.permute(0, 2, 3, 1)"),
+                      fixed=("x.permute(0, 2, 3, 1)", "x.transpose(-3, -2)"),
                       fails=("merge_heads_visible", "merge_heads_hidden")),
             ]),
     Mistake("merge.heads-averaged", "merge_heads",
@@ -189,11 +183,8 @@ def merge_heads(x):
             section="ch03-definition",
             wrong=[
                 Wrong("merge_heads/heads_in_reverse_order",
-                      source="""\
-def merge_heads(x):
-    return x.flip(1).transpose(1, 2).flatten(2)
-""",
-                      fixed=("x.flip(1).transpose(1, 2)", "x.transpose(1, 2)"),
+                      edit=("x.transpose(-3, -2)", "x.flip(1).transpose(-3, -2)"),
+                      fixed=("x.flip(1)", "x"),
                       fails=("merge_heads_visible", "merge_heads_hidden")),
             ]),
     Mistake("merge.wrong-axes-transposed", "merge_heads",
@@ -231,27 +222,8 @@ def merge_heads(x):
             section="ch03-definition",
             wrong=[
                 Wrong("mha/missing_output_projection",
-                      source="""\
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model, num_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError("d_model must be a multiple of num_heads")
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_model, bias=bias)
-        self.W_v = nn.Linear(d_model, d_model, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        q = split_heads(self.W_q(query), self.num_heads)
-        k = split_heads(self.W_k(key), self.num_heads)
-        v = split_heads(self.W_v(value), self.num_heads)
-
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return merge_heads(out), weights
-""",
-                      fixed=("return merge_heads(out), weights", "return self.W_o(merge_heads(out)), weights"),
+                      edit=("self.W_o(merge_heads(per_head))", "merge_heads(per_head)"),
+                      fixed=("return merge_heads(per_head)", "return self.W_o(merge_heads(per_head))"),
                       fails=("mha_visible", "mha_matches_torch", "mha_gradients_batches")),
             ]),
     Mistake("mha.scaled-by-d-model", "MultiHeadAttention",
@@ -289,26 +261,8 @@ class MultiHeadAttention(nn.Module):
             section="ch03-definition",
             wrong=[
                 Wrong("mha/key_projection_for_values",
-                      source="""\
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model, num_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError("d_model must be a multiple of num_heads")
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_model, bias=bias)
-        self.W_v = nn.Linear(d_model, d_model, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        q = split_heads(self.W_q(query), self.num_heads)
-        k = split_heads(self.W_k(key), self.num_heads)
-        v = split_heads(self.W_k(value), self.num_heads)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.W_o(merge_heads(out)), weights
-""",
-                      fixed=("split_heads(self.W_k(value)", "split_heads(self.W_v(value)"),
+                      edit=("(self.W_v, value)", "(self.W_k, value)"),
+                      fixed=("(self.W_k, value)", "(self.W_v, value)"),
                       fails=("mha_visible", "mha_matches_torch", "mha_gradients_batches")),
             ]),
     Mistake("mha.kv-from-query", "MultiHeadAttention",
@@ -317,26 +271,8 @@ class MultiHeadAttention(nn.Module):
             section="ch03-cross-attention",
             wrong=[
                 Wrong("mha/queries_for_keys_and_values",
-                      source="""\
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model, num_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError("d_model must be a multiple of num_heads")
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_model, bias=bias)
-        self.W_v = nn.Linear(d_model, d_model, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        q = split_heads(self.W_q(query), self.num_heads)
-        k = split_heads(self.W_k(query), self.num_heads)
-        v = split_heads(self.W_v(query), self.num_heads)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.W_o(merge_heads(out)), weights
-""",
-                      fixed=("k = split_heads(self.W_k(query), self.num_heads)\n        v = split_heads(self.W_v(query), self.num_heads)", "k = split_heads(self.W_k(key), self.num_heads)\n        v = split_heads(self.W_v(value), self.num_heads)"),
+                      edit=("(self.W_k, key), (self.W_v, value)", "(self.W_k, query), (self.W_v, query)"),
+                      fixed=("(self.W_k, query), (self.W_v, query)", "(self.W_k, key), (self.W_v, value)"),
                       fails=("mha_visible", "mha_matches_torch")),
             ]),
     Mistake("mha.weights-averaged", "MultiHeadAttention",
@@ -345,27 +281,8 @@ class MultiHeadAttention(nn.Module):
             section="ch03-torch-equivalence",
             wrong=[
                 Wrong("mha/weights_averaged_over_heads",
-                      source="""\
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model, num_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError("d_model must be a multiple of num_heads")
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_model, bias=bias)
-        self.W_v = nn.Linear(d_model, d_model, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        q = split_heads(self.W_q(query), self.num_heads)
-        k = split_heads(self.W_k(key), self.num_heads)
-        v = split_heads(self.W_v(value), self.num_heads)
-
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.W_o(merge_heads(out)), weights.mean(dim=1)
-""",
-                      fixed=("weights.mean(dim=1)", "weights"),
+                      edit=("merge_heads(per_head)), attention", "merge_heads(per_head)), attention.mean(dim=1)"),
+                      fixed=("attention.mean(dim=1)", "attention"),
                       fails=("mha_visible", "mha_matches_torch")),
             ]),
     Mistake("mha.mask-inverted", "MultiHeadAttention",
@@ -374,12 +291,16 @@ class MultiHeadAttention(nn.Module):
             section="ch03-torch-equivalence",
             wrong=[
                 Wrong("mha/torch_mask_convention",
+                      edit=("(*heads, mask)", "(*heads, None if mask is None else ~mask)"),
+                      fixed=("None if mask is None else ~mask", "mask"),
+                      fails=("mha_visible", "mha_masks")),
+                Wrong("mha/mask_logical_not",
                       source="""\
 class MultiHeadAttention(nn.Module):
     def __init__(self, d_model, num_heads, bias=True):
         super().__init__()
-        if d_model % num_heads:
-            raise ValueError("d_model must be a multiple of num_heads")
+        if d_model % num_heads != 0:
+            raise ValueError("num_heads must divide d_model")
         self.num_heads = num_heads
         self.W_q = nn.Linear(d_model, d_model, bias=bias)
         self.W_k = nn.Linear(d_model, d_model, bias=bias)
@@ -387,15 +308,16 @@ class MultiHeadAttention(nn.Module):
         self.W_o = nn.Linear(d_model, d_model, bias=bias)
 
     def forward(self, query, key, value, mask=None):
-        q = split_heads(self.W_q(query), self.num_heads)
-        k = split_heads(self.W_k(key), self.num_heads)
-        v = split_heads(self.W_v(value), self.num_heads)
-
-        out, weights = scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)
-        return self.W_o(merge_heads(out)), weights
+        H = self.num_heads
+        if mask is not None:
+            mask = mask.logical_not()        # True = blocked, as in nn.MultiheadAttention
+        Q, K, V = (split_heads(layer(t), H) for layer, t in ((self.W_q, query), (self.W_k, key), (self.W_v, value)))
+        context, attn = scaled_dot_product_attention(Q, K, V, mask=mask)
+        return self.W_o(merge_heads(context)), attn
 """,
-                      fixed=("None if mask is None else ~mask", "mask"),
-                      fails=("mha_visible", "mha_masks")),
+                      fixed=("mask.logical_not()", "mask"),
+                      fails=("mha_visible", "mha_masks"),
+                      note="another student's: the mask inverted with logical_not before the call, other names"),
             ]),
     Mistake("mha.heads-mix-tokens", "MultiHeadAttention",
             believed="the heads are made by a reshape to (B, H, T, d) without the transpose, so they mix tokens",
@@ -434,27 +356,8 @@ class MultiHeadAttention(nn.Module):
             section="ch03-head-by-head",
             wrong=[
                 Wrong("mha/mask_ignored",
-                      source="""\
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model, num_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError("d_model must be a multiple of num_heads")
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_model, bias=bias)
-        self.W_v = nn.Linear(d_model, d_model, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        q = split_heads(self.W_q(query), self.num_heads)
-        k = split_heads(self.W_k(key), self.num_heads)
-        v = split_heads(self.W_v(value), self.num_heads)
-
-        out, weights = scaled_dot_product_attention(q, k, v)
-        return self.W_o(merge_heads(out)), weights
-""",
-                      fixed=("scaled_dot_product_attention(q, k, v)", "scaled_dot_product_attention(q, k, v, mask)"),
+                      edit=("(*heads, mask)", "(*heads)"),
+                      fixed=("(*heads)", "(*heads, mask)"),
                       fails=("mha_visible", "mha_masks")),
             ]),
     Mistake("mha.no-value-error", "MultiHeadAttention",
@@ -463,25 +366,7 @@ class MultiHeadAttention(nn.Module):
             section="ch03-head-by-head",
             wrong=[
                 Wrong("mha/no_value_error",
-                      source="""\
-class MultiHeadAttention(nn.Module):
-    def __init__(self, d_model, num_heads, bias=True):
-        super().__init__()
-        pass
-        self.num_heads = num_heads
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, d_model, bias=bias)
-        self.W_v = nn.Linear(d_model, d_model, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        q = split_heads(self.W_q(query), self.num_heads)
-        k = split_heads(self.W_k(key), self.num_heads)
-        v = split_heads(self.W_v(value), self.num_heads)
-
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.W_o(merge_heads(out)), weights
-""",
+                      edit=("        if d_model % num_heads:\n            raise ValueError(f\"d_model={d_model} must be a multiple of num_heads={num_heads}\")\n", "        pass\n"),
                       fixed=("        pass\n", "        if d_model % num_heads != 0:\n            raise ValueError(\"d_model must be a multiple of num_heads\")\n"),
                       fails=("mha_visible", "mha_gradients_batches")),
             ]),
@@ -529,14 +414,21 @@ class MultiHeadAttention(nn.Module):
             section="ch03-bilinear-form",
             wrong=[
                 Wrong("scores/transposed",
-                      source="""\
-def head_score_matrices(mha):
-    W_q = mha.W_q.weight.T.unflatten(-1, (mha.num_heads, -1))
-    W_k = mha.W_k.weight.T.unflatten(-1, (mha.num_heads, -1))
-    return torch.einsum("ahc,bhc->hba", W_q, W_k)
-""",
+                      edit=("\"ahc,bhc->hab\"", "\"ahc,bhc->hba\""),
                       fixed=("\"ahc,bhc->hba\"", "\"ahc,bhc->hab\""),
                       fails=("scores_visible", "scores_values")),
+                Wrong("scores/keys_times_queries",
+                      source="""\
+def head_score_matrices(mha):
+    H = mha.num_heads
+    D = mha.W_q.weight.shape[0]
+    Wq = mha.W_q.weight.T.reshape(D, H, D // H).permute(1, 0, 2)    # (H, D, d)
+    Wk = mha.W_k.weight.T.reshape(D, H, D // H).permute(1, 0, 2)    # (H, D, d)
+    return Wk @ Wq.transpose(1, 2)
+""",
+                      fixed=("Wk @ Wq.transpose(1, 2)", "Wq @ Wk.transpose(1, 2)"),
+                      fails=("scores_visible", "scores_values"),
+                      note="another student's: a batched matmul over the heads, keys on the left"),
             ]),
     Mistake("scores.weight-not-transposed", "head_score_matrices",
             believed="nn.Linear's weight is taken for the W_q of the formulas",
@@ -574,13 +466,7 @@ def head_score_matrices(mha):
             section="ch03-bilinear-form",
             wrong=[
                 Wrong("scores/scaled_inside",
-                      source="""\
-def head_score_matrices(mha):
-    H = mha.num_heads
-    W_q = mha.W_q.weight.T.unflatten(-1, (H, -1))
-    W_k = mha.W_k.weight.T.unflatten(-1, (H, -1))
-    return torch.einsum("ahc,bhc->hab", W_q, W_k) / math.sqrt(W_q.shape[-1])
-""",
+                      edit=("torch.einsum(\"ahc,bhc->hab\", W_q, W_k)", "torch.einsum(\"ahc,bhc->hab\", W_q, W_k) / math.sqrt(W_q.shape[-1])"),
                       fixed=(" / math.sqrt(W_q.shape[-1])", ""),
                       fails=("scores_visible", "scores_values")),
             ]),
@@ -590,12 +476,8 @@ def head_score_matrices(mha):
             section="ch03-bilinear-form",
             wrong=[
                 Wrong("scores/queries_twice",
-                      source="""\
-def head_score_matrices(mha):
-    W_q = mha.W_q.weight.T.unflatten(-1, (mha.num_heads, -1))
-    return torch.einsum("ahc,bhc->hab", W_q, W_q)
-""",
-                      fixed=("    return torch.einsum(\"ahc,bhc->hab\", W_q, W_q)\n", "    W_k = mha.W_k.weight.T.unflatten(-1, (mha.num_heads, -1))\n    return torch.einsum(\"ahc,bhc->hab\", W_q, W_k)\n"),
+                      edit=("W_q, W_k)", "W_q, W_q)"),
+                      fixed=("W_q, W_q)", "W_q, W_k)"),
                       fails=("scores_visible", "scores_values")),
             ]),
     Mistake("scores.full-width", "head_score_matrices",
