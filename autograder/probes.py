@@ -296,3 +296,23 @@ def parameter_gradients(pick=lambda result: result):
         (out * ramp).sum().backward()
         return {name: p.grad is not None and bool(p.grad.abs().sum() > 0) for name, p in module.named_parameters()}
     return then
+
+
+def refuses(name, error, *cases):
+    """A probe: for each argument tuple of `cases`, whether names[name](*args) raises `error` (by name): raising
+    anything else and returning are one same answer, "does not refuse as asked"."""
+    from autograder.mistakes import Incomparable
+
+    def probe(names):
+        found = []
+        for args in cases:
+            try:
+                names[name](*_fresh(args))
+                found.append(False)
+            except (KernelGone, OutOfTime, Incomparable):
+                raise
+            except (Exception, SystemExit) as raised:
+                found.append(exception_name(raised) == error)
+        return tuple(found)
+    probe.__qualname__ = f"refuses({name}, {error})"
+    return probe

@@ -15,9 +15,8 @@ import torch
 from torch import nn
 
 from autograder import mistakes
-from autograder.probes import (Raised, attempt, builds, calls, describe, exception_name, loops, modules_loop,
-                               pictures, same, swapped)
-from autograder.remote import KernelGone, OutOfTime
+from autograder.probes import (Raised, attempt, builds, calls, describe, loops, modules_loop, pictures, refuses,
+                               same, swapped)
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -236,24 +235,6 @@ COMPONENTS = {
 # not divide, a merge's input already laid out as (B, T, H, d) in memory).
 
 
-def refuses(name, *cases):
-    """A probe: for each argument tuple of `cases`, whether names[name](*args) raises ValueError (what else it
-    raises, or returns, is one same answer: it does not refuse as asked)."""
-    def probe(names):
-        found = []
-        for args in cases:
-            try:
-                names[name](*_fresh(*args))
-                found.append(False)
-            except (KernelGone, OutOfTime, mistakes.Incomparable):
-                raise
-            except (Exception, SystemExit) as error:
-                found.append(exception_name(error) == "ValueError")
-        return tuple(found)
-    probe.__qualname__ = f"refuses({name})"
-    return probe
-
-
 def _per_head(name, argument, heads):
     """A probe: names[name](argument), a single (D, D) matrix given to every head, (heads, D, D)."""
     def probe(names):
@@ -270,11 +251,11 @@ _EVEN = torch.randn(2, 6, 6, generator=torch.Generator().manual_seed(11))    # T
 _SELF = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(13))
 PROBES = {
     "split_heads": [calls("split_heads", *_SPLIT), calls("split_heads", _EVEN, 3),
-                    refuses("split_heads", (torch.zeros(1, 2, 6), 4), (torch.zeros(1, 2, 10), 3), (torch.zeros(1, 2, 7), 2))],
+                    refuses("split_heads", "ValueError", (torch.zeros(1, 2, 6), 4), (torch.zeros(1, 2, 10), 3), (torch.zeros(1, 2, 7), 2))],
     "merge_heads": [calls("merge_heads", _MERGE),
                     calls("merge_heads", _MERGE.transpose(1, 2).contiguous().transpose(1, 2))],   # view works on it
     "MultiHeadAttention": [builds("MultiHeadAttention", (8, 2), _MHA[0], _MHA[1], _MHA[1], _MHA[2]),
                            builds("MultiHeadAttention", (8, 2), _SELF, _SELF, _SELF),
-                           refuses("MultiHeadAttention", (10, 3), (12, 5))],
+                           refuses("MultiHeadAttention", "ValueError", (10, 3), (12, 5))],
     "head_score_matrices": [_per_head("head_score_matrices", _scores_example(), 2)],
 }
