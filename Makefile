@@ -46,7 +46,7 @@ test: $(STAMP) book chromium sandbox
 # The edit loop: unit tests and one graded class of one assignment (pytest -m quick), about 110 s on 2 cores.
 # Needs neither the book nor a browser. `make test` stays the full check.
 test-quick: $(STAMP) sandbox
-	$(WITH_VENV) TEST_ASSIGNMENTS=$(QUICK_ASSIGNMENT) $(BIN)/python -m pytest -m "quick or unit" -q
+	$(WITH_VENV) TEST_ASSIGNMENTS=$(QUICK_ASSIGNMENT) $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "quick or unit" -q
 
 # notebooks/ regenerated from solutions/ by nbgrader in a scratch folder; notebooks/ changes only on success.
 notebooks: $(STAMP)
