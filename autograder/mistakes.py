@@ -39,6 +39,7 @@ import nbformat
 import torch
 from torch import nn
 
+from autograder import verdicts
 from autograder.remote import KernelGone, OutOfTime
 
 Edit = tuple[str, str]          # (old, new): a text replaced once in a source
@@ -183,10 +184,6 @@ def problems(found: Declarations, components: set[str], cells: dict[str, set[str
 # The reference: the solution notebook's code, in a namespace of this process
 
 
-def _code(cell: Any) -> str:
-    return "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
-
-
 @functools.lru_cache(maxsize=16)
 def _solution(path: str, mtime: int) -> tuple[tuple[str, str], ...]:
     """(grade_id or "", source) of the notebook's code cells that are not test cells."""
@@ -195,7 +192,7 @@ def _solution(path: str, mtime: int) -> tuple[tuple[str, str], ...]:
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and not meta.get("grade"):
-            cells.append((str(meta.get("grade_id", "")), _code(cell)))
+            cells.append((str(meta.get("grade_id", "")), verdicts.without_magics(cell.source)))
     return tuple(cells)
 
 
@@ -206,7 +203,6 @@ def solution_cells(folder: Path | str) -> tuple[tuple[str, str], ...]:
 
 
 def _run(cells: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    from autograder import verdicts
     names: dict[str, Any] = {"__name__": "autograder_reference"}
     with verdicts.grader_state():
         for grade_id, source in cells:
@@ -223,11 +219,11 @@ def namespace(folder: Path | str, cell: str = "", source: str = "") -> dict[str,
     solution's own helpers (their globals are the first namespace)."""
     key = (str(folder), str(hash(solution_cells(folder))))
     if key not in _NAMESPACES:
-        _NAMESPACES.clear() if len(_NAMESPACES) > 16 else None
+        if len(_NAMESPACES) > 16:
+            _NAMESPACES.clear()
         _NAMESPACES[key] = _run(solution_cells(folder))
     if not cell:
         return _NAMESPACES[key]
-    from autograder import verdicts
     wrong = dict(_NAMESPACES[key])
     with verdicts.grader_state(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

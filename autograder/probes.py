@@ -241,15 +241,25 @@ def reference_attention(query, key, value, mask=None):
 # and each mistake's own. A probe takes a namespace of the component's names and returns what to compare.
 
 
-def _fresh(values):
+def fresh(*values):
+    """Copies of the tensors among values, for the student's code (which may change its inputs in place)."""
     return tuple(v.clone() if isinstance(v, torch.Tensor) else v for v in values)
+
+
+@contextlib.contextmanager
+def seeded(seed):
+    """The global random generator seeded with `seed` while the block runs (modules built here), the caller's
+    random state restored after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def calls(name, *args, **kwargs):
     """A probe: names[name](*args, **kwargs) on fresh copies of the tensors, and the copies after the call (so a
     change of the caller's tensors in place shows as well as the result)."""
     def probe(names):
-        inputs = _fresh(args)
+        inputs = fresh(*args)
         return names[name](*inputs, **kwargs), inputs
     probe.__qualname__ = f"calls({name})"
     return probe
@@ -260,7 +270,7 @@ def gradients(name, *args, pick=lambda result: result, **kwargs):
     of pick(result) (a plain sum of softmax weights is constant): True/False per input, None for the others."""
     def probe(names):
         inputs = tuple(a.clone().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-                       for a in _fresh(args))
+                       for a in fresh(*args))
         out = pick(names[name](*inputs, **kwargs))
         if not isinstance(out, torch.Tensor) or not out.requires_grad:
             return tuple(False if isinstance(a, torch.Tensor) and a.requires_grad else None for a in inputs)
@@ -278,7 +288,7 @@ def builds(name, init, *args, then=None, **kwargs):
     says what to compare instead of the result and the inputs (say, the gradients of its parameters)."""
     def probe(names):
         module = names[name](*init)
-        inputs = _fresh(args)
+        inputs = fresh(*args)
         result = module(*inputs, **kwargs)
         return then(module, result) if then is not None else (result, inputs)
     probe.__qualname__ = f"builds({name})"
@@ -307,7 +317,7 @@ def refuses(name, error, *cases):
         found = []
         for args in cases:
             try:
-                names[name](*_fresh(args))
+                names[name](*fresh(*args))
                 found.append(False)
             except (KernelGone, OutOfTime, Incomparable):
                 raise

@@ -157,11 +157,15 @@ def _definitions_only(source: str) -> str:
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))
 
 
+def without_magics(source: str) -> str:
+    """A cell's source without its IPython lines (`%magic`, `!shell`): the Python that runs in this process."""
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
 def _run_course_code(source: str, namespace: dict[str, Any]) -> None:
     """A locked cell of the course (imports, seeds): it must run, or no test can."""
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
     with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile("\n".join(lines), "<course code>", "exec"), namespace)
+        exec(compile(without_magics(source), "<course code>", "exec"), namespace)
 
 
 def mixed_seed(secret: str, seed: int) -> int:

@@ -35,7 +35,7 @@ def _run_cells(notebook, source):
     for cell in notebook.cells:
         if cell.cell_type != "code" or _meta(cell).get("grade"):
             continue
-        code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        code = verdicts.without_magics(cell.source)
         try:   # as a kernel runs a notebook for the grader: a cell that raises does not stop the others
             exec(compile(code, "<notebook cell>", "exec"), namespace)
         except Exception:

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from autograder.probes import (Raised, attempt, builds, call, calls, describe, gradients, loops, pair,
+from autograder.probes import (Raised, attempt, builds, call, calls, describe, fresh, gradients, loops, pair,
                              parameter_gradients, pictures, same, swapped)
 from autograder.probes import reference_masked_softmax as _reference_masked_softmax
 
@@ -36,7 +36,7 @@ def check_sdpa(namespace):
     query, key, value, mask = _sdpa_example()
     with swapped(namespace, {"masked_softmax": _reference_masked_softmax}):
         try:
-            result = attempt(function, *_fresh(query, key, value, mask))
+            result = attempt(function, *fresh(query, key, value, mask))
         except Raised as error:
             return _sdpa_raised(function, error)
         output, weights = pair(result)
@@ -54,7 +54,7 @@ def check_sdpa(namespace):
 def _sdpa_raised(function, error):
     query, key, value, _ = _sdpa_example()
     try:
-        attempt(function, *_fresh(query[0, 0], key[0, 0], value[0, 0]))
+        attempt(function, *fresh(query[0, 0], key[0, 0], value[0, 0]))
         return {"raised": error.name, "misconceptions": ["sdpa.key-t"]}
     except Raised:
         return {"raised": error.name}
@@ -72,29 +72,13 @@ def _sdpa_loops(function):
 # Shared helpers
 
 
-def _fresh(*tensors):
-    """Copies of the inputs for the student's code (which may modify them in place)."""
-    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in tensors)
-
-
 def _call(function, *args):
     """function on copies of args; None if it raised (for the property checks)."""
-    return call(function, *_fresh(*args))
+    return call(function, *fresh(*args))
 
 
 def _finite(tensor):
     return isinstance(tensor, torch.Tensor) and bool(torch.isfinite(tensor.detach()).all())
-
-
-def _has_gradient(output, leaves):
-    """Whether a non-zero gradient of a weighted sum of output reaches every leaf (a weighted sum: the plain sum
-    of softmax weights is constant)."""
-    try:
-        ramp = torch.arange(1, output.numel() + 1, dtype=output.dtype).reshape(output.shape)
-        grads = torch.autograd.grad((output * ramp).sum(), leaves, allow_unused=True)
-    except Exception:
-        return False
-    return all(g is not None and bool(g.abs().sum() > 0) for g in grads)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -116,7 +100,7 @@ def check_nadaraya_watson(namespace):
     function = namespace.get("nadaraya_watson")
     queries, keys, values, h = _nw_example()
     try:
-        result = attempt(function, *_fresh(queries, keys, values), h)
+        result = attempt(function, *fresh(queries, keys, values), h)
     except Raised as error:
         return {"raised": error.name}
     predictions, weights = pair(result)
@@ -175,7 +159,7 @@ def check_masked_softmax(namespace):
     function = namespace.get("masked_softmax")
     scores, mask = _ms_example()
     try:
-        weights = attempt(function, *_fresh(scores, mask))
+        weights = attempt(function, *fresh(scores, mask))
     except Raised as error:
         return {"raised": error.name}
     expected = _reference_masked_softmax(scores, mask)
@@ -263,7 +247,7 @@ def _check_additive(cls):
     query, key, value, mask = _additive_example()
     try:
         module = attempt(cls, 3, 5, 4)
-        output, weights = pair(attempt(module, *_fresh(query, key, value, mask)))
+        output, weights = pair(attempt(module, *fresh(query, key, value, mask)))
     except Raised as error:
         return {"raised": error.name}
     parameters = _additive_parameters(module)
@@ -321,7 +305,7 @@ def check_choose_bandwidth(namespace):
     x_train, y_train, x_valid, y_valid, bandwidths = _bandwidth_example()
     with swapped(namespace, {"nadaraya_watson": _reference_nadaraya_watson}):
         try:
-            best, errors = pair(attempt(function, *_fresh(x_train, y_train, x_valid, y_valid), list(bandwidths)))
+            best, errors = pair(attempt(function, *fresh(x_train, y_train, x_valid, y_valid), list(bandwidths)))
         except Raised as error:
             return {"raised": error.name, "subject": "errors"}
     expected = _bandwidth_errors(x_valid, x_train, y_train, y_valid, bandwidths)

@@ -8,15 +8,14 @@ notebook's code is the reference (autograder/mistakes.py `namespace`). The mista
 their own code on PROBES (autograder/mistakes.py `recognise`); the checks add only the Python loops.
 The pasted helpers of assignment 01 (masked_softmax, scaled_dot_product_attention) are graded in 01.
 """
-import contextlib
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from autograder import mistakes
-from autograder.probes import (Raised, attempt, builds, calls, describe, loops, modules_loop, pictures, refuses,
-                               same, swapped)
+from autograder.probes import (Raised, attempt, builds, calls, describe, fresh, loops, modules_loop, pictures,
+                               refuses, same, seeded, swapped)
 
 FOLDER = Path(__file__).resolve().parent
 
@@ -25,22 +24,6 @@ def _solution(*names):
     """{name: the solution notebook's definition}, run in this process (the reference of the checks)."""
     namespace = mistakes.namespace(FOLDER)
     return {name: namespace[name] for name in names}
-
-
-@contextlib.contextmanager
-def _seeded(seed):
-    """The global RNG seeded for a while (modules built here), the student's state restored after."""
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        torch.set_rng_state(state)
-
-
-def _fresh(*tensors):
-    """Copies of the inputs for the student's code (which may modify them in place)."""
-    return tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in tensors)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -115,7 +98,7 @@ def _adopting(cls, module, *args):
     fit (other names or shapes)."""
     try:
         state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        with _seeded(0):
+        with seeded(0):
             reference = cls(*args)
         reference.load_state_dict(state)
     except Exception:
@@ -130,7 +113,7 @@ def check_mha(namespace):
                          "MultiHeadAttention")
     with swapped(namespace, {n: f for n, f in solution.items() if n != "MultiHeadAttention"}):
         try:
-            with _seeded(0):
+            with seeded(0):
                 module = attempt(cls, 8, 2)
         except Raised as error:
             return {"raised": error.name}
@@ -138,7 +121,7 @@ def check_mha(namespace):
         if reference is None:
             return {}
         try:
-            result = attempt(module, *_fresh(query, memory, memory, mask))
+            result = attempt(module, *fresh(query, memory, memory, mask))
         except Raised as error:
             return {"raised": error.name}
         if not (isinstance(result, (tuple, list)) and len(result) == 2):
@@ -159,9 +142,9 @@ def _mha_loops(cls):
     """Whether the forward of a module with more heads, tokens and batch runs more lines of Python (two modules
     of different widths, each one's forward measured in the kernel after a first call)."""
     generator = torch.Generator().manual_seed(31)
-    with _seeded(2):
+    with seeded(2):
         few = cls(2, 1)                                   # 1 head of width 2
-    with _seeded(6):
+    with seeded(6):
         many = cls(12, 6)                                 # 6 heads of width 2
     small = (torch.randn(1, 2, 2, generator=generator),) * 3       # (B=1, T=2, D=2)
     large = (torch.randn(6, 7, 12, generator=generator),) * 3      # (B=6, T=7, D=12)
@@ -179,7 +162,7 @@ class _Holder(nn.Module):
         super().__init__()
         D = query_weight.shape[0]
         self.num_heads = num_heads
-        with _seeded(0):                                  # the layers' initial values are overwritten
+        with seeded(0):                                  # the layers' initial values are overwritten
             self.W_q, self.W_k = nn.Linear(D, D, bias=False), nn.Linear(D, D, bias=False)
         with torch.no_grad():
             self.W_q.weight.copy_(query_weight)
@@ -188,7 +171,7 @@ class _Holder(nn.Module):
 
 def _scores_example():
     """The visible test's random module (torch.manual_seed(4), nn.MultiheadAttention(8, 2)): D = 8, H = 2."""
-    with _seeded(4):
+    with seeded(4):
         theirs = nn.MultiheadAttention(8, 2, bias=False, batch_first=True)
     weight = theirs.in_proj_weight.detach()
     return _Holder(weight[:8].clone(), weight[8:16].clone(), 2)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from autograder.remote import KernelGone, OutOfTime
 from autograder.probes import (Raised, attempt, calls, describe, exception_name, modules_loop, pair, pictures, python_loop,
-                               reference_masked_softmax, same, swapped)
+                               reference_masked_softmax, same, seeded, swapped)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -85,13 +85,6 @@ def _linear(layer, x):
 
 def _unchanged(before, after):
     return all(isinstance(a, torch.Tensor) and torch.equal(a, b) for a, b in zip(before, after))
-
-
-def _seeded(make, seed):
-    """make() under the global seed `seed`, the caller's random state kept."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,7 +289,8 @@ def check_causal_attention(namespace):
     cls = namespace.get("CausalSelfAttention")
     with swapped(namespace, {"KVCache": _ReferenceCache}):
         try:
-            module = _seeded(lambda: attempt(cls, 8, 2).double(), 6)
+            with seeded(6):
+                module = attempt(cls, 8, 2).double()
         except Raised as error:
             return {"raised": error.name}
         except Exception:
@@ -330,7 +324,8 @@ def _csa_loops(cls):
     ["csa.loops-over-positions"] when it runs more for more positions, new or cached (the same module), else []."""
     generator = torch.Generator().manual_seed(58)
     try:
-        one_head, heads = _seeded(lambda: (attempt(cls, 8, 1), attempt(cls, 8, 8)), 11)
+        with seeded(11):
+            one_head, heads = attempt(cls, 8, 1), attempt(cls, 8, 8)
     except (KernelGone, OutOfTime):
         raise
     except Exception:
@@ -445,7 +440,8 @@ def check_gqa(namespace):
     cls = namespace.get("GroupedQueryAttention")
     H, H_kv, x, mask = 4, 2, _GQA_X.clone(), _GQA_MASK.clone()
     try:
-        module = _seeded(lambda: attempt(cls, 16, 4, 2).double(), 9)
+        with seeded(9):
+            module = attempt(cls, 16, 4, 2).double()
     except Raised as error:
         return {"raised": error.name}
     except Exception:
@@ -484,7 +480,8 @@ def _gqa_loops(cls):
     each one's forward measured in the kernel after a first call), as the hidden test measures it."""
     generator = torch.Generator().manual_seed(56)
     try:
-        few, many = _seeded(lambda: (attempt(cls, 4, 1, 1), attempt(cls, 32, 8, 2)), 10)
+        with seeded(10):
+            few, many = attempt(cls, 4, 1, 1), attempt(cls, 32, 8, 2)
     except Raised:
         return False
     small, large = (torch.randn(1, 2, 4, generator=generator),), (torch.randn(5, 9, 32, generator=generator),)

@@ -24,14 +24,7 @@ class Mutant:
     fails: tuple = ()          # grade_ids of test cells that must not give full points
     misconception: str = ""    # the id of its mistake ("" for a cell graded elsewhere)
     fix: tuple = ()            # (old, new): the edit of `source` that follows the mistake's advice
-
-    @property
-    def fixed_source(self):
-        """The source with the advice followed (None when no fix is declared)."""
-        if not self.fix:
-            return None
-        old, new = self.fix
-        return self.source.replace(old, new) if old in self.source else None
+    fixed_source: str = None   # the source with that edit made (None when none is declared or it does not apply)
 
 
 def _mutants(found):
@@ -39,7 +32,7 @@ def _mutants(found):
         for wrong in mistake.wrong:
             why = mistake.believed + (f" ({wrong.note})" if wrong.note else "")
             yield wrong.name, Mutant(mistake.component, wrong.source, why, tuple(wrong.fails), mistake.id,
-                                     tuple(wrong.fixed or ()))
+                                     tuple(wrong.fixed or ()), wrong.fixed_source)
     for wrong in found.elsewhere:
         yield wrong.name, Mutant(wrong.cell, wrong.source, wrong.note, tuple(wrong.fails))
 
