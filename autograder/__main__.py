@@ -53,6 +53,9 @@ def parse_args(argv):
     grade.add_argument("--book-url", metavar="URL",
                        help="where report.html links to the book (default: this repository's _build/html)")
     grade.add_argument("--quiet", action="store_true", help="no progress line")
+    grade.add_argument("--fresh-kernels", action="store_true",
+                       help="start a new kernel process for every notebook instead of forking it from the "
+                            "worker's pre-warmed zygote (slower; the grades are the same)")
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code without bubblewrap (only for code you trust)")
     args = parser.parse_args(argv)
@@ -95,7 +98,8 @@ def main(argv=None):
         results = grade_class(args.submissions, args.out, workers=args.workers, timeout=args.timeout,
                               cell_timeout=args.cell_timeout, progress=not args.quiet,
                               make_executor=make_executor, scratch=args.scratch,
-                              sandbox=not args.unsafe_no_sandbox, regrade=args.regrade)
+                              sandbox=not args.unsafe_no_sandbox, regrade=args.regrade,
+                              fresh_kernels=args.fresh_kernels)
         write_report(results, args.out, book_url=args.book_url)
     except KeyboardInterrupt:
         print(f"\nautograder: stopped. Every grade written so far is kept in {args.out}/results/; nothing in "

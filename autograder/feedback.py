@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter
+from nbconvert.filters.strings import clean_html
 
 from autograder import course, diagnose
 
@@ -335,7 +336,14 @@ def _exporter():
     Markdown cell sanitised (no script, no event handler, no javascript: URL), MathJax from OUT/feedback/
     and nothing from the internet."""
     return HTMLExporter(template_name="lab", sanitize_html=True, mathjax_url=f"../../{MATHJAX}",
-                        require_js_url="data:text/javascript,")  # no widget or script output is kept
+                        require_js_url="data:text/javascript,",  # no widget or script output is kept
+                        filters={"clean_html": _clean_html})
+
+
+@functools.lru_cache(maxsize=4096)
+def _clean_html(element: str) -> str:
+    """nbconvert's sanitiser, remembered: the assignment's own Markdown cells are the same on every page."""
+    return clean_html(element)
 
 
 def render(notebook, summary: str) -> str:

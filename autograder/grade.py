@@ -55,6 +55,7 @@ class SandboxExecute(NbGraderPreprocessor):
     timeout = Float(600).tag(config=True)         # seconds for the whole notebook
     cell_timeout = Float(120).tag(config=True)    # seconds for one cell
     sandbox = Bool(True).tag(config=True)         # run the kernel in bubblewrap
+    fresh_kernels = Bool(False).tag(config=True)  # a new kernel process, not one the worker's zygote forks
     nonce = Unicode("").tag(config=True)          # names the dict where the kernel keeps the student's bindings
     source = Unicode("").tag(config=True)         # the assignment's source notebook (its tests, trusted)
     secret = Unicode("").tag(config=True)         # the course's secret, mixed into the tests' seeds
@@ -110,6 +111,7 @@ class SandboxExecute(NbGraderPreprocessor):
             extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if diagnose.checks(folder) else 0
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + extra,
                                     self.cell_timeout, sandbox=self.sandbox, kept_key=kept_key,
+                                    fresh_kernels=self.fresh_kernels,
                                     serve=serve if in_grader else None,
                                     serve_output=Path(self.workdir) / KERNEL_OUTPUT)
         except SandboxError as error:
@@ -175,6 +177,7 @@ def grade_submission(job):
     config.SandboxExecute.timeout = float(job.timeout)
     config.SandboxExecute.cell_timeout = float(job.cell_timeout)
     config.SandboxExecute.sandbox = bool(job.sandbox)
+    config.SandboxExecute.fresh_kernels = bool(job.fresh_kernels)
     config.SandboxExecute.nonce = secrets.token_hex(8)
     config.SandboxExecute.source = str(course_dir / "source" / assignment / f"{assignment}.ipynb")
     config.SandboxExecute.secret = job.secret

@@ -41,6 +41,7 @@ class Job:
     flags: tuple = ()      # flags known before grading (e.g. which of several notebooks was picked)
     file_id: FileId | None = None  # the file collect checked (read again only if it is still that file)
     kernel_output: str = ""  # OUT/kernel-output/<student>/<assignment>.txt: the instructor's, never the student's
+    fresh_kernels: bool = False  # a new kernel process per notebook, not one forked by the worker's zygote
     secret: str = ""       # the course's secret, mixed into the tests' seeds (autograder/course.py); never in a kernel
 
 

@@ -73,22 +73,70 @@ def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, san
 WORKER_MODULES = ["autograder.grade"]  # imported once, by the server the workers are forked from
 
 
-def _worker_setup():
+def _worker_setup(prewarm=False):
     """In each local worker: Ctrl-C is the main process's to handle (it stops the workers itself), and
-    SIGTERM unwinds the job (its kernel and scratch folder are removed on the way out)."""
+    SIGTERM unwinds the job (its kernel and scratch folder are removed on the way out). With `prewarm`, the
+    worker's zygote starts importing now, while the course is built and the first job is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    import torch
+    torch.set_num_threads(1)   # as each kernel: workers side by side, and the verdicts' tensors are small
+    if prewarm:
+        from autograder import forked
+        forked.prewarm()
 
 
 def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def local_executor(workers):
+def local_executor(workers, prewarm=False):
     """Worker processes forked from a server that has already imported nbgrader, nbclient and the grader."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(WORKER_MODULES)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_setup)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_setup,
+                               initargs=(prewarm,))
+
+
+def _ready():
+    """A job that does nothing: handed to each worker of a pool as it starts, so that every worker is spawned
+    (and its zygote starts importing) at once."""
+
+
+class PrestartedPool:
+    """make_executor for local workers whose first pool starts in the background, while the course is built:
+    its workers are forked and their zygotes import torch meanwhile. Later calls (a pool that broke) get a new
+    pool; `close()` shuts down a first pool that was never asked for."""
+
+    def __init__(self, workers, prewarm):
+        self.workers, self.prewarm, self.pool = workers, prewarm, None
+        self.thread = threading.Thread(target=self._start, name="autograder-prestart", daemon=True)
+        self.thread.start()
+
+    def _start(self):
+        pool = local_executor(self.workers, self.prewarm)
+        try:
+            for _ in range(self.workers):
+                pool.submit(_ready)
+        except Exception:   # a pool that cannot start says so when it is used
+            pass
+        self.pool = pool
+
+    def __call__(self):
+        if self.thread is not None:
+            self.thread.join()
+            self.thread, pool, self.pool = None, self.pool, None
+            if pool is not None:
+                return pool
+        return local_executor(self.workers, self.prewarm)
+
+    def close(self):
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
 
 
 def start_forkserver():
@@ -240,13 +288,25 @@ def _cached(job):
 
 
 def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, progress=True,
-                make_executor=None, scratch=None, sandbox=True, regrade=False):
+                make_executor=None, scratch=None, sandbox=True, regrade=False, fresh_kernels=False):
     """Grade every submission under `submissions`, reusing OUT/results where nothing changed; returns
-    ClassResults. With `regrade`, every submission is graded again."""
+    ClassResults. With `regrade`, every submission is graded again. Kernels are forked by each worker's
+    zygote (autograder/forked.py), pre-warmed when the worker starts, unless `fresh_kernels`."""
     workers = workers or os.cpu_count() or 1
+    prestarted = None
     if make_executor is None:
         start_forkserver()
-        make_executor = lambda: local_executor(workers)  # noqa: E731
+        make_executor = prestarted = PrestartedPool(workers, prewarm=sandbox and not fresh_kernels)
+    try:
+        return _grade_class(submissions, out, workers, timeout, cell_timeout, progress, make_executor, scratch,
+                            sandbox, regrade, fresh_kernels)
+    finally:
+        if prestarted is not None:
+            prestarted.close()
+
+
+def _grade_class(submissions, out, workers, timeout, cell_timeout, progress, make_executor, scratch, sandbox,
+                 regrade, fresh_kernels):
     out = Path(out).resolve()
     found, problems = collect(submissions, course.assignments(), skip=[out])
     if scratch is not None:
@@ -273,6 +333,7 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
                       feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
                       kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
                       timeout=timeout, cell_timeout=cell_timeout, deadline=timeout + GRACE, sandbox=sandbox,
+                      fresh_kernels=fresh_kernels,
                       flags=submission.flags, file_id=submission.file_id, secret=course_secret)
             _started(job).unlink(missing_ok=True)  # left by a batch that was killed
             previous = None if regrade else _cached(job)

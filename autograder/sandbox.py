@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
@@ -276,53 +277,77 @@ def _visible_paths():
     return [path for path in SYSTEM_DIRS + _python_dirs() if Path(path).exists()]
 
 
-def sandbox_command(connection_file, argv):
+PRIVATE_FOLDERS = ((JOB, JOB_SIZE), ("/tmp", TMP_SIZE), (KERNEL_SOCKETS, SOCKETS_SIZE), ("/dev/shm", SHM_SIZE))
+
+
+def kernel_environment():
+    """The kernel's whole environment: a few variables, none of the grader's."""
+    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp/home",
+            "MPLCONFIGDIR": "/tmp/matplotlib", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+            # one thread per kernel: workers run side by side, and results do not depend on their number
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            # every allocation over 64 KiB gets pages of its own, given back when freed: the memory the
+            # grader reads from the cgroup during a call is what that call held (MemoryMeter)
+            "MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def sandbox_command(connection_file, argv, zygote=False):
     """The sandbox proper, run by an unprivileged user: bubblewrap in new user (no nested one allowed), PID,
     network, IPC, UTS, cgroup and mount namespaces, showing only the system and Python read-only, size-capped
     private folders (/job, its working folder; /tmp; KERNEL_SOCKETS, its sockets; /dev/shm), the connection file
     read-only; no capability, an empty environment but a few variables, the seccomp filter read from fd 3,
-    and its process id written to fd 4 (the client reaches the sockets through /proc/PID/root)."""
-    command = ["bwrap", "--unshare-user", "--disable-userns", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+    and its process id written to fd 4 (the client reaches the sockets through /proc/PID/root).
+
+    With `zygote`, the sandbox of a worker's zygote (autograder/zygote.py), which runs no student code and
+    builds each kernel's own namespaces, filter and folders itself: it may make nested namespaces (no seccomp
+    filter yet), sees the host's /proc (so that each kernel may mount its own) and has the empty folder where
+    each kernel's connection file is mounted."""
+    command = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
                "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-               "--proc", "/proc", "--dev", "/dev"]
+               "--dev", "/dev"]
+    command += ["--bind", "/proc", "/proc"] if zygote else ["--disable-userns", "--proc", "/proc"]
     # the private folders first, then what is shown: a Python or venv under /tmp (a clone in /tmp, say) stays
     # visible on top of the sandbox's own /tmp
-    for path, size in ((JOB, JOB_SIZE), ("/tmp", TMP_SIZE), (KERNEL_SOCKETS, SOCKETS_SIZE), ("/dev/shm", SHM_SIZE)):
+    for path, size in PRIVATE_FOLDERS:
         command += ["--size", str(size), "--tmpfs", path]
     for path in _visible_paths():
         command += ["--ro-bind", path, path]
-    command += ["--dir", "/tmp/home", "--ro-bind", str(connection_file), str(connection_file),
-                "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", JOB, "--seccomp", "3", "--info-fd", "4",
-                "--clearenv", "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
-                "--setenv", "HOME", "/tmp/home", "--setenv", "MPLCONFIGDIR", "/tmp/matplotlib",
-                "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
-                # one thread per kernel: workers run side by side, and results do not depend on their number
-                "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "MKL_NUM_THREADS", "1",
-                # every allocation over 64 KiB gets pages of its own, given back when freed: the memory the
-                # grader reads from the cgroup during a call is what that call held (MemoryMeter)
-                "--setenv", "MALLOC_MMAP_THRESHOLD_", "65536", "--"]
-    return command + argv
+    command += ["--dir", "/tmp/home"]
+    if zygote:
+        command += ["--dir", ZYGOTE_CONNECTION_DIR]
+    else:
+        command += ["--ro-bind", str(connection_file), str(connection_file), "--seccomp", "3", "--info-fd", "4"]
+    environment = kernel_environment() | \
+        ({"MPLBACKEND": "module://matplotlib_inline.backend_inline"} if zygote else {})
+    command += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", JOB, "--clearenv"]
+    for name, value in environment.items():
+        command += ["--setenv", name, value]
+    return command + ["--"] + argv
 
 
-def unprivileged_command(connection_file, argv):
+ZYGOTE_CONNECTION_DIR = "/run/connection"   # autograder/zygote.py's CONNECTION_DIR
+
+
+def unprivileged_command(connection_file, argv, zygote=False):
     """The sandbox, entered without any privilege. A root grader first builds a view (its own mount
     namespace, read-only) of what the sandbox needs at the paths it needs, so that a folder only root may
     enter (a Python under /root) can be shown; inside it, setpriv drops to the dedicated account for good
     (no capability, an empty bounding set, no_new_privs, no supplementary group) before bubblewrap starts."""
-    inner = sandbox_command(connection_file, argv)
+    inner = sandbox_command(connection_file, argv, zygote)
     if os.geteuid() != 0:
         return inner
     uid, gid = account()
     # the host's /proc, not a new one: bubblewrap covers parts of a /proc it mounts, and a /proc not fully
     # visible forbids the sandbox, in its own user namespace, to mount its own
     view = ["bwrap", "--die-with-parent", "--bind", "/proc", "/proc", "--dev", "/dev"]
-    shown = _visible_paths() + [str(connection_file)]
-    for folder in sorted({str(a) for path in shown for a in Path(path).parents if str(a) != "/"}):
+    files = [] if connection_file is None else [str(connection_file)]
+    shown = _visible_paths() + files
+    # /tmp: where bubblewrap mounts the sandbox's new root
+    for folder in sorted({"/tmp"} | {str(a) for path in shown for a in Path(path).parents if str(a) != "/"}):
         view += ["--perms", "0755", "--dir", folder]   # bubblewrap would copy the host's mode (/root is 0700)
-    for path in _visible_paths():
+    for path in _visible_paths() + files:
         view += ["--ro-bind", path, path]
-    view += ["--ro-bind", str(connection_file), str(connection_file),
-             "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+    view += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
              "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--"]
     drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
             "--ambient-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
@@ -389,6 +414,39 @@ class SandboxedKernelManager(AsyncKernelManager):
                                      "see kernel.log, or run `make sandbox`)")
             await asyncio.sleep(0.01)
         raise SandboxFailure(f"the sandbox did not start within {SANDBOX_START_LIMIT} s")
+
+
+class QuickKernelClient(AsyncKernelClient):
+    """jupyter_client's kernel client, ready as soon as the kernel has answered kernel_info and its IOPub channel
+    has spoken: jupyter_client's own then waits for 0.2 s of silence on IOPub (a fifth of a forked kernel's whole
+    start), a flush that nbclient does not need (it reads only the IOPub messages of the requests it sends)."""
+
+    async def _async_wait_for_ready(self, timeout=None):
+        limit = SANDBOX_START_LIMIT if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            self.kernel_info()
+            try:
+                msg = await ensure_async(self.shell_channel.get_msg(timeout=0.2))
+            except queue.Empty:
+                msg = None
+            if msg is not None and msg["msg_type"] == "kernel_info_reply":
+                try:
+                    await ensure_async(self.iopub_channel.get_msg(timeout=1))
+                except queue.Empty:
+                    pass
+                else:
+                    self._handle_kernel_info_reply(msg)
+                    return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {limit:g} seconds")
+
+    wait_for_ready = _async_wait_for_ready   # the name nbclient calls (AsyncKernelClient binds it to the base's)
+
+
+CLIENT_CLASS = f"{__name__}.QuickKernelClient"
 
 
 class LimitedOutputClient(NotebookClient):
@@ -549,7 +607,8 @@ async def _connect(path, km, limit=15):
     return None
 
 
-def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=None, kept_key="", serve_output=None):
+def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=None, kept_key="", serve_output=None,
+                 fresh_kernels=False):
     """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it.
 
     Code cells that never ran (the kernel died, or the notebook ran out of time) get an error output,
@@ -559,7 +618,24 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
     With `serve` (a function of a Remote), once the cells have run the kernel answers the grader's calls
     (autograder/agent.py), `kept_key` naming the dict where keep cells stored the student's bindings; what
     the kernel prints from then on goes to the file `serve_output` (the instructor's), never to the notebook.
+
+    The sandboxed kernel is forked by the worker's zygote (autograder/forked.py), pre-warmed, unless
+    `fresh_kernels` asks for a new process or the worker cannot fork: a kernel that could not be forked is
+    said on stderr and the notebook runs in a fresh kernel, graded as if nothing had happened.
     """
+    from autograder import forked
+    # the zygote's own start (a few seconds, once per worker) is not the notebook's time
+    if sandbox and not fresh_kernels and forked.ready():
+        try:
+            return _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output,
+                                 forked=True)
+        except forked.ForkFailed as error:
+            print(f"autograder: {error}; running the notebook in a fresh kernel", file=sys.stderr)
+    return _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output)
+
+
+def _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output, forked=False):
+    """run_notebook in a fresh kernel, or (`forked`) in one the zygote forks."""
     reason = unavailable() if sandbox else None
     if reason:
         raise SandboxFailure(f"this worker cannot sandbox student code, which must not run unsandboxed: {reason}")
@@ -571,16 +647,22 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
     private = Path(tempfile.mkdtemp(prefix=sockets_prefix()))
     connection_file = private / "kernel.json"
     cgroup = KernelCgroup.make() if sandbox else None
-    if sandbox:
+    if forked:
+        from autograder.forked import ForkedKernelManager
+        km = ForkedKernelManager(kernel_name="python3", transport="ipc", ip=f"{KERNEL_SOCKETS}/kernel",
+                                 connection_file=str(connection_file), client_class=CLIENT_CLASS)
+        km.cgroup = cgroup
+    elif sandbox:
         (private / "seccomp.bpf").write_bytes(seccomp.program())
         wrapper = launcher_command(cgroup, private / "seccomp.bpf", private / "bwrap.json") + \
             unprivileged_command(connection_file, [])
         km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=f"{KERNEL_SOCKETS}/kernel",
-                                    connection_file=str(connection_file), wrapper=wrapper,
+                                    connection_file=str(connection_file), wrapper=wrapper, client_class=CLIENT_CLASS,
                                     info_file=str(private / "bwrap.json"))
     else:
         km = SandboxedKernelManager(kernel_name="python3", transport="ipc", ip=str(private / "kernel"),
-                                    connection_file=str(connection_file), wrapper=limits_command())
+                                    connection_file=str(connection_file), wrapper=limits_command(),
+                                    client_class=CLIENT_CLASS)
     client = LimitedOutputClient(
         notebook, serve=serve, agent_dir=KERNEL_SOCKETS if sandbox else str(private), kept_key=kept_key,
         serve_output=serve_output, meter=cgroup.memory_meter() if cgroup else None,
@@ -610,6 +692,8 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
     except DeadKernelError:
         pass  # the student's code killed its kernel: the cells after it have no outputs and score 0
     except Exception as error:
+        if forked and type(error).__name__ == "ForkFailed":
+            raise
         if not timed_out.is_set():
             raise SandboxFailure(f"the notebook's kernel failed: {type(error).__name__}: {error}") from None
     finally:

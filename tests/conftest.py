@@ -302,6 +302,8 @@ def pytest_sessionfinish(session, exitstatus):
     if session.config.pluginmanager.hasplugin("dsession"):   # xdist's controller: it runs no test itself
         left = LEFT_BY_WORKERS
     else:
+        from autograder import forked
+        forked.shut_down()   # this process's zygote, with every kernel it forked: all must be gone after it
         deadline = time.monotonic() + 20
         while _tagged_processes() and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -332,7 +334,8 @@ SHARED_BY_FILE = {
     "tests/test_mutants.py": "the graded class", "tests/test_similarity.py": "the graded class",
     "tests/test_hostile.py": "the hostile batch", "tests/test_inputs.py": "the planted inputs",
     "tests/test_isolation.py": "the isolation probes", "tests/test_operations.py": "the small class",
-    "tests/test_resume.py": "the small class", "tests/test_maintainer.py": "the repository copy",
+    "tests/test_resume.py": "the small class", "tests/test_forked.py": "the small class",
+    "tests/test_pollution.py": "the pollution class", "tests/test_maintainer.py": "the repository copy",
 }
 
 

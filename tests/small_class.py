@@ -53,7 +53,7 @@ class Run:
         while worker is None and time.monotonic() < deadline:   # a worker with a kernel running under it
             for server in children(self.process.pid):
                 for candidate in children(server):
-                    if children(candidate):
+                    if any(is_kernel(pid) for pid in descendants(candidate)):
                         worker = candidate
             time.sleep(0.1)
         assert worker, "no worker with a running kernel was found"
@@ -89,10 +89,31 @@ def processes_mentioning(text):
 
 
 def children(pid):
+    """The processes `pid` started, from any of its threads (a worker starts its zygote from a thread)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def descendants(pid):
+    found, todo = [], children(pid)
+    while todo:
+        found.append(todo.pop())
+        todo += children(found[-1])
+    return found
+
+
+def is_kernel(pid):
+    """A notebook's kernel: forked by a zygote (its name), or started fresh (ipykernel_launcher)."""
     try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "ag-kernel" or \
+            b"ipykernel_launcher" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return []
+        return False
 
 
 def grades(out):

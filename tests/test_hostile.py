@@ -18,6 +18,8 @@ MISTAKEN_FORMULA_NAME = '=HYPERLINK("http:", "mistaken")'
 
 
 # The batch's limits: every notebook that does its work finishes well within them, even on a loaded machine.
+# 12 s a cell: the fork bomb forks about 250 times from a kernel of torch's size (about 14 ms a fork in a
+# forked kernel, twice that while the graded class runs beside it)
 LIMITS = ["--timeout", "60", "--cell-timeout", "6"]
 # The cases whose outcome is the notebook's time limit (they score 0 with "timeout" in errors.csv) run until it
 # ends them, whatever it is: they are graded in a run of their own with a shorter notebook limit (the same cell
@@ -146,7 +148,7 @@ def test_no_case_gains_points(hostile_batch, name):
     if case.flag and name not in hostile_batch["errors"]:
         reasons = [reason for student, reason in hostile_batch["flags"] if student == name]
         assert any(case.flag in reason for reason in reasons), f"{name} not flagged for {case.flag!r}: {reasons}"
-    if case.error:
+    if case.error and not (case.error_optional and name not in hostile_batch["errors"]):
         assert case.error in hostile_batch["errors"].get(name, ""), hostile_batch["errors"]
 
 

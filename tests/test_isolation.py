@@ -3,8 +3,9 @@ and outlive the host (three or more mechanisms per family, so that closing one c
 the test checks from outside what the kernel is (uid, capabilities, seccomp mode, namespaces) and what it
 did (files on the host, a listening socket, processes left, the disk's free space).
 
-It runs twice: with the grader as root (the kernel drops to the account autograder-sandbox) and with the
-grader as an ordinary user (nobody, uid 65534; the kernel keeps that uid, without privilege).
+It runs four times: with the grader as root (the kernel drops to the account autograder-sandbox) and with
+the grader as an ordinary user (nobody, uid 65534; the kernel keeps that uid, without privilege), each with
+a kernel forked by the worker's zygote (autograder/forked.py) and with a fresh kernel (--fresh-kernels).
 """
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import sandbox
+from autograder import forked, sandbox, zygote
 
 REPO = Path(__file__).resolve().parent.parent
 MARKER = "ag-isolation-probe"
@@ -309,8 +310,9 @@ def kernel_status(uid):
         except OSError:
             continue
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        if (b"ipykernel_launcher" in b" ".join(cmdline) and fields.get("Name", "").startswith("python")
-                and int(fields["Uid"].split()[0]) == uid):
+        fresh = b"ipykernel_launcher" in b" ".join(cmdline) and fields.get("Name", "").startswith("python")
+        forked = fields.get("Name") == zygote.KERNEL_NAME.decode()
+        if (fresh or forked) and int(fields["Uid"].split()[0]) == uid:
             namespaces = {}
             for ns in ("user", "pid", "net", "ipc", "uts", "mnt", "cgroup"):
                 try:
@@ -354,24 +356,27 @@ import json, sys
 import nbformat
 from autograder.sandbox import run_notebook
 notebook = nbformat.reads(sys.stdin.read(), as_version=4)
-run_notebook(notebook, sys.argv[1], 240, 120)
+run_notebook(notebook, sys.argv[1], 240, 120, fresh_kernels=sys.argv[2] == "fresh")
 print(nbformat.writes(notebook))
 """
 
 
-def run_as(grader, notebook, folder, env_marker):
-    """Run `notebook` in the sandbox with the grader as root (in this process) or as nobody (a subprocess)."""
+def run_as(grader, notebook, folder, env_marker, kernels="forked"):
+    """Run `notebook` in the sandbox with the grader as root (in this process) or as nobody (a subprocess), in a
+    forked or a fresh kernel."""
     os.environ[env_marker] = "the grader's own secret"
     try:
         if grader == "root":
-            sandbox.run_notebook(notebook, folder / "job", 240, 120)
+            if kernels == "forked":
+                forked.shut_down()   # a zygote started now, with the marker in the grader's environment
+            sandbox.run_notebook(notebook, folder / "job", 240, 120, fresh_kernels=kernels == "fresh")
             return notebook
         folder.mkdir(exist_ok=True)
         folder.chmod(0o777)
         env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(REPO),
                env_marker: "the grader's own secret", "HOME": str(folder)}
         done = subprocess.run(nonroot_view([sys.base_prefix, sys.prefix, str(REPO)]) +
-                              [sys.executable, "-c", RUNNER, str(folder / "job")],
+                              [sys.executable, "-c", RUNNER, str(folder / "job"), kernels],
                               input=nbformat.writes(notebook), capture_output=True, text=True, env=env,
                               cwd=folder, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -380,9 +385,10 @@ def run_as(grader, notebook, folder, env_marker):
         del os.environ[env_marker]
 
 
-@pytest.fixture(scope="module", params=["root", "ordinary user"])
+@pytest.fixture(scope="module", params=[("root", "forked"), ("root", "fresh"), ("ordinary user", "forked"),
+                                        ("ordinary user", "fresh")], ids=lambda p: f"{p[0]}-{p[1]}")
 def probed(request, tmp_path_factory):
-    grader = request.param
+    grader, kernels = request.param
     folder = Path(tempfile.mkdtemp(prefix="ag-isolation-"))
     folder.chmod(0o755)
     host = Host(folder / "host")
@@ -400,7 +406,7 @@ def probed(request, tmp_path_factory):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        notebook = run_as(grader, probe_notebook(host.params()), folder / "run", host.env_marker)
+        notebook = run_as(grader, probe_notebook(host.params()), folder / "run", host.env_marker, kernels)
         watcher.join(5)
         time.sleep(1)
         result = {"grader": grader, "probes": probes(notebook), "host": host, "kernel_uid": kernel_uid,

@@ -166,7 +166,8 @@ def test_regrading_after_a_change_of_a_notebook_tests_points_or_grader_is_correc
 
 @pytest.mark.unit
 def test_the_command_line_passes_regrade_and_the_limits_to_the_grader(tmp_path):
-    """--regrade, --timeout and --cell-timeout reach grade_class as given (the next test shows what it does with them)."""
+    """--regrade, --timeout, --cell-timeout and --fresh-kernels reach grade_class as given (the next test shows what
+    it does with the first three; tests/test_forked.py with the last)."""
     from autograder import __main__ as cli
     from autograder.model import ClassResults
     calls = []
@@ -178,13 +179,14 @@ def test_the_command_line_passes_regrade_and_the_limits_to_the_grader(tmp_path):
     cli.grade_class = recording
     (tmp_path / "submitted").mkdir()
     try:
-        for extra in ([], ["--regrade", "--timeout", "500", "--cell-timeout", "100"]):
+        for extra in ([], ["--regrade", "--timeout", "500", "--cell-timeout", "100", "--fresh-kernels"]):
             assert cli.main(["grade", str(tmp_path / "submitted"), "--out", str(tmp_path / "out"), "--quiet",
                              *extra]) == 0
     finally:
         cli.grade_class = original
         signal.signal(signal.SIGTERM, sigterm)   # main() makes SIGTERM stop as Ctrl-C does: not pytest's
-    assert [(c["regrade"], c["timeout"], c["cell_timeout"]) for c in calls] == [(False, 600, 120), (True, 500, 100)]
+    assert [(c["regrade"], c["timeout"], c["cell_timeout"], c["fresh_kernels"]) for c in calls] == \
+        [(False, 600, 120, False), (True, 500, 100, True)]
 
 
 class _RecordingExecutor:

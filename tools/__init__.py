@@ -7,3 +7,4 @@
     python -m tools.notebooks       make notebooks: notebooks/ regenerated from solutions/, safely
     tools.points                    what each assignment grades (the README's table, the book's boxes)
 """
+import autograder  # noqa: E402,F401  (its start-up: no 1.2 s grammar compilation when nbformat is imported)

@@ -34,6 +34,8 @@ class Case:
     exact: float = None
     flag: str = None
     error: str = None
+    error_optional: bool = False   # the error may not come: whether the kernel's own code breaks depends on what
+    #                                it imported before the notebook patched it (a forked kernel has most of it)
 
 
 def build(case):
@@ -261,17 +263,25 @@ def _raises_markdown(notebook):
     return notebook
 
 
-FORK_BOMB = """import os, time
-_forks = 0
+# The bomb forks from a small Python of its own, started by the kernel (in the kernel's cgroup, as every process
+# it starts): forking the kernel itself, a process of torch's size, takes 6 to 14 ms a fork, and 250 of them
+# would outlast the batch's cell limit on a loaded machine. Its children close their output, so that the
+# bomb's own end is seen at once.
+FORK_BOMB = """import os, subprocess, sys
+_bomb = '''import os, time
+forks = 0
 try:
     for _ in range(2000):
         if os.fork() == 0:
+            os.close(1)
+            os.close(2)
             time.sleep(20)
             os._exit(0)
-        _forks += 1
+        forks += 1
 except OSError:
     pass
-print(f"forks: {_forks}")"""
+print(f"forks: {forks}")'''
+print(subprocess.run([sys.executable, "-c", _bomb], capture_output=True, text=True).stdout)"""
 
 # --- the families of the verdicts issue: each changes torch, Python or IPython inside the kernel -------------
 # With the tests run in the grader's process, none of them reaches a verdict: a notebook without the work
@@ -376,7 +386,8 @@ CASES = {
         "torch.Tensor.__bool__ = lambda self: True\ntorch.allclose = lambda *a, **k: True"), exact=0, flag="tampering"),
     "patch-builtins": Case(RELEASE, edit=_shapes_only_with(
         "import builtins\nbuiltins.all = lambda *a: True\nbuiltins.isinstance = lambda *a: True\n"
-        "torch.allclose = lambda *a, **k: True"), exact=0, error="timeout"),   # the kernel's own code breaks
+        "torch.allclose = lambda *a, **k: True"), exact=0, error="timeout", error_optional=True),   # the kernel's own
+    #                                                                                   code breaks, or not
     "swallow-exceptions": Case(RELEASE, edit=_shapes_only_with(
         "get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)"), exact=0, flag="IPython"),
     # the hook sees only the cells the kernel ran (no hidden test is among them): the work keeps its marks
