@@ -70,7 +70,7 @@ lab-instructor: $(STAMP)
 check-submission: $(STAMP)
 	$(WITH_VENV) $(BIN)/python -m tools.check_submission $(NB)
 
-# Timings: book build, no-change rebuild, grading a class of N submissions with 1 and 2 workers, REPEATS
+# Timings: book build, no-change rebuild, grading a class of N submissions with 1 worker (forked and fresh kernels) and every core, REPEATS
 # rounds. The README's table: make bench N=12 REPEATS=3 BOOK=no.
 bench: $(STAMP)
 	$(WITH_VENV) $(BIN)/python tests/bench.py --copies $(N) --repeats $(REPEATS) $(if $(filter no,$(BOOK)),--skip-book)
