@@ -210,9 +210,16 @@ class Zygote:
         else:
             reason = "it ended"
         if not data:
+            tail = self._log_tail()   # before close() closes the log
             self.close()
-            return {"op": "failed", "error": f"the zygote is gone ({reason}): {self._log_tail()}"}
-        message: dict[str, Any] = json.loads(data)
+            return {"op": "failed", "error": f"the zygote is gone ({reason}): {tail}"}
+        try:
+            message = json.loads(data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self.close()
+            return {"op": "failed", "error": "the zygote answered outside its protocol"}
         return message
 
     def _log_tail(self) -> str:

@@ -127,6 +127,7 @@ def test_a_worker_whose_zygote_cannot_start_says_so_and_uses_fresh_kernels(fresh
     assert run(tmp_path=tmp_path) == "python 42"
     err = capfd.readouterr().err
     assert err.count("pre-warmed kernels are not available on this worker") == 1, err
+    assert "this zygote cannot start" in err, "the zygote's own words are not in the message"
     assert not forked.available()
 
 
