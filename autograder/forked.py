@@ -166,7 +166,7 @@ class Zygote:
                    "argv": ["-f", CONNECTION_FILE] + argv, "cwd": sandbox.JOB,
                    "env": sandbox.kernel_environment() | {"PWD": sandbox.JOB},   # bubblewrap's --chdir sets PWD
                    "limits": kernel_limits(), "private": [list(p) for p in sandbox.PRIVATE_FOLDERS],
-                   "visible": sandbox._visible_paths(), "seccomp": seccomp.program().hex()}
+                   "visible": self.visible, "seccomp": seccomp.program().hex()}
         fds = [log.fileno()] if log is not None else []
         try:
             socket.send_fds(self.control, [json.dumps(request).encode()], fds)

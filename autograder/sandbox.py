@@ -37,6 +37,7 @@ from nbclient.exceptions import DeadKernelError
 from traitlets import List, Unicode
 
 from autograder import seccomp
+from autograder import zygote as zygote_program
 
 SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc"]
 SANDBOX_ACCOUNT = "autograder-sandbox"   # the unprivileged account of every kernel when the grader is root
@@ -314,7 +315,7 @@ def sandbox_command(connection_file, argv, zygote=False):
         command += ["--ro-bind", path, path]
     command += ["--dir", "/tmp/home"]
     if zygote:
-        command += ["--dir", ZYGOTE_CONNECTION_DIR]
+        command += ["--dir", zygote_program.CONNECTION_DIR]
     else:
         command += ["--ro-bind", str(connection_file), str(connection_file), "--seccomp", "3", "--info-fd", "4"]
     environment = kernel_environment() | \
@@ -323,9 +324,6 @@ def sandbox_command(connection_file, argv, zygote=False):
     for name, value in environment.items():
         command += ["--setenv", name, value]
     return command + ["--"] + argv
-
-
-ZYGOTE_CONNECTION_DIR = "/run/connection"   # autograder/zygote.py's CONNECTION_DIR
 
 
 def unprivileged_command(connection_file, argv, zygote=False):
@@ -345,7 +343,7 @@ def unprivileged_command(connection_file, argv, zygote=False):
     # /tmp: where bubblewrap mounts the sandbox's new root
     for folder in sorted({"/tmp"} | {str(a) for path in shown for a in Path(path).parents if str(a) != "/"}):
         view += ["--perms", "0755", "--dir", folder]   # bubblewrap would copy the host's mode (/root is 0700)
-    for path in _visible_paths() + files:
+    for path in shown:
         view += ["--ro-bind", path, path]
     view += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
              "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--"]
@@ -692,7 +690,8 @@ def _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept
     except DeadKernelError:
         pass  # the student's code killed its kernel: the cells after it have no outputs and score 0
     except Exception as error:
-        if forked and type(error).__name__ == "ForkFailed":
+        from autograder.forked import ForkFailed   # (autograder/forked.py imports this module)
+        if isinstance(error, ForkFailed):
             raise
         if not timed_out.is_set():
             raise SandboxFailure(f"the notebook's kernel failed: {type(error).__name__}: {error}") from None

@@ -155,19 +155,18 @@ def spawn(control, request, fds):
     """Fork one kernel's setup process; relay what it says to the grader, and the grader's go-ahead to it."""
     go_read, go_write = os.pipe()
     said_read, said_write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
+
+    def setup_process():
         try:
             os.close(go_write)
             os.close(said_read)
             control.close()
             setup(request, fds[0] if fds else -1, go_read, said_write)
-            code = 0
+            return 0
         except BaseException as error:   # said to the grader; the setup process ends either way
             _say(said_write, {"op": "failed", "error": f"{type(error).__name__}: {error}"})
-        finally:
-            os._exit(code)
+            return 1
+    _fork(setup_process)
     os.close(go_read)
     os.close(said_write)
     said = os.fdopen(said_read, "rb")
@@ -184,6 +183,19 @@ def spawn(control, request, fds):
     finally:
         said.close()
         _close(go_write)
+
+
+def _fork(child):
+    """os.fork(); the child runs `child()` and ends with the status it returns (1 if it raises), never returning
+    here; the parent gets the child's process id."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = child()
+        finally:
+            os._exit(code)
+    return pid
 
 
 def _heard(said):
@@ -265,15 +277,12 @@ def setup(request, log_fd, go_read, said):
     _connection_folder(request["connection"])
     _loopback_up()
     output_read, output_write = os.pipe()
-    init = os.fork()
-    if init == 0:
-        code = 1
-        try:
-            os.close(output_read)
-            _close(log_fd)
-            code = first_process(request, output_write, said)
-        finally:
-            os._exit(code)
+
+    def pid_1():
+        os.close(output_read)
+        _close(log_fd)
+        return first_process(request, output_write, said)
+    init = _fork(pid_1)
     os.close(output_write)
     os.close(said)
     _copy_output(output_read, log_fd)
@@ -368,15 +377,11 @@ def first_process(request, log_fd, said):
     except BaseException as error:
         _say(said, {"op": "failed", "error": f"{type(error).__name__}: {error}"})
         raise
-    kernel = os.fork()
-    if kernel == 0:
-        code = 1
-        try:
-            os.close(said)
-            run_kernel(request, log_fd)
-            code = 0
-        finally:
-            os._exit(code)
+    def kernel_process():
+        os.close(said)
+        run_kernel(request, log_fd)
+        return 0
+    kernel = _fork(kernel_process)
     _say(said, {"op": "started", "pid": host_pid})
     _close(log_fd)
     os.close(said)

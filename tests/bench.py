@@ -24,6 +24,8 @@ import nbformat
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.proctree import descendants  # noqa: E402
 ASSIGNMENT = "01_attention"
 
 
@@ -57,7 +59,7 @@ class MemorySampler:
 
     def _run(self):
         while not self.done.wait(0.2):
-            for pid in self._tree(self.pid):
+            for pid in [self.pid] + descendants(self.pid):
                 try:
                     status = Path(f"/proc/{pid}/status").read_text()
                     command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
@@ -70,19 +72,6 @@ class MemorySampler:
                         "worker" if "multiprocessing" in command or "forkserver" in command else
                         "main" if pid == self.pid else "other")
                 self.peaks[kind] = max(self.peaks.get(kind, 0), rss)
-
-    @staticmethod
-    def _tree(root):
-        found, todo = [], [root]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*") if Path(f"/proc/{pid}").exists() else []:
-                try:
-                    todo += [int(c) for c in (task / "children").read_text().split()]
-                except OSError:
-                    pass
-        return found
 
     def stop(self):
         self.done.set()
@@ -157,7 +146,6 @@ def main():
             shutil.copy(REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", folder)
 
         # Plain nbgrader: a course built from solutions/ by the same code, then one serial autograde.
-        sys.path.insert(0, str(REPO))
         from autograder.course import build_course
         course = build_course(tmp / "plain", only={ASSIGNMENT})
         shutil.copytree(submissions, course / "submitted")

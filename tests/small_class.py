@@ -14,6 +14,7 @@ import nbformat
 
 from autograder.model import SubmissionResult
 from tests.conftest import REPO, max_points, read_csv, solution_path, with_cell_replaced
+from tests.proctree import children, descendants
 from tests.mutants import catalogue
 
 ASSIGNMENT = "01_attention"
@@ -85,25 +86,6 @@ def processes_mentioning(text):
             continue
         if text.encode() in cmdline or text.encode() in environ:
             found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")[:200]))
-    return found
-
-
-def children(pid):
-    """The processes `pid` started, from any of its threads (a worker starts its zygote from a thread)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
-
-
-def descendants(pid):
-    found, todo = [], children(pid)
-    while todo:
-        found.append(todo.pop())
-        todo += children(found[-1])
     return found
 
 
