@@ -16,7 +16,7 @@ QUICK_ASSIGNMENT ?= 03_multi_head_attention
 # make test runs on this many pytest-xdist workers (auto: one per core; 0: in one process)
 TEST_WORKERS ?= auto
 
-.PHONY: book test test-quick notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
+.PHONY: book test test-quick typecheck notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
 
 # PyTorch's CPU wheel index: requirements.txt pins torch's CPU build (torch==X+cpu), which only it serves.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -47,6 +47,10 @@ test: $(STAMP) book chromium sandbox
 # Needs neither the book nor a browser. `make test` stays the full check.
 test-quick: $(STAMP) sandbox
 	$(WITH_VENV) TEST_ASSIGNMENTS=$(QUICK_ASSIGNMENT) $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "quick or unit" -q
+
+# mypy --strict on autograder/ and tools/ (pyproject.toml's [tool.mypy]; cache in _build/mypy); make test runs it too (tests/test_types.py).
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy --config-file pyproject.toml
 
 # notebooks/ regenerated from solutions/ by nbgrader in a scratch folder; notebooks/ changes only on success.
 notebooks: $(STAMP)
@@ -96,7 +100,7 @@ sandbox:
 
 bubblewrap: sandbox
 
-# Everything built: the book, its execution cache, scratch gradebooks, the instructor's JupyterLab state.
+# Everything built: the book, its execution cache, scratch gradebooks, the instructor's JupyterLab state, mypy's cache.
 # Never work/ (the student's notebooks) nor .venv/.
 clean:
 	rm -rf _build

@@ -11,7 +11,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
+from types import FrameType
 
 from autograder.pipeline import grade_class
 from autograder.report import write_report
@@ -19,7 +22,7 @@ from autograder.report import write_report
 EXIT_NOT_GRADED, EXIT_INTERRUPTED = 3, 130
 
 
-def seconds(text):
+def seconds(text: str) -> float:
     """A limit in seconds: a positive, finite number."""
     try:
         value = float(text)
@@ -30,7 +33,8 @@ def seconds(text):
     return value
 
 
-def parse_args(argv):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     grade = commands.add_parser("grade", help="grade every submission under SUBMISSIONS")
@@ -75,18 +79,18 @@ def parse_args(argv):
     return args
 
 
-def dask_executor(address):
+def dask_executor(address: str) -> Callable[[], Executor]:
     """A concurrent.futures executor on a Dask cluster (needs the `distributed` package)."""
     from distributed import Client
     client = Client(address)
     return client.get_executor
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as cleanly as Ctrl-C does

@@ -15,6 +15,10 @@ comes back is only ever the student's answer, checked by the grader against its 
 """
 import socket
 
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
+
 AGENT = r'''
 def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
     import builtins, os, socket, sys, types
@@ -510,11 +514,11 @@ def keep_cell(names: list[str], cell: str, kept_key: str) -> str:
     return f"globals().setdefault({kept_key!r}, {{}})[{cell!r}] = {{n: globals().get(n) for n in {names!r}}}"
 
 
-def in_process(main: dict, kept_key: str, conn: "socket.socket") -> None:
+def in_process(main: "dict[str, Any]", kept_key: str, conn: "socket.socket") -> None:
     """Run the agent in this process on a connected socket, answering for the namespace `main` (where a
     notebook's code ran): the fast path of the project's own tests, the same code as in a kernel."""
     from pathlib import Path
     from autograder import wire
-    namespace: dict = {}
+    namespace: "dict[str, Any]" = {}
     exec(compile(AGENT, "<autograder agent>", "exec"), namespace)
     namespace["_autograder_agent"](Path(wire.__file__).read_text(), "", kept_key, main=main, conn=conn)

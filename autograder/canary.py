@@ -16,6 +16,7 @@ import random
 import secrets
 import string
 from dataclasses import dataclass
+from typing import Any
 
 FORGET = """
 try:
@@ -43,10 +44,10 @@ class Canary:
     source: str
 
     @property
-    def marker(self):
+    def marker(self) -> str:
         return f"autograder canary {self.nonce}:"
 
-    def verdict(self, cell):
+    def verdict(self, cell: dict[str, Any]) -> list[str] | None:
         """What the executed canary cell says was tampered with ([] if nothing); None if it never ran."""
         if cell.get("execution_count") is None:
             return None
@@ -60,13 +61,13 @@ class Canary:
         return [part.strip() for part in listed.split(";") if part.strip()]
 
 
-def new_canary(nonce=None):
+def new_canary(nonce: str | None = None) -> Canary:
     """A canary cell with names, shapes, dtypes and values of its own (drawn from `nonce`)."""
     nonce = nonce or secrets.token_hex(8)
     rng = random.Random(nonce)
-    used = set()
+    used: set[str] = set()
 
-    def name():
+    def name() -> str:
         while True:
             candidate = "_" + "".join(rng.choice(string.ascii_lowercase) for _ in range(10))
             if candidate not in used:
@@ -121,7 +122,7 @@ def new_canary(nonce=None):
     return Canary(nonce, "\n".join(lines))
 
 
-def _numel(dims):
+def _numel(dims: list[int]) -> int:
     total = 1
     for d in dims:
         total *= d

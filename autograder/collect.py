@@ -24,11 +24,14 @@ import os
 import re
 import stat
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from nbformat import NotebookNode
 from nbformat.v4.rwbase import rejoin_lines
 
 from autograder.model import FileId
@@ -60,7 +63,7 @@ class Submission:
     student_id: str
     assignment: str
     notebook: Path                 # the .ipynb to grade
-    flags: tuple = ()              # e.g. which of several notebooks was picked, and why
+    flags: tuple[str, ...] = ()    # e.g. which of several notebooks was picked, and why
     file_id: FileId | None = None  # the file that was checked
 
 
@@ -77,7 +80,7 @@ class Choice:
     """The notebook to grade in one assignment folder, or why there is none."""
     notebook: Path | None
     file_id: FileId | None = None
-    flags: tuple = ()
+    flags: tuple[str, ...] = ()
     cause: Cause | None = None
     reason: str = ""
 
@@ -139,9 +142,9 @@ def _open_folder(parent_fd: int, entry: Entry) -> int:
     return fd
 
 
-def _count_names(root_fd: int) -> Counter:
+def _count_names(root_fd: int) -> Counter[FileId]:
     """{FileId: how many names it has} of the regular files below `root_fd`, links not followed."""
-    counts = Counter()
+    counts: Counter[FileId] = Counter()
 
     def visit(fd: int, depth: int) -> None:
         for entry in _entries(fd):
@@ -164,9 +167,9 @@ class Census:
     """How many names of a file lie inside SUBMISSIONS; the tree is counted once, the first time a file
     with several names (a hard link) is met."""
 
-    def __init__(self, root_fd: int):
+    def __init__(self, root_fd: int) -> None:
         self.root_fd = root_fd
-        self.counts: Counter | None = None
+        self.counts: Counter[FileId] | None = None
 
     def names_inside(self, file_id: FileId) -> int:
         if self.counts is None:
@@ -175,7 +178,8 @@ class Census:
 
 
 # --- reading one file ---------------------------------------------------------------------------------
-def read_file(path, expected: FileId | None = None, folder_fd: int | None = None) -> tuple[bytes | None, str | None]:
+def read_file(path: str | os.PathLike[str], expected: FileId | None = None,
+              folder_fd: int | None = None) -> tuple[bytes | None, str | None]:
     """(the bytes of a regular file, None), or (None, why not). The file is opened without following a
     symbolic link and, when `expected` is given, read only if it is that very file."""
     try:
@@ -203,7 +207,8 @@ def read_file(path, expected: FileId | None = None, folder_fd: int | None = None
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while size < limit:
         chunk = os.read(fd, min(1 << 20, limit - size))
         if not chunk:
@@ -214,7 +219,7 @@ def _read_at_most(fd: int, limit: int) -> bytes:
 
 
 # --- parsing one notebook -----------------------------------------------------------------------------
-def parse_notebook(data: bytes):
+def parse_notebook(data: bytes) -> tuple[NotebookNode | None, str | None]:
     """(NotebookNode, None) for the bytes of a Jupyter notebook, else (None, why not). What nbformat
     requires and an honest editor leaves out is filled in first (`_complete`); sources are joined into
     strings."""
@@ -246,10 +251,11 @@ def parse_notebook(data: bytes):
     except Exception as error:  # nbformat's validation errors have many types
         first_line = (str(error).strip().splitlines() or [""])[0][:200]
         return None, f"not a valid notebook: {type(error).__name__}: {first_line}"
-    return rejoin_lines(notebook), None
+    joined: NotebookNode = rejoin_lines(notebook)
+    return joined, None
 
 
-def _complete(content: dict) -> None:
+def _complete(content: dict[str, Any]) -> None:
     """Fill in, in place, the fields nbformat requires that some editors leave out: metadata (of the
     notebook, of a cell, of an output), a code cell's outputs and execution_count, an execute_result's
     execution_count; version 4.5 when cells carry ids, and then an id for every cell. A field that is there
@@ -279,9 +285,9 @@ def _complete(content: dict) -> None:
 CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
-def give_cell_ids(cells) -> None:
+def give_cell_ids(cells: Iterable[dict[str, Any]]) -> None:
     """Give every cell a valid id of its own (nbformat 4.5): a missing, malformed or repeated id is replaced."""
-    seen = set()
+    seen: set[str] = set()
     for i, cell in enumerate(cells):
         cell_id = cell.get("id")
         if not isinstance(cell_id, str) or not CELL_ID.fullmatch(cell_id) or cell_id in seen:
@@ -292,7 +298,8 @@ def give_cell_ids(cells) -> None:
         seen.add(cell_id)
 
 
-def read_notebook(path, expected: FileId | None = None, folder_fd: int | None = None):
+def read_notebook(path: str | os.PathLike[str], expected: FileId | None = None,
+                  folder_fd: int | None = None) -> tuple[NotebookNode | None, str | None]:
     """(NotebookNode, None) for a readable Jupyter notebook, else (None, why not). A symbolic link is
     refused, never followed; with `expected`, only that very file is read."""
     data, reason = read_file(path, expected, folder_fd)
@@ -300,7 +307,7 @@ def read_notebook(path, expected: FileId | None = None, folder_fd: int | None = 
 
 
 # --- choosing the notebook of an assignment folder ----------------------------------------------------
-def _work_in(notebook):
+def _work_in(notebook: NotebookNode) -> tuple[int, int]:
     """How much of the assignment a notebook holds: (stubs filled in, characters of code)."""
     code = [c.source for c in notebook.cells if c.cell_type == "code"]
     return (-sum("raise NotImplementedError" in source for source in code), sum(len(source) for source in code))
@@ -310,7 +317,7 @@ def _is_candidate(entry: Entry) -> bool:
     return entry.name.endswith(".ipynb") and not entry.name.startswith(".") and entry.kind is not Kind.FOLDER
 
 
-def _names(entries) -> str:
+def _names(entries: Iterable[Entry]) -> str:
     return ", ".join(entry.name for entry in entries)
 
 
@@ -339,17 +346,18 @@ def _choose(folder_fd: int, folder: Path, assignment: str, census: Census) -> Ch
     if cause is not None:
         return Choice(None, cause=cause, reason=refusal)
     read = {e.name: read_notebook(e.name, e.file_id, folder_fd) for e in entries}
-    readable = [e for e in entries if read[e.name][0] is not None]
+    notebooks = {name: notebook for name, (notebook, _) in read.items() if notebook is not None}
+    readable = [e for e in entries if e.name in notebooks]
     if not readable:
         shown = next((e for e in entries if e.name == f"{assignment}.ipynb"), entries[0])
-        return Choice(None, cause=Cause.UNREADABLE, reason=read[shown.name][1])
-    chosen = max(readable, key=lambda e: (_work_in(read[e.name][0]), e.name == f"{assignment}.ipynb", e.mtime, e.name))
+        return Choice(None, cause=Cause.UNREADABLE, reason=read[shown.name][1] or "")
+    chosen = max(readable, key=lambda e: (_work_in(notebooks[e.name]), e.name == f"{assignment}.ipynb", e.mtime, e.name))
     flags = () if len(entries) == 1 else (
         f"several notebooks ({_names(entries)}): graded {chosen.name}, the one with the most work in it",)
     return Choice(folder / chosen.name, chosen.file_id, flags)
 
 
-def find_notebook(folder, assignment: str) -> Choice:
+def find_notebook(folder: str | os.PathLike[str], assignment: str) -> Choice:
     """The notebook to grade in an assignment folder, or why there is none.
 
     One notebook is graded whatever its name ("01_attention (1).ipynb", renamed by a browser). Of
@@ -368,10 +376,10 @@ def find_notebook(folder, assignment: str) -> Choice:
 @dataclass(frozen=True)
 class _Student:
     entry: Entry
-    folders: tuple       # its entries (litter left out)
+    folders: tuple[Entry, ...]  # its entries (litter left out)
 
 
-def _list_students(root_fd: int, skip: set, problems: list) -> list[_Student]:
+def _list_students(root_fd: int, skip: set[FileId], problems: list[Problem]) -> list[_Student]:
     students = []
     for entry in _entries(root_fd):
         if is_litter(entry.name) or entry.file_id in skip:
@@ -416,11 +424,13 @@ def _submission(root_fd: int, root: Path, student: _Student, entry: Entry | None
     finally:
         os.close(folder_fd)
     if choice.notebook is None:
+        assert choice.cause is not None   # a Choice without a notebook always says why
         return Problem(name, assignment, choice.cause, choice.reason)
     return Submission(name, assignment, choice.notebook, choice.flags, choice.file_id)
 
 
-def collect(submissions, known_assignments, skip=()) -> tuple[list[Submission], list[Problem]]:
+def collect(submissions: str | os.PathLike[str], known_assignments: Iterable[str],
+            skip: Iterable[str | os.PathLike[str]] = ()) -> tuple[list[Submission], list[Problem]]:
     """(submissions to grade, problems) for every student folder under `submissions`.
 
     An assignment is graded for every student as soon as one student submitted it; a student
@@ -436,15 +446,16 @@ def collect(submissions, known_assignments, skip=()) -> tuple[list[Submission], 
         os.close(root_fd)
 
 
-def _stat(path):
+def _stat(path: str | os.PathLike[str]) -> os.stat_result | None:
     try:
         return os.stat(path)
     except OSError:
         return None
 
 
-def _collect(root_fd: int, root: Path, known: set, skip: set) -> tuple[list[Submission], list[Problem]]:
-    found, problems = [], []
+def _collect(root_fd: int, root: Path, known: set[str], skip: set[FileId]) -> tuple[list[Submission], list[Problem]]:
+    found: list[Submission] = []
+    problems: list[Problem] = []
     students = []
     for student in _list_students(root_fd, skip, problems):
         names = {e.name for e in student.folders}
@@ -465,5 +476,8 @@ def _collect(root_fd: int, root: Path, known: set, skip: set) -> tuple[list[Subm
                                         f"unknown assignment (this course has: {', '.join(sorted(known))})"))
         for assignment in assignments:
             outcome = _submission(root_fd, root, student, folders.get(assignment), assignment, census)
-            (found if isinstance(outcome, Submission) else problems).append(outcome)
+            if isinstance(outcome, Submission):
+                found.append(outcome)
+            else:
+                problems.append(outcome)
     return found, problems

@@ -8,14 +8,21 @@ The configuration is the repository's nbgrader_config.py with the paths pointed 
 assignments' structure is read here too: the graded cells and their points, and which solution cell each
 graded cell tests (`components`).
 """
+from __future__ import annotations
+
 import os
 import secrets
 import shutil
 import sys
+from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
@@ -23,7 +30,7 @@ SECRET_VARIABLE = "AUTOGRADER_SECRET"
 SECRET_FILE = REPO / "autograder-secret.txt"   # git ignores it
 
 
-def secret():
+def secret() -> str:
     """The course's secret: every seed of the tests run in the grader's process is mixed with it
     (autograder/verdicts.py), so that the inputs of the hidden tests cannot be known from the repository,
     and stay the same at every regrade. From $AUTOGRADER_SECRET when set, else from SECRET_FILE, which the
@@ -40,12 +47,12 @@ def secret():
     return made
 
 
-def assignments():
+def assignments() -> list[str]:
     """Assignment ids: the folders of solutions/ that hold <id>/<id>.ipynb."""
     return sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
 
 
-def nbgrader_config(root, extra=None):
+def nbgrader_config(root: str | os.PathLike[str], extra: Config | None = None) -> Config:
     """The repository's nbgrader configuration, with the course root moved to `root` (and `extra` merged)."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     overrides = Config()
@@ -60,7 +67,7 @@ def nbgrader_config(root, extra=None):
     return config
 
 
-def nbgrader_api(root, extra=None):
+def nbgrader_api(root: str | os.PathLike[str], extra: Config | None = None) -> Any:
     # nbgrader may run the `alembic` command on a gradebook: it must be on PATH.
     bin_dir = os.path.dirname(sys.executable)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -71,7 +78,7 @@ def nbgrader_api(root, extra=None):
     return NbGraderAPI(config=nbgrader_config(root, extra))
 
 
-def alembic_head():
+def alembic_head() -> str | None:
     """The gradebook's schema version, read in this process. nbgrader 0.9 starts the `alembic heads`
     command for it (a new Python: 2.5 s) each time it creates a gradebook; a test checks that both agree."""
     from alembic.script import ScriptDirectory
@@ -79,7 +86,7 @@ def alembic_head():
     return ScriptDirectory(ALEMBIC_DIR).get_current_head()
 
 
-def build_course(scratch, only=None):
+def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None = None) -> Path:
     """Copy solutions/ into `scratch` and generate every assignment (or those in `only`)."""
     scratch = Path(scratch)
     ids = [a for a in assignments() if only is None or a in only]
@@ -95,11 +102,12 @@ def build_course(scratch, only=None):
     return scratch
 
 
-def components(notebook):
+def components(notebook: NotebookNode) -> dict[str, str]:
     """{grade_id of a graded cell: grade_id of the solution cell it tests}: a solution cell's tests are the
     graded cells that follow it, up to the next solution cell. A solution cell that no graded cell follows
     (a helper pasted from another assignment) is graded elsewhere."""
-    owner, current = {}, None
+    owner: dict[str, str] = {}
+    current: str | None = None
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("solution"):
@@ -109,7 +117,7 @@ def components(notebook):
     return owner
 
 
-def graded_cells(scratch, assignment):
+def graded_cells(scratch: str | os.PathLike[str], assignment: str) -> list[tuple[str, float]]:
     """[(grade_id, max_score)] of an assignment's graded cells, in notebook order."""
     from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{Path(scratch) / 'gradebook.db'}") as gradebook:

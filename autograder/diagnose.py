@@ -23,6 +23,8 @@ size and rounded, so that no text of the student's can ride on them into the fee
 the lines of feedback and, for attention weights, three heatmaps (theirs, expected, difference) drawn
 here with matplotlib.
 """
+from __future__ import annotations
+
 import base64
 import contextlib
 import functools
@@ -30,12 +32,18 @@ import importlib.util
 import io
 import json
 import time
+import types
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from autograder import mistakes, probes, verdicts
-from autograder.mistakes import Misconception
-from autograder.remote import KeptProxy
+from autograder.mistakes import Misconception, Probe
+from autograder.remote import KeptProxy, Remote
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 CELL_TIMEOUT = 30            # seconds for all the checks of a submission
 COMPONENT_TIMEOUT = 4        # seconds for one call of the student's code in the kernel
@@ -47,32 +55,36 @@ MAX_NUMBER = 1e30
 SUBJECTS = ("output", "weights", "mask", "encoding", "keys", "values", "matrix", "gradient", "errors", "lse")
 TOLERANCE = 1e-4             # errors below this are not reported
 
+# What a check of an assignment's diagnostics.py returns: facts as plain values, before `parse` holds them to the schema
+FactsRecord = dict[str, Any]
+Check = Callable[[dict[str, Any]], FactsRecord]
+
 
 @dataclass(frozen=True)
 class Facts:
     """What the kernel reported about one component: every field optional, each already validated."""
-    misconceptions: tuple = ()
+    misconceptions: tuple[str, ...] = ()
     subject: str = "output"
     raised: str = ""
     not_a_tensor: bool = False
     modified_input: bool = False
-    shape: tuple = None
-    expected_shape: tuple = None
+    shape: tuple[int, ...] | None = None
+    expected_shape: tuple[int, ...] | None = None
     dtype: str = ""
     expected_dtype: str = ""
     nonfinite: int = 0
-    nonfinite_at: tuple = None
-    max_error: float = None
-    max_error_at: tuple = None
-    row_sum_error: float = None
-    row_sum_at: tuple = None
-    masked_weight: float = None
-    masked_at: tuple = None
-    weights: tuple = None            # rows of floats, at most 8 x 8
-    expected_weights: tuple = None
+    nonfinite_at: tuple[int, ...] | None = None
+    max_error: float | None = None
+    max_error_at: tuple[int, ...] | None = None
+    row_sum_error: float | None = None
+    row_sum_at: tuple[int, ...] | None = None
+    masked_weight: float | None = None
+    masked_at: tuple[int, ...] | None = None
+    weights: tuple[tuple[float, ...], ...] | None = None            # rows of floats, at most 8 x 8
+    expected_weights: tuple[tuple[float, ...], ...] | None = None
 
     @property
-    def misconception(self):
+    def misconception(self) -> str:
         return self.misconceptions[0] if self.misconceptions else ""
 
 
@@ -81,20 +93,21 @@ class Facts:
 
 
 @functools.lru_cache(maxsize=16)
-def _load(path, mtime):
+def _load(path: str, mtime: int) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(f"diagnostics_{abs(hash(path))}", path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def diagnostics(folder):
+def diagnostics(folder: Path | str) -> types.ModuleType | None:
     """The diagnostics module of an assignment's source folder, or None when it has none."""
     path = Path(folder) / "diagnostics.py"
     return _load(str(path), path.stat().st_mtime_ns) if path.is_file() else None
 
 
-def misconceptions(folder, assignment):
+def misconceptions(folder: Path | str, assignment: str) -> dict[str, Misconception]:
     """{id: Misconception} of an assignment's source folder (its mistakes.py), for the feedback."""
     return mistakes.misconceptions(folder, assignment)
 
@@ -103,21 +116,22 @@ def misconceptions(folder, assignment):
 # Running the checks, in the grader's process
 
 
-def checks(folder):
+def checks(folder: Path | str) -> dict[str, Check | None]:
     """{solution cell: check(names) -> facts, or None} of an assignment: its diagnostics' COMPONENTS, and None
     (the default check, `_default_check`) for every other component with probes."""
-    found = dict(getattr(diagnostics(folder), "COMPONENTS", {}))
+    found: dict[str, Check | None] = dict(getattr(diagnostics(folder), "COMPONENTS", {}))
     for cell in component_probes_of(folder):
         found.setdefault(cell, None)
     return found
 
 
-def component_probes_of(folder):
+def component_probes_of(folder: Path | str) -> dict[str, list[Probe]]:
     """{solution cell: its probes}: those of the assignment's mistakes.py, then those of its diagnostics.py."""
     return {**getattr(diagnostics(folder), "PROBES", {}), **mistakes.declarations(folder).probes}
 
 
-def run(folder, remote, cells, submitted=None, only=None):
+def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitted: NotebookNode | None = None,
+        only: str | None = None) -> dict[str, Facts]:
     """{solution cell: Facts} of an assignment's diagnostics, run in this process against the kernel behind
     `remote` (autograder/remote.py): each name of `cells` ({solution cell: the names it defines}) is bound to
     a proxy of what the student defined there, so every call of the checks runs the student's code in the
@@ -135,7 +149,7 @@ def run(folder, remote, cells, submitted=None, only=None):
     remote.names = namespace     # what the checks bind there (references) is what the student's code calls
     saved = remote.timeout, remote.deadline
     remote.timeout, remote.deadline = COMPONENT_TIMEOUT, time.monotonic() + CELL_TIMEOUT
-    record = {}
+    record: dict[str, Any] = {}
     try:
         for cell, check in components.items():
             if only is not None and cell != only or cell not in cells:
@@ -160,7 +174,7 @@ def run(folder, remote, cells, submitted=None, only=None):
 
 
 @contextlib.contextmanager
-def _isolated(folder, cell, cells, names):
+def _isolated(folder: Path | str, cell: str, cells: dict[str, list[str]], names: dict[str, Any]) -> Iterator[None]:
     """The other components' names bound to the solution's while the block runs (graded in isolation)."""
     reference = mistakes.namespace(folder)
     others = {n: reference[n] for c, defined in cells.items() if c != cell for n in defined if n in reference}
@@ -168,7 +182,8 @@ def _isolated(folder, cell, cells, names):
         yield
 
 
-def _recognised(folder, cell, cells, component_probes, names):
+def _recognised(folder: Path | str, cell: str, cells: dict[str, list[str]], component_probes: Sequence[Probe] | None,
+                names: dict[str, Any]) -> list[str]:
     """The declared mistakes of `cell` whose own output the student's gives on the cell's probes."""
     if not component_probes or cell not in cells:
         return []
@@ -176,7 +191,8 @@ def _recognised(folder, cell, cells, component_probes, names):
         return mistakes.recognise(folder, cell, names, component_probes, sorted(cells[cell]))
 
 
-def _default_check(folder, cell, cells, component_probes, names):
+def _default_check(folder: Path | str, cell: str, cells: dict[str, list[str]], component_probes: Sequence[Probe],
+                   names: dict[str, Any]) -> FactsRecord:
     """The facts of a component that has probes and no check of its own: the first tensor of what the student's
     code gives on the first probe against the solution's (the solution's modules with the student's parameters)."""
     with _isolated(folder, cell, cells, names):
@@ -195,43 +211,43 @@ def _default_check(folder, cell, cells, component_probes, names):
 # The grader's side: strict parsing
 
 
-def _reject(constant):
+def _reject(constant: str) -> NoReturn:
     raise ValueError(f"not a number: {constant}")
 
 
-def _number(value):
+def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= MAX_NUMBER:
         raise ValueError("a number was expected")
     return float(f"{float(value):.3g}")
 
 
-def _count(value):
+def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
         raise ValueError("a count was expected")
     return value
 
 
-def _ints(value):
+def _ints(value: object) -> tuple[int, ...]:
     if not isinstance(value, list) or len(value) > MAX_DIMS:
         raise ValueError("a short list of integers was expected")
     return tuple(_count(v) for v in value)
 
 
-def _bool(value):
+def _bool(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError("true or false was expected")
     return value
 
 
-def _one_of(names):
-    def check(value):
+def _one_of(names: tuple[str, ...]) -> Callable[[object], str]:
+    def check(value: object) -> str:
         if value not in names:
             raise ValueError(f"one of {names} was expected")
-        return value
+        return str(value)
     return check
 
 
-def _matrix(value):
+def _matrix(value: object) -> tuple[tuple[float, ...], ...]:
     side = probes.MATRIX_SIDE
     if not isinstance(value, list) or not 0 < len(value) <= side:
         raise ValueError("rows of weights were expected")
@@ -243,13 +259,13 @@ def _matrix(value):
     return rows
 
 
-def _row(row, side):
+def _row(row: object, side: int) -> list[Any]:
     if not isinstance(row, list) or len(row) > side:
         raise ValueError("a row of at most 8 numbers was expected")
     return row
 
 
-FIELDS = {
+FIELDS: dict[str, Callable[[object], object]] = {
     "subject": _one_of(SUBJECTS), "raised": _one_of(probes.EXCEPTIONS + ("Exception", "TimeoutError")),
     "not_a_tensor": _bool, "modified_input": _bool,
     "shape": _ints, "expected_shape": _ints, "dtype": _one_of(probes.DTYPES + ("other",)),
@@ -260,7 +276,7 @@ FIELDS = {
 }
 
 
-def parse(text, known_ids, known_components):
+def parse(text: str, known_ids: Collection[str], known_components: Collection[str]) -> dict[str, Facts]:
     """{solution cell: Facts} from the kernel's JSON, keeping only what fits the schema exactly: a component
     whose facts have an unknown key, a wrong type, a value out of range or an unknown misconception id is
     dropped whole. Never raises."""
@@ -272,7 +288,7 @@ def parse(text, known_ids, known_components):
         return {}
     if not isinstance(record, dict):
         return {}
-    found = {}
+    found: dict[str, Facts] = {}
     for cell, facts in record.items():
         if cell not in known_components or not isinstance(facts, dict):
             continue
@@ -283,8 +299,8 @@ def parse(text, known_ids, known_components):
     return found
 
 
-def _facts(record, known_ids):
-    values = {}
+def _facts(record: dict[str, Any], known_ids: Collection[str]) -> Facts:
+    values: dict[str, Any] = {}
     for key, value in record.items():
         if key == "misconceptions":
             if not isinstance(value, list) or len(value) > MAX_IDS or any(v not in known_ids for v in value):
@@ -301,15 +317,15 @@ def _facts(record, known_ids):
 # Feedback
 
 
-def _shape(dims):
+def _shape(dims: Sequence[int]) -> str:
     return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def _at(index):
+def _at(index: Sequence[int] | None) -> str:
     return "[" + ", ".join(str(i) for i in index) + "]" if index is not None else ""
 
 
-def explain(facts, known):
+def explain(facts: Facts, known: Mapping[str, Misconception]) -> list[str]:
     """Lines of feedback, in plain words, from a component's Facts; `known` is {id: Misconception}."""
     lines = []
     for key in facts.misconceptions[:1]:
@@ -342,7 +358,7 @@ def explain(facts, known):
     return lines
 
 
-def picture(facts):
+def picture(facts: Facts) -> bytes | None:
     """Three heatmaps (your weights, the expected weights, their difference) as PNG bytes, or None."""
     theirs, expected = facts.weights, facts.expected_weights
     if theirs is None or expected is None:
@@ -352,7 +368,8 @@ def picture(facts):
     import matplotlib.pyplot as plt
     rows, cols = len(expected), len(expected[0])
     same_shape = (len(theirs), len(theirs[0])) == (rows, cols)
-    panels = [("your weights", theirs, "viridis", 0, 1), ("expected weights", expected, "viridis", 0, 1)]
+    panels: list[tuple[str, Sequence[Sequence[float]], str, float, float]] = [
+        ("your weights", theirs, "viridis", 0, 1), ("expected weights", expected, "viridis", 0, 1)]
     if same_shape:
         difference = [[a - b for a, b in zip(r, s)] for r, s in zip(theirs, expected)]
         bound = max(1e-3, max(abs(x) for row in difference for x in row))
@@ -383,5 +400,5 @@ def picture(facts):
     return buffer.getvalue()
 
 
-def png_base64(data):
+def png_base64(data: bytes) -> str:
     return base64.b64encode(data).decode()

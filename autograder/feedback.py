@@ -11,15 +11,21 @@ tracebacks, which quote hidden-test source.
 import ast
 import functools
 import html
+import os
 import re
 import shutil
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.filters.strings import clean_html
+from nbformat import NotebookNode
 
 from autograder import course, diagnose
+from autograder.diagnose import Facts
+from autograder.mistakes import Misconception
 
 SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
 MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to identify anything
@@ -29,28 +35,28 @@ REMOVED = "[output removed by the grader: it contained grading code]"
 ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")  # `<object at 0x7f3a...>`: differs at every run
 
 
-def _steady(value):
+def _steady(value: object) -> object:
     """Text of an output with memory addresses masked, so that the same notebook gives the same page."""
     if isinstance(value, list):
         return [_steady(v) for v in value]
     return ADDRESS.sub("0x…", value) if isinstance(value, str) else value
 
 
-def _steady_output(output):
-    output = nbformat.from_dict(output)
-    if "text" in output:
-        output["text"] = _steady(output["text"])
-    for mime, value in output.get("data", {}).items():
+def _steady_output(output: Mapping[str, Any]) -> NotebookNode:
+    node: NotebookNode = nbformat.from_dict(output)
+    if "text" in node:
+        node["text"] = _steady(node["text"])
+    for mime, value in node.get("data", {}).items():
         if mime.startswith("text/"):
-            output["data"][mime] = _steady(value)
-    return output
+            node["data"][mime] = _steady(value)
+    return node
 
 
-def normalise(text):
+def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def secret_lines(notebook, regions=SECRET_REGIONS):
+def secret_lines(notebook: NotebookNode, regions: Sequence[tuple[str, str]] = SECRET_REGIONS) -> set[str]:
     """Lines of the given regions (solutions, hidden tests), whitespace-normalised, long enough to identify them."""
     found = set()
     for cell in notebook.cells:
@@ -66,20 +72,21 @@ def secret_lines(notebook, regions=SECRET_REGIONS):
 
 
 @functools.lru_cache(maxsize=16)
-def _source(course_dir, assignment):
+def _source(course_dir: str, assignment: str) -> NotebookNode:
     """The assignment's source notebook in the scratch course, read once per worker and course."""
-    return nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    notebook: NotebookNode = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    return notebook
 
 
-def source_notebook(course_dir, assignment):
+def source_notebook(course_dir: str | os.PathLike[str], assignment: str) -> NotebookNode:
     return _source(str(course_dir), assignment)
 
 
-def _hidden_lines(course_dir, assignment):
+def _hidden_lines(course_dir: str | os.PathLike[str], assignment: str) -> set[str]:
     return secret_lines(_source(str(course_dir), assignment), [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
 
 
-def _output_text(output):
+def _output_text(output: Mapping[str, Any]) -> str:
     parts = [output.get("text", ""), output.get("ename", ""), output.get("evalue", "")]
     parts += ["\n".join(output.get("traceback", []))]
     for value in output.get("data", {}).values():
@@ -87,7 +94,7 @@ def _output_text(output):
     return normalise("\n".join(str(p) for p in parts))
 
 
-def _leaks(output, hidden):
+def _leaks(output: Mapping[str, Any], hidden: Iterable[str]) -> bool:
     text = _output_text(output)
     return any(line in text for line in hidden)
 
@@ -104,7 +111,7 @@ SUPPRESSED = ("[outputs after the hidden tests started are not shown: this noteb
               "environment (see the flags of your grade)]")
 
 
-def authored_texts(source):
+def authored_texts(source: str) -> frozenset[str]:
     """The texts a test cell's author wrote: its string literals and the literal parts of its f-strings."""
     try:
         tree = ast.parse(source)
@@ -114,12 +121,14 @@ def authored_texts(source):
                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) >= 2)
 
 
-def is_authored(message, texts):
+def is_authored(message: str, texts: Collection[str]) -> bool:
     """Whether `message` is made of `texts` with short one-line fields between them (never two fields in a
     row), holding at least one text of 8 characters or more."""
     if not any(len(t) >= 8 and t in message for t in texts):
         return False
-    n, seen, frontier = len(message), set(), [(0, False)]
+    n = len(message)
+    seen: set[tuple[int, bool]] = set()
+    frontier = [(0, False)]
     while frontier:
         i, after_field = frontier.pop()
         if (i, after_field) in seen:
@@ -137,14 +146,15 @@ def is_authored(message, texts):
 
 
 @functools.lru_cache(maxsize=16)
-def _authored(course_dir, assignment):
+def _authored(course_dir: str, assignment: str) -> dict[str, frozenset[str]]:
     """{grade_id: the texts its author wrote} of the assignment's graded cells, from its source notebook."""
     source = _source(str(course_dir), assignment)
     return {c.metadata["nbgrader"]["grade_id"]: authored_texts(c.source) for c in source.cells
             if c.metadata.get("nbgrader", {}).get("grade")}
 
 
-def messages(graded, course_dir, assignment, introspects=False):
+def messages(graded: NotebookNode, course_dir: str | os.PathLike[str], assignment: str,
+             introspects: bool = False) -> dict[str, str]:
     """{grade_id: message} for the graded cells that raised.
 
     An AssertionError shows its message only when it is made of texts that the test's author wrote (with
@@ -154,7 +164,7 @@ def messages(graded, course_dir, assignment, introspects=False):
     """
     hidden = _hidden_lines(course_dir, assignment)
     authored = _authored(str(course_dir), assignment)
-    found = {}
+    found: dict[str, str] = {}
     for cell in graded.cells:
         meta = cell.metadata.get("nbgrader", {})
         if not meta.get("grade") or cell.cell_type != "code":
@@ -178,13 +188,13 @@ def messages(graded, course_dir, assignment, introspects=False):
     return found
 
 
-def _hidden_test_ids(course_dir, assignment):
+def _hidden_test_ids(course_dir: str | os.PathLike[str], assignment: str) -> set[str]:
     source = _source(str(course_dir), assignment)
     return {c.metadata["nbgrader"]["grade_id"] for c in source.cells
             if "BEGIN HIDDEN TESTS" in c.source and c.metadata.get("nbgrader", {}).get("grade")}
 
 
-def _page_output(output, budget):
+def _page_output(output: Mapping[str, Any], budget: int) -> NotebookNode | None:
     """The output as it may appear on the page (scripts, widgets and SVG dropped, sizes capped), or None."""
     output = _steady_output(output)
     if "data" in output:
@@ -215,7 +225,7 @@ HEATMAPS = "Heatmaps of your weights, the expected weights and their difference,
 NO_ALT = 'alt="No description has been provided for this image"'   # what nbconvert gives an image
 
 
-def _diagnosis_outputs(facts, known, first):
+def _diagnosis_outputs(facts: Facts, known: Mapping[str, Misconception], first: bool) -> list[NotebookNode]:
     """The outputs under a failed test cell: what the diagnostics found (on the component's first failed
     cell: every fact and the picture; on the others: the misconception only)."""
     lines = diagnose.explain(facts, known)
@@ -231,14 +241,15 @@ def _diagnosis_outputs(facts, known, first):
     return outputs
 
 
-def results(course_dir, assignment, scores, messages, diagnoses=None) -> dict:
+def results(course_dir: str | os.PathLike[str], assignment: str, scores: Mapping[str, tuple[float, float]],
+            messages: Mapping[str, str], diagnoses: Mapping[str, Facts] | None = None) -> dict[str, str]:
     """{grade_id: the result shown in the summary}: "passed", or the message and the likely mistake."""
     diagnoses = diagnoses or {}
     known = diagnose.misconceptions(Path(course_dir) / "source" / assignment, assignment) if diagnoses else {}
     owners = course.components(_source(str(course_dir), assignment))
     texts = {}
     for gid, (score, top) in scores.items():
-        facts = diagnoses.get(owners.get(gid))
+        facts = diagnoses.get(owners[gid]) if gid in owners else None
         text = messages.get(gid, "passed" if score >= top else "")
         if score < top and facts is not None and facts.misconception in known:
             text += f" (likely mistake: {known[facts.misconception].mistake} [{facts.misconception}])"
@@ -255,7 +266,7 @@ def literal(text: str) -> str:
     return html.escape(text).replace("\n", "<br>\n")
 
 
-def summary_html(assignment, scores, texts) -> str:
+def summary_html(assignment: str, scores: Mapping[str, tuple[float, float]], texts: Mapping[str, str]) -> str:
     """The head of the page: the score and one row per graded cell. It is HTML that the grader writes, every
     text escaped: never Markdown, which nbconvert would render (a message's [link](...) would become a link)."""
     total, best = sum(s for s, _ in scores.values()), sum(m for _, m in scores.values())
@@ -268,7 +279,9 @@ def summary_html(assignment, scores, texts) -> str:
             "<p>Each failed test says what looks wrong. Hidden tests are not shown.</p>\n</section>\n")
 
 
-def feedback_notebook(graded, course_dir, assignment, scores, messages, introspects=False, diagnoses=None):
+def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], assignment: str,
+                      scores: Mapping[str, tuple[float, float]], messages: Mapping[str, str], introspects: bool = False,
+                      diagnoses: Mapping[str, Facts] | None = None) -> NotebookNode:
     """The notebook the student sees: released test cells, results instead of test outputs, filtered outputs.
 
     Under a failed test cell, what the diagnostics found about its component (`diagnoses`: {solution cell:
@@ -277,12 +290,13 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages, introspe
     diagnoses = diagnoses or {}
     known = diagnose.misconceptions(Path(course_dir) / "source" / assignment, assignment) if diagnoses else {}
     owners = course.components(_source(str(course_dir), assignment))
-    explained = set()
+    explained: set[str] = set()
     hidden = _hidden_lines(course_dir, assignment)
     hidden_ids = _hidden_test_ids(course_dir, assignment)
     release = nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
     released = {c.metadata["nbgrader"]["grade_id"]: c.source for c in release.cells if "nbgrader" in c.metadata}
-    cells, budget, hidden_started = [], PAGE_LIMIT, False
+    cells: list[NotebookNode] = []
+    budget, hidden_started = PAGE_LIMIT, False
     for cell in graded.cells:
         cell = nbformat.from_dict(cell)
         meta = cell.metadata.get("nbgrader", {})
@@ -295,12 +309,12 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages, introspe
             verdict = f"✔ passed: {score:g} / {top:g} points" if score >= top else \
                 f"✘ {score:g} / {top:g} points. {messages.get(gid, 'This test failed.')}"
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=verdict + "\n")]
-            facts = diagnoses.get(owners.get(gid))
+            facts = diagnoses.get(owners[gid]) if gid in owners else None
             if score < top and facts is not None:
                 cell.outputs += _diagnosis_outputs(facts, known, owners[gid] not in explained)
                 explained.add(owners[gid])
         elif cell.cell_type == "code":
-            kept = []
+            kept: list[NotebookNode] = []
             if introspects and hidden_started:
                 kept.append(nbformat.v4.new_output("stream", name="stdout", text=SUPPRESSED + "\n"))
                 cell.outputs = []
@@ -323,7 +337,7 @@ def feedback_notebook(graded, course_dir, assignment, scores, messages, introspe
         cells.append(cell)
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i}"  # not random ids: the same submission gives the same page
-    notebook = nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
+    notebook: NotebookNode = nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
     return notebook
 
 
@@ -331,7 +345,7 @@ MATHJAX = "_mathjax/tex-chtml.js"   # under OUT/feedback/: pages work offline
 
 
 @functools.cache
-def _exporter():
+def _exporter() -> HTMLExporter:
     """nbconvert's lab template (loading it takes a second: once per worker), with every HTML output and
     Markdown cell sanitised (no script, no event handler, no javascript: URL), MathJax from OUT/feedback/
     and nothing from the internet."""
@@ -343,10 +357,11 @@ def _exporter():
 @functools.lru_cache(maxsize=4096)
 def _clean_html(element: str) -> str:
     """nbconvert's sanitiser, remembered: the assignment's own Markdown cells are the same on every page."""
-    return clean_html(element)
+    cleaned: str = clean_html(element)
+    return cleaned
 
 
-def render(notebook, summary: str) -> str:
+def render(notebook: NotebookNode, summary: str) -> str:
     """The page: nbconvert's HTML of `notebook` (its outputs are text in <pre>, escaped), with the grader's
     `summary` at the top of <main>."""
     body, _ = _exporter().from_notebook_node(notebook)
@@ -355,7 +370,9 @@ def render(notebook, summary: str) -> str:
     return body.replace("<main>", "<main>\n" + summary, 1)
 
 
-def write_html(graded, course_dir, assignment, scores, messages, path, introspects=False, diagnoses=None):
+def write_html(graded: NotebookNode, course_dir: str | os.PathLike[str], assignment: str,
+               scores: Mapping[str, tuple[float, float]], messages: Mapping[str, str], path: str | os.PathLike[str],
+               introspects: bool = False, diagnoses: Mapping[str, Facts] | None = None) -> None:
     notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects, diagnoses)
     summary = summary_html(assignment, scores, results(course_dir, assignment, scores, messages, diagnoses))
     body = render(notebook, summary)
@@ -367,10 +384,12 @@ def write_html(graded, course_dir, assignment, scores, messages, path, introspec
     Path(path).write_text(body, encoding="utf-8")
 
 
-def install_mathjax(feedback_dir):
+def install_mathjax(feedback_dir: str | os.PathLike[str]) -> None:
     """MathJax (bundled with the book's sphinx-mathjax-offline) beside the feedback pages, once."""
     import importlib.util
     spec = importlib.util.find_spec("sphinx-mathjax-offline") or importlib.util.find_spec("sphinx_mathjax_offline")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("sphinx-mathjax-offline is not installed: the feedback pages need its MathJax")
     bundle = Path(spec.origin).parent / "static" / "mathjax"
     target = Path(feedback_dir) / Path(MATHJAX).parent
     if not (target / "tex-chtml.js").exists():

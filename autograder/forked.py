@@ -139,7 +139,7 @@ class Zygote:
             self.process.stdin.close()
         except OSError:
             pass
-        self.ready = False
+        self.ready: bool = False
 
     def wait_ready(self) -> None:
         if self.ready:
@@ -359,7 +359,9 @@ class ForkedKernelManager(AsyncKernelManager):
     cgroup: sandbox.KernelCgroup | None = None
 
     async def _async_pre_start_kernel(self, **kwargs: Any) -> Any:
-        self.kernel_spec.interrupt_mode = "message"
+        spec = self.kernel_spec
+        assert spec is not None   # kernel_name is python3
+        spec.interrupt_mode = "message"
         kwargs["env"] = {}
         return await super()._async_pre_start_kernel(**kwargs)
 

@@ -24,10 +24,13 @@ import secrets
 import shutil
 import threading
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbformat import NotebookNode
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
                                     NbGraderPreprocessor, SaveAutoGrades)
@@ -36,11 +39,14 @@ from traitlets.config import Config
 
 from autograder import agent, course, diagnose, feedback, verdicts
 from autograder.collect import read_notebook
-from autograder.model import Status, SubmissionResult, score_cells, zero_cells
+from autograder.diagnose import Facts
+from autograder.model import Job, Status, SubmissionResult, score_cells, zero_cells
 from autograder.canary import new_canary
+from autograder.remote import Remote
 from autograder.repair import repair
 from autograder.scan import scan_notebook
 from autograder.sandbox import NotebookTimeout, SandboxError, SandboxFailure, run_notebook
+from autograder.verdicts import Verdict
 
 # nbgrader 0.9's gradebook code triggers SQLAlchemy's "not in session" warnings on every autograde.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -48,7 +54,7 @@ warnings.filterwarnings("ignore", message=".*not in session.*")
 STUDENT = "student"  # the id nbgrader sees; the real id (any characters) stays with the pipeline
 CANARY_TAG = "autograder-canary"
 KERNEL_OUTPUT = "kernel-output.txt"   # in the job's folder: what the kernel printed while it answered the grader
-class SandboxExecute(NbGraderPreprocessor):
+class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader has no type information
     """nbgrader's Execute step, run in the sandbox, with a canary cell after every block of tests."""
 
     workdir = Unicode("").tag(config=True)
@@ -59,12 +65,12 @@ class SandboxExecute(NbGraderPreprocessor):
     nonce = Unicode("").tag(config=True)          # names the dict where the kernel keeps the student's bindings
     source = Unicode("").tag(config=True)         # the assignment's source notebook (its tests, trusted)
     secret = Unicode("").tag(config=True)         # the course's secret, mixed into the tests' seeds
-    failures = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
-    verdicts = {}  # workdir -> {grade_id: Verdict} of the tests run in the grader's process
-    diagnoses = {}  # workdir -> {solution cell: Facts} of the diagnostics, run in the grader's process
-    flags = {}  # workdir -> what the grader noticed while it asked the kernel (a measurement the kernel skipped)
+    failures: dict[str, SandboxError] = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
+    verdicts: dict[str, dict[str, Verdict]] = {}  # workdir -> {grade_id: Verdict} of the tests run in the grader's process
+    diagnoses: dict[str, dict[str, Facts]] = {}  # workdir -> {solution cell: Facts} of the diagnostics, run in the grader's process
+    flags: dict[str, list[str]] = {}  # workdir -> what the grader noticed while it asked the kernel (a measurement the kernel skipped)
 
-    def preprocess(self, nb, resources):
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         canary = new_canary()   # names, shapes and values of its own, drawn for this run
         source = nbformat.read(self.source, as_version=4)
         in_grader = verdicts.in_grader(source)
@@ -72,11 +78,11 @@ class SandboxExecute(NbGraderPreprocessor):
         kept_key = f"_autograder_kept_{self.nonce}"
         probed = nbformat.from_dict(nb)
         probed.cells = []
-        sent = {}   # index in nb.cells -> the copy the kernel ran (tests without their hidden parts)
-        pending = []   # solution cells whose bindings are kept right before the next test (after any cell
+        sent: dict[int, NotebookNode] = {}   # index in nb.cells -> the copy the kernel ran (tests without their hidden parts)
+        pending: list[str] = []   # solution cells whose bindings are kept right before the next test (after any cell
         #                the student added in between, as the tests would have found them)
 
-        def keep_pending():
+        def keep_pending() -> None:
             for name in pending:
                 probed.cells.append(nbformat.v4.new_code_cell(agent.keep_cell(names[name], name, kept_key)))
             pending.clear()
@@ -96,10 +102,12 @@ class SandboxExecute(NbGraderPreprocessor):
                 probe.metadata[CANARY_TAG] = True
                 probed.cells.append(probe)
         keep_pending()
-        found, diagnoses, noticed = {}, {}, []
+        found: dict[str, Verdict] = {}
+        diagnoses: dict[str, Facts] = {}
+        noticed: list[str] = []
         folder = Path(self.source).parent
 
-        def serve(remote):   # in the grader's process, once the notebook has run: the tests, then the diagnostics
+        def serve(remote: Remote) -> None:   # in the grader's process, once the notebook has run: the tests, then the diagnostics
             try:
                 found.update(verdicts.run_tests(source, remote, nb, self.secret))
                 diagnoses.update(diagnose.run(folder, remote, names, nb))
@@ -130,31 +138,32 @@ class SandboxExecute(NbGraderPreprocessor):
             SandboxExecute.verdicts[self.workdir] = found
             SandboxExecute.diagnoses[self.workdir] = diagnoses
             SandboxExecute.flags[self.workdir] = noticed
-        found = set()
+        tampering: set[str] = set()
         for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):
-            found.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
-        (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(found)))
+            tampering.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
+        (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(tampering)))
         # nb's cells are the ones the kernel ran (the tests' copies aside, whose outputs were moved back above)
         return nb, resources
 
 
-def _is_solution(cell):
+def _is_solution(cell: NotebookNode) -> bool:
     return cell.cell_type == "code" and bool(cell.metadata.get("nbgrader", {}).get("solution"))
 
 
-def _ends_a_block_of_tests(cell, following):
+def _ends_a_block_of_tests(cell: NotebookNode, following: NotebookNode | None) -> bool:
     """A graded cell not followed by another: the end of a run of tests, before anything the student
     wrote can run again (a cell the student adds between tests ends a run too)."""
-    def graded(c):
+    def graded(c: NotebookNode | None) -> bool:
         return c is not None and c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
     return graded(cell) and not graded(following)
 
 
-def _release(course_dir, assignment):
-    return nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+def _release(course_dir: str | os.PathLike[str], assignment: str) -> NotebookNode:
+    release: NotebookNode = nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    return release
 
 
-def grade_submission(job):
+def grade_submission(job: Job) -> SubmissionResult:
     """Grade `job.notebook` in `job.workdir` against the scratch course; returns a SubmissionResult.
 
     Raises NotebookTimeout (the student's error), or SandboxFailure / GradingError (the grader's).
@@ -224,13 +233,13 @@ def grade_submission(job):
                             fingerprint=job.fingerprint, sandboxed=job.sandbox)
 
 
-def unmatched_flag(grade_ids):
+def unmatched_flag(grade_ids: Iterable[str]) -> str:
     """The flag of a notebook in which cells of the release were not found, by metadata or by matching."""
     return (f"cells of the release not found in the notebook (deleted, or their nbgrader metadata removed and the "
             f"cell not recognised; a test cell not found scores 0): {', '.join(grade_ids)}")
 
 
-def _owners(course_dir, assignment):
+def _owners(course_dir: str | os.PathLike[str], assignment: str) -> dict[str, str]:
     """{graded cell: the solution cell it tests} of the assignment."""
     return course.components(feedback.source_notebook(course_dir, assignment))
 
@@ -239,14 +248,14 @@ class GradingError(Exception):
     """nbgrader could not grade the notebook: a failure of the grader, not a grade."""
 
 
-def _reason(result):
+def _reason(result: dict[str, Any]) -> str:
     """A person's reason from nbgrader's log of a failed autograde."""
     text = str(result.get("error") or "") + "\n" + str(result.get("log") or "")
     lines = [line for line in text.splitlines() if line.strip()]
     return "nbgrader could not grade this notebook: " + (lines[-1][:300] if lines else "no reason given")
 
 
-def grade_job(job):
+def grade_job(job: Job) -> SubmissionResult:
     """Grade one Job in a worker; returns its SubmissionResult and never raises.
 
     A grade (or a student's error) is written atomically to job.result, so that an interrupted batch
@@ -277,7 +286,7 @@ def grade_job(job):
     return result
 
 
-def _keep_kernel_output(found, kept):
+def _keep_kernel_output(found: Path, kept: Path) -> None:
     """What the kernel printed while it answered the grader, for the instructor (a regrade request): kept
     when there is any, away from the student's feedback."""
     if found.is_file() and found.stat().st_size:
@@ -285,7 +294,7 @@ def _keep_kernel_output(found, kept):
         shutil.copy(found, kept)
 
 
-def _failed(job, status, reason):
+def _failed(job: Job, status: Status, reason: str) -> SubmissionResult:
     """A result without grades: zeros for a student's error, no cells at all when not graded."""
     cells = zero_cells(course.graded_cells(job.course, job.assignment)) if status is Status.STUDENT_ERROR else ()
     flags = tuple(job.flags)
@@ -295,14 +304,15 @@ def _failed(job, status, reason):
             # repaired first, as when graded: a notebook that lost its nbgrader metadata (Colab) would else
             # have its test cells taken for the student's own
             release = _release(job.course, job.assignment)
-            flags += tuple(str(f) for f in scan_notebook(repair(notebook, release).notebook, release))
+            if notebook is not None:
+                flags += tuple(str(f) for f in scan_notebook(repair(notebook, release).notebook, release))
         except Exception:
             pass
     return SubmissionResult(job.student_id, job.assignment, status, cells, reason=reason, flags=flags,
                             fingerprint=job.fingerprint, sandboxed=job.sandbox)
 
 
-def write_result(result, path):
+def write_result(result: SubmissionResult, path: str | os.PathLike[str]) -> None:
     """Write `result` to `path` atomically: a reader finds the whole file or none."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

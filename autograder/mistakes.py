@@ -322,9 +322,9 @@ def agrees(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
             return math.isnan(a) and math.isnan(b)
         return math.isclose(a, b, rel_tol=rtol, abs_tol=atol)
     if isinstance(a, Raised) or isinstance(b, Raised):
-        return a == b
+        return bool(a == b)
     if a is None or b is None or isinstance(a, str):
-        return a == b
+        return bool(a == b)
     return False    # objects (modules, proxies): a probe compares what it reads of them
 
 

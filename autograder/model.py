@@ -4,9 +4,17 @@ Every module passes these frozen dataclasses, never dicts of strings. A result t
 processes (and Dask workers) pickled, and to OUT/results/ as JSON: `to_json` is its one writer and
 `from_json` its one reader. The scoring policy is one pure function, `score_cells`.
 """
+from __future__ import annotations
+
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autograder.mistakes import Misconception
+    from autograder.similarity import Pair
 
 
 class Status(Enum):
@@ -38,7 +46,7 @@ class Job:
     cell_timeout: float    # seconds for one cell
     deadline: float        # seconds after which the worker itself is presumed hung
     sandbox: bool = True   # run the kernel in bubblewrap (a worker that cannot refuses the job)
-    flags: tuple = ()      # flags known before grading (e.g. which of several notebooks was picked)
+    flags: tuple[str, ...] = ()      # flags known before grading (e.g. which of several notebooks was picked)
     file_id: FileId | None = None  # the file collect checked (read again only if it is still that file)
     kernel_output: str = ""  # OUT/kernel-output/<student>/<assignment>.txt: the instructor's, never the student's
     fresh_kernels: bool = False  # a new kernel process per notebook, not one forked by the worker's zygote
@@ -59,21 +67,21 @@ class SubmissionResult:
     student_id: str
     assignment: str
     status: Status
-    cells: tuple = ()      # CellResult, one per graded cell of the assignment (empty when NOT_GRADED)
+    cells: tuple[CellResult, ...] = ()  # one per graded cell of the assignment (empty when NOT_GRADED)
     reason: str = ""       # for STUDENT_ERROR and NOT_GRADED: what a person should know
-    flags: tuple = ()      # reasons for a person to look (graded as usual)
+    flags: tuple[str, ...] = ()      # reasons for a person to look (graded as usual)
     fingerprint: str = ""  # Job.fingerprint of the run that produced it
     sandboxed: bool = True  # whether student code ran in the sandbox
 
     @property
-    def score(self):
+    def score(self) -> float:
         return sum(cell.score for cell in self.cells)
 
     @property
-    def max_score(self):
+    def max_score(self) -> float:
         return sum(cell.max_score for cell in self.cells)
 
-    def to_json(self):
+    def to_json(self) -> str:
         record = {"student_id": self.student_id, "assignment": self.assignment, "status": self.status.value,
                   "cells": [[c.grade_id, c.score, c.max_score, c.message, c.misconception] for c in self.cells],
                   "reason": self.reason, "flags": list(self.flags), "fingerprint": self.fingerprint,
@@ -81,7 +89,7 @@ class SubmissionResult:
         return json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_json(cls, text):
+    def from_json(cls, text: str | bytes) -> SubmissionResult:
         """The result written by to_json; raises ValueError for anything else (then: grade again)."""
         try:
             record = json.loads(text)
@@ -94,7 +102,7 @@ class SubmissionResult:
             raise ValueError(f"not a result file: {type(error).__name__}: {error}") from None
 
 
-def zero_cells(canonical, message=""):
+def zero_cells(canonical: Iterable[tuple[str, float]], message: str = "") -> tuple[CellResult, ...]:
     """Every graded cell of an assignment at 0 points; `canonical` is [(grade_id, max_score)]."""
     return tuple(CellResult(grade_id, 0.0, points, message) for grade_id, points in canonical)
 
@@ -103,7 +111,8 @@ MISSING_CELL = "this test cell is missing from the submitted notebook"
 TAMPERED = "scored 0: the notebook tampered with the grading environment"
 
 
-def score_cells(canonical, earned, messages, tampered=False, misconceptions=None):
+def score_cells(canonical: Iterable[tuple[str, float]], earned: Mapping[str, float], messages: Mapping[str, str],
+                tampered: bool = False, misconceptions: Mapping[str, str] | None = None) -> tuple[CellResult, ...]:
     """The scoring policy, in one place.
 
     canonical   [(grade_id, max_score)] of the assignment's graded cells, from the course (not the submission)
@@ -132,18 +141,18 @@ def score_cells(canonical, earned, messages, tampered=False, misconceptions=None
 @dataclass
 class ClassResults:
     """Every submission's result of one batch, in a stable order (student, then assignment)."""
-    submissions: list = field(default_factory=list)   # SubmissionResult
-    problems: list = field(default_factory=list)      # (student_id, folder, reason) of folders that are no assignment
-    cells: dict = field(default_factory=dict)         # assignment -> [(grade_id, max_score)] from the course
-    components: dict = field(default_factory=dict)    # assignment -> {graded cell: the solution cell it tests}
-    misconceptions: dict = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
-    similar: list = field(default_factory=list)       # similarity.Pair: possibly copied work
+    submissions: list[SubmissionResult] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (student_id, folder, reason) of folders that are no assignment
+    cells: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # assignment -> [(grade_id, max_score)] from the course
+    components: dict[str, dict[str, str]] = field(default_factory=dict)  # assignment -> {graded cell: the solution cell it tests}
+    misconceptions: dict[str, Misconception] = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
+    similar: list[Pair] = field(default_factory=list)  # possibly copied work
 
-    def sorted(self):
+    def sorted(self) -> ClassResults:
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))
         self.problems.sort()
         return self
 
     @property
-    def not_graded(self):
+    def not_graded(self) -> list[SubmissionResult]:
         return [r for r in self.submissions if r.status is Status.NOT_GRADED]

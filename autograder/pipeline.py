@@ -19,31 +19,38 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from autograder import course, diagnose, feedback, similarity
 from autograder.collect import collect, read_file
-from autograder.model import ClassResults, Job, Status, SubmissionResult, zero_cells
+from autograder.model import ClassResults, FileId, Job, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
 
 
 GRACE = 120  # seconds a worker may spend on a job beyond the notebook's timeout (nbgrader, feedback)
 
+MakeExecutor = Callable[[], Executor]               # a new pool of workers (local processes, or a Dask cluster)
+GradeFunction = Callable[[Job], SubmissionResult]   # what a worker runs on a job (grade.grade_job)
+Timing = tuple[str, str, float]                     # student_id, assignment, seconds
 
-def _key(student_id, assignment):
+
+def _key(student_id: str, assignment: str) -> str:
     return hashlib.sha256(f"{student_id}\0{assignment}".encode()).hexdigest()[:24]
 
 
-def _digest_files(paths, root):
+def _digest_files(paths: Iterable[Path], root: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def grader_version():
+def grader_version() -> str:
     """A digest of what decides how a notebook is graded: the grader's code, nbgrader's configuration and
     the pinned packages. A result graded by another version is graded again."""
     root = course.REPO
@@ -51,7 +58,7 @@ def grader_version():
     return _digest_files([f for f in files if f.is_file()], root)
 
 
-def assignment_version(assignment):
+def assignment_version(assignment: str) -> str:
     """A digest of the assignment's source folder (its notebook: tests, points; and what lies beside it)."""
     folder = course.SOLUTIONS / assignment
     files = [p for p in folder.rglob("*") if p.is_file() and not any(part in {".ipynb_checkpoints", "__pycache__"}
@@ -59,7 +66,8 @@ def assignment_version(assignment):
     return _digest_files(files, course.SOLUTIONS)
 
 
-def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, sandbox, file_id=None, secret=""):
+def fingerprint(notebook: str | os.PathLike[str], assignment_digest: str, version: str, timeout: float,
+                cell_timeout: float, sandbox: bool, file_id: FileId | None = None, secret: str = "") -> str:
     """Everything that decides a result; a cached result is reused only when its fingerprint is equal.
     The notebook is read as collect checked it (no link followed; with `file_id`, only that very file).
     The course's secret counts through its hash (it decides the tests' inputs)."""
@@ -73,7 +81,7 @@ def fingerprint(notebook, assignment_digest, version, timeout, cell_timeout, san
 WORKER_MODULES = ["autograder.grade"]  # imported once, by the server the workers are forked from
 
 
-def _worker_setup(prewarm=False):
+def _worker_setup(prewarm: bool = False) -> None:
     """In each local worker: Ctrl-C is the main process's to handle (it stops the workers itself), and
     SIGTERM unwinds the job (its kernel and scratch folder are removed on the way out). With `prewarm`, the
     worker's zygote starts importing now, while the course is built and the first job is sent."""
@@ -86,11 +94,11 @@ def _worker_setup(prewarm=False):
         forked.prewarm()
 
 
-def _exit_on_sigterm(signum, frame):
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(128 + signum)
 
 
-def local_executor(workers, prewarm=False):
+def local_executor(workers: int, prewarm: bool = False) -> ProcessPoolExecutor:
     """Worker processes forked from a server that has already imported nbgrader, nbclient and the grader."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(WORKER_MODULES)
@@ -98,7 +106,7 @@ def local_executor(workers, prewarm=False):
                                initargs=(prewarm,))
 
 
-def _ready():
+def _ready() -> None:
     """A job that does nothing: handed to each worker of a pool as it starts, so that every worker is spawned
     (and its zygote starts importing) at once."""
 
@@ -108,12 +116,14 @@ class PrestartedPool:
     its workers are forked and their zygotes import torch meanwhile. Later calls (a pool that broke) get a new
     pool; `close()` shuts down a first pool that was never asked for."""
 
-    def __init__(self, workers, prewarm):
-        self.workers, self.prewarm, self.pool = workers, prewarm, None
-        self.thread = threading.Thread(target=self._start, name="autograder-prestart", daemon=True)
+    def __init__(self, workers: int, prewarm: bool) -> None:
+        self.workers, self.prewarm = workers, prewarm
+        self.pool: ProcessPoolExecutor | None = None
+        self.thread: threading.Thread | None = threading.Thread(target=self._start, name="autograder-prestart",
+                                                                daemon=True)
         self.thread.start()
 
-    def _start(self):
+    def _start(self) -> None:
         pool = local_executor(self.workers, self.prewarm)
         try:
             for _ in range(self.workers):
@@ -122,7 +132,7 @@ class PrestartedPool:
             pass
         self.pool = pool
 
-    def __call__(self):
+    def __call__(self) -> ProcessPoolExecutor:
         if self.thread is not None:
             self.thread.join()
             self.thread, pool, self.pool = None, self.pool, None
@@ -130,7 +140,7 @@ class PrestartedPool:
                 return pool
         return local_executor(self.workers, self.prewarm)
 
-    def close(self):
+    def close(self) -> None:
         if self.thread is not None:
             self.thread.join()
             self.thread = None
@@ -139,7 +149,7 @@ class PrestartedPool:
             self.pool = None
 
 
-def start_forkserver():
+def start_forkserver() -> None:
     """Start local_executor's server now, so that its imports overlap the building of the course."""
     multiprocessing.get_context("forkserver").set_forkserver_preload(WORKER_MODULES)
     multiprocessing.forkserver.ensure_running()
@@ -148,10 +158,10 @@ def start_forkserver():
 class Progress:
     """One line on stderr: done/total and an estimate of the time left."""
 
-    def __init__(self, total, enabled=True):
+    def __init__(self, total: int, enabled: bool = True) -> None:
         self.total, self.done, self.start, self.enabled = total, 0, time.monotonic(), enabled
 
-    def step(self):
+    def step(self) -> None:
         self.done += 1
         if not self.enabled:
             return
@@ -162,12 +172,13 @@ class Progress:
               end=end, file=sys.stderr, flush=True)
 
 
-def _not_graded(job, reason):
+def _not_graded(job: Job, reason: str) -> SubmissionResult:
     return SubmissionResult(job.student_id, job.assignment, Status.NOT_GRADED, reason=reason,
                             flags=tuple(job.flags), fingerprint=job.fingerprint, sandboxed=job.sandbox)
 
 
-def _run(jobs, make_executor, progress, function=None, timings=None):
+def _run(jobs: list[Job], make_executor: MakeExecutor, progress: bool, function: GradeFunction | None = None,
+         timings: list[Timing] | None = None) -> dict[Job, SubmissionResult]:
     """Run `function` (grade_job) on every job; returns {job: SubmissionResult}.
 
     Student code runs in the sandbox, so a worker should never die or hang; if one does, its pool
@@ -175,8 +186,10 @@ def _run(jobs, make_executor, progress, function=None, timings=None):
     again is "not graded" (the grader's failure, not the student's); the others go on in a new pool.
     """
     if function is None:
-        from autograder.grade import grade_job as function
-    bar, results = Progress(len(jobs), enabled=progress), {}
+        from autograder.grade import grade_job
+        function = grade_job
+    bar = Progress(len(jobs), enabled=progress)
+    results: dict[Job, SubmissionResult] = {}
     left = _run_pool(jobs, make_executor, bar, function, results, timings)
     while left:
         suspects = [job for job in left if _started(job).exists()]
@@ -198,7 +211,7 @@ def _run(jobs, make_executor, progress, function=None, timings=None):
     return results
 
 
-def _started(job):
+def _started(job: Job) -> Path:
     return Path(job.result).with_name(Path(job.result).stem + ".started")
 
 
@@ -208,7 +221,7 @@ def _started(job):
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def _in_worker(function, job):
+def _in_worker(function: GradeFunction, job: Job) -> tuple[SubmissionResult, float]:
     """Run function(job) in a worker; returns (result, seconds). A worker whose job runs past job.deadline
     seconds kills itself (SIGALRM's default action), so that a grader that hangs cannot stall the batch."""
     with _ONE_AT_A_TIME:
@@ -228,7 +241,7 @@ def _in_worker(function, job):
             marker.unlink(missing_ok=True)
 
 
-def _stop_workers(executor):
+def _stop_workers(executor: ProcessPoolExecutor) -> None:
     """End a local pool's workers now: SIGTERM (each removes its kernel on the way out), then SIGKILL."""
     processes = list((getattr(executor, "_processes", None) or {}).values())
     for process in processes:
@@ -242,11 +255,13 @@ def _stop_workers(executor):
     remove_orphaned_socket_folders()  # a worker killed outright leaves its kernels' socket folders
 
 
-def _run_pool(jobs, make_executor, bar, function, results, timings):
+def _run_pool(jobs: list[Job], make_executor: MakeExecutor, bar: Progress, function: GradeFunction,
+              results: dict[Job, SubmissionResult], timings: list[Timing] | None) -> list[Job]:
     """Run `jobs` in one pool, adding to `results`; returns the jobs without a result if the pool broke."""
     if not jobs:
         return []
-    executor, futures, stopped = make_executor(), {}, False
+    executor, stopped = make_executor(), False
+    futures: dict[Future[tuple[SubmissionResult, float]], Job] = {}
     try:
         try:
             for job in jobs:
@@ -276,7 +291,7 @@ def _run_pool(jobs, make_executor, bar, function, results, timings):
         executor.shutdown(wait=not stopped)  # the futures are cancelled above (a Dask executor knows no cancel_futures)
 
 
-def _cached(job):
+def _cached(job: Job) -> SubmissionResult | None:
     """The result of an earlier run of this same job, if its file is whole and its fingerprint equal."""
     try:
         previous = SubmissionResult.from_json(Path(job.result).read_text(encoding="utf-8"))
@@ -287,13 +302,15 @@ def _cached(job):
     return previous
 
 
-def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, progress=True,
-                make_executor=None, scratch=None, sandbox=True, regrade=False, fresh_kernels=False):
+def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int | None = None,
+                timeout: float = 600, cell_timeout: float = 120, progress: bool = True,
+                make_executor: MakeExecutor | None = None, scratch: str | os.PathLike[str] | None = None,
+                sandbox: bool = True, regrade: bool = False, fresh_kernels: bool = False) -> ClassResults:
     """Grade every submission under `submissions`, reusing OUT/results where nothing changed; returns
     ClassResults. With `regrade`, every submission is graded again. Kernels are forked by each worker's
     zygote (autograder/forked.py), pre-warmed when the worker starts, unless `fresh_kernels`."""
     workers = workers or os.cpu_count() or 1
-    prestarted = None
+    prestarted: PrestartedPool | None = None
     if make_executor is None:
         start_forkserver()
         make_executor = prestarted = PrestartedPool(workers, prewarm=sandbox and not fresh_kernels)
@@ -305,8 +322,10 @@ def grade_class(submissions, out, workers=None, timeout=600, cell_timeout=120, p
             prestarted.close()
 
 
-def _grade_class(submissions, out, workers, timeout, cell_timeout, progress, make_executor, scratch, sandbox,
-                 regrade, fresh_kernels):
+def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int, timeout: float,
+                 cell_timeout: float, progress: bool, make_executor: MakeExecutor,
+                 scratch: str | os.PathLike[str] | None, sandbox: bool, regrade: bool,
+                 fresh_kernels: bool) -> ClassResults:
     out = Path(out).resolve()
     found, problems = collect(submissions, course.assignments(), skip=[out])
     if scratch is not None:
@@ -320,7 +339,8 @@ def _grade_class(submissions, out, workers, timeout, cell_timeout, progress, mak
         digests = {a: assignment_version(a) for a in cells}
         course_secret = course.secret()
 
-        todo, done = [], []
+        todo: list[Job] = []
+        done: list[SubmissionResult] = []
         for submission in found:
             key = _key(submission.student_id, submission.assignment)
             assignment = submission.assignment
@@ -341,7 +361,7 @@ def _grade_class(submissions, out, workers, timeout, cell_timeout, progress, mak
                 done.append(previous)
             else:
                 todo.append(job)
-        timings = []
+        timings: list[Timing] = []
         fresh = _run(todo, make_executor, progress, timings=timings)
         _write_timings(out, timings)
 
@@ -365,7 +385,7 @@ def _grade_class(submissions, out, workers, timeout, cell_timeout, progress, mak
     return results.sorted()
 
 
-def _write_timings(out, timings):
+def _write_timings(out: Path, timings: list[Timing]) -> None:
     """Seconds per job of this run, in OUT/timings.log (not a result: it differs from run to run)."""
     out.mkdir(parents=True, exist_ok=True)
     lines = "".join(f"{student}\t{assignment}\t{seconds:.2f}\n" for student, assignment, seconds in sorted(timings))

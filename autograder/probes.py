@@ -17,12 +17,19 @@ A diagnosis is a plain dict of numbers, shapes and names, in the fixed schema of
     swapped(namespace, bindings)      the notebook's names bound to reference implementations for a while
     loops(function, make_args)        whether the lines of Python a call runs grow with the input size
 """
+from __future__ import annotations
+
 import contextlib
 import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from autograder.remote import KernelGone, OutOfTime, RemoteError
+
+if TYPE_CHECKING:
+    from autograder.mistakes import Probe
 
 MATRIX_SIDE = 8      # the largest picture of weights: 8 x 8
 MAX_DIMS = 8         # the longest shape or index reported
@@ -38,19 +45,19 @@ DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128"
 class Raised(Exception):
     """The student's code raised; `name` is its type, among EXCEPTIONS (or "Exception")."""
 
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
 
 
-def exception_name(error):
+def exception_name(error: BaseException) -> str:
     """The name of what the student's code raised (in the kernel: the name the kernel reported), among
     EXCEPTIONS, else "Exception"."""
     name = error.kind if isinstance(error, RemoteError) else type(error).__name__
     return name if name in EXCEPTIONS else "Exception"
 
 
-def attempt(function, *args, **kwargs):
+def attempt(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """function(*args, **kwargs), or raise Raised with the name of what it raised."""
     try:
         return function(*args, **kwargs)
@@ -61,7 +68,7 @@ def attempt(function, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def swapped(namespace, bindings):
+def swapped(namespace: dict[str, Any], bindings: Mapping[str, Any]) -> Iterator[None]:
     """Bind notebook names to the given objects while the block runs (graded in isolation, as the tests)."""
     before = {name: namespace.get(name) for name in bindings}
     namespace.update(bindings)
@@ -71,7 +78,7 @@ def swapped(namespace, bindings):
         namespace.update(before)
 
 
-def call(function, *args, **kwargs):
+def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """function(*args, **kwargs), or None when it raised (for the checks that only look at a result)."""
     try:
         return attempt(function, *args, **kwargs)
@@ -79,14 +86,14 @@ def call(function, *args, **kwargs):
         return None
 
 
-def pair(result):
+def pair(result: Any) -> tuple[Any, Any]:
     """(first, second) of a pair that the student's code returned, else (None, None)."""
     if isinstance(result, (tuple, list)) and len(result) == 2:
         return result[0], result[1]
     return None, None
 
 
-def same(a, b, atol=1e-5, rtol=1e-4):
+def same(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     """Whether a and b (tensors, or tuples/lists of tensors) have equal shapes and close values."""
     if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
         return (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b)
@@ -99,7 +106,7 @@ def same(a, b, atol=1e-5, rtol=1e-4):
     return bool(torch.allclose(a, b, atol=atol, rtol=rtol, equal_nan=True))
 
 
-def _index(flat_position, shape):
+def _index(flat_position: int, shape: Sequence[int]) -> list[int]:
     index = []
     for size in reversed(shape):
         index.append(int(flat_position % size))
@@ -107,18 +114,19 @@ def _index(flat_position, shape):
     return index[::-1]
 
 
-def _dtype(tensor):
+def _dtype(tensor: torch.Tensor) -> str:
     name = str(tensor.dtype).replace("torch.", "")
     return name if name in DTYPES else "other"
 
 
-def describe(theirs, expected, weights=False, allowed=None):
+def describe(theirs: Any, expected: torch.Tensor, weights: bool = False,
+             allowed: torch.Tensor | None = None) -> dict[str, Any]:
     """The facts about `theirs` against `expected` (a tensor): shape, dtype, NaN/Inf and where, and when
     the shapes agree, the largest error and where; for weights, rows that do not sum to 1 (rows with at
     least one allowed key) and the most weight on a masked position (`allowed`: True may attend)."""
     if not isinstance(theirs, torch.Tensor):
         return {"not_a_tensor": True}
-    facts = {"shape": list(theirs.shape), "expected_shape": list(expected.shape),
+    facts: dict[str, Any] = {"shape": list(theirs.shape), "expected_shape": list(expected.shape),
              "dtype": _dtype(theirs), "expected_dtype": _dtype(expected)}
     if not (theirs.is_floating_point() and theirs.numel()):
         return facts
@@ -148,7 +156,7 @@ def describe(theirs, expected, weights=False, allowed=None):
     return facts
 
 
-def matrix(weights):
+def matrix(weights: Any) -> list[list[float]] | None:
     """The last two dimensions of the first matrix of `weights`, at most MATRIX_SIDE x MATRIX_SIDE, as lists
     of floats (the picture the grader draws); None if it is not a float tensor of at least 2 dimensions."""
     if not isinstance(weights, torch.Tensor) or weights.dim() < 2 or not weights.is_floating_point():
@@ -156,10 +164,11 @@ def matrix(weights):
     while weights.dim() > 2:
         weights = weights[0]
     picture = weights.detach().double()[:MATRIX_SIDE, :MATRIX_SIDE].nan_to_num(nan=0.0, posinf=9.0, neginf=-9.0)
-    return picture.clamp(-9, 9).tolist()
+    rows: list[list[float]] = picture.clamp(-9, 9).tolist()
+    return rows
 
 
-def pictures(theirs, expected):
+def pictures(theirs: Any, expected: Any) -> dict[str, list[list[float]] | None]:
     """{"weights", "expected_weights"}: the pictures of the matrix (over the leading dimensions) where theirs
     differs most from expected, or of the first one when the shapes differ; {} when either cannot be drawn."""
     if not all(isinstance(t, torch.Tensor) and t.dim() >= 2 and t.is_floating_point() for t in (theirs, expected)):
@@ -172,16 +181,18 @@ def pictures(theirs, expected):
     return found if None not in found.values() else {}
 
 
-def loops(function, make_args, small=2, large=6):
+def loops(function: Any, make_args: Callable[[int], Sequence[Any]], small: int = 2, large: int = 6) -> bool:
     """Whether a call runs more lines of the student's Python on a larger input (a Python loop over positions,
     batch or heads): make_args(n) gives the arguments for size n."""
     return python_loop(function, make_args(small), make_args(large))
 
 
-def python_loop(function, small, large):
+def python_loop(function: Any, small: Sequence[Any], large: Sequence[Any]) -> bool:
     """Whether function(*large) runs more lines of the student's Python than function(*small), by more than
     two. `function` is a proxy of the student's function or module, which counts the lines in the kernel,
     after a first call (autograder/remote.py); False when it cannot be measured."""
+    few: int
+    many: int
     try:
         few, many = function.lines(tuple(small), tuple(large))
     except (KernelGone, OutOfTime):
@@ -191,10 +202,12 @@ def python_loop(function, small, large):
     return many > few + 2
 
 
-def modules_loop(few, small, many, large):
+def modules_loop(few: Any, small: Sequence[Any], many: Any, large: Sequence[Any]) -> bool:
     """Whether the forward of `many` on `large` runs more lines of the student's Python (by more than two) than
     the forward of `few` on `small`: two proxies of the student's modules (say, more heads), each measured in the
     kernel after a first call, as the hidden tests do; False when it cannot be measured."""
+    lines_few: int
+    lines_many: int
     try:
         (lines_few, _), (_, lines_many) = few.lines(tuple(small), tuple(small)), many.lines(tuple(large), tuple(large))
     except (KernelGone, OutOfTime):
@@ -204,7 +217,7 @@ def modules_loop(few, small, many, large):
     return lines_many > lines_few + 2
 
 
-def finish(facts):
+def finish(facts: Any) -> Any:
     """The facts as JSON values: floats rounded to 4 significant digits and capped, tuples as lists, None
     left out."""
     if isinstance(facts, dict):   # a fact that is None (say, no picture), or an index of over 8 dimensions, is left out
@@ -220,7 +233,7 @@ def finish(facts):
     return float(f"{max(-1e30, min(1e30, value)):.4g}")
 
 
-def reference_masked_softmax(scores, mask=None):
+def reference_masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The course's masked softmax, the reference of the checks: softmax over the last dimension where the
     mask is True; a row with no key allowed gets weights of 0."""
     if mask is None:
@@ -230,7 +243,8 @@ def reference_masked_softmax(scores, mask=None):
     return torch.softmax(filled, dim=-1) * allowed
 
 
-def reference_attention(query, key, value, mask=None):
+def reference_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                        mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled dot-product attention with reference_masked_softmax: (output, weights)."""
     weights = reference_masked_softmax(query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1]), mask)
     return weights @ value, weights
@@ -241,13 +255,13 @@ def reference_attention(query, key, value, mask=None):
 # and each mistake's own. A probe takes a namespace of the component's names and returns what to compare.
 
 
-def fresh(*values):
+def fresh(*values: Any) -> tuple[Any, ...]:
     """Copies of the tensors among values, for the student's code (which may change its inputs in place)."""
     return tuple(v.clone() if isinstance(v, torch.Tensor) else v for v in values)
 
 
 @contextlib.contextmanager
-def seeded(seed):
+def seeded(seed: int) -> Iterator[None]:
     """The global random generator seeded with `seed` while the block runs (modules built here), the caller's
     random state restored after."""
     with torch.random.fork_rng(devices=[]):
@@ -255,20 +269,20 @@ def seeded(seed):
         yield
 
 
-def calls(name, *args, **kwargs):
+def calls(name: str, *args: Any, **kwargs: Any) -> Probe:
     """A probe: names[name](*args, **kwargs) on fresh copies of the tensors, and the copies after the call (so a
     change of the caller's tensors in place shows as well as the result)."""
-    def probe(names):
+    def probe(names: dict[str, Any]) -> Any:
         inputs = fresh(*args)
         return names[name](*inputs, **kwargs), inputs
     probe.__qualname__ = f"calls({name})"
     return probe
 
 
-def gradients(name, *args, pick=lambda result: result, **kwargs):
+def gradients(name: str, *args: Any, pick: Callable[[Any], Any] = lambda result: result, **kwargs: Any) -> Probe:
     """A probe: which floating-point inputs of names[name](*args, **kwargs) a gradient reaches, from a weighted sum
     of pick(result) (a plain sum of softmax weights is constant): True/False per input, None for the others."""
-    def probe(names):
+    def probe(names: dict[str, Any]) -> tuple[bool | None, ...]:
         inputs = tuple(a.clone().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
                        for a in fresh(*args))
         out = pick(names[name](*inputs, **kwargs))
@@ -283,10 +297,11 @@ def gradients(name, *args, pick=lambda result: result, **kwargs):
     return probe
 
 
-def builds(name, init, *args, then=None, **kwargs):
+def builds(name: str, init: Sequence[Any], *args: Any, then: Callable[[Any, Any], Any] | None = None,
+           **kwargs: Any) -> Probe:
     """A probe: the module names[name](*init), called on fresh copies of args; `then(module, result)`, when given,
     says what to compare instead of the result and the inputs (say, the gradients of its parameters)."""
-    def probe(names):
+    def probe(names: dict[str, Any]) -> Any:
         module = names[name](*init)
         inputs = fresh(*args)
         result = module(*inputs, **kwargs)
@@ -295,10 +310,10 @@ def builds(name, init, *args, then=None, **kwargs):
     return probe
 
 
-def parameter_gradients(pick=lambda result: result):
+def parameter_gradients(pick: Callable[[Any], Any] = lambda result: result) -> Callable[[Any, Any], dict[str, bool]]:
     """For builds(..., then=...): which parameters of the module a gradient of a weighted sum of pick(result)
     reaches, by name."""
-    def then(module, result):
+    def then(module: Any, result: Any) -> dict[str, bool]:
         out = pick(result)
         if not isinstance(out, torch.Tensor) or not out.requires_grad:
             return {name: False for name, _ in module.named_parameters()}
@@ -308,13 +323,13 @@ def parameter_gradients(pick=lambda result: result):
     return then
 
 
-def refuses(name, error, *cases):
+def refuses(name: str, error: str, *cases: Sequence[Any]) -> Probe:
     """A probe: for each argument tuple of `cases`, whether names[name](*args) raises `error` (by name): raising
     anything else and returning are one same answer, "does not refuse as asked"."""
     from autograder.mistakes import Incomparable
 
-    def probe(names):
-        found = []
+    def probe(names: dict[str, Any]) -> tuple[bool, ...]:
+        found: list[bool] = []
         for args in cases:
             try:
                 names[name](*fresh(*args))

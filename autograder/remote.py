@@ -116,10 +116,10 @@ class Remote:
         if self.interrupted:
             raise OutOfTime(f"your code ran longer than {self.timeout:g} s")
         if "error" in reply:
-            error = reply["error"]
-            if not (isinstance(error, dict) and isinstance(error.get("type"), str) and isinstance(error.get("message"), str)):
+            record = reply["error"]
+            if not (isinstance(record, dict) and isinstance(record.get("type"), str) and isinstance(record.get("message"), str)):
                 raise KernelGone("the kernel answered outside the protocol")
-            raise remote_error(error["type"][:100], str(error.get("base", ""))[:100], error["message"][:wire.MAX_MESSAGE])
+            raise remote_error(record["type"][:100], str(record.get("base", ""))[:100], record["message"][:wire.MAX_MESSAGE])
         return reply, got
 
     def _receive(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -350,7 +350,7 @@ class Remote:
         if not grad:
             return self._call(target, args, kwargs, modules, False, op, extra)[0]
         box: dict[str, Any] = {}
-        outputs = RemoteFunction.apply(self, target, args, kwargs, modules, box, *leaves, *params)
+        outputs = RemoteFunction.apply(self, target, args, kwargs, modules, box, *leaves, *params)  # type: ignore[no-untyped-call]  # torch's Function.apply has no annotations
         return wire.rebuild(box["shape"], list(outputs))
 
     def _call(self, target: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -636,7 +636,7 @@ class ModuleProxy:
     def __class__(self) -> type:
         node = self._node()
         if node.get("module") == "autograder.held":   # a reference the grader built: its own class, by its number
-            held = object.__getattribute__(self._top(), "_remote").held_classes.get(node.get("held"))  # type: ignore[arg-type]
+            held: type | None = object.__getattribute__(self._top(), "_remote").held_classes.get(node.get("held"))
             if held is not None:
                 return held
         if str(node.get("module", "")).startswith(BUILTIN_PREFIXES):
@@ -682,7 +682,7 @@ class ModuleProxy:
         path = node.get("same_as", path) if isinstance(node.get("same_as", path), str) else path
         if path == "":
             return self   # a submodule that is the module itself
-        views = object.__getattribute__(self, "_views")
+        views: dict[str, ModuleProxy] = object.__getattribute__(self, "_views")
         if path not in views:
             views[path] = ModuleProxy(self._remote, self._key, path, root=self)
         return views[path]

@@ -27,9 +27,12 @@ from its gradebook, so a cell wrongly taken for a test cell gains nothing.
 import copy
 import difflib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import nbformat
+from nbformat import NotebookNode
 
 from autograder.collect import give_cell_ids
 
@@ -41,33 +44,33 @@ ALIKE = 0.6   # how alike an edited locked cell must stay to its released text
 class Restoration:
     """The submission with nbgrader metadata put back on the cells that had lost it."""
     notebook: nbformat.NotebookNode
-    restored: tuple      # grade_ids whose metadata was put back on a cell without any
-    unmatched: tuple     # grade_ids of released graded and solution cells that no cell carries or matched
+    restored: tuple[str, ...]   # grade_ids whose metadata was put back on a cell without any
+    unmatched: tuple[str, ...]  # grade_ids of released graded and solution cells that no cell carries or matched
 
 
 @dataclass(frozen=True)
 class Repaired:
     notebook: nbformat.NotebookNode
-    notes: tuple         # what was repaired, in words
-    restored: tuple      # as in Restoration
-    unmatched: tuple
+    notes: tuple[str, ...]      # what was repaired, in words
+    restored: tuple[str, ...]   # as in Restoration
+    unmatched: tuple[str, ...]
 
 
-def _grade_id(cell):
+def _grade_id(cell: Mapping[str, Any]) -> str | None:
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta.get("grade_id") if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str) else None
 
 
-def _meta(cell) -> dict:
+def _meta(cell: Mapping[str, Any]) -> dict[str, Any]:
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta if isinstance(meta, dict) else {}
 
 
-def _text(cell) -> str:
+def _text(cell: Mapping[str, Any]) -> str:
     return " ".join(cell.get("source", "").split())
 
 
-def _defines(cell) -> list:
+def _defines(cell: Mapping[str, Any]) -> list[str]:
     return DEFINES.findall(cell.get("source", ""))
 
 
@@ -75,9 +78,10 @@ def _defines(cell) -> list:
 class _Matching:
     """Released cells (by index in the release) matched to cells of the submission (by index)."""
 
-    def __init__(self, release_cells, cells, carried):
+    def __init__(self, release_cells: list[NotebookNode], cells: list[NotebookNode],
+                 carried: Mapping[str | None, int]) -> None:
         self.release_cells, self.cells = release_cells, cells
-        self.at = {}                      # release index -> submission index
+        self.at: dict[int, int] = {}      # release index -> submission index
         for r, cell in enumerate(release_cells):
             if _grade_id(cell) in carried:
                 self.at[r] = carried[_grade_id(cell)]
@@ -87,11 +91,11 @@ class _Matching:
         self.at[r] = i
         self.free.discard(i)
 
-    def open(self) -> list:
+    def open(self) -> list[int]:
         """Released cells with a grade_id that nothing matched yet, in order."""
         return [r for r, cell in enumerate(self.release_cells) if r not in self.at and _grade_id(cell)]
 
-    def gap(self, r: int) -> tuple:
+    def gap(self, r: int) -> tuple[list[int], list[int]]:
         """(released cells, free cells of the submission) between the matched cells around released cell r."""
         before = [r2 for r2 in self.at if r2 < r]
         after = [r2 for r2 in self.at if r2 > r]
@@ -114,7 +118,7 @@ def _by_id(matching: _Matching) -> None:
 
 def _by_text(matching: _Matching) -> None:
     """Locked cells by their exact text (whitespace aside), aligned in order with the submission's cells."""
-    def released_key(r):
+    def released_key(r: int) -> tuple[str, int | str]:
         cell = matching.release_cells[r]
         if r in matching.at:
             return ("matched", r)
@@ -123,7 +127,7 @@ def _by_text(matching: _Matching) -> None:
         return ("open", r)
     at = {i: r for r, i in matching.at.items()}
 
-    def key(i):
+    def key(i: int) -> tuple[str, int | str]:
         cell = matching.cells[i]
         if i in at:
             return ("matched", at[i])
@@ -137,7 +141,7 @@ def _by_text(matching: _Matching) -> None:
                 matching.take(a + k, b + k)
 
 
-def _stub_names(release_cells) -> set:
+def _stub_names(release_cells: Iterable[NotebookNode]) -> set[str]:
     return {name for cell in release_cells if _meta(cell).get("solution") for name in _defines(cell)[:1]}
 
 
@@ -200,15 +204,15 @@ def _nameless_stubs(matching: _Matching) -> None:
             matching.take(r, code[0])
 
 
-def _compatible(released, cell) -> bool:
+def _compatible(released: NotebookNode, cell: NotebookNode) -> bool:
     return released.get("cell_type") == cell.get("cell_type") or bool(_meta(released).get("solution"))
 
 
-def _graded_or_solution(cell) -> bool:
+def _graded_or_solution(cell: NotebookNode) -> bool:
     return bool(_meta(cell).get("grade") or _meta(cell).get("solution"))
 
 
-def restore_metadata(notebook, release) -> Restoration:
+def restore_metadata(notebook: NotebookNode, release: NotebookNode) -> Restoration:
     """A copy of `notebook` whose cells without nbgrader metadata got the released metadata of the cell they
     match (see the module's docstring); nbgrader metadata naming no cell of the release is removed first."""
     notebook = copy.deepcopy(notebook)
@@ -216,7 +220,7 @@ def restore_metadata(notebook, release) -> Restoration:
     for cell in notebook.cells:
         if "nbgrader" in cell.get("metadata", {}) and _grade_id(cell) not in released_ids:
             del cell.metadata["nbgrader"]   # not a cell of this assignment: the student's own
-    carried = {}
+    carried: dict[str | None, int] = {}
     for i, cell in enumerate(notebook.cells):
         carried.setdefault(_grade_id(cell), i)
     carried.pop(None, None)
@@ -225,31 +229,33 @@ def restore_metadata(notebook, release) -> Restoration:
         if not matching.open():
             break
         step(matching)
-    restored = []
+    restored: list[str] = []
     for r, i in sorted(matching.at.items()):
         if _grade_id(notebook.cells[i]) is None:
             notebook.cells[i].metadata["nbgrader"] = copy.deepcopy(release.cells[r].metadata["nbgrader"])
-            restored.append(_grade_id(release.cells[r]))
-    unmatched = tuple(_grade_id(release.cells[r]) for r in matching.open()
-                      if _graded_or_solution(release.cells[r]))
+            grade_id = _grade_id(release.cells[r])
+            assert grade_id is not None   # a matched released cell carries a grade_id (open() and carried)
+            restored.append(grade_id)
+    unmatched = tuple(grade_id for r in matching.open() if _graded_or_solution(release.cells[r])
+                      for grade_id in [_grade_id(release.cells[r])] if grade_id is not None)   # all of them: open()
     return Restoration(notebook, tuple(restored), unmatched)
 
 
 # --- the repair -----------------------------------------------------------------------------------------
-def _at_released_position(indices, cells, order, grade_id):
+def _at_released_position(indices: list[int], cells: list[NotebookNode], order: list[str], grade_id: str) -> int:
     """Of several cells carrying `grade_id`, the one whose neighbours (the nearest cells with other
     known grade_ids) are the released ones; the first of them on a tie."""
     position = order.index(grade_id)
     before, after = order[:position], order[position + 1:]
 
-    def fits(i):
+    def fits(i: int) -> int:
         previous = next((g for g in map(_grade_id, reversed(cells[:i])) if g in order and g != grade_id), None)
         following = next((g for g in map(_grade_id, cells[i + 1:]) if g in order and g != grade_id), None)
         return (previous == (before[-1] if before else None)) + (following == (after[0] if after else None))
     return max(indices, key=lambda i: (fits(i), -i))
 
 
-def _set_type(cell, cell_type):
+def _set_type(cell: NotebookNode, cell_type: str) -> None:
     cell.cell_type = cell_type
     if cell_type == "code":
         cell.setdefault("outputs", [])
@@ -259,13 +265,14 @@ def _set_type(cell, cell_type):
         cell.pop("execution_count", None)
 
 
-def _keep_one_carrier(notebook, order, notes) -> dict:
+def _keep_one_carrier(notebook: NotebookNode, order: list[str], notes: list[str]) -> dict[str, int]:
     """{grade_id: the index of the one cell that keeps it}: of copies, the one in the released place."""
-    carriers = {}
+    carriers: dict[str, list[int]] = {}
     for i, cell in enumerate(notebook.cells):
-        if _grade_id(cell):
-            carriers.setdefault(_grade_id(cell), []).append(i)
-    kept = {}
+        grade_id = _grade_id(cell)
+        if grade_id:
+            carriers.setdefault(grade_id, []).append(i)
+    kept: dict[str, int] = {}
     for grade_id, indices in carriers.items():
         kept[grade_id] = _at_released_position(indices, notebook.cells, order, grade_id)
         for i in indices:
@@ -277,7 +284,7 @@ def _keep_one_carrier(notebook, order, notes) -> dict:
     return kept
 
 
-def _as_released(cell, original, grade_id, notes) -> None:
+def _as_released(cell: NotebookNode, original: NotebookNode, grade_id: str, notes: list[str]) -> None:
     """The released cell's nbgrader metadata, lock flags and cell type on `cell`."""
     cell.metadata["nbgrader"] = copy.deepcopy(original.metadata["nbgrader"])
     for key in ("editable", "deletable"):
@@ -289,13 +296,13 @@ def _as_released(cell, original, grade_id, notes) -> None:
         _set_type(cell, original.cell_type)
 
 
-def repair(notebook, release) -> Repaired:
+def repair(notebook: NotebookNode, release: NotebookNode) -> Repaired:
     """The repaired copy of `notebook` against the released notebook `release`, and what was repaired."""
     restoration = restore_metadata(notebook, release)
     notebook = restoration.notebook
     released = {g: c for c in release.cells for g in [_grade_id(c)] if g}
     order = [g for g in map(_grade_id, release.cells) if g]
-    notes = []
+    notes: list[str] = []
     if restoration.restored:
         notes.append(f"nbgrader metadata put back on {len(restoration.restored)} cells that had none "
                      f"(matched to the release): {', '.join(restoration.restored)}")

@@ -8,27 +8,39 @@ the book section that teaches it), then per assignment the score distribution, t
 graded test cell and component, the most common test messages and the students who need help, and
 the error and flag lists.
 """
+from __future__ import annotations
+
 import base64
 import csv
 import html
 import io
+import os
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from autograder import similarity
 from autograder.feedback import install_mathjax
-from autograder.model import Status
+from autograder.model import ClassResults, Status, SubmissionResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK_SOURCE = REPO / "book"
 BUILT_BOOK = REPO / "_build" / "html"
 HELP_LIMIT = 15          # students listed as needing help, per assignment
 
+GradeRow = tuple[str, str, str, str]        # student_id, assignment, score, max_score
+TestRow = tuple[str, str, str, str, str]    # student_id, assignment, grade_id, score, max_score
+ReasonRow = tuple[str, str, str]            # student_id, assignment, reason (errors.csv, flags.csv)
+
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def spreadsheet_safe(value):
+def spreadsheet_safe(value: object) -> str:
     """A CSV field that no spreadsheet runs as a formula: text starting with = + - @ tab or CR gets a
     leading apostrophe (numbers, written by the grader, are left as they are)."""
     text = str(value)
@@ -41,21 +53,24 @@ def spreadsheet_safe(value):
     return text
 
 
-def write_csv(path, header, rows):
+def write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Iterable[object]]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows([spreadsheet_safe(field) for field in row] for row in rows)
 
 
-def _points(x):
+def _points(x: float) -> str:
     return f"{x:g}"
 
 
-def _rows(results):
+def _rows(results: ClassResults) -> tuple[list[GradeRow], list[TestRow], list[ReasonRow], list[ReasonRow]]:
     """(grades, tests, errors, flags) rows from ClassResults; a submission that was not graded has empty
     scores (never a 0: a 0 is only ever the student's)."""
-    grades, tests, errors, flags = [], [], [], []
+    grades: list[GradeRow] = []
+    tests: list[TestRow] = []
+    errors: list[ReasonRow] = []
+    flags: list[ReasonRow] = []
     for r in results.submissions:
         canonical = results.cells.get(r.assignment, [])
         top = sum(points for _, points in canonical)
@@ -74,7 +89,7 @@ def _rows(results):
     return grades, tests, sorted(errors), flags
 
 
-def write_report(results, out, book_url=None):
+def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: str | None = None) -> None:
     """Every file of OUT/; `book_url` is where the book is read (default: this repository's built book)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,15 +107,15 @@ def write_report(results, out, book_url=None):
         install_mathjax(out / "feedback")
 
 
-def _write_gradebook(grades, path):
+def _write_gradebook(grades: list[GradeRow], path: Path) -> None:
     """One row per student; an assignment that was not graded is empty, and so is that student's total."""
     assignments = sorted({a for _, a, _, _ in grades})
     top = {a: float(m) for _, a, _, m in grades}
-    scores = defaultdict(dict)
+    scores: defaultdict[str, dict[str, str]] = defaultdict(dict)
     for student, assignment, score, _ in grades:
         scores[student][assignment] = score
     header = ["Student ID"] + [f"{a} [{_points(top[a])}]" for a in assignments] + [f"Total [{_points(sum(top.values()))}]"]
-    rows = []
+    rows: list[list[str]] = []
     for student in sorted(scores):
         cells = [scores[student].get(a, "0") for a in assignments]
         total = "" if "" in cells else _points(sum(float(c) for c in cells))
@@ -108,7 +123,7 @@ def _write_gradebook(grades, path):
     write_csv(path, header, rows)
 
 
-def _figure(draw, width=7, height=2.6):
+def _figure(draw: Callable[[Axes], object], width: float = 7, height: float = 2.6) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -121,7 +136,7 @@ def _figure(draw, width=7, height=2.6):
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
-def _table(header, rows):
+def _table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>None.</p>"
@@ -130,19 +145,19 @@ def _table(header, rows):
 NOT_ATTEMPTED = ("NotImplementedError", "NotExecuted")
 
 
-def _graded(results):
+def _graded(results: ClassResults) -> list[SubmissionResult]:
     return [r for r in results.submissions if r.status is not Status.NOT_GRADED]
 
 
-def common_mistakes(results, assignment):
+def common_mistakes(results: ClassResults, assignment: str) -> Counter[tuple[str, str]]:
     """Counter of (grade_id, message) over the failed test cells of an assignment, stubs left aside."""
     return Counter((c.grade_id, c.message) for r in _graded(results) if r.assignment == assignment
                    for c in r.cells if c.score < c.max_score and c.message and not c.message.startswith(NOT_ATTEMPTED))
 
 
-def misconception_cells(results):
+def misconception_cells(results: ClassResults) -> defaultdict[tuple[str, str, str], list[str]]:
     """{(misconception id, assignment, student): [grade_ids of the failed cells where it was recognised]}."""
-    found = defaultdict(list)
+    found: defaultdict[tuple[str, str, str], list[str]] = defaultdict(list)
     for r in _graded(results):
         for c in r.cells:
             if c.misconception and c.score < c.max_score:
@@ -150,7 +165,7 @@ def misconception_cells(results):
     return found
 
 
-def book_labels(source=BOOK_SOURCE):
+def book_labels(source: str | os.PathLike[str] = BOOK_SOURCE) -> dict[str, str]:
     """{explicit MyST label: the built page that defines it, relative to the book's root, without .html}."""
     labels = {}
     for page in sorted(Path(source).glob("*.md")):
@@ -160,7 +175,7 @@ def book_labels(source=BOOK_SOURCE):
     return labels
 
 
-def book_link(label, book_url=None, labels=None):
+def book_link(label: str, book_url: str | None = None, labels: Mapping[str, str] | None = None) -> str:
     """The address of the book section with this label ("" if the book has no such label)."""
     labels = book_labels() if labels is None else labels
     if label not in labels:
@@ -169,35 +184,42 @@ def book_link(label, book_url=None, labels=None):
     return f"{base}/{labels[label]}.html#{label}"
 
 
-def _misconception_section(results, book_url):
+class _Tally(TypedDict):
+    """What the class did of one misconception."""
+    students: set[str]
+    cells: Counter[str]       # grade_id -> students whose cell failed with it
+    assignments: set[str]
+
+
+def _misconception_section(results: ClassResults, book_url: str | None) -> str:
     """The class's mistakes by misconception, grouped across components and assignments by the kind of
     mistake (the part of the id after its component's prefix: `sdpa.mask-inverted` and `mha.mask-inverted`
     are one kind), the kinds made by most students first."""
-    by_id = defaultdict(lambda: {"students": set(), "cells": Counter(), "assignments": set()})
-    for (key, assignment, student), cells in misconception_cells(results).items():
+    by_id: defaultdict[str, _Tally] = defaultdict(lambda: {"students": set(), "cells": Counter(), "assignments": set()})
+    for (key, assignment, student), grade_ids in misconception_cells(results).items():
         entry = by_id[key]
         entry["students"].add(student)
         entry["assignments"].add(assignment)
-        entry["cells"].update(cells)
+        entry["cells"].update(grade_ids)
     parts = ["<h2>Mistakes of the class, by misconception</h2>",
              "<p>Each failed test cell whose component the grader's checks recognised as a known mistake, across "
              "all assignments, grouped by the kind of mistake (the same mistake in another component or "
              "assignment). The link goes to the section of the book that teaches it.</p>"]
     if not by_id:
         return "".join(parts) + "<p>None recognised.</p>"
-    kinds = defaultdict(list)
+    kinds: defaultdict[str, list[str]] = defaultdict(list)
     for key in by_id:
         kinds[mistake_kind(key)].append(key)
     students_of = {kind: set().union(*(by_id[k]["students"] for k in keys)) for kind, keys in kinds.items()}
     labels = book_labels()
-    rows = []
+    rows: list[str] = []
     for kind in sorted(kinds, key=lambda kind: (-len(students_of[kind]), kind)):
         keys = sorted(kinds[kind], key=lambda key: (-len(by_id[key]["students"]), key))
         for n, key in enumerate(keys):
             entry, known = by_id[key], results.misconceptions.get(key)
             link = book_link(known.label, book_url, labels) if known else ""
             cells = ", ".join(f"{html.escape(g)} ({count})" for g, count in entry["cells"].most_common())
-            section = f'<a href="{html.escape(link)}">{html.escape(known.label)}</a>' if link else ""
+            section = f'<a href="{html.escape(link)}">{html.escape(known.label)}</a>' if link and known else ""
             first = (f"<td rowspan='{len(keys)}'><strong>{html.escape(kind)}</strong><br>"
                      f"{len(students_of[kind])} students</td>") if n == 0 else ""
             rows.append("<tr>" + first + "".join(f"<td>{c}</td>" for c in [
@@ -209,17 +231,18 @@ def _misconception_section(results, book_url):
     return "".join(parts) + f"<table class='misconceptions'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def mistake_kind(key):
+def mistake_kind(key: str) -> str:
     """The kind of mistake of a misconception id `<component>.<mistake>`: its <mistake> part."""
     return key.split(".", 1)[-1]
 
 
-def _component_rates(results, assignment, submissions):
+def _component_rates(results: ClassResults, assignment: str,
+                     submissions: Iterable[SubmissionResult]) -> list[tuple[str, float]]:
     """[(component, % of students with full points on all its cells)] in notebook order."""
     owner = results.components.get(assignment, {})
-    passed = defaultdict(list)
+    passed: defaultdict[str, list[bool]] = defaultdict(list)
     for r in submissions:
-        full = defaultdict(lambda: True)
+        full: defaultdict[str, bool] = defaultdict(lambda: True)
         for c in r.cells:
             full[owner.get(c.grade_id, c.grade_id)] &= c.score >= c.max_score
         for component, ok in full.items():
@@ -227,7 +250,8 @@ def _component_rates(results, assignment, submissions):
     return [(component, 100 * sum(v) / len(v)) for component, v in passed.items()]
 
 
-def _needing_help(results, assignment, submissions):
+def _needing_help(results: ClassResults, assignment: str,
+                  submissions: Iterable[SubmissionResult]) -> list[tuple[str, str, str, str]]:
     """Rows (student, score, parts not attempted, mistakes recognised) of the lowest scores, lowest first."""
     owner = results.components.get(assignment, {})
     rows = []
@@ -240,7 +264,8 @@ def _needing_help(results, assignment, submissions):
     return rows
 
 
-def report_html(results, errors, flags, book_url=None):
+def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Sequence[ReasonRow],
+                book_url: str | None = None) -> str:
     graded = _graded(results)
     parts = ["<h1>Grading report</h1>",
              f"<p>{len({r.student_id for r in results.submissions})} students, {len(results.submissions)} submissions, "
@@ -249,7 +274,7 @@ def report_html(results, errors, flags, book_url=None):
         parts.append(f"<p><strong>{len(results.not_graded)} submissions were not graded</strong> (a failure of the "
                      f"grader, not of the students): run the same command again to grade them.</p>")
     parts.append(_misconception_section(results, book_url))
-    by_assignment = defaultdict(list)
+    by_assignment: defaultdict[str, list[SubmissionResult]] = defaultdict(list)
     for r in graded:
         by_assignment[r.assignment].append(r)
     for assignment, submissions in sorted(by_assignment.items()):
@@ -262,7 +287,7 @@ def report_html(results, errors, flags, book_url=None):
         parts.append(_figure(lambda ax: (ax.hist(scores, bins=min(20, int(top) + 1), range=(0, top)),
                                          ax.set_xlabel("score"), ax.set_ylabel("students"),
                                          ax.set_title(f"{assignment}: score distribution"))))
-        cells = defaultdict(list)
+        cells: defaultdict[str, list[bool]] = defaultdict(list)
         for r in submissions:
             for c in r.cells:
                 cells[c.grade_id].append(c.score >= c.max_score)

@@ -12,6 +12,8 @@ sandbox, and talks to the kernel over ZeroMQ sockets in a directory of their own
 place besides the notebook's working directory. So the sandbox holds nothing but the student's kernel,
 and a submission costs what a plain nbgrader run costs: starting a kernel and running the cells.
 """
+from __future__ import annotations
+
 import asyncio
 import json
 import math
@@ -26,18 +28,26 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import nbformat
-from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 from traitlets import List, Unicode
 
+from nbformat import NotebookNode
+
 from autograder import seccomp
 from autograder import zygote as zygote_program
+
+if TYPE_CHECKING:
+    from autograder.forked import ForkedKernel, ForkedKernelManager
+    from autograder.remote import Remote
 
 SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc"]
 SANDBOX_ACCOUNT = "autograder-sandbox"   # the unprivileged account of every kernel when the grader is root
@@ -78,7 +88,7 @@ class SandboxFailure(SandboxError):
 SOCKETS_PREFIX = "ag-kernel-"
 
 
-def sockets_prefix(pid=None):
+def sockets_prefix(pid: int | None = None) -> str:
     """The prefix of the private folders of the kernels that process `pid` starts (to clean up after it)."""
     return f"{SOCKETS_PREFIX}{pid or os.getpid()}-"
 
@@ -90,12 +100,12 @@ class KernelCgroup:
     hierarchy per controller, v2 one for both. `make()` returns None where the machine lets the grader
     create none (then only the rlimits and tmpfs sizes hold; see the README)."""
 
-    def __init__(self, paths):
+    def __init__(self, paths: list[Path]) -> None:
         self.paths = paths   # one folder per hierarchy
 
     @classmethod
-    def make(cls):
-        name = f"autograder-{os.getpid()}-{next(tempfile._get_candidate_names())}"
+    def make(cls) -> KernelCgroup | None:
+        name = f"autograder-{os.getpid()}-{next(tempfile._get_candidate_names())}"  # type: ignore[attr-defined]  # private, not in typeshed
         made = []
         for root, limits in cls._hierarchies():
             path = root / name
@@ -112,7 +122,7 @@ class KernelCgroup:
         return cls(made)
 
     @staticmethod
-    def _hierarchies():
+    def _hierarchies() -> list[tuple[Path, dict[str, str]]]:
         """(root, {file: value}) of each hierarchy with a controller the kernel's limits need."""
         found = []
         for root in CGROUP_ROOTS:
@@ -132,10 +142,10 @@ class KernelCgroup:
                 found.append((root, limits))
         return found
 
-    def procs_files(self):
+    def procs_files(self) -> list[Path]:
         return [path / "cgroup.procs" for path in self.paths]
 
-    def memory_meter(self):
+    def memory_meter(self) -> MemoryMeter | None:
         """A MemoryMeter of the kernel's memory cgroup, or None where there is none (or its peak cannot be reset)."""
         for path in self.paths:
             meter = MemoryMeter.of(path)
@@ -143,7 +153,7 @@ class KernelCgroup:
                 return meter
         return None
 
-    def remove(self):
+    def remove(self) -> None:
         """Kill whatever is left inside, then remove the cgroups."""
         for path in self.paths:
             _empty_and_remove(path)
@@ -158,13 +168,13 @@ class MemoryMeter:
     cgroup v1: memory.max_usage_in_bytes, reset by writing 0; v2: memory.peak, reset for the file descriptor
     that writes to it (Linux 6.12 and later)."""
 
-    def __init__(self, usage, peak_path, v2):
+    def __init__(self, usage: Path, peak_path: Path, v2: bool) -> None:
         self.usage, self.peak_path, self.v2 = usage, peak_path, v2
         self.base = 0
         self.fd = os.open(peak_path, os.O_RDWR) if v2 else None
 
     @classmethod
-    def of(cls, path):
+    def of(cls, path: Path) -> MemoryMeter | None:
         for usage, peak, v2 in (("memory.current", "memory.peak", True),
                                 ("memory.usage_in_bytes", "memory.max_usage_in_bytes", False)):
             if (path / usage).exists() and (path / peak).exists():
@@ -177,24 +187,29 @@ class MemoryMeter:
                     return None
         return None
 
-    def start(self):
+    def start(self) -> None:
         self.base = int(self.usage.read_text())
         if self.v2:
+            assert self.fd is not None   # v2 opens it
             os.pwrite(self.fd, b"reset\n", 0)
         else:
             self.peak_path.write_text("0")
 
-    def grown(self):
-        peak = int(os.pread(self.fd, 64, 0)) if self.v2 else int(self.peak_path.read_text())
+    def grown(self) -> int:
+        if self.v2:
+            assert self.fd is not None
+            peak = int(os.pread(self.fd, 64, 0))
+        else:
+            peak = int(self.peak_path.read_text())
         return max(0, peak - self.base)
 
-    def close(self):
+    def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
 
-def _empty_and_remove(path):
+def _empty_and_remove(path: Path) -> None:
     for _ in range(50):
         try:
             pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
@@ -212,10 +227,10 @@ def _empty_and_remove(path):
             time.sleep(0.05)
 
 
-def remove_orphaned_socket_folders():
+def remove_orphaned_socket_folders() -> None:
     """Remove the kernel socket folders and pids cgroups of worker processes that no longer exist (a worker
     killed outright cannot remove its own); those of a living process are left alone."""
-    def dead(name, prefix):
+    def dead(name: str, prefix: str) -> bool:
         pid = name[len(prefix):].split("-", 1)[0]
         if not pid.isdigit():
             return False
@@ -235,7 +250,7 @@ def remove_orphaned_socket_folders():
                 _empty_and_remove(group)
 
 
-def account():
+def account() -> tuple[int, int]:
     """The (uid, gid) the kernel runs as: the dedicated account SANDBOX_ACCOUNT when the grader is root, the
     grader's own (unprivileged) ids otherwise. Raises SandboxFailure when root has no such account."""
     if os.geteuid() != 0:
@@ -250,7 +265,7 @@ def account():
     return entry.pw_uid, entry.pw_gid
 
 
-def unavailable():
+def unavailable() -> str | None:
     """Why the sandbox cannot run on this machine (None when it can): bubblewrap and setpriv installed, the
     dedicated account present when the grader is root, a seccomp filter written for this processor."""
     for tool in ("bwrap", "setpriv", "prlimit"):
@@ -264,16 +279,16 @@ def unavailable():
     return None
 
 
-def available():
+def available() -> bool:
     return unavailable() is None
 
 
-def _python_dirs():
+def _python_dirs() -> list[str]:
     """Directories a Python in the venv needs: the venv and the base installation."""
     return sorted(d for d in {sys.prefix, sys.base_prefix} if Path(d).is_dir())
 
 
-def _visible_paths():
+def _visible_paths() -> list[str]:
     """What the sandbox shows, read-only, at its own path: the system and the Python installation."""
     return [path for path in SYSTEM_DIRS + _python_dirs() if Path(path).exists()]
 
@@ -281,7 +296,7 @@ def _visible_paths():
 PRIVATE_FOLDERS = ((JOB, JOB_SIZE), ("/tmp", TMP_SIZE), (KERNEL_SOCKETS, SOCKETS_SIZE), ("/dev/shm", SHM_SIZE))
 
 
-def kernel_environment():
+def kernel_environment() -> dict[str, str]:
     """The kernel's whole environment: a few variables, none of the grader's."""
     return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": "/tmp/home",
             "MPLCONFIGDIR": "/tmp/matplotlib", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
@@ -292,7 +307,7 @@ def kernel_environment():
             "MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
-def sandbox_command(connection_file, argv, zygote=False):
+def sandbox_command(connection_file: str | os.PathLike[str] | None, argv: list[str], zygote: bool = False) -> list[str]:
     """The sandbox proper, run by an unprivileged user: bubblewrap in new user (no nested one allowed), PID,
     network, IPC, UTS, cgroup and mount namespaces, showing only the system and Python read-only, size-capped
     private folders (/job, its working folder; /tmp; KERNEL_SOCKETS, its sockets; /dev/shm), the connection file
@@ -326,7 +341,8 @@ def sandbox_command(connection_file, argv, zygote=False):
     return command + ["--"] + argv
 
 
-def unprivileged_command(connection_file, argv, zygote=False):
+def unprivileged_command(connection_file: str | os.PathLike[str] | None, argv: list[str],
+                         zygote: bool = False) -> list[str]:
     """The sandbox, entered without any privilege. A root grader first builds a view (its own mount
     namespace, read-only) of what the sandbox needs at the paths it needs, so that a folder only root may
     enter (a Python under /root) can be shown; inside it, setpriv drops to the dedicated account for good
@@ -352,7 +368,7 @@ def unprivileged_command(connection_file, argv, zygote=False):
     return view + drop + inner
 
 
-def launcher_command(cgroup, seccomp_file, info_file):
+def launcher_command(cgroup: KernelCgroup | None, seccomp_file: Path, info_file: Path) -> list[str]:
     """The first command, run as the grader: it joins the kernel's cgroups, opens the seccomp filter (fd 3)
     and the file where bubblewrap writes its process id (fd 4), then sets the resource limits."""
     script = ('exec 3<"$1" 4>"$2"; shift 2; '
@@ -362,7 +378,7 @@ def launcher_command(cgroup, seccomp_file, info_file):
         limits_command()
 
 
-def limits_command():
+def limits_command() -> list[str]:
     """`prlimit` arguments: caps that the kernel, and everything it starts, inherits."""
     return ["prlimit", f"--as={MEMORY_LIMIT}", f"--cpu={CPU_LIMIT}", f"--fsize={FILE_LIMIT}", "--core=0",
             f"--nofile={FILES_LIMIT}", "--"]
@@ -378,11 +394,13 @@ class SandboxedKernelManager(AsyncKernelManager):
     wrapper = List(Unicode())    # the command put in front of the kernel's: cgroups, limits, then the sandbox
     info_file = Unicode("")      # where bubblewrap writes its process id ("" without the sandbox)
 
-    def format_kernel_cmd(self, extra_arguments=None):
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         return self.wrapper + super().format_kernel_cmd(extra_arguments)
 
-    async def _async_pre_start_kernel(self, **kwargs):
-        self.kernel_spec.interrupt_mode = "message"
+    async def _async_pre_start_kernel(self, **kwargs: Any) -> tuple[list[str], dict[str, Any]]:
+        spec = self.kernel_spec
+        assert spec is not None   # kernel_name is python3
+        spec.interrupt_mode = "message"
         # The launcher's environment (bubblewrap clears it for the kernel). A test session's tag, when there is
         # one, marks the launcher so that the session can find what outlived it (tests/conftest.py).
         kwargs["env"] = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"} | \
@@ -392,13 +410,13 @@ class SandboxedKernelManager(AsyncKernelManager):
             os.chown(self.connection_file, *account())
         return started
 
-    async def _async_launch_kernel(self, kernel_cmd, **kw):
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         await super()._async_launch_kernel(kernel_cmd, **kw)
         if self.info_file:
             pid = await self._sandbox_pid()
             self.ip = f"/proc/{pid}/root{KERNEL_SOCKETS}/kernel"
 
-    async def _sandbox_pid(self):
+    async def _sandbox_pid(self) -> int:
         """The host's process id of the sandbox, from bubblewrap's --info-fd (it writes it once set up)."""
         deadline = time.monotonic() + SANDBOX_START_LIMIT
         while time.monotonic() < deadline:
@@ -419,7 +437,7 @@ class QuickKernelClient(AsyncKernelClient):
     has spoken: jupyter_client's own then waits for 0.2 s of silence on IOPub (a fifth of a forked kernel's whole
     start), a flush that nbclient does not need (it reads only the IOPub messages of the requests it sends)."""
 
-    async def _async_wait_for_ready(self, timeout=None):
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
         limit = SANDBOX_START_LIMIT if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
@@ -453,19 +471,22 @@ class LimitedOutputClient(NotebookClient):
     has run and while the kernel still lives, it starts the agent in the kernel (autograder/agent.py) and
     hands `serve` a Remote connected to it (the grader's tests run there, in this process)."""
 
-    def __init__(self, notebook, serve=None, agent_dir="", kept_key="", serve_output=None, meter=None, **kwargs):
+    def __init__(self, notebook: NotebookNode, serve: Callable[[Remote], None] | None = None, agent_dir: str = "",
+                 kept_key: str = "", serve_output: str | os.PathLike[str] | None = None,
+                 meter: MemoryMeter | None = None, **kwargs: Any) -> None:
         super().__init__(notebook, **kwargs)
         self.meter = meter   # the kernel's MemoryMeter (None: no memory cgroup)
-        self.kept_chars = {}  # cell index -> characters of output kept
+        self.kept_chars: dict[int, int] = {}  # cell index -> characters of output kept
         self.serve, self.agent_dir, self.kept_key = serve, agent_dir, kept_key
         self.serve_output = serve_output   # the file for what the kernel prints while it answers (None: dropped)
 
-    async def async_execute(self, reset_kc=False, **kwargs):
+    async def async_execute(self, reset_kc: bool = False, **kwargs: Any) -> NotebookNode:
         """nbclient's own, with the agent's phase after the last cell."""
         if reset_kc and self.owns_km:
             await self._async_cleanup_kernel()
         self.reset_execution_trackers()
         async with self.async_setup_kernel(**kwargs):
+            assert self.kc is not None   # as in nbclient's own
             msg_id = await ensure_async(self.kc.kernel_info())
             info_msg = await self.async_wait_for_reply(msg_id)
             if info_msg is not None and "language_info" in info_msg["content"]:
@@ -479,9 +500,11 @@ class LimitedOutputClient(NotebookClient):
 
     execute = run_sync(async_execute)
 
-    async def async_serve(self):
+    async def async_serve(self) -> None:
         from autograder import agent, wire
         from autograder.remote import Remote
+        assert self.km is not None and self.kc is not None and self.serve is not None   # async_execute set them up
+        km = self.km
         outside = str(Path(self.km.ip).parent / "agent")
         inside = f"{self.agent_dir}/agent"
         source = agent.cell_source(Path(wire.__file__).read_text(), inside, self.kept_key)
@@ -490,8 +513,8 @@ class LimitedOutputClient(NotebookClient):
         conn = await _connect(outside, self.km)
         loop = asyncio.get_running_loop()
 
-        def interrupt():
-            asyncio.run_coroutine_threadsafe(ensure_async(self.km.interrupt_kernel()), loop).result(10)
+        def interrupt() -> None:
+            asyncio.run_coroutine_threadsafe(ensure_async(km.interrupt_kernel()), loop).result(10)
 
         remote = Remote(conn, timeout=self.timeout or 120, interrupt=interrupt, meter=self.meter)
         try:
@@ -515,16 +538,17 @@ class LimitedOutputClient(NotebookClient):
             except Exception:
                 drained.cancel()
 
-    async def _drain_output(self, msg_id):
+    async def _drain_output(self, msg_id: str) -> None:
         """What the kernel prints, shows or raises while it answers the grader, to `serve_output` (capped at
         SERVE_OUTPUT_LIMIT characters), never to the notebook: the student's feedback shows the run of their
         notebook, and nothing after the grader's first request. Ends when the agent's cell is done."""
         written = 0
         out = open(self.serve_output, "w", encoding="utf-8", errors="replace") if self.serve_output else None
+        kc = cast(AsyncKernelClient, self.kc)   # CLIENT_CLASS's kind (jupyter_client types it as the base KernelClient)
         try:
             while True:
                 try:
-                    msg = await ensure_async(self.kc.get_iopub_msg(timeout=1))
+                    msg: dict[str, Any] = await ensure_async(kc.get_iopub_msg(timeout=1))
                 except queue.Empty:
                     continue
                 except Exception:   # the channel is closed: the kernel is gone
@@ -545,7 +569,8 @@ class LimitedOutputClient(NotebookClient):
             if out is not None:
                 out.close()
 
-    def output(self, outs, msg, display_id, cell_index):
+    def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None,
+               cell_index: int) -> NotebookNode | None:
         if msg["msg_type"] == "error":  # kept, since it decides the score, but not without end
             out = super().output(outs, msg, display_id, cell_index)
             if out is not None:
@@ -568,7 +593,7 @@ TRUNCATED = "\n[... output truncated by the grader ...]\n"
 SERVE_OUTPUT_LIMIT = 200_000   # characters kept of what the kernel prints while it answers the grader
 
 
-def _output_text(kind, content):
+def _output_text(kind: object, content: dict[str, Any]) -> str:
     """The text of one iopub message of the kernel (stream, error, a display's text/plain), or ""."""
     if kind == "stream":
         return str(content.get("text", ""))
@@ -580,7 +605,7 @@ def _output_text(kind, content):
     return ""
 
 
-def _record_missing_error(cell, reply):
+def _record_missing_error(cell: NotebookNode, reply: dict[str, Any] | None) -> None:
     """A cell whose reply says 'error' but shows no error (a hook swallowed it) still failed."""
     if reply and reply.get("content", {}).get("status") == "error":
         if not any(o.get("output_type") == "error" for o in cell.outputs):
@@ -589,7 +614,7 @@ def _record_missing_error(cell, reply):
                                                        evalue=content.get("evalue", ""), traceback=[]))
 
 
-async def _connect(path, km, limit=15):
+async def _connect(path: str, km: KernelManager, limit: float = 15) -> socket.socket | None:
     """A socket connected to the agent at `path` (None if the kernel never opens it)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -605,8 +630,9 @@ async def _connect(path, km, limit=15):
     return None
 
 
-def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=None, kept_key="", serve_output=None,
-                 fresh_kernels=False):
+def run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeout: float, cell_timeout: float,
+                 sandbox: bool = True, serve: Callable[[Remote], None] | None = None, kept_key: str = "",
+                 serve_output: str | os.PathLike[str] | None = None, fresh_kernels: bool = False) -> NotebookNode:
     """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it.
 
     Code cells that never ran (the kernel died, or the notebook ran out of time) get an error output,
@@ -632,7 +658,9 @@ def run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox=True, serve=N
     return _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output)
 
 
-def _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output, forked=False):
+def _run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeout: float, cell_timeout: float,
+                  sandbox: bool, serve: Callable[[Remote], None] | None, kept_key: str,
+                  serve_output: str | os.PathLike[str] | None, forked: bool = False) -> NotebookNode:
     """run_notebook in a fresh kernel, or (`forked`) in one the zygote forks."""
     reason = unavailable() if sandbox else None
     if reason:
@@ -645,6 +673,7 @@ def _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept
     private = Path(tempfile.mkdtemp(prefix=sockets_prefix()))
     connection_file = private / "kernel.json"
     cgroup = KernelCgroup.make() if sandbox else None
+    km: ForkedKernelManager | SandboxedKernelManager
     if forked:
         from autograder.forked import ForkedKernelManager
         km = ForkedKernelManager(kernel_name="python3", transport="ipc", ip=f"{KERNEL_SOCKETS}/kernel",
@@ -674,7 +703,7 @@ def _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept
         on_cell_executed=lambda cell, execute_reply, **_: _record_missing_error(cell, execute_reply))
     timed_out = threading.Event()
 
-    def stop():
+    def stop() -> None:
         timed_out.set()
         process = _kernel_process(km)
         if process is not None:
@@ -713,7 +742,7 @@ def _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept
     return notebook
 
 
-def cell_limit(cell, cell_timeout):
+def cell_limit(cell: NotebookNode, cell_timeout: int) -> int:
     """The seconds a cell may run: the notebook's limit per cell, or the cell's own (TIMEOUT_TAG in its
     metadata, whole seconds) when that is shorter."""
     try:
@@ -723,7 +752,7 @@ def cell_limit(cell, cell_timeout):
     return min(cell_timeout, own) if own > 0 else cell_timeout
 
 
-def _shut_down(km):
+def _shut_down(km: KernelManager) -> None:
     """Kill the kernel's sandbox if it still runs (nbclient has normally shut it down already)."""
     process = _kernel_process(km)
     if process is not None and process.poll() is None:
@@ -731,6 +760,7 @@ def _shut_down(km):
         process.wait()
 
 
-def _kernel_process(km):
+def _kernel_process(km: KernelManager) -> subprocess.Popen[bytes] | ForkedKernel | None:
     """The Popen of the kernel's sandbox (bwrap, or prlimit's kernel without it); None once shut down."""
-    return getattr(km.provisioner, "process", None)
+    process: subprocess.Popen[bytes] | ForkedKernel | None = getattr(km.provisioner, "process", None)
+    return process

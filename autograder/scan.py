@@ -10,10 +10,17 @@ like any other line. A flag never changes a score by itself, but it closes the f
 (feedback.py): a notebook flagged for introspection gets no output of its own cells printed after the
 hidden tests started. tests/test_honest_flags.py keeps honest habits unflagged.
 """
+from __future__ import annotations
+
 import ast
 import functools
 import re
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 ALLOWED_MODULES = ("torch", "math", "numpy", "typing", "collections", "functools", "itertools", "dataclasses",
                    "numbers", "re", "string", "warnings", "time", "random", "matplotlib", "__future__",
@@ -54,16 +61,16 @@ class Finding:
     what: str       # what is unusual, in plain words
     code: str       # the line itself, shortened
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.where} line {self.line} {self.what} ({self.code!r})"
 
     @property
-    def introspects(self):
+    def introspects(self) -> bool:
         """Whether it could read or alter the grading (history, frames, hooks, threads, files, imports)."""
         return any(word in self.what for word in INTROSPECTION)
 
 
-def _allowed(module):
+def _allowed(module: str) -> bool:
     return any(module == a or module.startswith(a + ".") for a in ALLOWED_MODULES)
 
 
@@ -80,7 +87,7 @@ TIMEIT_OPTIONS = re.compile(r"(?:\s*-(?:[nrp]\s*\d+(?:\.\d*)?|[tcqo]+)(?=\s|$))*
 CAPTURE = re.compile(r"(?:\s*(?:--no-stderr|--no-stdout|--no-display|[A-Za-z_]\w*))*\s*")
 
 
-def _literal(text):
+def _literal(text: str) -> bool:
     """Whether `text` is a Python literal (%config evaluates its value in the notebook: only data may be there)."""
     try:
         ast.literal_eval(text.strip())
@@ -89,17 +96,22 @@ def _literal(text):
         return False
 
 
-def _config(line):
+Pieces = list[tuple[int, str]]   # (line offset, Python to check) inside a magic
+
+
+def _config(line: str) -> Pieces | None:
     found = CONFIG.fullmatch(line)
     return [] if found and (found["value"] is None or _literal(found["value"])) else None
 
 
-def _timeit(line, cell=None):
-    code = line[TIMEIT_OPTIONS.match(line).end():]   # options, then the statement (or, over a cell, its setup)
+def _timeit(line: str, cell: str | None = None) -> Pieces:
+    options = TIMEIT_OPTIONS.match(line)
+    assert options is not None   # the pattern matches the empty string
+    code = line[options.end():]   # options, then the statement (or, over a cell, its setup)
     return [(0, code)] + ([(1, cell)] if cell is not None else [])
 
 
-MAGICS = {
+MAGICS: dict[tuple[str, str], Callable[..., Pieces | None]] = {
     ("line", "time"): lambda line: [(0, line)],
     ("line", "timeit"): _timeit,
     ("cell", "time"): lambda line, cell: [(0, line), (1, cell)],
@@ -120,7 +132,7 @@ MAGICS = {
 IPYTHON_CALLS = {"run_line_magic": "line", "run_cell_magic": "cell", "system": "shell", "getoutput": "shell"}
 
 
-def _ipython_call(node):
+def _ipython_call(node: ast.Call) -> tuple[str, list[str]] | None:
     """(kind, [its string arguments]) if `node` is a call IPython writes for a magic or a shell command:
     get_ipython().run_line_magic('name', 'line'), run_cell_magic('name', 'line', 'cell'), system('cmd')."""
     func = node.func
@@ -128,11 +140,12 @@ def _ipython_call(node):
             and isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython" \
             and not func.value.args and not func.value.keywords and not node.keywords \
             and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args):
-        return IPYTHON_CALLS[func.attr], [a.value for a in node.args]
+        return IPYTHON_CALLS[func.attr], [a.value for a in node.args
+                                          if isinstance(a, ast.Constant) and isinstance(a.value, str)]   # all of them
     return None
 
 
-def _parse(source, depth=0):
+def _parse(source: str, depth: int = 0) -> tuple[ast.Module | None, list[tuple[int, str]]]:
     """(tree, refused) of a cell's source, Python or IPython's syntax: the tree holds the student's Python, the
     Python inside the allowed magics in its place (at its lines in the cell), and none of the calls IPython
     made of the magics; refused is [(line, magic)] of the magics and shell commands that are not allowed.
@@ -151,10 +164,11 @@ def _parse(source, depth=0):
         return None, []
     typed = {line.strip() for line in source.splitlines()}
     lines = python.splitlines()
-    refused, inside = [], []
+    refused: list[tuple[int, str]] = []
+    inside: list[ast.stmt] = []
 
     class Magics(ast.NodeTransformer):
-        def visit_Call(self, node):
+        def visit_Call(self, node: ast.Call) -> ast.AST:
             self.generic_visit(node)
             made = _ipython_call(node)
             line = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else ""
@@ -162,7 +176,8 @@ def _parse(source, depth=0):
                 return node
             kind, args = made
             name = args[0] if kind != "shell" else "!"
-            pieces = MAGICS.get((kind, name), lambda *_: None)(*args[1:]) if kind != "shell" else None
+            magic = MAGICS.get((kind, name)) if kind != "shell" else None
+            pieces = magic(*args[1:]) if magic is not None else None
             if pieces is None:
                 refused.append((node.lineno, f"%{name}" if kind == "line" else f"%%{name}" if kind == "cell"
                                 else f"!{args[0] if args else ''}"))
@@ -181,21 +196,21 @@ def _parse(source, depth=0):
     return tree, refused
 
 
-def _root_name(node):
+def _root_name(node: ast.expr) -> str | None:
     while isinstance(node, (ast.Attribute, ast.Subscript)):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _dotted(node):
-    parts = []
+def _dotted(node: ast.expr) -> str | None:
+    parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.insert(0, node.attr)
         node = node.value
     return ".".join([node.id] + parts) if isinstance(node, ast.Name) else None
 
 
-def _setting(target):
+def _setting(target: ast.expr) -> bool:
     """Whether an assignment to `target` sets what an honest notebook sets: plt.rcParams['figure.figsize'],
     torch.backends.cudnn.deterministic, ..."""
     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute) \
@@ -205,7 +220,7 @@ def _setting(target):
     return _dotted(target) in SETTINGS
 
 
-def _imported_names(trees):
+def _imported_names(trees: Iterable[ast.AST]) -> set[str]:
     names = set(KNOWN_MODULE_NAMES)
     for tree in trees:
         for node in ast.walk(tree):
@@ -215,32 +230,32 @@ def _imported_names(trees):
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, where, lines, imported, found):
+    def __init__(self, where: str, lines: list[str], imported: Collection[str], found: list[Finding]) -> None:
         self.where, self.lines, self.imported, self.found = where, lines, imported, found
-        self.ipython = set()       # ids of the nodes of an IPython.* expression already judged
-        self.class_names = set()   # ids of the `x.__class__` of an `x.__class__.__name__`
+        self.ipython: set[int] = set()       # ids of the nodes of an IPython.* expression already judged
+        self.class_names: set[int] = set()   # ids of the `x.__class__` of an `x.__class__.__name__`
 
-    def flag(self, node, what):
+    def flag(self, node: ast.AST, what: str) -> None:
         self.flag_line(getattr(node, "lineno", 1), what)
 
-    def flag_line(self, line, what):
+    def flag_line(self, line: int, what: str) -> None:
         code = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
         self.found.append(Finding(self.where, line, what, code[:80]))
 
-    def visit_Import(self, node):
+    def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             if not (_allowed(alias.name) or alias.name == "IPython"):   # what IPython.* it uses is checked
                 self.flag(node, f"imports {alias.name}")
         self.generic_visit(node)
 
-    def visit_ImportFrom(self, node):
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
         display = module == "IPython" and all(alias.name == "display" for alias in node.names)
         if node.level or not (_allowed(module) or display):
             self.flag(node, f"imports from {module or '.'}")
         self.generic_visit(node)
 
-    def visit_Name(self, node):
+    def visit_Name(self, node: ast.Name) -> None:
         if node.id in INTROSPECTION_NAMES:
             self.flag(node, INTROSPECTION_NAMES[node.id])
         elif HISTORY_NAME.fullmatch(node.id):
@@ -249,7 +264,7 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, "uses IPython's internals")
         self.generic_visit(node)
 
-    def visit_Attribute(self, node):
+    def visit_Attribute(self, node: ast.Attribute) -> None:
         if id(node) not in self.ipython:
             self._ipython(node)
         if node.attr in FRAME_ATTRIBUTES:
@@ -262,9 +277,10 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, f"uses the dunder attribute {node.attr}")
         self.generic_visit(node)
 
-    def _ipython(self, node):
+    def _ipython(self, node: ast.Attribute) -> None:
         """IPython.display.* (or IPython.core.display.*) is fine; any other attribute of IPython is flagged."""
-        chain, part = [], node
+        chain: list[str] = []
+        part: ast.expr = node
         while isinstance(part, ast.Attribute):
             chain.insert(0, part.attr)
             part = part.value
@@ -278,14 +294,14 @@ class _Checker(ast.NodeVisitor):
         if not any(tuple(chain[:len(prefix)]) == prefix for prefix in IPYTHON_DISPLAY):
             self.flag(node, "uses IPython's internals")
 
-    def visit_FunctionDef(self, node):
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if node.name.startswith("__") and node.name.endswith("__") and node.name not in ORDINARY_DUNDERS:
             self.flag(node, f"defines the special method {node.name}")
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
-    def visit_Call(self, node):
+    def visit_Call(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr", "delattr", "hasattr"):
             name = node.args[1] if len(node.args) > 1 else None
             if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
@@ -299,7 +315,7 @@ class _Checker(ast.NodeVisitor):
                 self.flag(node, "replaces an attribute of an imported module or class")
         self.generic_visit(node)
 
-    def _targets(self, node, targets):
+    def _targets(self, node: ast.stmt, targets: Iterable[ast.expr]) -> None:
         for target in targets:
             if isinstance(node, ast.Assign) and _setting(target):
                 continue
@@ -308,34 +324,34 @@ class _Checker(ast.NodeVisitor):
                     self.flag(node, "replaces an attribute of an imported module or class")
                     return
 
-    def visit_Assign(self, node):
+    def visit_Assign(self, node: ast.Assign) -> None:
         self._targets(node, node.targets)
         self.generic_visit(node)
 
-    def visit_AugAssign(self, node):
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self._targets(node, [node.target])
         self.generic_visit(node)
 
-    def visit_AnnAssign(self, node):
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         self._targets(node, [node.target])
         self.generic_visit(node)
 
-    def visit_Delete(self, node):
+    def visit_Delete(self, node: ast.Delete) -> None:
         self._targets(node, node.targets)
         self.generic_visit(node)
 
 
 @functools.lru_cache(maxsize=1024)
-def _imported_by(source):
+def _imported_by(source: str) -> frozenset[str]:
     """The names that a locked cell's imports bind (the same cells in every notebook of a class: parsed once)."""
     tree, _ = _parse(source)
     return frozenset(_imported_names([tree] if tree is not None else []))
 
 
-def scan_cells(cells, context=()):
+def scan_cells(cells: Iterable[tuple[str, str]], context: Iterable[str] = ()) -> list[Finding]:
     """Findings in `cells`, [(where, source)] of the student's code; `context` holds the sources of the
     notebook's other (locked) cells, whose imports say which names are modules."""
-    parsed = []
+    parsed: list[tuple[str, str, ast.Module, list[tuple[int, str]]]] = []
     for where, source in cells:
         tree, refused = _parse(source)
         if tree is not None:
@@ -343,7 +359,7 @@ def scan_cells(cells, context=()):
     imported = _imported_names([tree for _, _, tree, _ in parsed])
     for source in context:
         imported |= _imported_by(source)
-    found = []
+    found: list[Finding] = []
     for where, source, tree, refused in parsed:
         checker = _Checker(where, source.splitlines(), imported, found)
         for line, magic in refused:
@@ -352,12 +368,13 @@ def scan_cells(cells, context=()):
     return found
 
 
-def student_cells(notebook, release):
+def student_cells(notebook: NotebookNode, release: NotebookNode) -> tuple[list[tuple[str, str]], list[str]]:
     """[(where, source)] of the code cells the student wrote: every code cell that the released notebook
     does not lock (which it decides, not the submission's metadata), and [sources] of the locked ones."""
     locked = {c.metadata["nbgrader"]["grade_id"] for c in release.cells
               if c.metadata.get("nbgrader", {}).get("locked")}
-    theirs, context = [], []
+    theirs: list[tuple[str, str]] = []
+    context: list[str] = []
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
@@ -369,6 +386,6 @@ def student_cells(notebook, release):
     return theirs, context
 
 
-def scan_notebook(notebook, release):
+def scan_notebook(notebook: NotebookNode, release: NotebookNode) -> list[Finding]:
     theirs, context = student_cells(notebook, release)
     return scan_cells(theirs, context)

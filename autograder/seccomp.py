@@ -139,9 +139,9 @@ def program(arch: str | None = None) -> bytes:
     labels: dict[str, list[tuple[int, int, str | None, str | None]]] = {
         "clone": [(LD_W_ABS, ARG0, None, None), (JSET_K, CLONE_NAMESPACES, "eperm", None),
                   (RET_K, RET_ALLOW, None, None)],
-        "ioctl": [(LD_W_ABS, ARG1, None, None)]
-                 + [(JEQ_K, request, "eperm", None) for request in TERMINAL_INJECTION]
-                 + [(RET_K, RET_ALLOW, None, None)],
+        "ioctl": [(LD_W_ABS, ARG1, None, None),
+                  *[(JEQ_K, request, "eperm", None) for request in TERMINAL_INJECTION],
+                  (RET_K, RET_ALLOW, None, None)],
         "eperm": [(RET_K, eperm, None, None)],
         "enosys": [(RET_K, enosys, None, None)],
         "kill": [(RET_K, RET_KILL_PROCESS, None, None)],

@@ -16,17 +16,28 @@ The score of a pair is the smaller of the two shares: the share of A's fingerpri
 in B, and the share of B's found in A (copydetect's two similarities). Both must be high: one notebook
 whose few lines all occur somewhere in a longer one is not a pair by itself.
 """
+from __future__ import annotations
+
 import functools
 import html
 import io
+import os
 from bisect import bisect_right
+from collections.abc import Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import autograder
-from autograder.collect import read_notebook
+from autograder.collect import Submission, read_notebook
 from autograder.course import components
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from copydetect import CodeFingerprint
+    from nbformat import NotebookNode
 
 REPO = Path(autograder.__file__).resolve().parent.parent
 NOISE = 25           # k: the shortest match that counts, in characters of normalised code (about one statement)
@@ -51,7 +62,7 @@ class Pair:
     score: float           # min(share_a, share_b), in [0, 1]
     share_a: float         # share of A's fingerprinted code found in B
     share_b: float         # share of B's fingerprinted code found in A
-    regions: tuple = ()    # ((code_a, code_b), ...): matching regions, the students' own text
+    regions: tuple[tuple[str, str], ...] = ()    # ((code_a, code_b), ...): matching regions, the students' own text
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ class _Code:
     """One notebook's student code: the text fingerprinted and where each cell starts in it."""
     student_id: str
     text: str
-    starts: tuple          # character offset of each cell in text
+    starts: tuple[int, ...]  # character offset of each cell in text
 
 
 @dataclass(frozen=True)
@@ -67,17 +78,17 @@ class _Fingerprinted:
     """A notebook's student code, its copydetect fingerprint, and where each fingerprint lies in the code:
     {hash: ((cell, start, end), ...)} in characters of the original text."""
     code: _Code
-    fingerprint: object
-    places: dict
+    fingerprint: CodeFingerprint
+    places: dict[int, tuple[tuple[int, int, int], ...]]
 
 
 # ---------------------------------------------------------------- what is student code
 
-def _is_code(cell):
-    return cell.get("cell_type") == "code"
+def _is_code(cell: Mapping[str, Any]) -> bool:
+    return bool(cell.get("cell_type") == "code")
 
 
-def _source(cell):
+def _source(cell: Mapping[str, Any]) -> str:
     """A cell's source as one string (a notebook file may hold it as a list of lines)."""
     source = cell.get("source", "")
     if isinstance(source, list):
@@ -85,19 +96,20 @@ def _source(cell):
     return source if isinstance(source, str) else ""
 
 
-def _nbgrader(cell):
+def _nbgrader(cell: Mapping[str, Any]) -> dict[str, Any]:
     metadata = cell.get("metadata", {}).get("nbgrader", {})
     return metadata if isinstance(metadata, dict) else {}
 
 
-def pasted_helpers(source_notebook):
+def pasted_helpers(source_notebook: NotebookNode) -> set[str | None]:
     """grade_ids of the solution cells that no graded test cell follows before the next solution cell:
     helpers pasted from another assignment, graded there."""
     solutions = {_nbgrader(cell).get("grade_id") for cell in source_notebook.cells if _nbgrader(cell).get("solution")}
     return solutions - set(components(source_notebook).values())
 
 
-def student_cells(notebook, helpers=(), released=()):
+def student_cells(notebook: NotebookNode, helpers: Collection[str | None] = (),
+                  released: Collection[str] = ()) -> list[str]:
     """The sources of the solution cells and of the cells the student added, in notebook order; pasted
     helpers (by grade_id) and cells left exactly as released are left out."""
     cells = []
@@ -114,11 +126,12 @@ def student_cells(notebook, helpers=(), released=()):
     return cells
 
 
-def book_code(book=REPO / "book"):
+def book_code(book: str | os.PathLike[str] = REPO / "book") -> list[str]:
     """The sources of the book's code cells (MyST ```{code-cell} blocks of book/*.md), options left out."""
     sources = []
     for path in sorted(Path(book).glob("*.md")):
-        fence, lines = None, []
+        fence: str | None = None
+        lines: list[str] = []
         for line in path.read_text(encoding="utf-8").splitlines():
             if fence is None:
                 stripped = line.lstrip()
@@ -132,7 +145,7 @@ def book_code(book=REPO / "book"):
     return sources
 
 
-def _without_options(lines):
+def _without_options(lines: list[str]) -> str:
     """A code cell's code without its `:key: value` lines or its --- YAML block."""
     if lines and lines[0].strip() == "---":
         end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), 0)
@@ -144,14 +157,14 @@ def _without_options(lines):
 
 # ---------------------------------------------------------------- fingerprints
 
-def _copydetect():
+def _copydetect() -> Any:   # the copydetect module, which has no type information
     import matplotlib
     matplotlib.use("Agg")  # copydetect imports pyplot (for its own reports, unused here)
     import copydetect
     return copydetect
 
 
-def _fingerprint(text, boilerplate=frozenset(), window=GUARANTEE - NOISE + 1):
+def _fingerprint(text: str, boilerplate: Set[int] = frozenset(), window: int = GUARANTEE - NOISE + 1) -> CodeFingerprint:
     """copydetect's fingerprint of `text`, without the k-grams across two cells or in `boilerplate`.
 
     The boilerplate is removed here rather than by CodeFingerprint(boilerplate=...): copydetect 0.5.0
@@ -169,21 +182,22 @@ def _fingerprint(text, boilerplate=frozenset(), window=GUARANTEE - NOISE + 1):
     return fingerprint
 
 
-def boilerplate_hashes(sources):
+def boilerplate_hashes(sources: Iterable[str]) -> frozenset[int]:
     """Every k-gram hash of `sources` (stubs, helpers, book code): removed from the students' fingerprints."""
-    hashes = set()
+    hashes: set[int] = set()
     for source in sources:
         hashes |= _fingerprint(source, window=1).hashes
     return frozenset(hashes)
 
 
 @functools.lru_cache(maxsize=1)
-def _book_hashes():
+def _book_hashes() -> frozenset[int]:
     """The book's boilerplate hashes, once per process (str hashes are only stable within one process)."""
     return boilerplate_hashes(book_code())
 
 
-def _assignment_context(course_dir, assignment, book_hashes):
+def _assignment_context(course_dir: str | os.PathLike[str], assignment: str,
+                        book_hashes: frozenset[int]) -> tuple[set[str | None], set[str], frozenset[int]]:
     """(pasted helper grade_ids, released cell sources, boilerplate hashes) of one assignment."""
     release, _ = read_notebook(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb")
     source, _ = read_notebook(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb")
@@ -194,11 +208,12 @@ def _assignment_context(course_dir, assignment, book_hashes):
     return helpers, {s.strip() for s in released}, boilerplate_hashes(released + pasted) | book_hashes
 
 
-def _student_code(submission, helpers, released):
+def _student_code(submission: Submission, helpers: Collection[str | None], released: Collection[str]) -> _Code | None:
     notebook, _ = read_notebook(Path(submission.notebook), submission.file_id)
     if notebook is None:
         return None
-    text, starts = "", []
+    text = ""
+    starts: list[int] = []
     for source in student_cells(notebook, helpers, released):
         starts.append(len(text))
         text += source.replace(SEPARATOR, " ") + CELL_SEPARATOR
@@ -207,30 +222,30 @@ def _student_code(submission, helpers, released):
 
 # ---------------------------------------------------------------- comparison
 
-def _raw_positions(fingerprint, positions):
+def _raw_positions(fingerprint: CodeFingerprint, offsets_in_normalised: Sequence[int]) -> npt.NDArray[np.int64]:
     """Offsets in the original text of offsets in the normalised text (copydetect's own mapping)."""
     import numpy as np
-    positions = np.asarray(positions, dtype=np.int64)
-    offsets = fingerprint.offsets
+    positions = np.asarray(offsets_in_normalised, dtype=np.int64)
+    offsets: npt.NDArray[np.int64] = fingerprint.offsets   # N x 2: (offset in the normalised text, shift)
     if len(offsets) == 0 or len(positions) == 0:
         return positions
     where = np.clip(np.searchsorted(offsets[:, 0], positions), 0, offsets.shape[0] - 1)
     return positions + offsets[:, 1][where]
 
 
-def _places(code, fingerprint):
+def _places(code: _Code, fingerprint: CodeFingerprint) -> dict[int, tuple[tuple[int, int, int], ...]]:
     """{hash: ((cell, start, end), ...)}: where each kept k-gram lies in the original text."""
     hashes = [(value, i) for value, indexes in fingerprint.hash_idx.items() for i in indexes]
     starts = _raw_positions(fingerprint, [i for _, i in hashes])
     ends = _raw_positions(fingerprint, [i + NOISE - 1 for _, i in hashes]) + 1
-    places = {}
+    places: dict[int, list[tuple[int, int, int]]] = {}
     for (value, _), start, end in zip(hashes, starts.tolist(), ends.tolist()):
         cell = bisect_right(code.starts, start) - 1
         places.setdefault(value, []).append((cell, start, end))
     return {value: tuple(spots) for value, spots in places.items()}
 
 
-def _line_span(text, start, end):
+def _line_span(text: str, start: int, end: int) -> str:
     """Whole lines of text[start:end], capped to MAX_REGION_LINES lines and MAX_REGION_CHARS characters."""
     start = text.rfind("\n", 0, max(start, 0)) + 1
     stop = text.find("\n", max(end - 1, start))
@@ -241,10 +256,10 @@ def _line_span(text, start, end):
     return excerpt
 
 
-def matching_regions(a, b):
+def matching_regions(a: _Fingerprinted, b: _Fingerprinted) -> tuple[tuple[str, str], ...]:
     """Up to MAX_REGIONS (text of A, text of B): for the pairs of cells sharing the most fingerprints,
     the lines of each cell from its first to its last shared k-gram."""
-    spans = {}
+    spans: dict[tuple[int, int], tuple[int, int, int, int, int]] = {}
     for value in a.fingerprint.hashes & b.fingerprint.hashes:
         for cell_a, start_a, end_a in a.places.get(value, ()):
             for cell_b, start_b, end_b in b.places.get(value, ()):
@@ -256,7 +271,7 @@ def matching_regions(a, b):
                  for _, (_, a0, a1, b0, b1) in sorted(best))
 
 
-def compare(assignment, a, b, threshold=THRESHOLD):
+def compare(assignment: str, a: _Fingerprinted, b: _Fingerprinted, threshold: float = THRESHOLD) -> Pair | None:
     """The Pair of two fingerprinted notebooks if their score reaches `threshold`, else None."""
     if b.code.student_id < a.code.student_id:
         a, b = b, a
@@ -271,9 +286,11 @@ def compare(assignment, a, b, threshold=THRESHOLD):
                 round(share_b, 3), matching_regions(a, b))
 
 
-def _fingerprints(submissions, course_dir, book_hashes):
+def _fingerprints(submissions: Iterable[Submission], course_dir: str | os.PathLike[str],
+                  book_hashes: frozenset[int]) -> dict[str, list[_Fingerprinted]]:
     """{assignment: [_Fingerprinted]}; a notebook that cannot be read or parsed is left out."""
-    contexts, found = {}, {}
+    contexts: dict[str, tuple[set[str | None], set[str], frozenset[int]]] = {}
+    found: dict[str, list[_Fingerprinted]] = {}
     for submission in submissions:
         try:
             assignment = submission.assignment
@@ -291,14 +308,15 @@ def _fingerprints(submissions, course_dir, book_hashes):
     return found
 
 
-def find_pairs(submissions, course_dir, threshold=THRESHOLD):
+def find_pairs(submissions: Iterable[Submission], course_dir: str | os.PathLike[str],
+               threshold: float = THRESHOLD) -> list[Pair]:
     """Pairs of submissions of the same assignment scoring at least `threshold`, highest score first.
     Never raises for a notebook: one that cannot be read or fingerprinted is left out."""
     try:
         book_hashes = _book_hashes()
     except Exception:  # noqa: BLE001  (no book: nothing of it to remove)
         book_hashes = frozenset()
-    pairs = []
+    pairs: list[Pair] = []
     for assignment, notebooks in sorted(_fingerprints(submissions, course_dir, book_hashes).items()):
         for a, b in combinations(notebooks, 2):
             try:
@@ -312,7 +330,7 @@ def find_pairs(submissions, course_dir, threshold=THRESHOLD):
 
 # ---------------------------------------------------------------- outputs
 
-def _text(value):
+def _text(value: object) -> str:
     """Text that UTF-8 can write (a lone surrogate from a broken notebook becomes U+FFFD)."""
     return str(value).encode("utf-8", "replace").decode("utf-8")
 
@@ -320,16 +338,17 @@ def _text(value):
 CSV_HEADER = ["assignment", "student_a", "student_b", "score", "share_a", "share_b"]
 
 
-def csv_rows(pairs):
+def csv_rows(pairs: Iterable[Pair]) -> list[tuple[str, str, str, str, str, str]]:
     """The rows of OUT/similarity.csv (report.py writes it): one per pair."""
     return [(_text(p.assignment), _text(p.student_a), _text(p.student_b), f"{p.score:.3f}", f"{p.share_a:.3f}",
              f"{p.share_b:.3f}") for p in pairs]
 
 
-def html_section(pairs):
+def html_section(pairs: Sequence[Pair]) -> str:
     """The report's section on possibly copied work: the pairs (the first MAX_LISTED), and the matching
     regions of the first MAX_SHOWN side by side; similarity.csv lists every pair."""
-    e = lambda value: html.escape(_text(value))  # noqa: E731
+    def e(value: object) -> str:
+        return html.escape(_text(value))
     parts = ["<h2>Possibly copied work</h2>",
              "<p>Pairs of submissions of the same assignment whose own code (stubs, pasted helpers and the "
              "book's code removed; names, comments, whitespace and order ignored) is much alike. A pair is a "

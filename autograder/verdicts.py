@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import io
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ class Verdict:
 
 def in_grader(notebook: nbformat.NotebookNode) -> bool:
     """Whether an assignment's tests run in the grader's process (its source notebook says so)."""
-    return notebook.metadata.get("autograder", {}).get(FLAG) == "grader"
+    return bool(notebook.metadata.get("autograder", {}).get(FLAG) == "grader")
 
 
 def strip_hidden(source: str) -> str:
@@ -153,7 +154,7 @@ def _definitions_only(source: str) -> str:
         tree = ast.parse(source)
     except SyntaxError:
         return ""
-    kept = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
+    kept: list[ast.stmt] = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))
 
 
@@ -205,7 +206,7 @@ def seeded_builtins(secret: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def grader_state():
+def grader_state() -> Iterator[None]:
     """Whatever the tests change in the grader's torch (default dtype, seeds, grad mode) is put back."""
     dtype, rng, grad = torch.get_default_dtype(), torch.get_rng_state(), torch.is_grad_enabled()
     try:

@@ -171,7 +171,7 @@ def permutation_to_contiguous(value: torch.Tensor) -> list[int] | None:
     contiguous, with its values)."""
     if value.is_contiguous() or value.dim() < 2:
         return None
-    order = sorted(range(value.dim()), key=lambda i: (-value.stride(i), i))
+    order = sorted(range(value.dim()), key=lambda i: (-value.stride()[i], i))
     return order if value.permute(order).is_contiguous() else None
 
 

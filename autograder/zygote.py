@@ -23,6 +23,8 @@ Each kernel is a copy of the zygote made before any student code ran: what one s
 This file is sent to the sandbox as text (the repository is not in its view); it imports nothing of the
 grader.
 """
+from __future__ import annotations   # annotations stay text: the types below cost no import
+
 import ctypes
 import fcntl
 import json
@@ -32,6 +34,12 @@ import signal
 import socket
 import struct
 import sys
+
+TYPE_CHECKING = False   # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import IO, Any
 
 CONNECTION_DIR = "/run/connection"   # where the kernel finds its connection file (read-only)
 KERNEL_NAME = b"ag-kernel"            # the kernel's process name (/proc/PID/comm), to find it from outside
@@ -54,34 +62,34 @@ class SetupError(Exception):
     """A step of a kernel's setup failed (the grader grades the notebook again in a fresh kernel)."""
 
 
-def _check(result, what):
+def _check(result: int, what: str) -> int:
     if result == -1:
         number = ctypes.get_errno()
         raise SetupError(f"{what}: {os.strerror(number)}")
     return result
 
 
-def _bytes(value):
+def _bytes(value: str | None) -> bytes | None:
     return None if value is None else value.encode()
 
 
-def mount(source, target, fstype, flags, data=None):
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     _check(libc.mount(_bytes(source), _bytes(target), _bytes(fstype), ctypes.c_ulong(flags), _bytes(data)),
            f"mount {target}")
 
 
-def prctl(option, arg=0, arg3=0):
+def prctl(option: int, arg: int = 0, arg3: int = 0) -> int:
     return _check(libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(arg3),
                              ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl {option}")
 
 
-def unshare(flags):
+def unshare(flags: int) -> None:
     _check(libc.unshare(ctypes.c_int(flags)), "unshare")
 
 
 # ---------------------------------------------------------------------------------------------- the zygote
 
-def preload():
+def preload() -> None:
     """Import what every kernel imports, before any kernel is forked (no thread, no ZeroMQ context yet)."""
     import math  # noqa: F401
     import numpy  # noqa: F401
@@ -97,7 +105,7 @@ def preload():
     warm_up()
 
 
-def warm_up():
+def warm_up() -> None:
     """Run, once, what a notebook's first calls pay for (torch's lazy imports and first dispatches, matplotlib's
     fonts), leaving no state behind: no thread, the global random state as it was, no figure kept."""
     import io
@@ -131,7 +139,7 @@ def warm_up():
     FigureCanvasAgg(figure).print_png(io.BytesIO())
 
 
-def serve(control):
+def serve(control: socket.socket) -> None:
     """Answer the grader until it closes the socket: one kernel per `spawn` request."""
     signal.signal(signal.SIGCHLD, _reap)
     threads = len(os.listdir("/proc/self/task"))
@@ -151,12 +159,12 @@ def serve(control):
                 _close(fd)
 
 
-def spawn(control, request, fds):
+def spawn(control: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
     """Fork one kernel's setup process; relay what it says to the grader, and the grader's go-ahead to it."""
     go_read, go_write = os.pipe()
     said_read, said_write = os.pipe()
 
-    def setup_process():
+    def setup_process() -> int:
         try:
             os.close(go_write)
             os.close(said_read)
@@ -185,7 +193,7 @@ def spawn(control, request, fds):
         _close(go_write)
 
 
-def _fork(child):
+def _fork(child: Callable[[], int]) -> int:
     """os.fork(); the child runs `child()` and ends with the status it returns (1 if it raises), never returning
     here; the parent gets the child's process id."""
     pid = os.fork()
@@ -198,14 +206,15 @@ def _fork(child):
     return pid
 
 
-def _heard(said):
+def _heard(said: IO[bytes]) -> dict[str, Any]:
     line = said.readline()
     if not line:
         return {"op": "failed", "error": "the kernel's setup process ended before it said why"}
-    return json.loads(line)
+    message: dict[str, Any] = json.loads(line)
+    return message
 
 
-def _reap(signum, frame):
+def _reap(signum: int, frame: FrameType | None) -> None:
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -215,7 +224,7 @@ def _reap(signum, frame):
             return
 
 
-def _host_pid():
+def _host_pid() -> int:
     """This process's id on the host: the sandbox shows the host's /proc (each kernel mounts its own)."""
     try:
         return int(os.readlink("/proc/self"))
@@ -223,7 +232,7 @@ def _host_pid():
         return os.getpid()
 
 
-def _close(fd):
+def _close(fd: int | None) -> None:
     if fd is not None and fd >= 0:
         try:
             os.close(fd)
@@ -231,11 +240,11 @@ def _close(fd):
             pass
 
 
-def send(control, message):
+def send(control: socket.socket, message: dict[str, Any]) -> None:
     control.sendmsg([json.dumps(message).encode()])
 
 
-def receive(control):
+def receive(control: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
     """(request, file descriptors) from the grader; (None, []) once it has closed the socket."""
     try:
         data, fds, _, _ = socket.recv_fds(control, 1 << 20, 4)
@@ -246,7 +255,7 @@ def receive(control):
     return json.loads(data), list(fds)
 
 
-def _say(fd, message):
+def _say(fd: int, message: dict[str, Any]) -> None:
     try:
         os.write(fd, json.dumps(message).encode() + b"\n")
     except OSError:
@@ -255,7 +264,7 @@ def _say(fd, message):
 
 # ------------------------------------------------------------------------------- one kernel's setup process
 
-def setup(request, log_fd, go_read, said):
+def setup(request: dict[str, Any], log_fd: int, go_read: int, said: int) -> None:
     """In the setup process: wait for the cgroups, then build the kernel's namespaces and start it."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)   # the zygote gone, its kernels go too
@@ -278,7 +287,7 @@ def setup(request, log_fd, go_read, said):
     _loopback_up()
     output_read, output_write = os.pipe()
 
-    def pid_1():
+    def pid_1() -> int:
         os.close(output_read)
         _close(log_fd)
         return first_process(request, output_write, said)
@@ -292,7 +301,7 @@ def setup(request, log_fd, go_read, said):
         pass
 
 
-def _copy_output(source, log_fd):
+def _copy_output(source: int, log_fd: int) -> None:
     """What the kernel writes to stdout and stderr, copied to the grader's log (at most LOG_LIMIT bytes): the
     kernel holds a pipe, never the grader's file, whose name and disk it would else see."""
     written = 0
@@ -315,7 +324,7 @@ def _copy_output(source, log_fd):
     _close(log_fd)
 
 
-def _write(path, text):
+def _write(path: str, text: str) -> None:
     try:
         with open(path, "w") as file:
             file.write(text)
@@ -323,7 +332,7 @@ def _write(path, text):
         raise SetupError(f"writing {path}: {error.strerror}") from None
 
 
-def _private_folders(private, visible):
+def _private_folders(private: list[list[Any]], visible: list[str]) -> None:
     """Fresh tmpfs folders, each capped at its size; a visible path under one is bound again on top, read-only
     (a clone, with its virtual environment, under /tmp)."""
     under = [path for path in visible if any(path == folder or path.startswith(folder.rstrip("/") + "/")
@@ -339,7 +348,7 @@ def _private_folders(private, visible):
         os.close(fd)
 
 
-def _remount_read_only(path):
+def _remount_read_only(path: str) -> None:
     """Make the bind mount at `path` read-only, keeping the flags the kernel locks in a user namespace."""
     found = os.statvfs(path).f_flag
     flags = MS_BIND | MS_REMOUNT | MS_RDONLY
@@ -351,14 +360,14 @@ def _remount_read_only(path):
     mount(None, path, None, flags)
 
 
-def _connection_folder(connection):
+def _connection_folder(connection: str) -> None:
     mount("tmpfs", CONNECTION_DIR, "tmpfs", MS_NOSUID | MS_NODEV, "size=65536,mode=0755")
     with open(f"{CONNECTION_DIR}/kernel.json", "w") as file:
         file.write(connection)
     mount(None, CONNECTION_DIR, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _loopback_up():
+def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         request = struct.pack("16sH22x", b"lo", 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, request))[1]
@@ -367,7 +376,7 @@ def _loopback_up():
 
 # --------------------------------------------------------------------------------- PID 1, and the kernel
 
-def first_process(request, log_fd, said):
+def first_process(request: dict[str, Any], log_fd: int, said: int) -> int:
     """PID 1 of the kernel's namespace: its own /proc, then the kernel; reaps until the kernel ends."""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -377,7 +386,7 @@ def first_process(request, log_fd, said):
     except BaseException as error:
         _say(said, {"op": "failed", "error": f"{type(error).__name__}: {error}"})
         raise
-    def kernel_process():
+    def kernel_process() -> int:
         os.close(said)
         run_kernel(request, log_fd)
         return 0
@@ -396,7 +405,7 @@ def first_process(request, log_fd, said):
             return os.waitstatus_to_exitcode(status) & 0xFF
 
 
-def run_kernel(request, log_fd):
+def run_kernel(request: dict[str, Any], log_fd: int) -> None:
     """The kernel: its own session and files, no privilege, the seccomp filter, then ipykernel."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.setsid()
@@ -426,14 +435,14 @@ def run_kernel(request, log_fd):
     kernelapp.launch_new_instance()
 
 
-def _close_files_from(lowest):
+def _close_files_from(lowest: int) -> None:
     try:
         os.closerange(lowest, 1 << 16)
     except OSError:
         pass
 
 
-def drop_privileges(program):
+def drop_privileges(program: str) -> None:
     """Every capability gone for good (bounding set, ambient, the rest), no_new_privs, then the filter."""
     for capability in range(64):
         if libc.prctl(ctypes.c_int(PR_CAPBSET_DROP), ctypes.c_ulong(capability), 0, 0, 0) != 0:
@@ -460,7 +469,7 @@ def drop_privileges(program):
                       0, 0), "seccomp")
 
 
-def main():
+def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     preload()
     serve(control)

@@ -24,14 +24,18 @@ import inspect
 import re
 import sys
 import tempfile
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from nbformat import NotebookNode
 
 from autograder.collect import read_notebook
-from autograder.repair import restore_metadata
+from autograder.repair import Restoration, restore_metadata
 from autograder.sandbox import SandboxError, available, run_notebook
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,11 +54,11 @@ class Check:
     detail: str = ""
 
 
-def release_notebook(assignment):
+def release_notebook(assignment: str) -> Path:
     return RELEASE / assignment / f"{assignment}.ipynb"
 
 
-def assignment_of(path):
+def assignment_of(path: str | os.PathLike[str]) -> str | None:
     """The assignment a notebook belongs to: its folder's name, else its file name (a browser may add
     " (1)"), if the release has it; else None."""
     path = Path(path)
@@ -64,18 +68,21 @@ def assignment_of(path):
     return None
 
 
-def nbgrader_meta(cell):
-    return cell.get("metadata", {}).get("nbgrader", {})
+def nbgrader_meta(cell: Mapping[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = cell.get("metadata", {}).get("nbgrader", {})
+    return meta
 
 
-def cell_checks(notebook, release):
+def cell_checks(notebook: NotebookNode, release: NotebookNode) -> list[Check]:
     """Step 2: the release's graded and locked cells, present once and unedited."""
-    theirs = {}
+    theirs: dict[str, list[NotebookNode]] = {}
     for cell in notebook.cells:
         grade_id = nbgrader_meta(cell).get("grade_id")
         if grade_id:
             theirs.setdefault(grade_id, []).append(cell)
-    missing, edited, doubled = [], [], []
+    missing: list[str] = []
+    edited: list[str] = []
+    doubled: list[str] = []
     for cell in release.cells:
         meta = nbgrader_meta(cell)
         grade_id = meta.get("grade_id")
@@ -110,7 +117,7 @@ MATCHING = ("The grader matches each cell without metadata to the release: by it
             "what is left by position.")
 
 
-def metadata_checks(restoration):
+def metadata_checks(restoration: Restoration) -> list[Check]:
     """Step 2's first part: whether cells had lost their nbgrader metadata, and how the grader finds them."""
     if not restoration.restored:
         return []
@@ -119,10 +126,10 @@ def metadata_checks(restoration):
                   MATCHING + " To be safe, copy your answers into a fresh copy of the release (make lab).")]
 
 
-def restored(notebook, release):
+def restored(notebook: NotebookNode, release: NotebookNode) -> NotebookNode:
     """The notebook as the grader runs it: the release's locked cells put back, outputs cleared."""
     locked = {nbgrader_meta(c)["grade_id"]: c.source for c in release.cells if nbgrader_meta(c).get("locked")}
-    run = nbformat.from_dict(notebook)
+    run: NotebookNode = nbformat.from_dict(notebook)
     for cell in run.cells:
         grade_id = nbgrader_meta(cell).get("grade_id")
         if grade_id in locked:
@@ -132,7 +139,7 @@ def restored(notebook, release):
     return run
 
 
-def first_error(cell):
+def first_error(cell: Mapping[str, Any]) -> str | None:
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
             value = str(output.get("evalue", "")).strip().splitlines()
@@ -140,18 +147,18 @@ def first_error(cell):
     return None
 
 
-def has_code(source):
+def has_code(source: str) -> bool:
     """Whether a cell's source holds any line that is not blank or a comment."""
     return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
 
 
-def explained(error):
+def explained(error: str) -> str:
     if error.startswith("NotImplementedError"):
         return "NotImplementedError: not done yet (a cell of yours still raises the released stub's error)"
     return error
 
 
-def run_checks(notebook, release):
+def run_checks(notebook: NotebookNode, release: NotebookNode) -> list[Check]:
     """Steps 3 and 4: run from a fresh kernel, in an empty folder, within the grader's limits."""
     run = restored(notebook, release)
     with tempfile.TemporaryDirectory(prefix="check-submission-") as folder:
@@ -159,7 +166,7 @@ def run_checks(notebook, release):
         # In the grader's sandbox where bubblewrap is installed. On a student's machine without it, their own
         # code runs as any notebook of theirs does: a run_notebook that refuses to run unsandboxed by default
         # takes sandbox=False for that.
-        unsandboxed = {}
+        unsandboxed: dict[str, Any] = {}   # keyword arguments of whichever run_notebook is bound (a test's fake, say)
         if not available() and "sandbox" in inspect.signature(run_notebook).parameters:
             unsandboxed = {"sandbox": False}
         try:
@@ -169,14 +176,14 @@ def run_checks(notebook, release):
         seconds = time.monotonic() - start
     checks = [Check(True, f"ran from a fresh kernel in {seconds:.0f} s (the grader allows {NOTEBOOK_TIMEOUT} s, "
                           f"{CELL_TIMEOUT} s per cell)")]
-    stuck = [f"{nbgrader_meta(c).get('grade_id') or 'a cell you added'}: {explained(first_error(c))}" for c in run.cells
-             if c.cell_type == "code" and not nbgrader_meta(c).get("grade") and first_error(c)]
+    stuck = [f"{nbgrader_meta(c).get('grade_id') or 'a cell you added'}: {explained(error)}" for c in run.cells
+             if c.cell_type == "code" and not nbgrader_meta(c).get("grade") for error in [first_error(c)] if error]
     if stuck:
         checks.append(Check(False, "your cells raise (every test that uses them will fail)", "\n".join(stuck)))
     tests = [c for c in run.cells if c.cell_type == "code" and nbgrader_meta(c).get("grade")]
     visible = [c for c in tests if has_code(c.source)]   # in the release, a hidden-test cell is only its header
     hidden = [c for c in tests if not has_code(c.source)]
-    failed = [(nbgrader_meta(c)["grade_id"], first_error(c)) for c in visible if first_error(c)]
+    failed = [(nbgrader_meta(c)["grade_id"], error) for c in visible for error in [first_error(c)] if error]
     points = sum(nbgrader_meta(c).get("points", 0) for c in visible if not first_error(c))
     total = sum(nbgrader_meta(c).get("points", 0) for c in visible)
     checks.append(Check(not failed, f"visible tests: {len(visible) - len(failed)} of {len(visible)} test cells pass "
@@ -188,7 +195,7 @@ def run_checks(notebook, release):
     return checks
 
 
-def check(path):
+def check(path: str | os.PathLike[str]) -> tuple[str | None, list[Check]]:
     """Every check of one notebook, in order; stops at the first one that makes the rest meaningless."""
     path = Path(path)
     assignment = assignment_of(path)
@@ -199,6 +206,7 @@ def check(path):
     if problem:
         return assignment, [Check(False, f"the file is not a notebook the grader can read: {problem}",
                                   "Open it in JupyterLab, or copy your answers into a fresh copy of the release.")]
+    assert notebook is not None   # read_notebook gives a notebook or a problem
     checks = [Check(True, "a valid notebook (JSON, nbformat)")]
     release = nbformat.read(release_notebook(assignment), as_version=4)
     restoration = restore_metadata(notebook, release)
@@ -210,14 +218,15 @@ def check(path):
     return assignment, checks
 
 
-def shown(path):
+def shown(path: str | os.PathLike[str]) -> Path:
     try:
         return Path(path).resolve().relative_to(Path.cwd())
     except ValueError:
         return Path(path)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(prog="python -m tools.check_submission", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="notebooks to check (default: every work/<id>/<id>.ipynb)")

@@ -15,7 +15,9 @@ As root (many containers) JupyterLab refuses to start without --allow-root: it i
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 from tools import workspace
 
@@ -23,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "jupyter"
 
 
-def environment(view, state):
+def environment(view: str, state: Path) -> dict[str, str]:
     """The environment of JupyterLab for `view`: its configuration folder, and `state` (a git-ignored
     folder) for what JupyterLab writes (settings the user changes, the layout of open tabs)."""
     env = dict(os.environ)
@@ -36,7 +38,7 @@ def environment(view, state):
     return env
 
 
-def command(view, work, extra):
+def command(view: str, work: Path, extra: Iterable[str]) -> list[str]:
     """The `jupyter lab` command line for `view`."""
     argv = [str(Path(sys.executable).parent / "jupyter"), "lab"]
     if view == "student":
@@ -48,7 +50,8 @@ def command(view, work, extra):
     return argv + list(extra)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> NoReturn:
+    assert __doc__ is not None
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv

@@ -9,6 +9,7 @@ first, since neither they nor the release may be committed with outputs.
 
     python -m tools.notebooks
 """
+import os
 import shutil
 import sys
 import tempfile
@@ -23,7 +24,7 @@ SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "notebooks"
 
 
-def clear_outputs(path):
+def clear_outputs(path: Path) -> bool:
     """Clear a notebook's outputs in place; True if it had any."""
     notebook = nbformat.read(path, as_version=4)
     code = [c for c in notebook.cells if c.cell_type == "code"]
@@ -35,11 +36,11 @@ def clear_outputs(path):
     return True
 
 
-def files_under(folder):
+def files_under(folder: Path) -> set[Path]:
     return {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
 
 
-def regenerate(solutions=SOLUTIONS, release=RELEASE):
+def regenerate(solutions: str | os.PathLike[str] = SOLUTIONS, release: str | os.PathLike[str] = RELEASE) -> list[str]:
     """Generate every assignment into a scratch course; then make `release` match it. Returns messages."""
     messages = []
     for path in sorted(Path(solutions).glob("*/*.ipynb")):
@@ -68,7 +69,7 @@ def regenerate(solutions=SOLUTIONS, release=RELEASE):
     return messages
 
 
-def main():
+def main() -> int:
     try:
         messages = regenerate()
     except Exception as error:

@@ -31,14 +31,14 @@ class Component:
 @dataclass(frozen=True)
 class Assignment:
     id: str
-    components: tuple  # of Component, in notebook order, each worth at least one point
+    components: tuple[Component, ...]  # in notebook order, each worth at least one point
 
     @property
-    def points(self):
+    def points(self) -> float:
         return sum(c.points for c in self.components)
 
     @property
-    def minutes(self):
+    def minutes(self) -> int:
         return MINUTES_PER_COMPONENT * len(self.components)
 
 
@@ -51,14 +51,15 @@ class Chapter:
     assignment: Assignment | None  # the assignment named like the chapter (solutions/<name>/), if any
 
 
-def solution_path(assignment_id):
+def solution_path(assignment_id: str) -> Path:
     return SOLUTIONS / assignment_id / f"{assignment_id}.ipynb"
 
 
-def assignment(assignment_id):
+def assignment(assignment_id: str) -> Assignment:
     """The graded components of an assignment and their points."""
     cells = json.loads(solution_path(assignment_id).read_text(encoding="utf-8"))["cells"]
-    points, current = {}, None
+    points: dict[str, float] = {}
+    current: str | None = None
     for cell in cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution"):
@@ -71,7 +72,7 @@ def assignment(assignment_id):
     return Assignment(assignment_id, tuple(Component(name, p) for name, p in points.items() if p > 0))
 
 
-def toc_chapters():
+def toc_chapters() -> list[str]:
     """The files of the numbered chapters of _toc.yml (its parts with `numbered: true`), in order."""
     toc = yaml.safe_load(TOC.read_text(encoding="utf-8"))
     parts = toc.get("parts") or [{"numbered": toc.get("options", {}).get("numbered"),
@@ -79,7 +80,7 @@ def toc_chapters():
     return [chapter["file"] for part in parts if part.get("numbered") for chapter in part.get("chapters", [])]
 
 
-def reading_minutes(text):
+def reading_minutes(text: str) -> int:
     """Minutes to read a MyST chapter: its prose, and its code, at the rates above; a multiple of 5."""
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)  # front matter
     code = re.findall(r"^```\{code-cell\}.*?\n(.*?)^```", text, flags=re.S | re.M)
@@ -89,18 +90,21 @@ def reading_minutes(text):
     return max(5, 5 * round(minutes / 5))
 
 
-def chapters():
+def chapters() -> list[Chapter]:
     """Every numbered chapter of the book, with its assignment."""
     result = []
     for number, file in enumerate(toc_chapters(), start=1):
         text = (REPO / f"{file}.md").read_text(encoding="utf-8")
-        title = re.search(r"^# (.+)$", text, flags=re.M).group(1).strip()
+        heading = re.search(r"^# (.+)$", text, flags=re.M)
+        if heading is None:
+            raise ValueError(f"{file}.md has no title (a line `# Title`)")
+        title = heading.group(1).strip()
         name = Path(file).name
         result.append(Chapter(number, file, title, reading_minutes(text),
                               assignment(name) if solution_path(name).is_file() else None))
     return result
 
 
-def duration(minutes):
+def duration(minutes: int) -> str:
     hours, minutes = divmod(minutes, 60)
     return " ".join(part for part in [f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""] if part)

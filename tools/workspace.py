@@ -14,6 +14,7 @@ saving it in JupyterLab does not change it.
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -33,19 +34,21 @@ class Change:
     action: str
     written: Path | None = None  # the file written: the copy, or the new version beside theirs
 
-    def message(self, work):
+    def message(self, work: Path) -> str | None:
         relative = self.target.relative_to(work)
         if self.action == "copied":
             return f"copied {relative} (new assignment)"
         if self.action == "new_version":
+            assert self.written is not None   # sync gives a new version the file it wrote
             return (f"the course changed {relative} since you got it: the new version is "
                     f"{self.written.relative_to(work)}, beside yours (yours is untouched; copy your answers over)")
         if self.action == "pending":
+            assert self.written is not None   # and a pending one the version that waits
             return f"reminder: a newer version of {relative} waits beside it, as {self.written.relative_to(work)}"
         return None
 
 
-def fingerprint(path):
+def fingerprint(path: str | os.PathLike[str]) -> str:
     """A digest of what the course gives in a file: a notebook's cell types and sources, else its bytes."""
     data = Path(path).read_bytes()
     if Path(path).suffix == ".ipynb":
@@ -57,13 +60,13 @@ def fingerprint(path):
     return hashlib.sha256(data).hexdigest()
 
 
-def released_files(release):
+def released_files(release: str | os.PathLike[str]) -> list[Path]:
     """Every file of every assignment folder of the release, sorted."""
     return sorted(p for p in Path(release).rglob("*")
                   if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts)
 
 
-def beside(target):
+def beside(target: Path) -> Path:
     """A free name for the new version of `target`: <stem>.new<suffix>, else <stem>.new-2<suffix>, ..."""
     candidate, n = target.with_name(f"{target.stem}.new{target.suffix}"), 2
     while candidate.exists():
@@ -71,12 +74,12 @@ def beside(target):
     return candidate
 
 
-def sync(release=RELEASE, work=WORK):
+def sync(release: str | os.PathLike[str] = RELEASE, work: str | os.PathLike[str] = WORK) -> list[Change]:
     """Bring the released files into `work`; returns a Change per released file."""
     release, work = Path(release), Path(work)
     work.mkdir(parents=True, exist_ok=True)
     record_path = work / RECORD
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    record: dict[str, str] = json.loads(record_path.read_text()) if record_path.is_file() else {}
     changes = []
     for source in released_files(release):
         key = source.relative_to(release).as_posix()
@@ -105,7 +108,8 @@ def sync(release=RELEASE, work=WORK):
     return changes
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
+    assert __doc__ is not None
     parser = argparse.ArgumentParser(prog="python -m tools.workspace", description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=WORK, help="the student's folder (default: work/)")
     args = parser.parse_args(argv)
