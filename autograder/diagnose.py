@@ -131,13 +131,14 @@ def component_probes_of(folder: Path | str) -> dict[str, list[Probe]]:
 
 
 def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitted: NotebookNode | None = None,
-        only: str | None = None) -> dict[str, Facts]:
+        only: str | None = None, seconds: float = CELL_TIMEOUT) -> dict[str, Facts]:
     """{solution cell: Facts} of an assignment's diagnostics, run in this process against the kernel behind
     `remote` (autograder/remote.py): each name of `cells` ({solution cell: the names it defines}) is bound to
     a proxy of what the student defined there, so every call of the checks runs the student's code in the
     kernel and every reference, comparison and picture is computed here; `submitted`, the notebook handed in,
     gives the checks the text of the student's definitions (`proxy.source`). `only`: one component.
-    A component's checks get COMPONENT_TIMEOUT seconds per call and all of them CELL_TIMEOUT in all; a
+    A component's checks get COMPONENT_TIMEOUT seconds per call and all of them `seconds` in all (CELL_TIMEOUT, or
+    less: the grader passes its cell limit when it is shorter), neither more than `seconds`; a
     component that runs out of time, loses its kernel or breaks the schema reports nothing."""
     components = checks(folder)
     if not components:
@@ -148,7 +149,7 @@ def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitt
     remote.sources = verdicts.student_definitions(submitted) if submitted is not None else {}
     remote.names = namespace     # what the checks bind there (references) is what the student's code calls
     saved = remote.timeout, remote.deadline
-    remote.timeout, remote.deadline = COMPONENT_TIMEOUT, time.monotonic() + CELL_TIMEOUT
+    remote.timeout, remote.deadline = min(COMPONENT_TIMEOUT, seconds), time.monotonic() + seconds
     record: dict[str, Any] = {}
     try:
         for cell, check in components.items():

@@ -107,16 +107,17 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
         noticed: list[str] = []
         folder = Path(self.source).parent
 
+        # the diagnostics' own time is added to the notebook's (at most a cell's): they never make a student's
+        # notebook late
+        extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if diagnose.checks(folder) else 0
+
         def serve(remote: Remote) -> None:   # in the grader's process, once the notebook has run: the tests, then the diagnostics
             try:
                 found.update(verdicts.run_tests(source, remote, nb, self.secret))
-                diagnoses.update(diagnose.run(folder, remote, names, nb))
+                diagnoses.update(diagnose.run(folder, remote, names, nb, seconds=extra))
             finally:
                 noticed.extend(dict.fromkeys(remote.flags))
         try:
-            # the diagnostics' own time is added to the notebook's (at most a cell's): they never make a student's
-            # notebook late
-            extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if diagnose.checks(folder) else 0
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + extra,
                                     self.cell_timeout, sandbox=self.sandbox, kept_key=kept_key,
                                     fresh_kernels=self.fresh_kernels,

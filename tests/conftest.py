@@ -148,13 +148,12 @@ BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
 }
 
 
-# The whole grader (sandboxed kernels) grades a fixed sample of each catalogue of mutants: every KERNEL_SAMPLE-th
-# mutant, and those whose feedback tests/test_grader.py reads; every mutant goes through the grader's own tests
-# in-process (tests/test_fastpath.py, tests/test_diagnostics.py), and tests/test_mutants.py checks that the
-# kernel gives the sample the fast path's scores. Every FIXED_SAMPLE-th mutant of the sample is also handed in
-# fixed as its feedback advises.
-KERNEL_SAMPLE = 6
-FIXED_SAMPLE = 2
+# The whole grader (sandboxed kernels) grades a fixed sample of each catalogue of mutants: the first mutant of
+# each component (in the catalogue's sorted order), and those whose feedback or heat map tests/test_grader.py reads
+# (among them every mutant that only a kernel can catch: memory, fused attention). Every mutant goes through the
+# grader's own tests in-process (tests/test_fastpath.py, tests/test_diagnostics.py), with its copy fixed as its
+# feedback advises, and tests/test_mutants.py checks that the kernel gives the sample the fast path's scores. The
+# first mutant of each assignment's sample that has a fix is also handed in fixed, through the whole grader.
 FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
     ("01_attention", "sdpa/unscaled", "did you divide by sqrt(d_k)?"),
     ("01_attention", "masked_softmax/inverted_mask", "your mask looks inverted"),
@@ -182,10 +181,17 @@ HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled"),
 
 
 def kernel_sample():
-    """[(assignment, mutant name)] that the graded class grades through the whole grader."""
+    """[(assignment, mutant name)] that the graded class grades through the whole grader: the first mutant of each
+    component, and the named ones."""
     named = {(a, n) for a, n, _ in FEEDBACK_CASES} | {(a, n) for a, n, _ in HEATMAP_CASES}
-    return [(a, name) for a in ASSIGNMENTS for i, name in enumerate(sorted(catalogue().get(a, {})))
-            if i % KERNEL_SAMPLE == 0 or (a, name) in named]
+    sample = []
+    for a in ASSIGNMENTS:
+        mutants = catalogue().get(a, {})
+        firsts = {}
+        for name in sorted(mutants):
+            firsts.setdefault(mutants[name].cell, name)
+        sample += [(a, name) for name in sorted(mutants) if name in firsts.values() or (a, name) in named]
+    return sample
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +222,8 @@ def graded_class(tmp_path_factory):
             nbformat.write(with_cell_replaced(assignment, mutant.cell, mutant.source),
                            folder / f"{assignment}.ipynb")
             mutants[student] = (assignment, name, mutant)
-            if i % FIXED_SAMPLE == 0 and mutant.fixed_source is not None:   # the advice followed: full marks
+            if not any(a == assignment for a, _, _ in fixed.values()) and mutant.fixed_source is not None:
+                # the advice followed: full marks (every mutant's fix is proven in-process: tests/test_fastpath.py)
                 folder = submissions / f"fixed-{assignment}-{i:03d}" / assignment
                 folder.mkdir(parents=True)
                 nbformat.write(with_cell_replaced(assignment, mutant.cell, mutant.fixed_source),
