@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from types import FrameType
 
+from autograder.model import Limits
 from autograder.pipeline import grade_class
 from autograder.report import write_report
 
@@ -43,9 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     grade.add_argument("--out", type=Path, required=True, help="folder for the CSV files")
     grade.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="submissions graded at the same time (default: every core, %(default)s here)")
-    grade.add_argument("--timeout", type=seconds, default=600.0,
+    grade.add_argument("--timeout", type=seconds, default=Limits.notebook,
                        help="seconds one notebook may run before it scores 0 (default: %(default)g)")
-    grade.add_argument("--cell-timeout", type=seconds, default=120.0,
+    grade.add_argument("--cell-timeout", type=seconds, default=Limits.cell,
                        help="seconds one cell may run before it fails (default: %(default)g)")
     grade.add_argument("--regrade", action="store_true",
                        help="grade every submission again, even those whose earlier result in OUT still holds")
@@ -99,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"autograder: {args.out} lies inside SUBMISSIONS; it is skipped, not graded as a student", file=sys.stderr)
     try:
         make_executor = dask_executor(args.dask) if args.dask else None
-        results = grade_class(args.submissions, args.out, workers=args.workers, timeout=args.timeout,
-                              cell_timeout=args.cell_timeout, progress=not args.quiet,
+        results = grade_class(args.submissions, args.out, workers=args.workers,
+                              limits=Limits(args.timeout, args.cell_timeout), progress=not args.quiet,
                               make_executor=make_executor, scratch=args.scratch,
                               sandbox=not args.unsafe_no_sandbox, regrade=args.regrade,
                               fresh_kernels=args.fresh_kernels)

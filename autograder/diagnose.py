@@ -40,12 +40,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from autograder import mistakes, probes, verdicts
 from autograder.mistakes import Misconception, Probe
+from autograder.model import Limits
 from autograder.remote import KeptProxy, Remote
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
-CELL_TIMEOUT = 30            # seconds for all the checks of a submission
 COMPONENT_TIMEOUT = 4        # seconds for one call of the student's code in the kernel
 MAX_BYTES = 64_000           # of the facts, as JSON
 MAX_IDS = 4                  # misconceptions named per component
@@ -131,14 +131,14 @@ def component_probes_of(folder: Path | str) -> dict[str, list[Probe]]:
 
 
 def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitted: NotebookNode | None = None,
-        only: str | None = None, seconds: float = CELL_TIMEOUT) -> dict[str, Facts]:
+        only: str | None = None, seconds: float = Limits.DIAGNOSTICS) -> dict[str, Facts]:
     """{solution cell: Facts} of an assignment's diagnostics, run in this process against the kernel behind
     `remote` (autograder/remote.py): each name of `cells` ({solution cell: the names it defines}) is bound to
     a proxy of what the student defined there, so every call of the checks runs the student's code in the
     kernel and every reference, comparison and picture is computed here; `submitted`, the notebook handed in,
     gives the checks the text of the student's definitions (`proxy.source`). `only`: one component.
-    A component's checks get COMPONENT_TIMEOUT seconds per call and all of them `seconds` in all (CELL_TIMEOUT, or
-    less: the grader passes its cell limit when it is shorter), neither more than `seconds`; a
+    A component's checks get COMPONENT_TIMEOUT seconds per call and all of them `seconds` in all (the grader
+    passes Limits.diagnostics: 30 s, or its cell limit when that is shorter); a
     component that runs out of time, loses its kernel or breaks the schema reports nothing."""
     components = checks(folder)
     if not components:

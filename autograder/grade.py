@@ -40,7 +40,7 @@ from traitlets.config import Config
 from autograder import agent, course, diagnose, feedback, verdicts
 from autograder.collect import read_notebook
 from autograder.diagnose import Facts
-from autograder.model import Job, Status, SubmissionResult, score_cells, zero_cells
+from autograder.model import Job, Limits, Status, SubmissionResult, score_cells, zero_cells
 from autograder.canary import new_canary
 from autograder.remote import Remote
 from autograder.repair import repair
@@ -58,8 +58,8 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
     """nbgrader's Execute step, run in the sandbox, with a canary cell after every block of tests."""
 
     workdir = Unicode("").tag(config=True)
-    timeout = Float(600).tag(config=True)         # seconds for the whole notebook
-    cell_timeout = Float(120).tag(config=True)    # seconds for one cell
+    timeout = Float(Limits.notebook).tag(config=True)    # seconds for the whole notebook (Limits.notebook)
+    cell_timeout = Float(Limits.cell).tag(config=True)   # seconds for one cell (Limits.cell)
     sandbox = Bool(True).tag(config=True)         # run the kernel in bubblewrap
     fresh_kernels = Bool(False).tag(config=True)  # a new kernel process, not one the worker's zygote forks
     nonce = Unicode("").tag(config=True)          # names the dict where the kernel keeps the student's bindings
@@ -109,7 +109,7 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
 
         # the diagnostics' own time is added to the notebook's (at most a cell's): they never make a student's
         # notebook late
-        extra = min(self.cell_timeout, diagnose.CELL_TIMEOUT) if diagnose.checks(folder) else 0
+        extra = Limits(self.timeout, self.cell_timeout).diagnostics if diagnose.checks(folder) else 0
 
         def serve(remote: Remote) -> None:   # in the grader's process, once the notebook has run: the tests, then the diagnostics
             try:
@@ -184,8 +184,8 @@ def grade_submission(job: Job) -> SubmissionResult:
 
     config = Config()
     config.SandboxExecute.workdir = str(workdir)
-    config.SandboxExecute.timeout = float(job.timeout)
-    config.SandboxExecute.cell_timeout = float(job.cell_timeout)
+    config.SandboxExecute.timeout = float(job.limits.notebook)
+    config.SandboxExecute.cell_timeout = float(job.limits.cell)
     config.SandboxExecute.sandbox = bool(job.sandbox)
     config.SandboxExecute.fresh_kernels = bool(job.fresh_kernels)
     config.SandboxExecute.nonce = secrets.token_hex(8)

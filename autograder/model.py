@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from autograder.mistakes import Misconception
@@ -21,6 +21,26 @@ class Status(Enum):
     GRADED = "graded"                # the notebook ran; its cells have the scores they earned
     STUDENT_ERROR = "student error"  # what was handed in cannot be graded (broken file, timeout): scores 0
     NOT_GRADED = "not graded"        # the grader failed or was stopped: no score, never cached
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The time limits of a grading, in seconds: one record from the command line (`--timeout`,
+    `--cell-timeout`) to the kernel, the diagnostics and the worker's watchdog."""
+    notebook: float = 600.0   # the whole notebook: past it, the submission scores 0 ("timeout")
+    cell: float = 120.0       # one cell (a test cell's call of the student's code too): past it, the cell fails
+    DIAGNOSTICS: ClassVar[float] = 30.0   # the diagnostics' own time, at most, after the notebook has run
+    GRACE: ClassVar[float] = 120.0        # what a worker may spend on a job beyond it (nbgrader, the feedback)
+
+    @property
+    def diagnostics(self) -> float:
+        """Seconds the diagnostics get, added to the notebook's limit (never more than a cell's)."""
+        return min(self.cell, self.DIAGNOSTICS)
+
+    @property
+    def worker(self) -> float:
+        """Seconds after which the worker grading a job is presumed hung."""
+        return self.notebook + self.diagnostics + self.GRACE
 
 
 @dataclass(frozen=True)
@@ -42,9 +62,8 @@ class Job:
     workdir: str           # a scratch folder of this job's own
     result: str            # OUT/results/<key>.json
     feedback: str          # OUT/feedback/<student>/<assignment>/<assignment>.html
-    timeout: float         # seconds for the whole notebook
-    cell_timeout: float    # seconds for one cell
-    deadline: float        # seconds after which the worker itself is presumed hung
+    limits: Limits         # the notebook's, a cell's and the diagnostics' time
+    deadline: float        # seconds after which the worker itself is presumed hung (limits.worker)
     sandbox: bool = True   # run the kernel in bubblewrap (a worker that cannot refuses the job)
     flags: tuple[str, ...] = ()      # flags known before grading (e.g. which of several notebooks was picked)
     file_id: FileId | None = None  # the file collect checked (read again only if it is still that file)

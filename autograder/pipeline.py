@@ -28,11 +28,10 @@ from typing import NoReturn
 
 from autograder import course, diagnose, feedback, similarity
 from autograder.collect import collect, read_file
-from autograder.model import ClassResults, FileId, Job, Status, SubmissionResult, zero_cells
+from autograder.model import ClassResults, FileId, Job, Limits, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
 
 
-GRACE = 120  # seconds a worker may spend on a job beyond the notebook's timeout (nbgrader, feedback)
 
 MakeExecutor = Callable[[], Executor]               # a new pool of workers (local processes, or a Dask cluster)
 GradeFunction = Callable[[Job], SubmissionResult]   # what a worker runs on a job (grade.grade_job)
@@ -66,14 +65,14 @@ def assignment_version(assignment: str) -> str:
     return _digest_files(files, course.SOLUTIONS)
 
 
-def fingerprint(notebook: str | os.PathLike[str], assignment_digest: str, version: str, timeout: float,
-                cell_timeout: float, sandbox: bool, file_id: FileId | None = None, secret: str = "") -> str:
+def fingerprint(notebook: str | os.PathLike[str], assignment_digest: str, version: str, limits: Limits,
+                sandbox: bool, file_id: FileId | None = None, secret: str = "") -> str:
     """Everything that decides a result; a cached result is reused only when its fingerprint is equal.
     The notebook is read as collect checked it (no link followed; with `file_id`, only that very file).
     The course's secret counts through its hash (it decides the tests' inputs)."""
     data, reason = read_file(notebook, file_id)
     parts = [hashlib.sha256(data if data is not None else f"unreadable: {reason}".encode()).hexdigest(), assignment_digest, version,
-             repr(float(timeout)), repr(float(cell_timeout)), repr(bool(sandbox)),
+             repr(float(limits.notebook)), repr(float(limits.cell)), repr(bool(sandbox)),
              hashlib.sha256(f"secret\0{secret}".encode()).hexdigest()]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
@@ -303,7 +302,7 @@ def _cached(job: Job) -> SubmissionResult | None:
 
 
 def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int | None = None,
-                timeout: float = 600, cell_timeout: float = 120, progress: bool = True,
+                limits: Limits = Limits(), progress: bool = True,
                 make_executor: MakeExecutor | None = None, scratch: str | os.PathLike[str] | None = None,
                 sandbox: bool = True, regrade: bool = False, fresh_kernels: bool = False) -> ClassResults:
     """Grade every submission under `submissions`, reusing OUT/results where nothing changed; returns
@@ -315,15 +314,15 @@ def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str]
         start_forkserver()
         make_executor = prestarted = PrestartedPool(workers, prewarm=sandbox and not fresh_kernels)
     try:
-        return _grade_class(submissions, out, workers, timeout, cell_timeout, progress, make_executor, scratch,
+        return _grade_class(submissions, out, workers, limits, progress, make_executor, scratch,
                             sandbox, regrade, fresh_kernels)
     finally:
         if prestarted is not None:
             prestarted.close()
 
 
-def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int, timeout: float,
-                 cell_timeout: float, progress: bool, make_executor: MakeExecutor,
+def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int, limits: Limits,
+                 progress: bool, make_executor: MakeExecutor,
                  scratch: str | os.PathLike[str] | None, sandbox: bool, regrade: bool,
                  fresh_kernels: bool) -> ClassResults:
     out = Path(out).resolve()
@@ -346,13 +345,13 @@ def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str
             assignment = submission.assignment
             job = Job(student_id=submission.student_id, assignment=assignment,
                       notebook=str(submission.notebook),
-                      fingerprint=fingerprint(submission.notebook, digests[assignment], version, timeout,
-                                              cell_timeout, sandbox, submission.file_id, course_secret),
+                      fingerprint=fingerprint(submission.notebook, digests[assignment], version, limits,
+                                              sandbox, submission.file_id, course_secret),
                       course=str(course_dir), workdir=str(scratch_root / "jobs" / key),
                       result=str(out / "results" / f"{key}.json"),
                       feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
                       kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
-                      timeout=timeout, cell_timeout=cell_timeout, deadline=timeout + GRACE, sandbox=sandbox,
+                      limits=limits, deadline=limits.worker, sandbox=sandbox,
                       fresh_kernels=fresh_kernels,
                       flags=submission.flags, file_id=submission.file_id, secret=course_secret)
             _started(job).unlink(missing_ok=True)  # left by a batch that was killed

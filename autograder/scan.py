@@ -17,6 +17,7 @@ import functools
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ INTROSPECTION_NAMES = {
     "open": "opens files", "breakpoint": "starts a debugger", "exit": "exits the process", "quit": "exits the process",
     "memoryview": "reads raw memory",
 }
+UNUSUAL_NAMES = {"exit", "quit"}   # the names above that read or alter nothing of the grading
 HISTORY_NAME = re.compile(r"_i{1,3}\d*|_\d+|__{1,2}")       # _i, _ii, _iii, _i12, _12, __, ___
 FRAME_ATTRIBUTES = {"f_back", "f_locals", "f_globals", "f_builtins", "f_code", "f_trace", "gi_frame", "cr_frame",
                     "ag_frame", "gi_code", "cr_code", "tb_frame", "tb_next", "co_consts", "co_code", "co_names",
@@ -49,9 +51,15 @@ ORDINARY_DUNDERS = {"__init__", "__len__", "__call__", "__repr__", "__str__", "_
                     "__iter__", "__next__", "__contains__", "__eq__", "__hash__", "__enter__", "__exit__",
                     "__post_init__", "__class_getitem__"}
 KNOWN_MODULE_NAMES = {"torch", "nn", "F", "math", "np", "numpy", "plt", "Tensor"}
-INTROSPECTION = ("IPython", "history", "frame", "builtins", "thread", "debugger", "namespace", "global names",
-                 "local names", "imports", "by name", "raw memory", "code from strings", "opens files",
-                 "replaces", "magic")
+
+
+class Concern(Enum):
+    """What a finding may do: read or alter the grading (its feedback then shows no hidden test's words and
+    no diagnosis), or merely be unusual."""
+    INTROSPECTION = "reads or alters the grading"   # history, frames, hooks, threads, files, imports, patches,
+    #                                                 dunder attributes (__globals__, __closure__) and computed names
+    #                                                 (getattr(f, "f_" + "back")), which reach any of them
+    UNUSUAL = "unusual"                             # special methods defined, exiting
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class Finding:
     line: int       # line in that cell
     what: str       # what is unusual, in plain words
     code: str       # the line itself, shortened
+    concern: Concern = Concern.INTROSPECTION
 
     def __str__(self) -> str:
         return f"{self.where} line {self.line} {self.what} ({self.code!r})"
@@ -67,7 +76,7 @@ class Finding:
     @property
     def introspects(self) -> bool:
         """Whether it could read or alter the grading (history, frames, hooks, threads, files, imports)."""
-        return any(word in self.what for word in INTROSPECTION)
+        return self.concern is Concern.INTROSPECTION
 
 
 def _allowed(module: str) -> bool:
@@ -235,12 +244,12 @@ class _Checker(ast.NodeVisitor):
         self.ipython: set[int] = set()       # ids of the nodes of an IPython.* expression already judged
         self.class_names: set[int] = set()   # ids of the `x.__class__` of an `x.__class__.__name__`
 
-    def flag(self, node: ast.AST, what: str) -> None:
-        self.flag_line(getattr(node, "lineno", 1), what)
+    def flag(self, node: ast.AST, what: str, concern: Concern = Concern.INTROSPECTION) -> None:
+        self.flag_line(getattr(node, "lineno", 1), what, concern)
 
-    def flag_line(self, line: int, what: str) -> None:
+    def flag_line(self, line: int, what: str, concern: Concern = Concern.INTROSPECTION) -> None:
         code = self.lines[line - 1].strip() if 0 < line <= len(self.lines) else ""
-        self.found.append(Finding(self.where, line, what, code[:80]))
+        self.found.append(Finding(self.where, line, what, code[:80], concern))
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -257,7 +266,8 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in INTROSPECTION_NAMES:
-            self.flag(node, INTROSPECTION_NAMES[node.id])
+            self.flag(node, INTROSPECTION_NAMES[node.id],
+                      Concern.UNUSUAL if node.id in UNUSUAL_NAMES else Concern.INTROSPECTION)
         elif HISTORY_NAME.fullmatch(node.id):
             self.flag(node, "reads IPython's history variables")
         elif node.id == "IPython" and id(node) not in self.ipython:
@@ -296,7 +306,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if node.name.startswith("__") and node.name.endswith("__") and node.name not in ORDINARY_DUNDERS:
-            self.flag(node, f"defines the special method {node.name}")
+            self.flag(node, f"defines the special method {node.name}", Concern.UNUSUAL)
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef

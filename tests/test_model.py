@@ -12,7 +12,7 @@ import pytest
 from autograder import pipeline
 from autograder.__main__ import seconds
 from autograder.collect import find_notebook, read_notebook
-from autograder.model import MISSING_CELL, TAMPERED, CellResult, Status, SubmissionResult, score_cells
+from autograder.model import MISSING_CELL, TAMPERED, CellResult, Limits, Status, SubmissionResult, score_cells
 from autograder.repair import repair
 
 pytestmark = pytest.mark.unit
@@ -200,14 +200,16 @@ def test_a_fractional_limit_is_kept():
 def test_the_fingerprint_changes_with_everything_that_decides_a_result(tmp_path):
     notebook = tmp_path / "n.ipynb"
     notebook.write_text("one")
-    base = ("assignment", "grader", 600, 120, True)
+    base = ("assignment", "grader", Limits(600, 120), True)
     reference = pipeline.fingerprint(notebook, *base)
     assert pipeline.fingerprint(notebook, *base) == reference
     assert pipeline.fingerprint(notebook, *base, secret="another course") != reference, "the secret does not count"
-    for i, other in enumerate(["other assignment", "other grader", 601, 121, False]):
+    for i, other in enumerate(["other assignment", "other grader", Limits(601, 120), False]):
         changed = list(base)
         changed[i] = other
         assert pipeline.fingerprint(notebook, *changed) != reference, f"argument {i} does not count"
+    assert pipeline.fingerprint(notebook, "assignment", "grader", Limits(600, 121), True) != reference, \
+        "the cell limit does not count"
     notebook.write_text("two")
     assert pipeline.fingerprint(notebook, *base) != reference
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.model import Status
+from autograder.model import Limits, Status
 from tests.conftest import REPO, read_csv, release_path, run_grader, solution_path, with_cell_replaced
 from tests.mutants import catalogue
 from tests.small_class import (ASSIGNMENT, FULL, FULL_TEXT, Run, children, grades, outputs, processes_mentioning,
@@ -185,8 +185,8 @@ def test_the_command_line_passes_regrade_and_the_limits_to_the_grader(tmp_path):
     finally:
         cli.grade_class = original
         signal.signal(signal.SIGTERM, sigterm)   # main() makes SIGTERM stop as Ctrl-C does: not pytest's
-    assert [(c["regrade"], c["timeout"], c["cell_timeout"], c["fresh_kernels"]) for c in calls] == \
-        [(False, 600, 120, False), (True, 500, 100, True)]
+    assert [(c["regrade"], c["limits"], c["fresh_kernels"]) for c in calls] == \
+        [(False, Limits(600, 120), False), (True, Limits(500, 100), True)]
 
 
 class _RecordingExecutor:
@@ -229,7 +229,7 @@ def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(sm
     monkeypatch.setattr(course, "build_course", build_course)
     out = tmp_path / "out"
     shutil.copytree(small_class / "reference", out)
-    limits = {"the notebook's limit": {"timeout": 500}, "a cell's limit": {"cell_timeout": 100},
+    limits = {"the notebook's limit": {"limits": Limits(notebook=500)}, "a cell's limit": {"limits": Limits(cell=100)},
               "--regrade": {"regrade": True}}.get(change, {})
     if change == "the grader's version":
         monkeypatch.setattr(pipeline, "grader_version", lambda: "another version")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from autograder import pipeline
 from autograder.grade import write_result
-from autograder.model import CellResult, Job, Status, SubmissionResult
+from autograder.model import CellResult, Job, Limits, Status, SubmissionResult
 
 
 def fake_grade(job):
@@ -25,7 +25,7 @@ def fake_grade(job):
 
 def job(tmp_path, name, deadline=3):
     return Job(student_id=name, assignment="a", notebook="", fingerprint="f", course="", workdir="",
-               result=str(tmp_path / f"{name}.json"), feedback="", timeout=1, cell_timeout=1, deadline=deadline)
+               result=str(tmp_path / f"{name}.json"), feedback="", limits=Limits(1, 1), deadline=deadline)
 
 
 def test_a_dead_or_hung_worker_costs_one_not_graded_row(tmp_path):

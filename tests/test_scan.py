@@ -6,7 +6,7 @@ import pytest
 from autograder.canary import new_canary
 from autograder.feedback import authored_texts, is_authored
 from autograder.report import spreadsheet_safe
-from autograder.scan import scan_cells, scan_notebook
+from autograder.scan import Concern, scan_cells, scan_notebook
 
 pytestmark = pytest.mark.unit
 
@@ -148,3 +148,20 @@ def test_no_solution_is_flagged(assignment):
     release = nbformat.read(release_path(assignment), as_version=4)
     for notebook in (nbformat.read(solution_path(assignment), as_version=4), release):
         assert [str(f) for f in scan_notebook(notebook, release)] == []
+
+
+@pytest.mark.parametrize("code,introspects", [
+    ("import os", True),
+    ("f.__globals__['x']", True),                 # a dunder attribute reaches the notebook's namespace
+    ("getattr(f, 'f_' + 'back')", True),          # a computed name reaches anything
+    ("setattr(torch, 'allclose', None)", True),
+    ("exit()", False),
+    ("class A:\n    def __getattribute__(self, name):\n        return 1", False),
+])
+def test_what_a_finding_may_do_is_a_field_not_a_phrase(code, introspects):
+    """Finding.concern (an enum) decides whether the feedback hides the hidden tests' words and the diagnoses,
+    never a word of the finding's text."""
+    found = scan_cells([("cell", code)])
+    assert found, code
+    assert all(isinstance(f.concern, Concern) for f in found)
+    assert any(f.introspects for f in found) == introspects, [(f.what, f.concern) for f in found]

@@ -130,7 +130,7 @@ def test_check_submission_uses_the_graders_time_limits():
     help_text = " ".join(help_text.split())
     notebook = re.search(r"--timeout TIMEOUT .*?\(default: ([\d.]+)\)", help_text).group(1)
     cell = re.search(r"--cell-timeout CELL_TIMEOUT .*?\(default: ([\d.]+)\)", help_text).group(1)
-    assert (check_submission.NOTEBOOK_TIMEOUT, check_submission.CELL_TIMEOUT) == (float(notebook), float(cell))
+    assert (check_submission.LIMITS.notebook, check_submission.LIMITS.cell) == (float(notebook), float(cell))
 
 
 def test_check_submission_runs_the_notebook_and_reports_the_visible_tests(tmp_path):

@@ -35,16 +35,15 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.collect import read_notebook
+from autograder.model import Limits
 from autograder.repair import Restoration, restore_metadata
 from autograder.sandbox import SandboxError, available, run_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "notebooks"
 WORK = REPO / "work"
-# The grader's limits: `python -m autograder grade --timeout` and `--cell-timeout` (tests/test_tools.py
-# checks that they are the grader's defaults).
-NOTEBOOK_TIMEOUT = 600
-CELL_TIMEOUT = 120
+# The grader's limits: the defaults of `python -m autograder grade --timeout` and `--cell-timeout`.
+LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -170,12 +169,12 @@ def run_checks(notebook: NotebookNode, release: NotebookNode) -> list[Check]:
         if not available() and "sandbox" in inspect.signature(run_notebook).parameters:
             unsandboxed = {"sandbox": False}
         try:
-            run_notebook(run, Path(folder) / "job", NOTEBOOK_TIMEOUT, CELL_TIMEOUT, **unsandboxed)
+            run_notebook(run, Path(folder) / "job", LIMITS.notebook, LIMITS.cell, **unsandboxed)
         except SandboxError as error:
             return [Check(False, f"the notebook did not run to the end: {error}")]
         seconds = time.monotonic() - start
-    checks = [Check(True, f"ran from a fresh kernel in {seconds:.0f} s (the grader allows {NOTEBOOK_TIMEOUT} s, "
-                          f"{CELL_TIMEOUT} s per cell)")]
+    checks = [Check(True, f"ran from a fresh kernel in {seconds:.0f} s (the grader allows {LIMITS.notebook:g} s, "
+                          f"{LIMITS.cell:g} s per cell)")]
     stuck = [f"{nbgrader_meta(c).get('grade_id') or 'a cell you added'}: {explained(error)}" for c in run.cells
              if c.cell_type == "code" and not nbgrader_meta(c).get("grade") for error in [first_error(c)] if error]
     if stuck:
