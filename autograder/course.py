@@ -4,6 +4,11 @@
     scratch/release/<id>/<id>.ipynb    what nbgrader generate_assignment releases
     scratch/gradebook.db               the gradebook that generate_assignment fills
 
+A job's folder is a course of the same layout (its source linked to the scratch course's, a copy of the
+gradebook) with one submission in submitted/<student>/<id>/ and nbgrader's autograded/<student>/<id>/. The
+functions below are the one place where these paths are spelt (nbgrader's CourseDirectory.format_path is the
+model); every module asks them.
+
 The configuration is the repository's nbgrader_config.py with the paths pointed at `scratch`. Its
 assignments' structure is read here too: the graded cells and their points, and which solution cell each
 graded cell tests (`components`).
@@ -52,14 +57,50 @@ def assignments() -> list[str]:
     return sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").is_file())
 
 
+SOURCE, RELEASE, SUBMITTED, AUTOGRADED, GRADEBOOK = "source", "release", "submitted", "autograded", "gradebook.db"
+
+
+def source_folder(root: str | os.PathLike[str], assignment: str) -> Path:
+    """The assignment's source folder (its notebook, mistakes.py, diagnostics) in the course at `root`."""
+    return Path(root) / SOURCE / assignment
+
+
+def source_notebook(root: str | os.PathLike[str], assignment: str) -> Path:
+    """The source notebook: solutions and hidden tests."""
+    return source_folder(root, assignment) / f"{assignment}.ipynb"
+
+
+def release_notebook(root: str | os.PathLike[str], assignment: str) -> Path:
+    """The notebook nbgrader released to students."""
+    return Path(root) / RELEASE / assignment / f"{assignment}.ipynb"
+
+
+def submitted_folder(root: str | os.PathLike[str], student: str, assignment: str) -> Path:
+    return Path(root) / SUBMITTED / student / assignment
+
+
+def autograded_notebook(root: str | os.PathLike[str], student: str, assignment: str) -> Path:
+    return Path(root) / AUTOGRADED / student / assignment / f"{assignment}.ipynb"
+
+
+def gradebook_path(root: str | os.PathLike[str]) -> Path:
+    return Path(root) / GRADEBOOK
+
+
+def gradebook_url(root: str | os.PathLike[str]) -> str:
+    return f"sqlite:///{gradebook_path(root)}"
+
+
 def nbgrader_config(root: str | os.PathLike[str], extra: Config | None = None) -> Config:
     """The repository's nbgrader configuration, with the course root moved to `root` (and `extra` merged)."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
     overrides = Config()
     overrides.CourseDirectory.root = str(root)
-    overrides.CourseDirectory.source_directory = "source"
-    overrides.CourseDirectory.release_directory = "release"
-    overrides.CourseDirectory.db_url = f"sqlite:///{Path(root) / 'gradebook.db'}"
+    overrides.CourseDirectory.source_directory = SOURCE
+    overrides.CourseDirectory.release_directory = RELEASE
+    overrides.CourseDirectory.submitted_directory = SUBMITTED
+    overrides.CourseDirectory.autograded_directory = AUTOGRADED
+    overrides.CourseDirectory.db_url = gradebook_url(root)
     overrides.NbGraderAPI.log_level = "WARN"
     config.merge(overrides)
     if extra is not None:
@@ -91,7 +132,7 @@ def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None =
     scratch = Path(scratch)
     ids = [a for a in assignments() if only is None or a in only]
     for assignment in ids:
-        shutil.copytree(SOLUTIONS / assignment, scratch / "source" / assignment,
+        shutil.copytree(SOLUTIONS / assignment, source_folder(scratch, assignment),
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     api = nbgrader_api(scratch)
     for assignment in ids:
@@ -117,10 +158,16 @@ def components(notebook: NotebookNode) -> dict[str, str]:
     return owner
 
 
+def assignment_components(root: str | os.PathLike[str], assignment: str) -> dict[str, str]:
+    """`components` of the assignment's source notebook in the course at `root`."""
+    import nbformat
+    return components(nbformat.read(source_notebook(root, assignment), as_version=4))
+
+
 def graded_cells(scratch: str | os.PathLike[str], assignment: str) -> list[tuple[str, float]]:
     """[(grade_id, max_score)] of an assignment's graded cells, in notebook order."""
     from nbgrader.api import Gradebook
-    with Gradebook(f"sqlite:///{Path(scratch) / 'gradebook.db'}") as gradebook:
+    with Gradebook(gradebook_url(scratch)) as gradebook:
         notebooks = gradebook.find_assignment(assignment).notebooks
         return [(cell.name, float(cell.max_score))
                 for notebook in notebooks for cell in notebook.grade_cells]

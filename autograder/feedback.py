@@ -74,7 +74,7 @@ def secret_lines(notebook: NotebookNode, regions: Sequence[tuple[str, str]] = SE
 @functools.lru_cache(maxsize=16)
 def _source(course_dir: str, assignment: str) -> NotebookNode:
     """The assignment's source notebook in the scratch course, read once per worker and course."""
-    notebook: NotebookNode = nbformat.read(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    notebook: NotebookNode = nbformat.read(course.source_notebook(course_dir, assignment), as_version=4)
     return notebook
 
 
@@ -165,16 +165,10 @@ def messages(graded: NotebookNode, course_dir: str | os.PathLike[str], assignmen
     hidden = _hidden_lines(course_dir, assignment)
     authored = _authored(str(course_dir), assignment)
     found: dict[str, str] = {}
-    for cell in graded.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if not meta.get("grade") or cell.cell_type != "code":
-            continue
-        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-        if not errors:
-            continue
-        ename, evalue = str(errors[0].get("ename", "Error"))[:60], str(errors[0].get("evalue", ""))
+    for grade_id, error in _first_errors(graded).items():
+        ename, evalue = str(error.get("ename", "Error"))[:60], str(error.get("evalue", ""))
         if ename == "AssertionError":
-            if len(evalue) <= MESSAGE_LIMIT and is_authored(evalue, authored.get(meta["grade_id"], frozenset())):
+            if len(evalue) <= MESSAGE_LIMIT and is_authored(evalue, authored.get(grade_id, frozenset())):
                 message = f"AssertionError: {evalue}"
             else:
                 message = "AssertionError (a message that is not the test's own is not shown)"
@@ -184,8 +178,24 @@ def messages(graded: NotebookNode, course_dir: str | os.PathLike[str], assignmen
             message = f"{ename}: {evalue}".strip().rstrip(":")
         if any(line in normalise(message) for line in hidden):
             message = f"{ename} (its message quoted grading code and was removed)"
-        found[meta["grade_id"]] = message[:MESSAGE_LIMIT]
+        found[grade_id] = message[:MESSAGE_LIMIT]
     return found
+
+
+def _first_errors(graded: NotebookNode) -> dict[str, Any]:
+    """{grade_id: the first error output} of the graded code cells that raised."""
+    found: dict[str, Any] = {}
+    for cell in graded.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if meta.get("grade") and cell.cell_type == "code" and errors:
+            found[meta["grade_id"]] = errors[0]
+    return found
+
+
+def error_names(graded: NotebookNode) -> dict[str, str]:
+    """{grade_id: the name of the error it ended with} of the graded cells that raised (model.OUTCOME_OF_ERROR)."""
+    return {grade_id: str(error.get("ename", "Error"))[:60] for grade_id, error in _first_errors(graded).items()}
 
 
 def _hidden_test_ids(course_dir: str | os.PathLike[str], assignment: str) -> set[str]:
@@ -245,7 +255,7 @@ def results(course_dir: str | os.PathLike[str], assignment: str, scores: Mapping
             messages: Mapping[str, str], diagnoses: Mapping[str, Facts] | None = None) -> dict[str, str]:
     """{grade_id: the result shown in the summary}: "passed", or the message and the likely mistake."""
     diagnoses = diagnoses or {}
-    known = diagnose.misconceptions(Path(course_dir) / "source" / assignment, assignment) if diagnoses else {}
+    known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment) if diagnoses else {}
     owners = course.components(_source(str(course_dir), assignment))
     texts = {}
     for gid, (score, top) in scores.items():
@@ -288,12 +298,12 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
     Facts}). If the notebook reads or alters the grading environment (`introspects`), its own cells show no
     output from the moment the first hidden test started."""
     diagnoses = diagnoses or {}
-    known = diagnose.misconceptions(Path(course_dir) / "source" / assignment, assignment) if diagnoses else {}
+    known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment) if diagnoses else {}
     owners = course.components(_source(str(course_dir), assignment))
     explained: set[str] = set()
     hidden = _hidden_lines(course_dir, assignment)
     hidden_ids = _hidden_test_ids(course_dir, assignment)
-    release = nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    release = nbformat.read(course.release_notebook(course_dir, assignment), as_version=4)
     released = {c.metadata["nbgrader"]["grade_id"]: c.source for c in release.cells if "nbgrader" in c.metadata}
     cells: list[NotebookNode] = []
     budget, hidden_started = PAGE_LIMIT, False

@@ -18,12 +18,12 @@ Before nbgrader sees a submission, repair.py mends honest accidents (copied cell
 old formats, nbgrader metadata an editor removed); released cells it cannot find are flagged. Returns a
 SubmissionResult (autograder/model.py); the student's feedback page is written to WORKDIR/feedback.html.
 """
-import json
 import os
 import secrets
 import shutil
 import threading
 import warnings
+from dataclasses import dataclass, field
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,18 @@ warnings.filterwarnings("ignore", message=".*not in session.*")
 STUDENT = "student"  # the id nbgrader sees; the real id (any characters) stays with the pipeline
 CANARY_TAG = "autograder-canary"
 KERNEL_OUTPUT = "kernel-output.txt"   # in the job's folder: what the kernel printed while it answered the grader
+@dataclass
+class Execution:
+    """What the notebook's run gives the rest of a job, in one record (nbgrader's autograde, which runs
+    SandboxExecute, returns only success and a log): filled by SandboxExecute, read once by grade_submission."""
+    failure: SandboxError | None = None   # what stopped the run (nbgrader swallows exceptions into its log)
+    in_grader: bool = False                # the tests ran in the grader's process (verdicts.in_grader)
+    verdicts: dict[str, Verdict] = field(default_factory=dict)   # {grade_id: Verdict} of those tests
+    diagnoses: dict[str, Facts] = field(default_factory=dict)    # {solution cell: Facts} of the diagnostics
+    noticed: list[str] = field(default_factory=list)   # what the grader noticed while it asked the kernel
+    tampering: list[str] = field(default_factory=list)   # what the canary cells found, sorted
+
+
 class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader has no type information
     """nbgrader's Execute step, run in the sandbox, with a canary cell after every block of tests."""
 
@@ -65,15 +77,13 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
     nonce = Unicode("").tag(config=True)          # names the dict where the kernel keeps the student's bindings
     source = Unicode("").tag(config=True)         # the assignment's source notebook (its tests, trusted)
     secret = Unicode("").tag(config=True)         # the course's secret, mixed into the tests' seeds
-    failures: dict[str, SandboxError] = {}  # workdir -> the SandboxError that stopped the run (nbgrader swallows exceptions into its log)
-    verdicts: dict[str, dict[str, Verdict]] = {}  # workdir -> {grade_id: Verdict} of the tests run in the grader's process
-    diagnoses: dict[str, dict[str, Facts]] = {}  # workdir -> {solution cell: Facts} of the diagnostics, run in the grader's process
-    flags: dict[str, list[str]] = {}  # workdir -> what the grader noticed while it asked the kernel (a measurement the kernel skipped)
+    runs: dict[str, Execution] = {}   # workdir -> the Execution of its job (one job per workdir at a time)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
         canary = new_canary()   # names, shapes and values of its own, drawn for this run
         source = nbformat.read(self.source, as_version=4)
         in_grader = verdicts.in_grader(source)
+        run = SandboxExecute.runs[self.workdir] = Execution(in_grader=in_grader)
         names = verdicts.solution_cells(source) if in_grader else {}
         kept_key = f"_autograder_kept_{self.nonce}"
         probed = nbformat.from_dict(nb)
@@ -102,9 +112,6 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
                 probe.metadata[CANARY_TAG] = True
                 probed.cells.append(probe)
         keep_pending()
-        found: dict[str, Verdict] = {}
-        diagnoses: dict[str, Facts] = {}
-        noticed: list[str] = []
         folder = Path(self.source).parent
 
         # the diagnostics' own time is added to the notebook's (at most a cell's): they never make a student's
@@ -113,10 +120,10 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
 
         def serve(remote: Remote) -> None:   # in the grader's process, once the notebook has run: the tests, then the diagnostics
             try:
-                found.update(verdicts.run_tests(source, remote, nb, self.secret))
-                diagnoses.update(diagnose.run(folder, remote, names, nb, seconds=extra))
+                run.verdicts.update(verdicts.run_tests(source, remote, nb, self.secret))
+                run.diagnoses.update(diagnose.run(folder, remote, names, nb, seconds=extra))
             finally:
-                noticed.extend(dict.fromkeys(remote.flags))
+                run.noticed.extend(dict.fromkeys(remote.flags))
         try:
             executed = run_notebook(probed, Path(self.workdir) / "sandbox", self.timeout + extra,
                                     self.cell_timeout, sandbox=self.sandbox, kept_key=kept_key,
@@ -124,25 +131,21 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
                                     serve=serve if in_grader else None,
                                     serve_output=Path(self.workdir) / KERNEL_OUTPUT)
         except SandboxError as error:
-            SandboxExecute.failures[self.workdir] = error
+            run.failure = error
             raise
         for index, copy in sent.items():   # the grader's verdict, shown under what the kernel printed
             cell = nb.cells[index]
             cell.outputs = [o for o in copy.outputs if o.get("output_type") != "error"]
             cell.execution_count = copy.get("execution_count")
-            verdict = found.get(cell.metadata["nbgrader"]["grade_id"])
+            verdict = run.verdicts.get(cell.metadata["nbgrader"]["grade_id"])
             if verdict is None or not verdict.passed:
                 ename, evalue = (verdict.error_type, verdict.message) if verdict else \
                     ("NotGraded", "the grader's tests of this cell did not run")
                 cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[]))
-        if in_grader:
-            SandboxExecute.verdicts[self.workdir] = found
-            SandboxExecute.diagnoses[self.workdir] = diagnoses
-            SandboxExecute.flags[self.workdir] = noticed
         tampering: set[str] = set()
         for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):
             tampering.update(canary.verdict(probe) or [])   # None: not reached (the kernel died or stopped)
-        (Path(self.workdir) / "canaries.json").write_text(json.dumps(sorted(tampering)))
+        run.tampering = sorted(tampering)
         # nb's cells are the ones the kernel ran (the tests' copies aside, whose outputs were moved back above)
         return nb, resources
 
@@ -160,7 +163,7 @@ def _ends_a_block_of_tests(cell: NotebookNode, following: NotebookNode | None) -
 
 
 def _release(course_dir: str | os.PathLike[str], assignment: str) -> NotebookNode:
-    release: NotebookNode = nbformat.read(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    release: NotebookNode = nbformat.read(course.release_notebook(course_dir, assignment), as_version=4)
     return release
 
 
@@ -171,9 +174,9 @@ def grade_submission(job: Job) -> SubmissionResult:
     """
     course_dir, workdir, assignment = Path(job.course), Path(job.workdir), job.assignment
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "source").symlink_to(course_dir / "source")
-    shutil.copy(course_dir / "gradebook.db", workdir / "gradebook.db")
-    submitted = workdir / "submitted" / STUDENT / assignment
+    (workdir / course.SOURCE).symlink_to(course_dir / course.SOURCE)
+    shutil.copy(course.gradebook_path(course_dir), course.gradebook_path(workdir))
+    submitted = course.submitted_folder(workdir, STUDENT, assignment)
     submitted.mkdir(parents=True)
     release = _release(course_dir, assignment)
     notebook, reason = read_notebook(Path(job.notebook), job.file_id)
@@ -189,43 +192,42 @@ def grade_submission(job: Job) -> SubmissionResult:
     config.SandboxExecute.sandbox = bool(job.sandbox)
     config.SandboxExecute.fresh_kernels = bool(job.fresh_kernels)
     config.SandboxExecute.nonce = secrets.token_hex(8)
-    config.SandboxExecute.source = str(course_dir / "source" / assignment / f"{assignment}.ipynb")
+    config.SandboxExecute.source = str(course.source_notebook(course_dir, assignment))
     config.SandboxExecute.secret = job.secret
     config.Autograde.autograde_preprocessors = [SandboxExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     try:
         result = course.nbgrader_api(workdir, config).autograde(assignment, STUDENT)
     finally:
-        failure = SandboxExecute.failures.pop(str(workdir), None)
-        in_grader = SandboxExecute.verdicts.pop(str(workdir), None) is not None
-        found_diagnoses = SandboxExecute.diagnoses.pop(str(workdir), {})
-        noticed = SandboxExecute.flags.pop(str(workdir), [])
-    if failure is not None:
-        raise failure
+        run = SandboxExecute.runs.pop(str(workdir), None)
+    if run is not None and run.failure is not None:
+        raise run.failure
     if not result["success"]:
         raise GradingError(_reason(result))
 
-    graded = nbformat.read(workdir / "autograded" / STUDENT / assignment / f"{assignment}.ipynb", as_version=4)
-    with Gradebook(f"sqlite:///{workdir / 'gradebook.db'}") as gradebook:
+    graded = nbformat.read(course.autograded_notebook(workdir, STUDENT, assignment), as_version=4)
+    with Gradebook(course.gradebook_url(workdir)) as gradebook:
         submission = gradebook.find_submission_notebook(assignment, assignment, STUDENT)
         earned = {grade.name: float(grade.score) for grade in submission.grades}
     findings = scan_notebook(graded, release)
     introspects = any(f.introspects for f in findings)
     messages = feedback.messages(graded, course_dir, assignment, introspects)
-    tampered = json.loads((workdir / "canaries.json").read_text())
-    if in_grader:   # the verdicts did not run where the student's code runs: a canary is a signal, not a 0
+    if run is None:
+        raise GradingError("the notebook's run left no record")
+    tampered = run.tampering
+    if run.in_grader:   # the verdicts did not run where the student's code runs: a canary is a signal, not a 0
         flags_only, tampered = tampered, []
     else:
         flags_only = []
-    diagnoses = {} if tampered or introspects else found_diagnoses
+    diagnoses = {} if tampered or introspects else run.diagnoses
     cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered),
                         misconceptions={gid: diagnoses[c].misconception for gid, c in _owners(course_dir, assignment).items()
-                                        if c in diagnoses})
+                                        if c in diagnoses}, errors=feedback.error_names(graded))
     flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + \
         [f"tampering detected (the kernel was tampered with; the grader's own tests decided the score): {reason}"
          for reason in flags_only] + \
         [str(f) for f in findings] + [f"tampering detected (the grader's own tests decided the score): {reason}"
-                                      for reason in noticed]
+                                      for reason in run.noticed]
     flags += [unmatched_flag(repaired.unmatched)] if repaired.unmatched else []
     scores = {c.grade_id: (c.score, c.max_score) for c in cells}
     feedback.write_html(graded, course_dir, assignment, scores, {c.grade_id: c.message for c in cells},

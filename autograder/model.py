@@ -72,6 +72,23 @@ class Job:
     secret: str = ""       # the course's secret, mixed into the tests' seeds (autograder/course.py); never in a kernel
 
 
+class Outcome(Enum):
+    """What became of one graded cell: decided where the cell is scored (score_cells), never read back from
+    its message."""
+    PASSED = "passed"
+    FAILED = "failed"                  # the test ran and the student's code lost its points
+    NOT_ATTEMPTED = "not attempted"    # the student's code still raises NotImplementedError (the released stub)
+    NOT_RUN = "not run"                # the cell never ran (the kernel died or stopped first) or was not graded
+    MISSING = "missing"                # the student deleted the test cell
+    TAMPERED = "tampered"              # the kernel was tampered with: every cell scores 0
+    SUBMISSION_ERROR = "submission error"   # nothing of the submission could be run (broken file, timeout)
+
+
+# The error a graded cell ended with -> its outcome, when it is not a plain failure
+OUTCOME_OF_ERROR = {"NotImplementedError": Outcome.NOT_ATTEMPTED, "NotExecuted": Outcome.NOT_RUN,
+                    "NotGraded": Outcome.NOT_RUN}
+
+
 @dataclass(frozen=True)
 class CellResult:
     grade_id: str
@@ -79,6 +96,7 @@ class CellResult:
     max_score: float
     message: str = ""      # why points were lost, in the student's words ("" when passed)
     misconception: str = ""  # the id of the mistake the diagnostics recognised ("" when passed or none)
+    outcome: Outcome = field(kw_only=True)   # what became of the cell (never guessed from the message)
 
 
 @dataclass(frozen=True)
@@ -102,7 +120,8 @@ class SubmissionResult:
 
     def to_json(self) -> str:
         record = {"student_id": self.student_id, "assignment": self.assignment, "status": self.status.value,
-                  "cells": [[c.grade_id, c.score, c.max_score, c.message, c.misconception] for c in self.cells],
+                  "cells": [[c.grade_id, c.score, c.max_score, c.message, c.misconception, c.outcome.value]
+                            for c in self.cells],
                   "reason": self.reason, "flags": list(self.flags), "fingerprint": self.fingerprint,
                   "sandboxed": self.sandboxed}
         return json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
@@ -112,7 +131,8 @@ class SubmissionResult:
         """The result written by to_json; raises ValueError for anything else (then: grade again)."""
         try:
             record = json.loads(text)
-            cells = tuple(CellResult(str(g), float(s), float(m), str(msg), str(mis)) for g, s, m, msg, mis in record["cells"])
+            cells = tuple(CellResult(str(g), float(s), float(m), str(msg), str(mis), outcome=Outcome(outcome))
+                          for g, s, m, msg, mis, outcome in record["cells"])
             return cls(student_id=str(record["student_id"]), assignment=str(record["assignment"]),
                        status=Status(record["status"]), cells=cells, reason=str(record["reason"]),
                        flags=tuple(str(f) for f in record["flags"]), fingerprint=str(record["fingerprint"]),
@@ -123,7 +143,8 @@ class SubmissionResult:
 
 def zero_cells(canonical: Iterable[tuple[str, float]], message: str = "") -> tuple[CellResult, ...]:
     """Every graded cell of an assignment at 0 points; `canonical` is [(grade_id, max_score)]."""
-    return tuple(CellResult(grade_id, 0.0, points, message) for grade_id, points in canonical)
+    return tuple(CellResult(grade_id, 0.0, points, message, outcome=Outcome.SUBMISSION_ERROR)
+                 for grade_id, points in canonical)
 
 
 MISSING_CELL = "this test cell is missing from the submitted notebook"
@@ -131,7 +152,8 @@ TAMPERED = "scored 0: the notebook tampered with the grading environment"
 
 
 def score_cells(canonical: Iterable[tuple[str, float]], earned: Mapping[str, float], messages: Mapping[str, str],
-                tampered: bool = False, misconceptions: Mapping[str, str] | None = None) -> tuple[CellResult, ...]:
+                tampered: bool = False, misconceptions: Mapping[str, str] | None = None,
+                errors: Mapping[str, str] | None = None) -> tuple[CellResult, ...]:
     """The scoring policy, in one place.
 
     canonical   [(grade_id, max_score)] of the assignment's graded cells, from the course (not the submission)
@@ -139,6 +161,7 @@ def score_cells(canonical: Iterable[tuple[str, float]], earned: Mapping[str, flo
     messages    {grade_id: message} of the cells that failed
     tampered    the kernel was tampered with: no verdict can be trusted, every cell scores 0
     misconceptions  {grade_id: id of the mistake its component's diagnostics recognised}, kept on failed cells
+    errors      {grade_id: the name of the error the cell ended with} (its outcome: OUTCOME_OF_ERROR)
 
     A cell the student deleted scores 0 (its max_score stays the course's); no cell scores more than
     its max_score or less than 0; the cells come in the course's order.
@@ -146,14 +169,15 @@ def score_cells(canonical: Iterable[tuple[str, float]], earned: Mapping[str, flo
     cells = []
     for grade_id, points in canonical:
         if tampered:
-            cells.append(CellResult(grade_id, 0.0, points, TAMPERED))
+            cells.append(CellResult(grade_id, 0.0, points, TAMPERED, outcome=Outcome.TAMPERED))
         elif grade_id not in earned:
-            cells.append(CellResult(grade_id, 0.0, points, MISSING_CELL))
+            cells.append(CellResult(grade_id, 0.0, points, MISSING_CELL, outcome=Outcome.MISSING))
         else:
             score = min(max(float(earned[grade_id]), 0.0), points)
             failed = score < points
+            outcome = OUTCOME_OF_ERROR.get((errors or {}).get(grade_id, ""), Outcome.FAILED) if failed else Outcome.PASSED
             cells.append(CellResult(grade_id, score, points, messages.get(grade_id, "") if failed else "",
-                                    (misconceptions or {}).get(grade_id, "") if failed else ""))
+                                    (misconceptions or {}).get(grade_id, "") if failed else "", outcome=outcome))
     return tuple(cells)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from autograder import course, diagnose, feedback, similarity
+from autograder import course, mistakes, similarity
 from autograder.collect import collect, read_file
 from autograder.model import ClassResults, FileId, Job, Limits, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
@@ -365,9 +365,9 @@ def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str
         _write_timings(out, timings)
 
         results = ClassResults(submissions=done + list(fresh.values()), cells=cells,
-                               components={a: course.components(feedback.source_notebook(course_dir, a)) for a in cells},
+                               components={a: course.assignment_components(course_dir, a) for a in cells},
                                misconceptions={key: m for a in cells
-                                               for key, m in diagnose.misconceptions(course_dir / "source" / a, a).items()})
+                                               for key, m in mistakes.misconceptions(course.source_folder(course_dir, a), a).items()})
         for problem in problems:
             if problem.assignment in cells:
                 results.submissions.append(SubmissionResult(problem.student_id, problem.assignment,

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, TypedDict
 
 from autograder import similarity
 from autograder.feedback import install_mathjax
-from autograder.model import ClassResults, Status, SubmissionResult
+from autograder.model import ClassResults, Outcome, Status, SubmissionResult
+from autograder.similarity import Pair
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -99,7 +100,7 @@ def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: s
     write_csv(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
     write_csv(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
     _write_gradebook(grades, out / "gradebook.csv")
-    write_csv(out / "similarity.csv", similarity.CSV_HEADER, similarity.csv_rows(results.similar))
+    write_csv(out / "similarity.csv", SIMILARITY_HEADER, similarity_rows(results.similar))
     write_csv(out / "misconceptions.csv", ["student_id", "assignment", "misconception", "grade_ids"],
            [(s, a, key, " ".join(cells)) for (key, a, s), cells in sorted(misconception_cells(results).items())])
     (out / "report.html").write_text(report_html(results, errors, flags, book_url), encoding="utf-8")
@@ -142,7 +143,7 @@ def _table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>None.</p>"
 
 
-NOT_ATTEMPTED = ("NotImplementedError", "NotExecuted")
+NOT_TRIED = (Outcome.NOT_ATTEMPTED, Outcome.NOT_RUN)   # parts the student did not do (or that never ran)
 
 
 def _graded(results: ClassResults) -> list[SubmissionResult]:
@@ -152,7 +153,7 @@ def _graded(results: ClassResults) -> list[SubmissionResult]:
 def common_mistakes(results: ClassResults, assignment: str) -> Counter[tuple[str, str]]:
     """Counter of (grade_id, message) over the failed test cells of an assignment, stubs left aside."""
     return Counter((c.grade_id, c.message) for r in _graded(results) if r.assignment == assignment
-                   for c in r.cells if c.score < c.max_score and c.message and not c.message.startswith(NOT_ATTEMPTED))
+                   for c in r.cells if c.outcome is not Outcome.PASSED and c.outcome not in NOT_TRIED and c.message)
 
 
 def misconception_cells(results: ClassResults) -> defaultdict[tuple[str, str, str], list[str]]:
@@ -258,7 +259,7 @@ def _needing_help(results: ClassResults, assignment: str,
     for r in sorted(submissions, key=lambda r: (r.score, r.student_id))[:HELP_LIMIT]:
         if r.score >= r.max_score:
             break
-        untouched = sorted({owner.get(c.grade_id, c.grade_id) for c in r.cells if c.message.startswith(NOT_ATTEMPTED)})
+        untouched = sorted({owner.get(c.grade_id, c.grade_id) for c in r.cells if c.outcome in NOT_TRIED})
         mistakes = sorted({c.misconception for c in r.cells if c.misconception})
         rows.append((r.student_id, f"{r.score:g} / {r.max_score:g}", ", ".join(untouched) or "-", ", ".join(mistakes) or "-"))
     return rows
@@ -311,7 +312,7 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
         parts.append("<h3>Students who need help</h3><p>The lowest scores, with the parts not attempted and the "
                      "mistakes recognised.</p>")
         parts.append(_table(["student", "score", "not attempted", "mistakes"], _needing_help(results, assignment, submissions)))
-    parts.append(similarity.html_section(results.similar))
+    parts.append(similarity_section(results.similar))
     parts.append("<h2>Errors and submissions not graded</h2>" + _table(["student", "assignment", "reason"], errors))
     parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], flags))
     style = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}table{border-collapse:collapse}"
@@ -319,3 +320,53 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
              "code{word-break:break-all}img{max-width:100%}")
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title><style>{style}</style></head>" \
            f"<body>{''.join(parts)}</body></html>"
+
+
+# --- possibly copied work (autograder/similarity.py finds the pairs; this renders them) -----------------------
+MAX_LISTED = 200     # pairs in report.html's table (similarity.csv has every pair)
+MAX_SHOWN = 30       # pairs whose matching regions report.html shows
+
+def _utf8(value: object) -> str:
+    """Text that UTF-8 can write (a lone surrogate from a broken notebook becomes U+FFFD)."""
+    return str(value).encode("utf-8", "replace").decode("utf-8")
+
+
+SIMILARITY_HEADER = ["assignment", "student_a", "student_b", "score", "share_a", "share_b"]
+
+
+def similarity_rows(pairs: Iterable[Pair]) -> list[tuple[str, str, str, str, str, str]]:
+    """The rows of OUT/similarity.csv: one per pair (autograder/similarity.py finds them)."""
+    return [(_utf8(p.assignment), _utf8(p.student_a), _utf8(p.student_b), f"{p.score:.3f}", f"{p.share_a:.3f}",
+             f"{p.share_b:.3f}") for p in pairs]
+
+
+def similarity_section(pairs: Sequence[Pair]) -> str:
+    """The report's section on possibly copied work: the pairs (the first MAX_LISTED), and the matching
+    regions of the first MAX_SHOWN side by side; similarity.csv lists every pair."""
+    def e(value: object) -> str:
+        return html.escape(_utf8(value))
+    parts = ["<h2>Possibly copied work</h2>",
+             "<p>Pairs of submissions of the same assignment whose own code (stubs, pasted helpers and the "
+             "book's code removed; names, comments, whitespace and order ignored) is much alike. A pair is a "
+             "reason to look, never a proof: independent solutions of short functions can be alike. The "
+             "score is the smaller of the two shares of each one's code found in the other; pairs from "
+             f"{similarity.THRESHOLD:g} are listed.</p>"]
+    if not pairs:
+        return "".join(parts) + "<p>None.</p>"
+    if len(pairs) > MAX_LISTED:
+        parts.append(f"<p>{len(pairs)} pairs: the {MAX_LISTED} highest are listed here, every one in "
+                     f"similarity.csv.</p>")
+    rows = "".join(f"<tr><td>{e(p.assignment)}</td><td>{e(p.student_a)}</td><td>{e(p.student_b)}</td>"
+                   f"<td>{p.score:.2f}</td><td>{p.share_a:.2f}</td><td>{p.share_b:.2f}</td></tr>"
+                   for p in pairs[:MAX_LISTED])
+    parts.append("<table><tr><th>assignment</th><th>student A</th><th>student B</th><th>score</th>"
+                 f"<th>share of A in B</th><th>share of B in A</th></tr>{rows}</table>")
+    if len(pairs) > MAX_SHOWN:
+        parts.append(f"<p>The matching code of the {MAX_SHOWN} highest pairs:</p>")
+    for p in pairs[:MAX_SHOWN]:
+        parts.append(f"<h3>{e(p.assignment)}: {e(p.student_a)} and {e(p.student_b)} ({p.score:.2f})</h3>")
+        for code_a, code_b in p.regions:
+            parts.append("<table class='similar'><tr>"
+                         f"<th>{e(p.student_a)}</th><th>{e(p.student_b)}</th></tr><tr>"
+                         f"<td><pre>{e(code_a)}</pre></td><td><pre>{e(code_b)}</pre></td></tr></table>")
+    return "".join(parts)

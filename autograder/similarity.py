@@ -19,7 +19,6 @@ whose few lines all occur somewhere in a longer one is not a pair by itself.
 from __future__ import annotations
 
 import functools
-import html
 import io
 import os
 from bisect import bisect_right
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import autograder
 from autograder.collect import Submission, read_notebook
+from autograder import course
 from autograder.course import components
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ GUARANTEE = 30       # every match at least this long is found (winnowing window
 THRESHOLD = 0.6      # calibrated by tests/test_similarity.py on independent solutions and planted copies
 MAX_CODE_CHARS = 50_000    # of one notebook's student code (about 1000 lines); more is cut
 MAX_REGIONS = 6      # matching regions kept per pair (the cells that match most)
-MAX_LISTED = 200     # pairs in report.html's table (similarity.csv has every pair)
-MAX_SHOWN = 30       # pairs whose matching regions report.html shows
 MAX_REGION_LINES = 40
 MAX_REGION_CHARS = 2000
 SEPARATOR = "\ue000"  # between cells: kept by the tokeniser, and no k-gram across it counts
@@ -199,8 +197,8 @@ def _book_hashes() -> frozenset[int]:
 def _assignment_context(course_dir: str | os.PathLike[str], assignment: str,
                         book_hashes: frozenset[int]) -> tuple[set[str | None], set[str], frozenset[int]]:
     """(pasted helper grade_ids, released cell sources, boilerplate hashes) of one assignment."""
-    release, _ = read_notebook(Path(course_dir) / "release" / assignment / f"{assignment}.ipynb")
-    source, _ = read_notebook(Path(course_dir) / "source" / assignment / f"{assignment}.ipynb")
+    release, _ = read_notebook(course.release_notebook(course_dir, assignment))
+    source, _ = read_notebook(course.source_notebook(course_dir, assignment))
     helpers = pasted_helpers(source) if source is not None else set()
     released = [_source(c) for c in release.cells if _is_code(c)] if release is not None else []
     pasted = [_source(c) for c in source.cells if _is_code(c) and _nbgrader(c).get("grade_id") in helpers] \
@@ -326,51 +324,3 @@ def find_pairs(submissions: Iterable[Submission], course_dir: str | os.PathLike[
             if pair is not None:
                 pairs.append(pair)
     return sorted(pairs, key=lambda p: (-p.score, p.assignment, p.student_a, p.student_b))
-
-
-# ---------------------------------------------------------------- outputs
-
-def _text(value: object) -> str:
-    """Text that UTF-8 can write (a lone surrogate from a broken notebook becomes U+FFFD)."""
-    return str(value).encode("utf-8", "replace").decode("utf-8")
-
-
-CSV_HEADER = ["assignment", "student_a", "student_b", "score", "share_a", "share_b"]
-
-
-def csv_rows(pairs: Iterable[Pair]) -> list[tuple[str, str, str, str, str, str]]:
-    """The rows of OUT/similarity.csv (report.py writes it): one per pair."""
-    return [(_text(p.assignment), _text(p.student_a), _text(p.student_b), f"{p.score:.3f}", f"{p.share_a:.3f}",
-             f"{p.share_b:.3f}") for p in pairs]
-
-
-def html_section(pairs: Sequence[Pair]) -> str:
-    """The report's section on possibly copied work: the pairs (the first MAX_LISTED), and the matching
-    regions of the first MAX_SHOWN side by side; similarity.csv lists every pair."""
-    def e(value: object) -> str:
-        return html.escape(_text(value))
-    parts = ["<h2>Possibly copied work</h2>",
-             "<p>Pairs of submissions of the same assignment whose own code (stubs, pasted helpers and the "
-             "book's code removed; names, comments, whitespace and order ignored) is much alike. A pair is a "
-             "reason to look, never a proof: independent solutions of short functions can be alike. The "
-             "score is the smaller of the two shares of each one's code found in the other; pairs from "
-             f"{THRESHOLD:g} are listed.</p>"]
-    if not pairs:
-        return "".join(parts) + "<p>None.</p>"
-    if len(pairs) > MAX_LISTED:
-        parts.append(f"<p>{len(pairs)} pairs: the {MAX_LISTED} highest are listed here, every one in "
-                     f"similarity.csv.</p>")
-    rows = "".join(f"<tr><td>{e(p.assignment)}</td><td>{e(p.student_a)}</td><td>{e(p.student_b)}</td>"
-                   f"<td>{p.score:.2f}</td><td>{p.share_a:.2f}</td><td>{p.share_b:.2f}</td></tr>"
-                   for p in pairs[:MAX_LISTED])
-    parts.append("<table><tr><th>assignment</th><th>student A</th><th>student B</th><th>score</th>"
-                 f"<th>share of A in B</th><th>share of B in A</th></tr>{rows}</table>")
-    if len(pairs) > MAX_SHOWN:
-        parts.append(f"<p>The matching code of the {MAX_SHOWN} highest pairs:</p>")
-    for p in pairs[:MAX_SHOWN]:
-        parts.append(f"<h3>{e(p.assignment)}: {e(p.student_a)} and {e(p.student_b)} ({p.score:.2f})</h3>")
-        for code_a, code_b in p.regions:
-            parts.append("<table class='similar'><tr>"
-                         f"<th>{e(p.student_a)}</th><th>{e(p.student_b)}</th></tr><tr>"
-                         f"<td><pre>{e(code_a)}</pre></td><td><pre>{e(code_b)}</pre></td></tr></table>")
-    return "".join(parts)

@@ -167,8 +167,8 @@ def test_the_class_report_and_the_lms_gradebook(graded_class):
         messages = Counter()
         for result in map(json.loads, map(Path.read_text, (out / "results").glob("*.json"))):
             if result["assignment"] == assignment:
-                messages.update((g, m) for g, s, t, m, _ in result.get("cells", []) if s < t and m
-                                and not m.startswith(("NotImplementedError", "NotExecuted")))
+                messages.update((g, m) for g, s, t, m, _, outcome in result.get("cells", []) if s < t and m
+                                and outcome not in ("not attempted", "not run"))
         best = max(messages.values(), default=0)   # the report counts a message per test cell
         assert best and any(m in text for (_, m), n in messages.items() if n == best)
     gradebook = read_csv(out / "gradebook.csv")
@@ -219,10 +219,10 @@ def test_feedback_shows_the_misconception_its_fix_and_heatmaps(graded_class, ass
 @pytest.mark.quick
 def test_one_kind_of_mistake_is_one_group_across_assignments():
     from autograder import diagnose, report
-    from autograder.model import CellResult, ClassResults, Status, SubmissionResult
+    from autograder.model import CellResult, ClassResults, Outcome, Status, SubmissionResult
 
     def result(student, assignment, key):
-        return SubmissionResult(student, assignment, Status.GRADED, (CellResult("c", 0.0, 1.0, "m", key),))
+        return SubmissionResult(student, assignment, Status.GRADED, (CellResult("c", 0.0, 1.0, "m", key, outcome=Outcome.FAILED),))
     known = {key: diagnose.Misconception(key, f"mistake {key}", "fix it", "no-such-label", "a")
              for key in ("sdpa.mask-inverted", "mha.mask-inverted", "sdpa.unscaled")}
     results = ClassResults(submissions=[result("s1", "01", "sdpa.mask-inverted"), result("s2", "03", "mha.mask-inverted"),

@@ -105,9 +105,11 @@ def make(repo, *targets):
 
 
 def digest(folder):
+    """The files under `folder` and what they hold; Python's bytecode caches aside (a machine without
+    PYTHONDONTWRITEBYTECODE writes them wherever a module is imported)."""
     h = hashlib.sha256()
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and ".venv" not in path.parts:
+        if path.is_file() and ".venv" not in path.parts and "__pycache__" not in path.parts:
             h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 

@@ -12,7 +12,7 @@ import pytest
 from autograder import pipeline
 from autograder.__main__ import seconds
 from autograder.collect import find_notebook, read_notebook
-from autograder.model import MISSING_CELL, TAMPERED, CellResult, Limits, Status, SubmissionResult, score_cells
+from autograder.model import MISSING_CELL, TAMPERED, CellResult, Limits, Outcome, Status, SubmissionResult, score_cells
 from autograder.repair import repair
 
 pytestmark = pytest.mark.unit
@@ -22,13 +22,13 @@ CANONICAL = [("a_visible", 1.0), ("a_hidden", 3.0), ("b_hidden", 2.0)]
 # --- the scoring policy -------------------------------------------------------------------------------
 def test_scores_are_the_earned_points_in_the_course_order():
     cells = score_cells(CANONICAL, {"b_hidden": 2.0, "a_hidden": 0.0, "a_visible": 1.0}, {"a_hidden": "unscaled"})
-    assert cells == (CellResult("a_visible", 1.0, 1.0, ""), CellResult("a_hidden", 0.0, 3.0, "unscaled"),
-                     CellResult("b_hidden", 2.0, 2.0, ""))
+    assert cells == (CellResult("a_visible", 1.0, 1.0, "", outcome=Outcome.PASSED), CellResult("a_hidden", 0.0, 3.0, "unscaled", outcome=Outcome.FAILED),
+                     CellResult("b_hidden", 2.0, 2.0, "", outcome=Outcome.PASSED))
 
 
 def test_a_deleted_cell_scores_zero_out_of_its_course_points():
     cells = score_cells(CANONICAL, {"a_visible": 1.0, "a_hidden": 3.0}, {})
-    assert cells[2] == CellResult("b_hidden", 0.0, 2.0, MISSING_CELL)
+    assert cells[2] == CellResult("b_hidden", 0.0, 2.0, MISSING_CELL, outcome=Outcome.MISSING)
     assert sum(c.max_score for c in cells) == 6.0
 
 
@@ -45,7 +45,7 @@ def test_tampering_scores_every_cell_zero():
 # --- the result record --------------------------------------------------------------------------------
 def test_a_result_survives_its_json_and_the_json_is_stable():
     result = SubmissionResult("O'Brien, ünïcode", "01_attention", Status.GRADED,
-                              (CellResult("x", 1.0, 2.0, "rows do not sum to 1"),), flags=("f",), fingerprint="abc")
+                              (CellResult("x", 1.0, 2.0, "rows do not sum to 1", outcome=Outcome.FAILED),), flags=("f",), fingerprint="abc")
     text = result.to_json()
     assert SubmissionResult.from_json(text) == result
     assert text == SubmissionResult.from_json(text).to_json()
@@ -260,3 +260,24 @@ def test_the_courses_secret_is_made_once_readable_by_its_owner_only(tmp_path, mo
     assert (tmp_path / "autograder-secret.txt").stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv(course.SECRET_VARIABLE, "from the environment")
     assert course.secret() == "from the environment"
+
+
+def test_each_cell_says_what_became_of_it_whatever_its_message():
+    """The outcome comes from the error the cell ended with, never from the words of its message: a student's
+    message that begins like a stub's changes nothing, and a stub is 'not attempted' whatever it says."""
+    errors = {"a_visible": "NotImplementedError", "a_hidden": "AssertionError", "b_hidden": "NotExecuted"}
+    messages = {"a_visible": "NotImplementedError: ", "a_hidden": "NotImplementedError: said the student",
+                "b_hidden": "this cell never ran"}
+    cells = score_cells(CANONICAL, {"a_visible": 0.0, "a_hidden": 0.0, "b_hidden": 0.0}, messages, errors=errors)
+    assert [c.outcome for c in cells] == [Outcome.NOT_ATTEMPTED, Outcome.FAILED, Outcome.NOT_RUN]
+    assert score_cells(CANONICAL, {"a_visible": 1.0, "a_hidden": 3.0, "b_hidden": 2.0}, {}, errors=errors)[0].outcome \
+        is Outcome.PASSED, "a cell with its points passed, whatever error a later line printed"
+    assert {c.outcome for c in score_cells(CANONICAL, {}, {}, tampered=True)} == {Outcome.TAMPERED}
+
+
+def test_a_result_keeps_its_outcomes_through_its_file():
+    cells = score_cells(CANONICAL, {"a_visible": 0.0, "a_hidden": 1.0}, {"a_visible": "NotImplementedError"},
+                        errors={"a_visible": "NotImplementedError"})
+    result = SubmissionResult("s", "a", Status.GRADED, cells)
+    assert SubmissionResult.from_json(result.to_json()) == result
+    assert [c.outcome for c in cells] == [Outcome.NOT_ATTEMPTED, Outcome.FAILED, Outcome.MISSING]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from autograder import pipeline
 from autograder.grade import write_result
-from autograder.model import CellResult, Job, Limits, Status, SubmissionResult
+from autograder.model import CellResult, Job, Limits, Outcome, Status, SubmissionResult
 
 
 def fake_grade(job):
@@ -17,7 +17,7 @@ def fake_grade(job):
             pass
     if job.student_id == "dies":
         os._exit(1)
-    result = SubmissionResult(job.student_id, job.assignment, Status.GRADED, (CellResult("cell", 1.0, 1.0),),
+    result = SubmissionResult(job.student_id, job.assignment, Status.GRADED, (CellResult("cell", 1.0, 1.0, outcome=Outcome.PASSED),),
                               fingerprint=job.fingerprint)
     write_result(result, job.result)
     return result

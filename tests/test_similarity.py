@@ -11,7 +11,10 @@ import pytest
 from autograder import similarity
 from autograder.collect import Submission
 from autograder.report import write_csv as write_rows
-from autograder.similarity import CSV_HEADER, THRESHOLD, csv_rows, find_pairs, html_section, pasted_helpers
+from autograder.report import SIMILARITY_HEADER as CSV_HEADER
+from autograder.report import similarity_rows as csv_rows
+from autograder.report import similarity_section as html_section
+from autograder.similarity import THRESHOLD, find_pairs, pasted_helpers
 from tests.conftest import read_csv, release_path, run_grader, solution_path
 from tests.similarity import corpus
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 
+from autograder import course
 from autograder.course import build_course
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ def regenerate(solutions: str | os.PathLike[str] = SOLUTIONS, release: str | os.
         if path.stem == path.parent.name and clear_outputs(path):
             messages.append(f"cleared the outputs of {path.relative_to(REPO)}")
     with tempfile.TemporaryDirectory(prefix="make-notebooks-") as scratch:
-        generated = build_course(Path(scratch) / "course") / "release"   # raises, touching nothing, on failure
+        generated = build_course(Path(scratch) / "course") / course.RELEASE   # raises, touching nothing, on failure
         ids = sorted(p.name for p in generated.iterdir() if p.is_dir())
         for assignment in ids:
             new, old = generated / assignment, Path(release) / assignment
