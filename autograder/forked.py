@@ -104,7 +104,7 @@ class Zygote:
 
     def __init__(self) -> None:
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.visible = sandbox._visible_paths()   # what its sandbox shows (a change means a new zygote)
+        self.visible = sandbox.visible_paths()   # what its sandbox shows (a change means a new zygote)
         self.log = tempfile.TemporaryFile()   # the zygote's stderr, read when it fails (no name: nothing to leave)
         # the grader's temp folder in its command line (and so in every kernel's): what a worker leaves behind
         # can be found by it (tests/small_class.py)
@@ -153,7 +153,7 @@ class Zygote:
     def healthy(self) -> bool:
         if self.process is None or self.process.poll() is not None or self.forked >= MAX_KERNELS:
             return False
-        if sandbox._visible_paths() != self.visible:
+        if sandbox.visible_paths() != self.visible:
             return False
         return not self.ready or resident_memory(self.pid) <= MEMORY_BOUND
 

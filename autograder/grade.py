@@ -54,6 +54,8 @@ warnings.filterwarnings("ignore", message=".*not in session.*")
 STUDENT = "student"  # the id nbgrader sees; the real id (any characters) stays with the pipeline
 CANARY_TAG = "autograder-canary"
 KERNEL_OUTPUT = "kernel-output.txt"   # in the job's folder: what the kernel printed while it answered the grader
+
+
 @dataclass
 class Execution:
     """What the notebook's run gives the rest of a job, in one record (nbgrader's autograde, which runs

@@ -288,7 +288,7 @@ def _python_dirs() -> list[str]:
     return sorted(d for d in {sys.prefix, sys.base_prefix} if Path(d).is_dir())
 
 
-def _visible_paths() -> list[str]:
+def visible_paths() -> list[str]:
     """What the sandbox shows, read-only, at its own path: the system and the Python installation."""
     return [path for path in SYSTEM_DIRS + _python_dirs() if Path(path).exists()]
 
@@ -326,7 +326,7 @@ def sandbox_command(connection_file: str | os.PathLike[str] | None, argv: list[s
     # visible on top of the sandbox's own /tmp
     for path, size in PRIVATE_FOLDERS:
         command += ["--size", str(size), "--tmpfs", path]
-    for path in _visible_paths():
+    for path in visible_paths():
         command += ["--ro-bind", path, path]
     command += ["--dir", "/tmp/home"]
     if zygote:
@@ -355,7 +355,7 @@ def unprivileged_command(connection_file: str | os.PathLike[str] | None, argv: l
     # visible forbids the sandbox, in its own user namespace, to mount its own
     view = ["bwrap", "--die-with-parent", "--bind", "/proc", "/proc", "--dev", "/dev"]
     files = [] if connection_file is None else [str(connection_file)]
-    shown = _visible_paths() + files
+    shown = visible_paths() + files
     # /tmp: where bubblewrap mounts the sandbox's new root
     for folder in sorted({"/tmp"} | {str(a) for path in shown for a in Path(path).parents if str(a) != "/"}):
         view += ["--perms", "0755", "--dir", folder]   # bubblewrap would copy the host's mode (/root is 0700)

@@ -488,8 +488,8 @@ def test_the_probes_see_a_weakened_sandbox(tmp_path, monkeypatch):
     folder = Path(tempfile.mkdtemp(prefix="ag-isolation-", dir="/var/tmp"))   # not under the sandbox's own /tmp
     folder.chmod(0o755)
     host = Host(folder / "host")
-    visible = sandbox._visible_paths
-    monkeypatch.setattr(sandbox, "_visible_paths", lambda: visible() + [str(host.root)])
+    visible = sandbox.visible_paths
+    monkeypatch.setattr(sandbox, "visible_paths", lambda: visible() + [str(host.root)])
     monkeypatch.setattr(seccomp, "program", lambda arch=None: struct.pack("=HBBI", seccomp.RET_K, 0, 0, seccomp.RET_ALLOW))
     try:
         notebook = probe_notebook(host.params())
@@ -520,8 +520,8 @@ def test_a_python_under_tmp_stays_visible_on_top_of_the_sandbox_tmp(monkeypatch)
     folder.chmod(0o755)
     (folder / "f.txt").write_text("seen")
     (folder / "f.txt").chmod(0o644)
-    visible = sandbox._visible_paths
-    monkeypatch.setattr(sandbox, "_visible_paths", lambda: visible() + [str(folder)])
+    visible = sandbox.visible_paths
+    monkeypatch.setattr(sandbox, "visible_paths", lambda: visible() + [str(folder)])
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"print(open({str(folder / 'f.txt')!r}).read())")])
     try:
         sandbox.run_notebook(notebook, folder / "run", 60, 30)
