@@ -267,7 +267,7 @@ def _row(row: object, side: int) -> list[Any]:
 
 
 FIELDS: dict[str, Callable[[object], object]] = {
-    "subject": _one_of(SUBJECTS), "raised": _one_of(probes.EXCEPTIONS + ("Exception", "TimeoutError")),
+    "subject": _one_of(SUBJECTS), "raised": _one_of(mistakes.EXCEPTIONS + ("Exception", "TimeoutError")),
     "not_a_tensor": _bool, "modified_input": _bool,
     "shape": _ints, "expected_shape": _ints, "dtype": _one_of(probes.DTYPES + ("other",)),
     "expected_dtype": _one_of(probes.DTYPES + ("other",)),

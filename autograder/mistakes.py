@@ -40,7 +40,18 @@ import torch
 from torch import nn
 
 from autograder import verdicts
-from autograder.remote import KernelGone, OutOfTime
+from autograder.remote import KernelGone, OutOfTime, RemoteError
+
+# What the student's code may raise, by name, in a probe's outcome and the diagnostics' facts
+EXCEPTIONS = ("NotImplementedError", "TypeError", "ValueError", "RuntimeError", "IndexError", "AttributeError",
+              "NameError", "AssertionError", "KeyError", "ZeroDivisionError", "RecursionError")
+
+
+def exception_name(error: BaseException) -> str:
+    """The name of what the student's code raised (in the kernel: the name the kernel reported), among
+    EXCEPTIONS, else "Exception"."""
+    name = error.kind if isinstance(error, RemoteError) else type(error).__name__
+    return name if name in EXCEPTIONS else "Exception"
 
 Edit = tuple[str, str]          # (old, new): a text replaced once in a source
 Probe = Callable[[dict[str, Any]], Any]   # what a probe computes from a namespace of the component's names
@@ -241,7 +252,7 @@ class Incomparable(Exception):
 
 @dataclass(frozen=True)
 class Raised:
-    """What a probe's code raised: the exception's name (autograder/probes.py `exception_name`)."""
+    """What a probe's code raised: the exception's name (`exception_name`)."""
     name: str
 
 
@@ -286,7 +297,6 @@ class _Adopts:
 
 
 def _outcome(probe: Probe, names: dict[str, Any]) -> Any:
-    from autograder.probes import exception_name
     try:
         return probe(names)
     except (KernelGone, OutOfTime, Incomparable):

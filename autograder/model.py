@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from autograder.mistakes import Misconception
-    from autograder.similarity import Pair
 
 
 class Status(Enum):
@@ -179,6 +178,19 @@ def score_cells(canonical: Iterable[tuple[str, float]], earned: Mapping[str, flo
             cells.append(CellResult(grade_id, score, points, messages.get(grade_id, "") if failed else "",
                                     (misconceptions or {}).get(grade_id, "") if failed else "", outcome=outcome))
     return tuple(cells)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two submissions of one assignment whose student code is alike (student_a < student_b), as
+    autograder/similarity.py finds them."""
+    assignment: str
+    student_a: str
+    student_b: str
+    score: float           # min(share_a, share_b), in [0, 1]
+    share_a: float         # share of A's fingerprinted code found in B
+    share_b: float         # share of B's fingerprinted code found in A
+    regions: tuple[tuple[str, str], ...] = ()    # ((code_a, code_b), ...): matching regions, the students' own text
 
 
 @dataclass

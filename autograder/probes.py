@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autograder.remote import KernelGone, OutOfTime, RemoteError
+from autograder.remote import KernelGone, OutOfTime
+
+from autograder.mistakes import EXCEPTIONS, Incomparable, exception_name
 
 if TYPE_CHECKING:
     from autograder.mistakes import Probe
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
 MATRIX_SIDE = 8      # the largest picture of weights: 8 x 8
 MAX_DIMS = 8         # the longest shape or index reported
 INDEX_FACTS = ("shape", "expected_shape", "nonfinite_at", "max_error_at", "row_sum_at", "masked_at")
-EXCEPTIONS = ("NotImplementedError", "TypeError", "ValueError", "RuntimeError", "IndexError", "AttributeError",
-              "NameError", "AssertionError", "KeyError", "ZeroDivisionError", "RecursionError")
 
 
 DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int8", "int16", "int32",
@@ -48,13 +48,6 @@ class Raised(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
-
-
-def exception_name(error: BaseException) -> str:
-    """The name of what the student's code raised (in the kernel: the name the kernel reported), among
-    EXCEPTIONS, else "Exception"."""
-    name = error.kind if isinstance(error, RemoteError) else type(error).__name__
-    return name if name in EXCEPTIONS else "Exception"
 
 
 def attempt(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -326,7 +319,6 @@ def parameter_gradients(pick: Callable[[Any], Any] = lambda result: result) -> C
 def refuses(name: str, error: str, *cases: Sequence[Any]) -> Probe:
     """A probe: for each argument tuple of `cases`, whether names[name](*args) raises `error` (by name): raising
     anything else and returning are one same answer, "does not refuse as asked"."""
-    from autograder.mistakes import Incomparable
 
     def probe(names: dict[str, Any]) -> tuple[bool, ...]:
         found: list[bool] = []

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from autograder import similarity
 from autograder.feedback import install_mathjax
-from autograder.model import ClassResults, Outcome, Status, SubmissionResult
-from autograder.similarity import Pair
+from autograder.model import ClassResults, Outcome, Pair, Status, SubmissionResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import autograder
 from autograder.collect import Submission, read_notebook
+from autograder.model import Pair
 from autograder import course
 from autograder.course import components
 
@@ -49,18 +50,6 @@ MAX_REGION_LINES = 40
 MAX_REGION_CHARS = 2000
 SEPARATOR = "\ue000"  # between cells: kept by the tokeniser, and no k-gram across it counts
 CELL_SEPARATOR = f"\n{SEPARATOR}\n"
-
-
-@dataclass(frozen=True)
-class Pair:
-    """Two submissions of one assignment whose student code is alike (student_a < student_b)."""
-    assignment: str
-    student_a: str
-    student_b: str
-    score: float           # min(share_a, share_b), in [0, 1]
-    share_a: float         # share of A's fingerprinted code found in B
-    share_b: float         # share of B's fingerprinted code found in A
-    regions: tuple[tuple[str, str], ...] = ()    # ((code_a, code_b), ...): matching regions, the students' own text
 
 
 @dataclass(frozen=True)

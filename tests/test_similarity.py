@@ -14,6 +14,7 @@ from autograder.report import write_csv as write_rows
 from autograder.report import SIMILARITY_HEADER as CSV_HEADER
 from autograder.report import similarity_rows as csv_rows
 from autograder.report import similarity_section as html_section
+from autograder.model import Pair
 from autograder.similarity import THRESHOLD, find_pairs, pasted_helpers
 from tests.conftest import read_csv, release_path, run_grader, solution_path
 from tests.similarity import corpus
@@ -188,7 +189,7 @@ def write_csv(pairs, path):
 
 @pytest.mark.unit
 def test_html_of_regions_is_escaped():
-    pair = similarity.Pair("01_attention", "<b>a</b>", "=b", 0.9, 0.9, 0.95,
+    pair = Pair("01_attention", "<b>a</b>", "=b", 0.9, 0.9, 0.95,
                            (('s = "</pre><script>alert(1)</script>"', "x < y & z"),))
     section = html_section([pair])
     assert "<script" not in section and "<b>a</b>" not in section
@@ -201,7 +202,7 @@ def test_the_csv_is_always_written_and_safe(tmp_path):
     write_csv([], tmp_path / "none.csv")
     assert (tmp_path / "none.csv").read_text(encoding="utf-8").splitlines() == [
         "assignment,student_a,student_b,score,share_a,share_b"]
-    write_csv([similarity.Pair("01_attention", "=cmd()", "@x\udc80", 0.75, 0.8, 0.75)], tmp_path / "one.csv")
+    write_csv([Pair("01_attention", "=cmd()", "@x\udc80", 0.75, 0.8, 0.75)], tmp_path / "one.csv")
     rows = read_csv(tmp_path / "one.csv")
     assert rows == [{"assignment": "01_attention", "student_a": "'=cmd()", "student_b": "'@x?",
                      "score": "0.750", "share_a": "0.800", "share_b": "0.750"}]
