@@ -1,7 +1,6 @@
 """Hostile and broken submissions (tests/hostile/) graded in one batch with honest ones: the batch
 finishes and exits 0, honest students get exactly their marks, no attack gains points (or it is
 flagged), broken runs are listed with a reason, and no feedback page shows a hidden test."""
-import concurrent.futures
 import socket
 import threading
 
@@ -24,8 +23,7 @@ MISTAKEN_FORMULA_NAME = '=HYPERLINK("http:", "mistaken")'
 LIMITS = ["--timeout", "60", "--cell-timeout", "6"]
 # The cases whose outcome is the notebook's time limit (they score 0 with "timeout" in errors.csv) run until it
 # ends them, whatever it is: they are graded in a run of their own with a shorter notebook limit (the same cell
-# limit), which only makes their timeout more certain, and costs the test a third of the time; that run goes on
-# beside the batch's.
+# limit), which only makes their timeout more certain, and costs the test a third of the time.
 UNTIL_THE_LIMIT = sorted(name for name, case in CASES.items() if case.error == "timeout")
 SHORT_LIMITS = ["--timeout", "12", "--cell-timeout", "6"]
 
@@ -65,11 +63,9 @@ def hostile_batch(tmp_path_factory):
     stop = threading.Event()
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
-    try:   # the run until the limit (two notebooks, one worker) waits out its limits beside the batch
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            batch = pool.submit(run_grader, submissions, out, 2, *LIMITS)
-            limited = pool.submit(run_grader, until_the_limit, out_limit, 1, *SHORT_LIMITS)
-            process, process_limit = batch.result(), limited.result()
+    try:
+        process = run_grader(submissions, out, 2, *LIMITS)
+        process_limit = run_grader(until_the_limit, out_limit, 2, *SHORT_LIMITS)
     finally:
         stop.set()
         thread.join()
