@@ -15,6 +15,7 @@ graded cell tests (`components`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -159,7 +160,13 @@ def components(notebook: NotebookNode) -> dict[str, str]:
 
 
 def assignment_components(root: str | os.PathLike[str], assignment: str) -> dict[str, str]:
-    """`components` of the assignment's source notebook in the course at `root`."""
+    """`components` of the assignment's source notebook in the course at `root` (read once per process:
+    a scratch course does not change once built)."""
+    return dict(_components_of(str(root), assignment))
+
+
+@functools.lru_cache(maxsize=32)
+def _components_of(root: str, assignment: str) -> dict[str, str]:
     import nbformat
     return components(nbformat.read(source_notebook(root, assignment), as_version=4))
 

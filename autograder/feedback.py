@@ -78,10 +78,6 @@ def _source(course_dir: str, assignment: str) -> NotebookNode:
     return notebook
 
 
-def source_notebook(course_dir: str | os.PathLike[str], assignment: str) -> NotebookNode:
-    return _source(str(course_dir), assignment)
-
-
 def _hidden_lines(course_dir: str | os.PathLike[str], assignment: str) -> set[str]:
     return secret_lines(_source(str(course_dir), assignment), [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
 
@@ -256,7 +252,7 @@ def results(course_dir: str | os.PathLike[str], assignment: str, scores: Mapping
     """{grade_id: the result shown in the summary}: "passed", or the message and the likely mistake."""
     diagnoses = diagnoses or {}
     known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment) if diagnoses else {}
-    owners = course.components(_source(str(course_dir), assignment))
+    owners = course.assignment_components(course_dir, assignment)
     texts = {}
     for gid, (score, top) in scores.items():
         facts = diagnoses.get(owners[gid]) if gid in owners else None
@@ -299,7 +295,7 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
     output from the moment the first hidden test started."""
     diagnoses = diagnoses or {}
     known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment) if diagnoses else {}
-    owners = course.components(_source(str(course_dir), assignment))
+    owners = course.assignment_components(course_dir, assignment)
     explained: set[str] = set()
     hidden = _hidden_lines(course_dir, assignment)
     hidden_ids = _hidden_test_ids(course_dir, assignment)

@@ -222,9 +222,10 @@ def grade_submission(job: Job) -> SubmissionResult:
     else:
         flags_only = []
     diagnoses = {} if tampered or introspects else run.diagnoses
+    owners = course.assignment_components(course_dir, assignment)   # {graded cell: the solution cell it tests}
     cells = score_cells(course.graded_cells(course_dir, assignment), earned, messages, tampered=bool(tampered),
-                        misconceptions={gid: diagnoses[c].misconception for gid, c in _owners(course_dir, assignment).items()
-                                        if c in diagnoses}, errors=feedback.error_names(graded))
+                        misconceptions={gid: diagnoses[c].misconception for gid, c in owners.items() if c in diagnoses},
+                        errors=feedback.error_names(graded))
     flags = [f"tampering detected, scored 0: {reason}" for reason in tampered] + \
         [f"tampering detected (the kernel was tampered with; the grader's own tests decided the score): {reason}"
          for reason in flags_only] + \
@@ -242,11 +243,6 @@ def unmatched_flag(grade_ids: Iterable[str]) -> str:
     """The flag of a notebook in which cells of the release were not found, by metadata or by matching."""
     return (f"cells of the release not found in the notebook (deleted, or their nbgrader metadata removed and the "
             f"cell not recognised; a test cell not found scores 0): {', '.join(grade_ids)}")
-
-
-def _owners(course_dir: str | os.PathLike[str], assignment: str) -> dict[str, str]:
-    """{graded cell: the solution cell it tests} of the assignment."""
-    return course.components(feedback.source_notebook(course_dir, assignment))
 
 
 class GradingError(Exception):

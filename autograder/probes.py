@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from autograder.remote import KernelGone, OutOfTime
-
 from autograder.mistakes import EXCEPTIONS, Incomparable, exception_name
+from autograder.remote import KernelGone, OutOfTime
 
 if TYPE_CHECKING:
     from autograder.mistakes import Probe

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import autograder
-from autograder.collect import Submission, read_notebook
-from autograder.model import Pair
 from autograder import course
+from autograder.collect import Submission, read_notebook
 from autograder.course import components
+from autograder.model import Pair
 
 if TYPE_CHECKING:
     import numpy as np
