@@ -40,6 +40,10 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
         return key
 
     def encode_other(obj):
+        if isinstance(obj, HeldObject):   # the grader's own object, handed back: it gets it back
+            return {"held": object.__getattribute__(obj, "_held")}
+        if isinstance(obj, HeldModule) and getattr(obj, "_held", None) is not None:
+            return {"held": obj._held, "path": obj._held_path}
         kind = "module" if isinstance(obj, torch.nn.Module) else "object"
         return {"handle": register(obj), "kind": kind, "type": type(obj).__name__[:100]}
 
@@ -136,6 +140,9 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                         value = tuple(value["tuple"])
                     if name != "training" and not hasattr(owner, name):
                         object.__setattr__(owner, name, value)
+            for path in reply.get("lists", []):   # a ModuleList or Sequential of the grader's: a sequence here
+                if isinstance(path, str) and path:
+                    self.get_submodule(path).__class__ = HeldList
             for path, value in values.items():
                 *parents, leaf = path.split(".")
                 self.get_submodule(".".join(parents)).register_parameter(
@@ -160,10 +167,24 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             outputs = HeldFunction.apply(self, args, kwargs, box, extra, len(inputs), *inputs, *params.values())
             return rebuild(box["shape"], list(outputs))
 
+    class HeldList(HeldModule):
+        """A ModuleList (or Sequential) of a module the grader holds: its submodules in order."""
+
+        def __len__(self):
+            return len(self._modules)
+
+        def __iter__(self):
+            return iter(self._modules.values())
+
+        def __getitem__(self, index):
+            items = list(self._modules.values())
+            return torch.nn.ModuleList(items[index]) if isinstance(index, slice) else items[index]
+
     adopted = {}
 
     def adopt(number):
-        """A module of the grader's that a test passes in: stood in for here, its values read afresh."""
+        """A module of the grader's that a test passes in: stood in for here, its values read afresh (and sent
+        back after the call: what the student's code did to them, training say, shows in the test's module)."""
         reply, tensors = ask(number, (), {}, False, kind="adopt")
         module = HeldModule()
         module._adopt(reply, tensors)
@@ -420,6 +441,7 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                     t.grad = None
             return {"leaves": leaves, "params": params}, encoder.tensors
         if op in ("call", "lines", "watch"):
+            adopted.clear()
             args = wire.decode(header.get("args", []), tensors, decode_other)
             kwargs = wire.decode(header.get("kwargs", {"dict": []}), tensors, decode_other)
             function = target_of(header["target"])
@@ -437,8 +459,8 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             # (and put back after it: in-process, the agent shares torch's global state with the grader)
             ambient = torch.get_default_dtype(), torch.is_grad_enabled()
             torch.set_default_dtype(DEFAULT_DTYPES.get(header.get("dtype"), ambient[0]))
-            if op == "call":
-                torch.set_grad_enabled(grad)
+            if op == "call":   # the test's grad mode (a training loop may call backward); a graph kept only for grad
+                torch.set_grad_enabled(grad or header.get("grad_mode") is True)
             try:
                 if op == "lines":
                     large = wire.decode(header["large"], tensors, decode_other)
@@ -461,9 +483,22 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                     stub.expired = True
                 stubs.clear()
             encoder = wire.Encoder(encode_other)
+            if not grad:   # no graph goes back: what the call computed travels as plain values
+                shape = flatten(value, []) if isinstance(value, (torch.Tensor, tuple, list)) else None
+                if shape is not None:
+                    flat = []
+                    flatten(value, flat)
+                    value = rebuild(shape, [t.detach() if t.grad_fn is not None else t for t in flat])
             reply = {"value": encoder(value), "rng": encoder(torch.get_rng_state())}
             if op == "watch":
                 reply["watch"] = watch
+            # the test's modules the student's code was given, as it left them (trained, say)
+            reply["adopted"] = [[number, encoder({p: t.detach() for p, t in {**dict(module.named_parameters()),
+                                                                            **dict(module.named_buffers())}.items()})]
+                                for number, module in adopted.items()]
+            # the test's generators, advanced by what the student's code drew
+            reply["generators"] = [[i, encoder(g.get_state())] for i, g in enumerate(
+                list(args) + list(kwargs.values())) if isinstance(g, torch.Generator)]
             # what the call changed in place in its inputs goes back, as it would show in the caller's tensors
             reply["mutated"] = [[i, encoder(t.detach())] for i, (t, v) in enumerate(zip(inputs, versions))
                                 if t._version != v]

@@ -231,6 +231,7 @@ class Remote:
             reply["attrs"] = {path: {k: _simple(v) for k, v in vars(m).items()
                                      if not k.startswith("_") and _simple(v) is not _NOT_SIMPLE}
                               for path, m in obj.named_modules()}
+            reply["lists"] = [path for path, m in obj.named_modules() if path and isinstance(m, (nn.ModuleList, nn.Sequential))]
         wire.send(self.conn, reply, encoder.tensors)
 
     def _answer_adopt(self, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
@@ -288,6 +289,19 @@ class Remote:
             raise KernelGone(self.gone) from None
 
     def _decode_other(self, record: dict[str, Any]) -> Any:
+        if set(record) in ({"held"}, {"held", "path"}) and type(record["held"]) is int:   # the grader's own, handed back
+            if record["held"] not in self.held_objects:
+                raise wire.WireError("a reference to an object the grader does not hold")
+            obj = self.held_objects[record["held"]]
+            path = record.get("path", "")
+            if path:
+                if not (isinstance(path, str) and isinstance(obj, nn.Module)):
+                    raise wire.WireError("a path outside the protocol")
+                try:
+                    obj = obj.get_submodule(path)
+                except AttributeError:
+                    raise wire.WireError("a path outside the protocol") from None
+            return obj
         if set(record) == {"handle", "kind", "type"} and isinstance(record["handle"], int) \
                 and record["kind"] in ("module", "object") and isinstance(record["type"], str):
             key = record["handle"]
@@ -360,6 +374,7 @@ class Remote:
         # with grad, the leaves travel as tensors that require grad (the kernel makes them leaves)
         header = {"op": op, "target": target, "args": encoder(list(_detached(args, grad))),
                   "kwargs": encoder(dict(_detached(kwargs, grad))), "grad": grad,
+                  "grad_mode": torch.is_grad_enabled(),
                   "sync": [[m._key, encoder(m._mirror_state())] for m in modules]}
         for key, value in (extra or {}).items():
             header[key] = encoder(_detached(value))
@@ -388,6 +403,7 @@ class Remote:
                         inputs[index].copy_(after)
                     else:
                         inputs[index].data = after
+        self._take_back(reply, tensors, list(args) + list(kwargs.values()))
         if op == "watch":
             watch = Watch.from_reply(reply.get("watch"), self.grown)
             if self.meter is not None and self.grown is None:
@@ -399,6 +415,30 @@ class Remote:
                 proxy._refresh_values(self.decode_reply(state, tensors))
         graph = reply.get("graph")
         return value, graph if isinstance(graph, int) else None
+
+    def _take_back(self, reply: dict[str, Any], tensors: dict[str, torch.Tensor], arguments: list[Any]) -> None:
+        """The test's own modules and generators that the call was given, as the student's code left them: a
+        module's parameters and buffers (same names, shapes and dtypes only), a generator's state."""
+        for number, state in reply.get("adopted", []) if isinstance(reply.get("adopted"), list) else []:
+            module = self.held_objects.get(number) if type(number) is int else None
+            values = self.decode_reply(state, tensors)
+            if isinstance(module, nn.Module) and isinstance(values, dict):
+                targets = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+                with torch.no_grad():
+                    for path, value in values.items():
+                        target = targets.get(path)
+                        if isinstance(value, torch.Tensor) and target is not None and target.shape == value.shape \
+                                and target.dtype == value.dtype and not torch.equal(target, value):
+                            target.copy_(value)   # only what changed: a graph that saved a value stays valid
+        for index, state in reply.get("generators", []) if isinstance(reply.get("generators"), list) else []:
+            value = self.decode_reply(state, tensors)
+            if type(index) is int and 0 <= index < len(arguments) and isinstance(arguments[index], torch.Generator) \
+                    and isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
+                try:
+                    arguments[index].set_state(value)
+                except RuntimeError:
+                    self.gone = "the kernel answered outside the protocol (a generator's state)"
+                    raise KernelGone(self.gone) from None
 
     def _follow_generator(self, record: Any, tensors: dict[str, torch.Tensor]) -> None:
         """The kernel's global generator after the call becomes the grader's (a state of the right form only)."""

@@ -109,6 +109,8 @@ class Encoder:
             return {"device": str(value)[:40]}
         if isinstance(value, torch.Size):
             return {"size": [int(n) for n in value]}
+        if isinstance(value, torch.Generator):   # travels as its state; the call's reply gives the state back
+            return {"generator": self.tensor(value.get_state())}
         if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
             items = [self(v, depth + 1) for v in value]
             return items if isinstance(value, list) else {"tuple": items}
@@ -162,6 +164,16 @@ def decode(value: Any, tensors: dict[str, torch.Tensor], other: Callable[[dict[s
         return torch.device(value["device"])
     if set(value) == {"size"} and isinstance(value["size"], list) and all(type(n) is int for n in value["size"]):
         return torch.Size(value["size"])
+    if set(value) == {"generator"} and isinstance(value["generator"], dict):
+        state = decode(value["generator"], tensors, other, depth + 1, items)
+        if not (isinstance(state, torch.Tensor) and state.dtype == torch.uint8 and state.dim() == 1):
+            raise WireError("a generator's state outside the schema")
+        generator = torch.Generator()
+        try:
+            generator.set_state(state.detach())
+        except RuntimeError:
+            raise WireError("a generator's state outside the schema") from None
+        return generator
     return other(value)
 
 

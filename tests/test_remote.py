@@ -129,6 +129,26 @@ class Point:
 def own_records(x):
     return list(map(Point, x.tolist()))
 
+def train(model, batches, steps):
+    """A student's training loop: it needs grad mode, and leaves its trained values in the model."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    losses = []
+    for _, x in zip(range(steps), batches):
+        loss = (model(x) - 1.0).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses, torch.is_grad_enabled()
+
+def decode_with(model, x, generator=None):
+    """A student's decoding loop over the test's model: its layers as a sequence, caches of the course's kind."""
+    caches = [Cache() for _ in model.layers]
+    assert len(model.layers) == 2 and model.layers[-1] is list(model.layers)[1]
+    with torch.no_grad():
+        out = model(x, caches)
+    return out, torch.multinomial(torch.ones(3, 5), 4, replacement=True, generator=generator)
+
 class Cache:
     def __init__(self):
         self.items = []
@@ -142,7 +162,7 @@ class Cache:
 '''
 NAMES = {"solution": ["helper", "double_plus", "looped", "raises", "several", "Tiny", "Tied", "Inner", "Outer",
                       "picky", "in_place", "on", "read", "fill", "Shared", "Cache", "untraced", "chatty",
-                      "own_records"]}
+                      "own_records", "train", "decode_with"]}
 
 
 @pytest.fixture
@@ -501,3 +521,77 @@ def test_a_line_count_that_could_not_be_made_is_flagged(remote):
     assert many > few > 0 and remote.flags == []
     assert remote.names["untraced"].lines((torch.ones(2),), (torch.ones(9),)) == (0, 0)
     assert len(remote.flags) == 1 and "could not be made" in remote.flags[0]
+
+
+def test_the_tests_grad_mode_holds_in_the_kernel_and_a_training_loop_trains_the_tests_module(remote):
+    """train_lm on the grader's own model: its parameters are trained in the kernel (gradients through the
+    forward the grader runs) and come back into the test's module; under no_grad the kernel has none either."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    before = [p.detach().clone() for p in model.parameters()]
+    batches = [torch.randn(6, 3) for _ in range(5)]
+    losses, grad_mode = remote.names["train"](model, batches, 4)
+    assert grad_mode is True and len(losses) == 4 and losses[-1] < losses[0]
+    local = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    with torch.no_grad():
+        for p, b in zip(local.parameters(), before):
+            p.copy_(b)
+    optimizer = torch.optim.SGD(local.parameters(), lr=0.5)
+    for x in batches[:4]:
+        loss = (local(x) - 1.0).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for ours, theirs in zip(local.parameters(), model.parameters()):
+        assert torch.allclose(ours, theirs, atol=1e-6), "the trained values did not come back into the test's module"
+    with torch.no_grad():
+        with pytest.raises(RuntimeError):   # no grad mode in the test: none in the kernel
+            remote.names["train"](model, batches, 1)
+
+
+class _TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+        self.seen = []
+
+    def forward(self, x, caches=None):
+        self.seen.append([type(c).__name__ for c in caches])
+        for layer, cache in zip(self.layers, caches):
+            x = layer(x)
+            cache.update(x)
+        return x
+
+
+def test_a_tests_module_list_is_a_sequence_and_its_objects_come_back_as_its_own(remote):
+    """generate over the grader's model: len/iter/index of its ModuleList, caches of the test's own class
+    (a rebound name) handed back to the model's forward as the test's own objects, a generator advanced."""
+    class RefCache:
+        def __init__(self):
+            self.n = 0
+
+        def update(self, x):
+            self.n += 1
+            return x
+
+        def __len__(self):
+            return self.n
+    remote.names["Cache"] = RefCache
+    model = _TwoLayers()
+    generator = torch.Generator().manual_seed(3)
+    twin = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 2)
+    out, drawn = remote.names["decode_with"](model, x, generator=generator)
+    assert model.seen == [["RefCache", "RefCache"]], "the caches did not come back as the test's own objects"
+    assert torch.allclose(out, model.layers[1](model.layers[0](x)))
+    assert torch.equal(drawn, torch.multinomial(torch.ones(3, 5), 4, replacement=True, generator=twin))
+    assert torch.equal(generator.get_state(), twin.get_state()), "the generator did not come back advanced"
+
+
+@pytest.mark.parametrize("record", [{"held": 999}, {"held": 1, "path": "nowhere"}, {"held": "1"},
+                                    {"generator": {"tensor": "t0", "grad": False}}])
+def test_a_reference_to_the_graders_objects_outside_what_it_holds_is_refused(record):
+    remote = Remote(None, timeout=1)
+    remote.held_objects[1] = nn.Linear(2, 2)
+    with pytest.raises(wire.WireError):
+        wire.decode(record, {"t0": torch.zeros(3)}, remote._decode_other)
