@@ -38,9 +38,10 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(WITH_VENV) OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
 
-# Every test of the project (builds the book first: the book's tests read _build/html), on TEST_WORKERS
-# pytest-xdist workers (one per core by default; tests that share a fixture share a worker: tests/conftest.py).
-test: $(STAMP) book chromium sandbox
+# Every test of the project, on TEST_WORKERS pytest-xdist workers (one per core by default; tests that share a
+# fixture share a worker: tests/conftest.py). The book's tests build the book (`make book`) when they first need
+# it, beside the other worker's tests: alone, the build's one torch thread would leave a core idle.
+test: $(STAMP) chromium sandbox
 	$(WITH_VENV) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The edit loop: unit tests and one graded class of one assignment (pytest -m quick), about 110 s on 2 cores.

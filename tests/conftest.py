@@ -33,6 +33,32 @@ def solution_path(assignment):
     return SOLUTIONS / assignment / f"{assignment}.ipynb"
 
 
+@pytest.fixture(scope="session")
+def built_book():
+    """_build/html, built by `make book` once per run of the tests: the first worker that needs it builds it (another
+    waits on a lock), beside the other workers' tests rather than before them all (the build runs one torch thread:
+    alone, it would leave a core idle). A build that fails (a Sphinx warning, a chapter's error) fails every test of
+    the built book, with the end of its log."""
+    import fcntl
+    folder = REPO / "_build"
+    folder.mkdir(exist_ok=True)
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
+    done, log = folder / f".book-built-{run}", folder / "book-build.log"
+    with open(folder / ".book.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            for stale in folder.glob(".book-built-*"):
+                stale.unlink()
+            with open(log, "w") as out:
+                status = subprocess.run(["make", "book"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT).returncode
+            done.write_text(str(status))
+    status = int(done.read_text())
+    if status != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(f"`make book` failed (exit {status}); the end of {log.relative_to(REPO)}:\n{tail}", pytrace=False)
+    return folder / "html"
+
+
 def release_path(assignment):
     return NOTEBOOKS / assignment / f"{assignment}.ipynb"
 

@@ -14,6 +14,7 @@ import yaml
 from tests.conftest import REPO
 
 HTML = REPO / "_build" / "html"
+pytestmark = pytest.mark.usefixtures("built_book")   # built once per run, beside the other tests (tests/conftest.py)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -29,8 +30,14 @@ def toc_files():
 
 
 def pages():
-    assert (HTML / "index.html").is_file(), "the book is not built: run `make book` (make test does it first)"
+    assert (HTML / "index.html").is_file(), "the book is not built: run `make book`"
     return [HTML / f"{name}.html" for name in toc_files()]
+
+
+def test_the_built_book_leaks_no_solution_or_hidden_test():
+    from tests.test_notebooks import leaks
+    pages = sorted(HTML.rglob("*.html"))
+    assert pages and leaks(pages) == []
 
 
 def test_every_chapter_of_the_toc_is_built():

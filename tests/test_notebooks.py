@@ -68,12 +68,6 @@ def test_released_notebooks_leak_no_solution_or_hidden_test():
     assert leaks(sorted(NOTEBOOKS.rglob("*.ipynb"))) == []
 
 
-def test_the_built_book_leaks_no_solution_or_hidden_test():
-    pages = sorted((REPO / "_build" / "html").rglob("*.html"))
-    assert pages, "the book is not built: run `make book` (make test does it first)"
-    assert leaks(pages) == []
-
-
 @pytest.mark.quick
 def test_the_leak_check_finds_a_planted_leak(tmp_path):
     line = sorted(secret_lines(ASSIGNMENTS[0]))[0]
