@@ -138,7 +138,9 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                     owner = self.get_submodule(path)
                     if isinstance(value, dict) and "tuple" in value:
                         value = tuple(value["tuple"])
-                    if name != "training" and not hasattr(owner, name):
+                    if name == "training":   # the mode the grader's module is in (a test may have called eval())
+                        owner.training = bool(value)
+                    elif not hasattr(owner, name):
                         object.__setattr__(owner, name, value)
             for path in reply.get("lists", []):   # a ModuleList or Sequential of the grader's: a sequence here
                 if isinstance(path, str) and path:
@@ -219,6 +221,15 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
 
         def __len__(self):
             return int(ask(self._held, (), {}, False, kind="held", method="__len__")[0])
+
+        def __iter__(self):   # an iterator of the grader's (a stream of batches): each item asked for in turn
+            return self
+
+        def __next__(self):
+            items = ask(self._held, (), {}, False, kind="held", method="__next__")[0]
+            if not items:
+                raise StopIteration
+            return items[0]
 
     held_classes = {}
 
@@ -409,6 +420,18 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             value = function(*args, **kwargs)
         return value, {"ops": sorted(watch.ops)[:1000], "count": watch.count, "peak": watch.peak}
 
+    current = {"arguments": []}   # the arguments of the call being answered
+
+    def given_back(encoder):
+        """What goes back to the test after a call, even one that raised: the test's modules the student's code was
+        given, as it left them (trained, say), and the test's generators, advanced by what it drew."""
+        return {"adopted": [[number, encoder({p: t.detach() for p, t in {**dict(module.named_parameters()),
+                                                                          **dict(module.named_buffers())}.items()}),
+                             {path: bool(sub.training) for path, sub in module.named_modules()}]
+                            for number, module in adopted.items()],
+                "generators": [[i, encoder(g.get_state())] for i, g in enumerate(current["arguments"])
+                               if isinstance(g, torch.Generator)]}
+
     def handle(header, tensors):
         op = header.get("op")
         if op == "describe":
@@ -440,10 +463,13 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                 for t in found.values():
                     t.grad = None
             return {"leaves": leaves, "params": params}, encoder.tensors
+        current["arguments"] = []
         if op in ("call", "lines", "watch"):
             adopted.clear()
+            current["arguments"] = []
             args = wire.decode(header.get("args", []), tensors, decode_other)
             kwargs = wire.decode(header.get("kwargs", {"dict": []}), tensors, decode_other)
+            current["arguments"] = list(args) + list(kwargs.values())
             function = target_of(header["target"])
             for key, values in header.get("sync", []):
                 load(handles[key], wire.decode(values, tensors, decode_other))
@@ -492,13 +518,7 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             reply = {"value": encoder(value), "rng": encoder(torch.get_rng_state())}
             if op == "watch":
                 reply["watch"] = watch
-            # the test's modules the student's code was given, as it left them (trained, say)
-            reply["adopted"] = [[number, encoder({p: t.detach() for p, t in {**dict(module.named_parameters()),
-                                                                            **dict(module.named_buffers())}.items()})]
-                                for number, module in adopted.items()]
-            # the test's generators, advanced by what the student's code drew
-            reply["generators"] = [[i, encoder(g.get_state())] for i, g in enumerate(
-                list(args) + list(kwargs.values())) if isinstance(g, torch.Generator)]
+            reply.update(given_back(encoder))
             # what the call changed in place in its inputs goes back, as it would show in the caller's tensors
             reply["mutated"] = [[i, encoder(t.detach())] for i, (t, v) in enumerate(zip(inputs, versions))
                                 if t._version != v]
@@ -528,6 +548,13 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             reply, out = handle(header, tensors)
         except BaseException as error:   # the student's code raised (or was interrupted): an answer too
             reply, out = {"error": wire.error_record(error)}, {}
+            if header.get("op") == "call":
+                try:
+                    encoder = wire.Encoder(encode_other)
+                    reply.update(given_back(encoder))
+                    out = encoder.tensors
+                except BaseException:
+                    out = {}
         try:
             wire.send(conn, reply, out)
         except wire.WireError as error:

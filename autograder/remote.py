@@ -13,6 +13,7 @@ the kernel, for the length of one call, to a stub that asks the grader to comput
 """
 from __future__ import annotations
 
+import collections.abc
 import socket
 from dataclasses import dataclass
 import time
@@ -31,6 +32,7 @@ class RemoteError(Exception):
     def __init__(self, kind: str, message: str):
         super().__init__(f"{kind}: {message}" if message else kind)
         self.kind, self.text = kind, message
+        self.reply: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None
 
 
 _REMOTE_ERRORS: dict[str, type] = {}
@@ -76,6 +78,8 @@ class Remote:
         self.held_objects: dict[int, Any] = {}    # what it built, and objects of the grader passed to it
         self.names: dict[str, Any] = {}      # the test's namespace (verdicts.py), read at each call
         self.student_names: set[str] = set()  # the names of the solution cells
+        self.course_names: dict[str, Any] = {}  # what the course's given code defines (chapter 5's KVCache, say)
+        self.serving = 0                      # > 0 while the grader computes a call-back of the kernel
         self.sources: dict[str, str] = {}     # the student's top-level definitions, by name (their notebook's text)
         self.gone: str | None = None
         self.deadline: float | None = None    # time.monotonic() after which no request is sent (None: no limit)
@@ -87,6 +91,9 @@ class Remote:
             raise KernelGone(self.gone)
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise OutOfTime("the time for these checks is over")
+        if self.serving:   # the kernel waits for our answer: a request now would be read as that answer
+            raise RuntimeError("a reference of the tests used an object of the student's kernel while computing a "
+                               "call-back of it (pass the test's own objects, or rebind the name that makes them)")
         assert self.conn is not None
         self.interrupted = False
         try:
@@ -119,7 +126,9 @@ class Remote:
             record = reply["error"]
             if not (isinstance(record, dict) and isinstance(record.get("type"), str) and isinstance(record.get("message"), str)):
                 raise KernelGone("the kernel answered outside the protocol")
-            raise remote_error(record["type"][:100], str(record.get("base", ""))[:100], record["message"][:wire.MAX_MESSAGE])
+            raised = remote_error(record["type"][:100], str(record.get("base", ""))[:100], record["message"][:wire.MAX_MESSAGE])
+            raised.reply = (reply, got)   # what a failed call still gives back (autograder/agent.py given_back)
+            raise raised
         return reply, got
 
     def _receive(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -173,8 +182,12 @@ class Remote:
             args, kwargs = self.decode(header.get("args"), tensors), self.decode(header.get("kwargs"), tensors)
             self._take_generator(header, tensors)
             grad = header.get("grad") is True
-            with torch.set_grad_enabled(grad):
-                value, params = run(args, kwargs)
+            self.serving += 1
+            try:
+                with torch.set_grad_enabled(grad):
+                    value, params = run(args, kwargs)
+            finally:
+                self.serving -= 1
             encoder = wire.Encoder(self._encode_other)
             reply: dict[str, Any] = {"value": encoder(_detached(value)), "rng": encoder(torch.get_rng_state())}
             if grad:
@@ -207,7 +220,11 @@ class Remote:
                 raise RuntimeError("an unknown class of the grader")
             args, kwargs = self.decode(header.get("args"), tensors), self.decode(header.get("kwargs"), tensors)
             self._take_generator(header, tensors)
-            obj = cls(*args, **kwargs)
+            self.serving += 1
+            try:
+                obj = cls(*args, **kwargs)
+            finally:
+                self.serving -= 1
         except wire.WireError:
             raise
         except Exception as error:
@@ -249,8 +266,13 @@ class Remote:
         method = self.decode(header.get("method"), tensors)
 
         def run(args: list[Any], kwargs: dict[str, Any]) -> tuple[Any, list[nn.Parameter]]:
-            if obj is None or not isinstance(method, str) or method.startswith("_") and method != "__len__":
+            if obj is None or not isinstance(method, str) or method.startswith("_") and method not in ("__len__", "__next__"):
                 raise RuntimeError("an unknown object or method of the grader")
+            if method == "__next__":   # an iterator of the test's: its next item, or none at its end
+                try:
+                    return [next(obj)], []
+                except StopIteration:
+                    return [], []
             if isinstance(obj, nn.Module) and method == "forward":
                 state = self.decode(header.get("state"), tensors)
                 _load_module(obj, state, self.decode(header.get("training"), tensors))
@@ -333,7 +355,8 @@ class Remote:
             number = next((n for n, known in self.held_objects.items() if known is value), len(self.held_objects) + 1)
             self.held_objects[number] = value
             return {"held_module": number}
-        if not isinstance(value, torch.Tensor) and type(value).__module__ not in ("builtins",):
+        if not isinstance(value, torch.Tensor) and (type(value).__module__ not in ("builtins",)
+                                                    or isinstance(value, collections.abc.Iterator)):
             for number, known in self.held_objects.items():   # an object of the grader's (a reference cache)
                 if known is value:
                     break
@@ -344,11 +367,16 @@ class Remote:
         return None
 
     def bindings(self, encoder: wire.Encoder) -> list[list[Any]]:
-        """How the kernel binds the student's names for one call: as the test's namespace binds them now."""
+        """How the kernel binds the student's names for one call: as the test's namespace binds them now; and a
+        name of the course's given code that the test rebound (to a reference that records, say)."""
         bound = []
         for name in sorted(self.student_names):
             value = self.names.get(name)
             if isinstance(value, KeptProxy) or callable(value):
+                bound.append([name, encoder(value)])
+        for name, given in sorted(self.course_names.items()):
+            value = self.names.get(name)
+            if name not in self.student_names and value is not given and (isinstance(value, KeptProxy) or callable(value)):
                 bound.append([name, encoder(value)])
         return bound
 
@@ -382,7 +410,12 @@ class Remote:
         header["rng"] = encoder(torch.get_rng_state())   # the global generator travels with the call, and back
         header["dtype"] = str(torch.get_default_dtype()).removeprefix("torch.")   # and the default dtype, there
         self.grown = None
-        reply, tensors = self.request(header, encoder.tensors)
+        try:
+            reply, tensors = self.request(header, encoder.tensors)
+        except RemoteError as error:   # the test's modules and generators, as the student's failed call left them
+            if error.reply is not None:
+                self._take_back(*error.reply, list(args) + list(kwargs.values()))
+            raise
         if op == "lines":
             lines = reply.get("lines")
             if not (isinstance(lines, list) and len(lines) == 2 and all(type(n) is int for n in lines)):
@@ -419,10 +452,16 @@ class Remote:
     def _take_back(self, reply: dict[str, Any], tensors: dict[str, torch.Tensor], arguments: list[Any]) -> None:
         """The test's own modules and generators that the call was given, as the student's code left them: a
         module's parameters and buffers (same names, shapes and dtypes only), a generator's state."""
-        for number, state in reply.get("adopted", []) if isinstance(reply.get("adopted"), list) else []:
-            module = self.held_objects.get(number) if type(number) is int else None
+        for entry in reply.get("adopted", []) if isinstance(reply.get("adopted"), list) else []:
+            if not (isinstance(entry, list) and len(entry) == 3 and type(entry[0]) is int and isinstance(entry[2], dict)):
+                raise KernelGone("the kernel answered outside the protocol (a module's state)")
+            number, state, training = entry
+            module = self.held_objects.get(number)
             values = self.decode_reply(state, tensors)
             if isinstance(module, nn.Module) and isinstance(values, dict):
+                for path, sub in module.named_modules():
+                    if isinstance(training.get(path), bool):
+                        sub.training = training[path]
                 targets = {**dict(module.named_parameters()), **dict(module.named_buffers())}
                 with torch.no_grad():
                     for path, value in values.items():

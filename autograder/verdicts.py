@@ -132,6 +132,8 @@ def run_tests(source: nbformat.NotebookNode, remote: Remote,
                 _run_cell("", cell.source, namespace)
             else:
                 _run_course_code(cell.source, namespace)
+                for name in defined_names(cell.source):   # given code the student's code calls: a test may rebind it
+                    remote.course_names[name] = namespace.get(name)
     return verdicts
 
 

@@ -149,6 +149,28 @@ def decode_with(model, x, generator=None):
         out = model(x, caches)
     return out, torch.multinomial(torch.ones(3, 5), 4, replacement=True, generator=generator)
 
+def draw_all(batches):
+    """A student's loop over the test's stream of batches."""
+    first = next(batches)
+    return [first] + [b for b in batches]
+
+def flip_mode(model, fail=False):
+    was = model.training
+    model.eval()
+    try:
+        if fail:
+            raise ValueError("on purpose")
+        return was
+    finally:
+        model.train(was)
+
+def uses_given(x):
+    """Calls the course's given code (a name no solution cell defines)."""
+    return given_twice(x) + 1
+
+def given_twice(x):
+    return 2 * x
+
 class Cache:
     def __init__(self):
         self.items = []
@@ -162,7 +184,7 @@ class Cache:
 '''
 NAMES = {"solution": ["helper", "double_plus", "looped", "raises", "several", "Tiny", "Tied", "Inner", "Outer",
                       "picky", "in_place", "on", "read", "fill", "Shared", "Cache", "untraced", "chatty",
-                      "own_records", "train", "decode_with"]}
+                      "own_records", "train", "decode_with", "draw_all", "flip_mode", "uses_given"]}
 
 
 @pytest.fixture
@@ -595,3 +617,47 @@ def test_a_reference_to_the_graders_objects_outside_what_it_holds_is_refused(rec
     remote.held_objects[1] = nn.Linear(2, 2)
     with pytest.raises(wire.WireError):
         wire.decode(record, {"t0": torch.zeros(3)}, remote._decode_other)
+
+
+def test_a_tests_iterator_is_drawn_from_in_order_and_ends(remote):
+    stream = (torch.full((2,), float(i)) for i in range(4))
+    drawn = remote.names["draw_all"](stream)
+    assert [float(b[0]) for b in drawn] == [0.0, 1.0, 2.0, 3.0]
+    assert next(stream, None) is None
+
+
+def test_a_tests_module_keeps_its_mode_and_gets_back_the_students_even_when_the_call_raises(remote):
+    model = nn.Linear(2, 2)
+    model.eval()
+    assert remote.names["flip_mode"](model) is False and not model.training
+    model.train()
+    with pytest.raises(ValueError):
+        remote.names["flip_mode"](model, fail=True)
+    assert model.training, "the mode the student's finally restored did not come back with the error"
+
+
+def test_a_name_of_the_courses_given_code_rebound_by_a_test_reaches_the_kernel(remote):
+    """A test isolates a component from the course's given code too (chapter 5's KVCache in assignment 06)."""
+    given = remote.names.get("given_twice")
+    remote.course_names["given_twice"] = given
+    x = torch.ones(2)
+    assert torch.equal(remote.names["uses_given"](x), torch.full((2,), 3.0))    # not rebound: the kernel's own
+    remote.names["given_twice"] = lambda t: 10 * t
+    assert torch.equal(remote.names["uses_given"](x), torch.full((2,), 11.0))   # rebound: the test's reference
+
+
+def test_a_reference_that_calls_the_kernel_back_gets_a_clear_error_not_a_desynchronised_wire(remote):
+    """While the grader computes a call-back, the kernel waits for its answer: the grader refuses to send a request."""
+    student_cache = remote.names["Cache"]()          # an object of the kernel's
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+
+        def forward(self, x, caches=None):
+            student_cache.update(x)                    # the kernel, asked while it waits for this answer
+            return x
+    with pytest.raises(Exception, match="call-back"):
+        remote.names["decode_with"](Model(), torch.zeros(1, 2))
+    assert torch.equal(remote.names["helper"](torch.ones(1)), torch.full((1,), 2.0)), "the wire is still in step"
