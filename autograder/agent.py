@@ -142,9 +142,9 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                         owner.training = bool(value)
                     elif not hasattr(owner, name):
                         object.__setattr__(owner, name, value)
-            for path in reply.get("lists", []):   # a ModuleList or Sequential of the grader's: a sequence here
-                if isinstance(path, str) and path:
-                    self.get_submodule(path).__class__ = HeldList
+            for path, name in reply.get("types", {}).items():   # a torch.nn module of the grader's is one here too
+                if isinstance(path, str) and isinstance(name, str):
+                    self.get_submodule(path).__class__ = held_torch_class(name)
             for path, value in values.items():
                 *parents, leaf = path.split(".")
                 self.get_submodule(".".join(parents)).register_parameter(
@@ -169,18 +169,17 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             outputs = HeldFunction.apply(self, args, kwargs, box, extra, len(inputs), *inputs, *params.values())
             return rebuild(box["shape"], list(outputs))
 
-    class HeldList(HeldModule):
-        """A ModuleList (or Sequential) of a module the grader holds: its submodules in order."""
+    torch_classes = {}
 
-        def __len__(self):
-            return len(self._modules)
-
-        def __iter__(self):
-            return iter(self._modules.values())
-
-        def __getitem__(self, index):
-            items = list(self._modules.values())
-            return torch.nn.ModuleList(items[index]) if isinstance(index, slice) else items[index]
+    def held_torch_class(name):
+        """A stand-in that is also an instance of torch.nn's class `name` (nn.Linear, nn.ModuleList, ...): a student's
+        isinstance(m, nn.Linear) initialisation, or len() and iteration of a ModuleList, see what they would see."""
+        if name not in torch_classes:
+            base = getattr(torch.nn, name, None)
+            if not (isinstance(base, type) and issubclass(base, torch.nn.Module)):
+                raise wire.WireError(f"no module class torch.nn.{name[:40]}")
+            torch_classes[name] = type(name, (HeldModule, base), {"__module__": "autograder.held"})
+        return torch_classes[name]
 
     adopted = {}
 

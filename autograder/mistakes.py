@@ -296,6 +296,12 @@ class _Adopts:
         return instance
 
 
+def unrecorded(value: Any) -> Any:
+    """A class as its own code builds it: not the detector's wrapper that records the student's instances or gives
+    the mistake's the student's parameters (what a probe of the initialisation compares: probes.initialises)."""
+    return value.cls if isinstance(value, (_Builds, _Adopts)) else value
+
+
 def _outcome(probe: Probe, names: dict[str, Any]) -> Any:
     try:
         return probe(names)

@@ -248,7 +248,9 @@ class Remote:
             reply["attrs"] = {path: {k: _simple(v) for k, v in vars(m).items()
                                      if not k.startswith("_") and _simple(v) is not _NOT_SIMPLE}
                               for path, m in obj.named_modules()}
-            reply["lists"] = [path for path, m in obj.named_modules() if path and isinstance(m, (nn.ModuleList, nn.Sequential))]
+            # the submodules of torch.nn's own classes (nn.Linear, nn.ModuleList, ...), by class name
+            reply["types"] = {path: type(m).__name__ for path, m in obj.named_modules()
+                              if type(m).__module__.startswith("torch.nn.modules.") and getattr(nn, type(m).__name__, None) is type(m)}
         wire.send(self.conn, reply, encoder.tensors)
 
     def _answer_adopt(self, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:

@@ -145,6 +145,7 @@ def decode_with(model, x, generator=None):
     """A student's decoding loop over the test's model: its layers as a sequence, caches of the course's kind."""
     caches = [Cache() for _ in model.layers]
     assert len(model.layers) == 2 and model.layers[-1] is list(model.layers)[1]
+    assert isinstance(model.layers, nn.ModuleList) and isinstance(model.layers[0], nn.Linear)   # torch.nn's own, there too
     with torch.no_grad():
         out = model(x, caches)
     return out, torch.multinomial(torch.ones(3, 5), 4, replacement=True, generator=generator)
