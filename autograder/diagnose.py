@@ -146,6 +146,8 @@ def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitt
     every_probe = component_probes_of(folder)
     namespace = {name: KeptProxy(remote, cell, name) for cell, names in cells.items() for name in names}
     remote.student_names.update(namespace)
+    for name in _given(folder, cells):   # the given code's names, rebindable as in the tests (verdicts.run_tests)
+        remote.course_names.setdefault(name, None)
     remote.sources = verdicts.student_definitions(submitted) if submitted is not None else {}
     remote.names = namespace     # what the checks bind there (references) is what the student's code calls
     saved = remote.timeout, remote.deadline
@@ -176,11 +178,20 @@ def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitt
 
 @contextlib.contextmanager
 def _isolated(folder: Path | str, cell: str, cells: dict[str, list[str]], names: dict[str, Any]) -> Iterator[None]:
-    """The other components' names bound to the solution's while the block runs (graded in isolation)."""
+    """The other components' names, and the course's given code, bound to the solution notebook's while the block
+    runs (graded in isolation: the student's code calls them in the grader)."""
     reference = mistakes.namespace(folder)
     others = {n: reference[n] for c, defined in cells.items() if c != cell for n in defined if n in reference}
+    others |= {n: reference[n] for n in _given(folder, cells) if callable(reference.get(n))}
     with probes.swapped(names, others):
         yield
+
+
+def _given(folder: Path | str, cells: dict[str, list[str]]) -> list[str]:
+    """The names that the course's given code defines (the code cells that are no solution cell: chapter 5's KVCache
+    and apply_rotary in 06)."""
+    return [n for grade_id, source in mistakes.solution_cells(folder) if grade_id not in cells
+            for n in verdicts.defined_names(source)]
 
 
 def _recognised(folder: Path | str, cell: str, cells: dict[str, list[str]], component_probes: Sequence[Probe] | None,

@@ -70,6 +70,16 @@ SAME_SHAPED = {
         "apply_rotary": {"apply_rotary": ()},                        # x (float) and int positions (T,)
         "GroupedQueryAttention": {"GroupedQueryAttention.forward": ()},   # x (float) and a bool mask
     },
+    "06_language_model": {
+        "RMSNorm": {"RMSNorm.forward": ()},                          # one tensor
+        "SwiGLU": {"SwiGLU.forward": ()},                            # one tensor
+        "DecoderLayer": {"DecoderLayer.forward": ()},                # x and a cache
+        "TinyLM": {"TinyLM.forward": ()},                            # int ids (B, t) and caches
+        "next_token_probs": {"next_token_probs": ()},                # one tensor of logits
+        "generate": {"generate": ()},                                # a model and int ids
+        "lm_loss": {"lm_loss": ()},                                  # float logits (B, T, V), int ids (B, T)
+        "train_lm": {"train_lm": ()},                                # a model and batches of ids
+    },
 }
 
 
