@@ -137,7 +137,7 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
             raise
         for index, copy in sent.items():   # the grader's verdict, shown under what the kernel printed
             cell = nb.cells[index]
-            cell.outputs = [o for o in copy.outputs if o.get("output_type") != "error"]
+            cell.outputs = [_not_a_failure(o) for o in copy.outputs if o.get("output_type") != "error"]
             cell.execution_count = copy.get("execution_count")
             verdict = run.verdicts.get(cell.metadata["nbgrader"]["grade_id"])
             if verdict is None or not verdict.passed:
@@ -150,6 +150,15 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
         run.tampering = sorted(tampering)
         # nb's cells are the ones the kernel ran (the tests' copies aside, whose outputs were moved back above)
         return nb, resources
+
+
+def _not_a_failure(output: NotebookNode) -> NotebookNode:
+    """What the kernel wrote to stderr in a graded cell (a UserWarning of torch's, say), shown as ordinary output:
+    nbgrader scores a cell with any stderr output 0, and there the grader's verdict alone decides."""
+    if output.get("output_type") == "stream" and output.get("name") == "stderr":
+        shown: NotebookNode = nbformat.v4.new_output("stream", name="stdout", text=output.get("text", ""))
+        return shown
+    return output
 
 
 def _is_solution(cell: NotebookNode) -> bool:

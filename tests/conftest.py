@@ -3,6 +3,7 @@
 The class is graded once per test session (it is the slow part) with every core, and the grader,
 mutant and hostile-input tests all read its CSV files.
 """
+import ast
 import csv
 import hashlib
 import os
@@ -147,8 +148,38 @@ def _saved_by(editor):
     return make
 
 
+NOTING = """
+
+import functools as _functools
+import warnings as _warnings
+
+
+def _noting(function):
+    @_functools.wraps(function)
+    def noted(*args, **kwargs):
+        _warnings.warn("a note from my code while it runs", UserWarning, stacklevel=2)
+        return function(*args, **kwargs)
+    return noted
+"""
+
+
+def _warns_while_tested(a):
+    """The finished notebook whose functions each print a UserWarning (to stderr) when called, in the test cells as
+    anywhere: nbgrader would score a cell with stderr output 0; the grader's verdict decides (autograder/grade.py)."""
+    def make(folder):
+        notebook = filled_notebook(a)
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("solution"):
+                functions = [n.name for n in ast.parse(cell.source).body if isinstance(n, ast.FunctionDef)]
+                if functions:
+                    cell.source += NOTING + "".join(f"{name} = _noting({name})\n" for name in functions)
+        _write(nbformat.writes(notebook))(folder)
+    return make
+
+
 HONEST = {
     "solution": lambda a: _copy(solution_path(a)),
+    "warns while tested": _warns_while_tested,       # a warning on stderr in a test cell costs nothing
     "stub beside the work": _stub_beside_the_work,   # graded from the finished copy, with a flag
     "released": lambda a: _copy(release_path(a)),
     "renamed by browser": lambda a: _copy(solution_path(a), f"{a} (1).ipynb"),

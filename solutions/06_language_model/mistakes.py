@@ -987,7 +987,7 @@ MISTAKES += [
             believed="the list of losses can hold the loss tensors",
             fix="append loss.item() (or float(loss)), a Python float: a tensor keeps its whole graph (and every activation) alive",
             section="ch06-training",
-            wrong=[_decode_edit("train_lm/appends_tensor", "losses.append(float(loss))", "losses.append(loss)",
+            wrong=[_decode_edit("train_lm/appends_tensor", "losses.append(loss.item())", "losses.append(loss)",
                                 ("train_visible", "train_matches_reference", "train_batches"))]),
     Mistake("train.same-batch", "train_lm",
             believed="next(iter(batches)) gives the next batch at every step",
