@@ -465,7 +465,6 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
         current["arguments"] = []
         if op in ("call", "lines", "watch"):
             adopted.clear()
-            current["arguments"] = []
             args = wire.decode(header.get("args", []), tensors, decode_other)
             kwargs = wire.decode(header.get("kwargs", {"dict": []}), tensors, decode_other)
             current["arguments"] = list(args) + list(kwargs.values())
@@ -509,11 +508,9 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
                 stubs.clear()
             encoder = wire.Encoder(encode_other)
             if not grad:   # no graph goes back: what the call computed travels as plain values
-                shape = flatten(value, []) if isinstance(value, (torch.Tensor, tuple, list)) else None
-                if shape is not None:
-                    flat = []
-                    flatten(value, flat)
-                    value = rebuild(shape, [t.detach() if t.grad_fn is not None else t for t in flat])
+                flat = []
+                shape = flatten(value, flat)
+                value = rebuild(shape, [t.detach() if t.grad_fn is not None else t for t in flat])
             reply = {"value": encoder(value), "rng": encoder(torch.get_rng_state())}
             if op == "watch":
                 reply["watch"] = watch

@@ -298,7 +298,7 @@ class _Adopts:
 
 def unrecorded(value: Any) -> Any:
     """A class as its own code builds it: not the detector's wrapper that records the student's instances or gives
-    the mistake's the student's parameters (what a probe of the initialisation compares: probes.initialises)."""
+    the mistake's the student's parameters (what a probe of a class's initialisation builds: 06's TinyLM)."""
     return value.cls if isinstance(value, (_Builds, _Adopts)) else value
 
 

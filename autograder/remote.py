@@ -460,17 +460,8 @@ class Remote:
             number, state, training = entry
             module = self.held_objects.get(number)
             values = self.decode_reply(state, tensors)
-            if isinstance(module, nn.Module) and isinstance(values, dict):
-                for path, sub in module.named_modules():
-                    if isinstance(training.get(path), bool):
-                        sub.training = training[path]
-                targets = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-                with torch.no_grad():
-                    for path, value in values.items():
-                        target = targets.get(path)
-                        if isinstance(value, torch.Tensor) and target is not None and target.shape == value.shape \
-                                and target.dtype == value.dtype and not torch.equal(target, value):
-                            target.copy_(value)   # only what changed: a graph that saved a value stays valid
+            if isinstance(module, nn.Module) and isinstance(values, dict):   # never another shape or dtype
+                _load_module(module, values, training, reshape=False)
         for index, state in reply.get("generators", []) if isinstance(reply.get("generators"), list) else []:
             value = self.decode_reply(state, tensors)
             if type(index) is int and 0 <= index < len(arguments) and isinstance(arguments[index], torch.Generator) \
@@ -920,22 +911,24 @@ def _simple(value: Any) -> Any:
     return _NOT_SIMPLE
 
 
-def _load_module(module: nn.Module, state: dict[str, torch.Tensor], training: dict[str, bool]) -> None:
-    """The kernel's values of a held module's parameters and buffers, and its modules' training flags."""
+def _load_module(module: nn.Module, state: dict[str, torch.Tensor], training: dict[str, bool],
+                 reshape: bool = True) -> None:
+    """The kernel's values of a held module's parameters and buffers, and its modules' training flags; a value of
+    another shape or dtype replaces the parameter's data, unless `reshape` is False (then it is left out)."""
     targets = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     with torch.no_grad():
         for path, value in state.items():
             target = targets.get(path)
-            if target is None:
+            if target is None or not isinstance(value, torch.Tensor):
                 continue
             if target.shape == value.shape and target.dtype == value.dtype:
                 if not torch.equal(target, value):   # unchanged: left alone, so a graph that saved it stays valid
                     target.copy_(value)
-            else:
+            elif reshape:
                 target.data = value.detach().clone()
     for path, sub in module.named_modules():
-        if path in training:
-            sub.training = bool(training[path])
+        if isinstance(training.get(path), bool):
+            sub.training = training[path]
 
 
 def _unique(items: list[Any]) -> list[Any]:
