@@ -13,10 +13,12 @@ REPEATS ?= 3
 BOOK ?= yes
 # make test-quick grades a class of this assignment only
 QUICK_ASSIGNMENT ?= 03_multi_head_attention
+# make lab EDITION=zh: the 简体中文 edition's notebooks (en: English)
+EDITION ?= en
 # make test runs on this many pytest-xdist workers (auto: one per core; 0: in one process)
 TEST_WORKERS ?= auto
 
-.PHONY: book test test-quick typecheck notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
+.PHONY: book translations cjk-font test test-quick typecheck notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
 
 # PyTorch's CPU wheel index: requirements.txt pins torch's CPU build (torch==X+cpu), which only it serves.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -39,8 +41,18 @@ $(STAMP): requirements.txt pyproject.toml
 
 # The HTML book in _build/html; fails on any Sphinx warning or cell error. Execution is cached. One torch
 # thread per chapter: on a busy 2-core machine two threads are many times slower, and figures are steadier.
-book: $(STAMP)
-	$(WITH_VENV) OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
+# Then the Chinese edition (tools/zh_book.py) into _build/html/zh/, from the same execution: the chapters' kernels
+# start with book/_kernel/figures_for_editions.py (IPython's startup folder in _build/ipython), which keeps each
+# figure for the Chinese edition to draw again with Chinese labels, in Debian's CJK font fonts-wqy-microhei.
+KERNEL_STARTUP := _build/ipython/profile_default/startup
+book: $(STAMP) cjk-font
+	mkdir -p $(KERNEL_STARTUP) && cp book/_kernel/figures_for_editions.py $(KERNEL_STARTUP)/
+	$(WITH_VENV) IPYTHONDIR=$(CURDIR)/_build/ipython OMP_NUM_THREADS=1 $(BIN)/jupyter-book build . --builder html -W -n --keep-going
+	$(WITH_VENV) $(BIN)/python -m tools.zh_book
+
+# The 简体中文 edition's units (zh/) that are missing, stale or mistranslated against their English (tools/translations.py).
+translations: $(STAMP)
+	$(BIN)/python -m tools.translations
 
 # Every test of the project, on TEST_WORKERS pytest-xdist workers (one per core by default; tests that share a
 # fixture share a worker: tests/conftest.py). The book's tests build the book (`make book`) when they first need
@@ -68,8 +80,9 @@ readme: $(STAMP)
 # The student's JupyterLab on work/ (released notebooks copied in, never overwritten), with Validate and
 # none of nbgrader's instructor tools (jupyter/student/). JUPYTER_PORT and JUPYTER_TOKEN are honoured;
 # LAB_ARGS go to JupyterLab (in a container, say: make lab LAB_ARGS="--ip=0.0.0.0 --no-browser").
+# EDITION=zh: the Chinese edition's notebooks (zh/notebooks/), in work/zh/.
 lab: $(STAMP)
-	$(BIN)/python -m tools.lab student -- $(LAB_ARGS)
+	$(BIN)/python -m tools.lab student --edition $(EDITION) -- $(LAB_ARGS)
 
 # The instructor's JupyterLab, opened on solutions/, with Create Assignment and the Formgrader (jupyter/instructor/).
 lab-instructor: $(STAMP)
@@ -83,6 +96,13 @@ check-submission: $(STAMP)
 # rounds. The README's table: make bench N=12 REPEATS=3 BOOK=no.
 bench: $(STAMP)
 	$(WITH_VENV) $(BIN)/python tests/bench.py --copies $(N) --repeats $(REPEATS) $(if $(filter no,$(BOOK)),--skip-book)
+
+# A CJK font for the Chinese edition's figures (Debian's fonts-wqy-microhei, 4 MB).
+cjk-font:
+	@fc-list 2>/dev/null | grep -qi "wqy\|noto sans cjk" || { \
+	  echo "Installing Debian's fonts-wqy-microhei for the Chinese edition's figures..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei) >/dev/null 2>&1 \
+	  || echo "WARNING: could not install fonts-wqy-microhei; the Chinese edition will not build."; }
 
 # Debian's Chromium for the browser tests (book, JupyterLab); they are skipped loudly if it cannot be installed.
 chromium:

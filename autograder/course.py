@@ -3,6 +3,8 @@
     scratch/source/<id>/<id>.ipynb     copies of solutions/ (solutions and hidden tests)
     scratch/release/<id>/<id>.ipynb    what nbgrader generate_assignment releases
     scratch/gradebook.db               the gradebook that generate_assignment fills
+    scratch/edition                    the edition of the course: en, or zh (its notebooks in Chinese,
+                                       autograder/editions.py); a Chinese submission is graded by a zh course
 
 A job's folder is a course of the same layout (its source linked to the scratch course's, a copy of the
 gradebook) with one submission in submitted/<student>/<id>/ and nbgrader's autograded/<student>/<id>/. The
@@ -26,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+from autograder.editions import Edition
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -128,13 +132,25 @@ def alembic_head() -> str | None:
     return ScriptDirectory(ALEMBIC_DIR).get_current_head()
 
 
-def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None = None) -> Path:
-    """Copy solutions/ into `scratch` and generate every assignment (or those in `only`)."""
+EDITION = "edition"
+
+
+def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None = None,
+                 edition: Edition = Edition.EN) -> Path:
+    """Copy solutions/ into `scratch` and generate every assignment (or those in `only`); in the Chinese
+    edition, each source notebook is its translation (autograder/editions.py)."""
+    import nbformat
+    from autograder import editions
     scratch = Path(scratch)
     ids = [a for a in assignments() if only is None or a in only]
     for assignment in ids:
         shutil.copytree(SOLUTIONS / assignment, source_folder(scratch, assignment),
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        if edition is Edition.ZH:
+            english = nbformat.read(source_notebook(scratch, assignment), as_version=4)
+            nbformat.write(editions.translated_notebook(english, assignment), source_notebook(scratch, assignment))
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / EDITION).write_text(edition.value, encoding="utf-8")
     api = nbgrader_api(scratch)
     for assignment in ids:
         result = api.generate_assignment(assignment)
@@ -142,6 +158,13 @@ def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None =
             raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
                                f"{result.get('error') or result.get('log')}")
     return scratch
+
+
+def edition(root: str | os.PathLike[str]) -> Edition:
+    """The edition of the course at `root` (a scratch course, or a job's folder beside one): the language of
+    its feedback."""
+    path = Path(root) / EDITION
+    return Edition(path.read_text(encoding="utf-8").strip()) if path.is_file() else Edition.EN
 
 
 def components(notebook: NotebookNode) -> dict[str, str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import io
@@ -38,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from autograder import mistakes, probes, verdicts
+from autograder import editions, mistakes, probes, verdicts
+from autograder.editions import Edition, say
 from autograder.mistakes import Misconception, Probe
 from autograder.model import Limits
 from autograder.remote import KeptProxy, Remote
@@ -52,6 +54,7 @@ MAX_IDS = 4                  # misconceptions named per component
 MAX_DIMS = probes.MAX_DIMS
 MAX_INT = 10**9
 MAX_NUMBER = 1e30
+PICTURE_TITLES = ("your weights", "expected weights", "yours − expected")
 SUBJECTS = ("output", "weights", "mask", "encoding", "keys", "values", "matrix", "gradient", "errors", "lse")
 TOLERANCE = 1e-4             # errors below this are not reported
 
@@ -107,9 +110,15 @@ def diagnostics(folder: Path | str) -> types.ModuleType | None:
     return _load(str(path), path.stat().st_mtime_ns) if path.is_file() else None
 
 
-def misconceptions(folder: Path | str, assignment: str) -> dict[str, Misconception]:
-    """{id: Misconception} of an assignment's source folder (its mistakes.py), for the feedback."""
-    return mistakes.misconceptions(folder, assignment)
+def misconceptions(folder: Path | str, assignment: str, edition: Edition = Edition.EN) -> dict[str, Misconception]:
+    """{id: Misconception} of an assignment's source folder (its mistakes.py), for the feedback, in `edition`
+    (zh/mistakes/<id>.yml)."""
+    found = mistakes.misconceptions(folder, assignment)
+    if edition is Edition.EN:
+        return found
+    return {key: dataclasses.replace(m, **dict(zip(("mistake", "fix"), editions.mistake_in(edition, assignment, key,
+                                                                                           m.mistake, m.fix))))
+            for key, m in found.items()}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -337,41 +346,54 @@ def _at(index: Sequence[int] | None) -> str:
     return "[" + ", ".join(str(i) for i in index) + "]" if index is not None else ""
 
 
-def explain(facts: Facts, known: Mapping[str, Misconception]) -> list[str]:
-    """Lines of feedback, in plain words, from a component's Facts; `known` is {id: Misconception}."""
+def explain(facts: Facts, known: Mapping[str, Misconception], edition: Edition = Edition.EN) -> list[str]:
+    """Lines of feedback, in plain words, from a component's Facts; `known` is {id: Misconception} (in `edition`)."""
     lines = []
     for key in facts.misconceptions[:1]:
         m = known[key]
-        lines.append(f"Likely mistake [{key}]: {m.mistake}. How to fix it: {m.fix}.")
+        lines.append(say(edition, "Likely mistake [{id}]: {mistake}. How to fix it: {fix}.", id=key, mistake=m.mistake,
+                         fix=m.fix))
     subject = facts.subject
-    verb = "are" if subject.endswith("s") else "is"
+    plural = subject.endswith("s")
+    thing = say(edition, subject)   # one of SUBJECTS, in the edition
     if facts.raised == "NotImplementedError":
-        lines.append("Not attempted yet: the function still raises NotImplementedError.")
+        lines.append(say(edition, "Not attempted yet: the function still raises NotImplementedError."))
     elif facts.raised:
-        lines.append(f"On a small example your code raised {facts.raised}.")
+        lines.append(say(edition, "On a small example your code raised {error}.", error=facts.raised))
     if facts.not_a_tensor:
-        lines.append(f"Your {subject} {verb} not a tensor.")
+        lines.append(say(edition, "Your {subject} are not a tensor." if plural else "Your {subject} is not a tensor.",
+                         subject=thing))
     if facts.modified_input:
-        lines.append("Your code changed one of its inputs in place: work on new tensors instead.")
+        lines.append(say(edition, "Your code changed one of its inputs in place: work on new tensors instead."))
     if facts.shape is not None and facts.expected_shape is not None and facts.shape != facts.expected_shape:
-        lines.append(f"Your {subject} has shape {_shape(facts.shape)}; expected {_shape(facts.expected_shape)}.")
+        lines.append(say(edition, "Your {subject} has shape {shape}; expected {expected}.", subject=thing,
+                         shape=_shape(facts.shape), expected=_shape(facts.expected_shape)))
     if facts.dtype and facts.expected_dtype and facts.dtype != facts.expected_dtype:
-        keep = " (keep the inputs' dtype)" if subject in ("output", "weights") else ""
-        lines.append(f"Your {subject} {verb} {facts.dtype}, where {facts.expected_dtype} was expected{keep}.")
+        keep = subject in ("output", "weights")
+        lines.append(say(edition,
+                         ("Your {subject} are {dtype}, where {expected} was expected (keep the inputs' dtype)." if plural
+                          else "Your {subject} is {dtype}, where {expected} was expected (keep the inputs' dtype).")
+                         if keep else ("Your {subject} are {dtype}, where {expected} was expected." if plural
+                                       else "Your {subject} is {dtype}, where {expected} was expected."),
+                         subject=thing, dtype=facts.dtype, expected=facts.expected_dtype))
     if facts.nonfinite:
-        lines.append(f"{facts.nonfinite} entries of your {subject} are NaN or infinite, the first at {_at(facts.nonfinite_at)}.")
+        lines.append(say(edition, "{count} entries of your {subject} are NaN or infinite, the first at {at}.",
+                         count=facts.nonfinite, subject=thing, at=_at(facts.nonfinite_at)))
     if facts.row_sum_error is not None and facts.row_sum_error > TOLERANCE:
-        lines.append(f"Rows of your weights do not sum to 1: row {_at(facts.row_sum_at)} is off by {facts.row_sum_error:.3g}.")
+        lines.append(say(edition, "Rows of your weights do not sum to 1: row {at} is off by {error}.",
+                         at=_at(facts.row_sum_at), error=f"{facts.row_sum_error:.3g}"))
     if facts.masked_weight is not None and facts.masked_weight > TOLERANCE:
-        lines.append(f"A masked position got weight {facts.masked_weight:.3g}, at {_at(facts.masked_at)}.")
+        lines.append(say(edition, "A masked position got weight {weight}, at {at}.",
+                         weight=f"{facts.masked_weight:.3g}", at=_at(facts.masked_at)))
     if facts.max_error is not None and facts.max_error > TOLERANCE:
-        lines.append(f"On the small example of the visible tests, the largest error of your {subject} is "
-                     f"{facts.max_error:.3g}, at {_at(facts.max_error_at)}.")
+        lines.append(say(edition, "On the small example of the visible tests, the largest error of your {subject} is "
+                         "{error}, at {at}.", subject=thing, error=f"{facts.max_error:.3g}", at=_at(facts.max_error_at)))
     return lines
 
 
-def picture(facts: Facts) -> bytes | None:
-    """Three heatmaps (your weights, the expected weights, their difference) as PNG bytes, or None."""
+def picture(facts: Facts, edition: Edition = Edition.EN) -> bytes | None:
+    """Three heatmaps (your weights, the expected weights, their difference) as PNG bytes, or None. Its labels
+    are in `edition` where a font can draw them (editions.cjk_font), else in English."""
     theirs, expected = facts.weights, facts.expected_weights
     if theirs is None or expected is None:
         return None
@@ -380,19 +402,23 @@ def picture(facts: Facts) -> bytes | None:
     import matplotlib.pyplot as plt
     rows, cols = len(expected), len(expected[0])
     same_shape = (len(theirs), len(theirs[0])) == (rows, cols)
+    if edition is not Edition.EN and editions.cjk_font() is None:
+        edition = Edition.EN
+    font = {"fontfamily": [editions.cjk_font(), "DejaVu Sans"]} if edition is not Edition.EN else {}
+    yours, expected_title, difference_title = PICTURE_TITLES
     panels: list[tuple[str, Sequence[Sequence[float]], str, float, float]] = [
-        ("your weights", theirs, "viridis", 0, 1), ("expected weights", expected, "viridis", 0, 1)]
+        (yours, theirs, "viridis", 0, 1), (expected_title, expected, "viridis", 0, 1)]
     if same_shape:
         difference = [[a - b for a, b in zip(r, s)] for r, s in zip(theirs, expected)]
         bound = max(1e-3, max(abs(x) for row in difference for x in row))
-        panels.append(("yours − expected", difference, "RdBu_r", -bound, bound))
+        panels.append((difference_title, difference, "RdBu_r", -bound, bound))
     size = 0.45 * max(rows, cols) + 1.2
     fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * size + 0.6, size + 0.5))
     for ax, (title, values, cmap, low, high) in zip(axes, panels):
         image = ax.imshow(values, cmap=cmap, vmin=low, vmax=high)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("key", fontsize=8)
-        ax.set_ylabel("query", fontsize=8)
+        ax.set_title(say(edition, title), fontsize=9, **font)
+        ax.set_xlabel(say(edition, "key"), fontsize=8, **font)
+        ax.set_ylabel(say(edition, "query"), fontsize=8, **font)
         ax.set_xticks(range(len(values[0])))
         ax.set_yticks(range(len(values)))
         ax.tick_params(labelsize=7)
@@ -403,8 +429,8 @@ def picture(facts: Facts) -> bytes | None:
                             color="white" if (x < 0.5 if cmap == "viridis" else abs(x) > 0.6 * high) else "black")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
     if same_shape and facts.max_error_at is not None and len(facts.max_error_at) > 2:
-        fig.suptitle(f"the matrix {_at(facts.max_error_at[:-2])} of the leading (batch, head) dimensions, "
-                     f"where yours differ most", fontsize=9)
+        fig.suptitle(say(edition, "the matrix {at} of the leading (batch, head) dimensions, where yours differ most",
+                         at=_at(facts.max_error_at[:-2])), fontsize=9, **font)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)

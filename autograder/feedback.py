@@ -7,6 +7,9 @@ with every text escaped (not Markdown, which nbconvert would render: a message h
 become a link), and the messages under the test cells are stream outputs, escaped text in <pre>. No output that contains a line of a hidden test reaches the page, whatever
 printed it (a spy hook, or the student's code reading IPython's input history), and neither do
 tracebacks, which quote hidden-test source.
+
+Every text the grader writes here is in the edition of the course that graded the submission (course.edition:
+a Chinese submission is graded by the Chinese course): editions.say looks it up in zh/grader.yml.
 """
 import ast
 import functools
@@ -25,6 +28,7 @@ from nbformat import NotebookNode
 
 from autograder import course, diagnose
 from autograder.diagnose import Facts
+from autograder.editions import Edition, say
 from autograder.mistakes import Misconception
 
 SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
@@ -160,6 +164,7 @@ def messages(graded: NotebookNode, course_dir: str | os.PathLike[str], assignmen
     """
     hidden = _hidden_lines(course_dir, assignment)
     authored = _authored(str(course_dir), assignment)
+    edition = course.edition(course_dir)
     found: dict[str, str] = {}
     for grade_id, error in _first_errors(graded).items():
         ename, evalue = str(error.get("ename", "Error"))[:60], str(error.get("evalue", ""))
@@ -167,13 +172,13 @@ def messages(graded: NotebookNode, course_dir: str | os.PathLike[str], assignmen
             if len(evalue) <= MESSAGE_LIMIT and is_authored(evalue, authored.get(grade_id, frozenset())):
                 message = f"AssertionError: {evalue}"
             else:
-                message = "AssertionError (a message that is not the test's own is not shown)"
+                message = say(edition, "AssertionError (a message that is not the test's own is not shown)")
         elif introspects:
-            message = f"{ename} raised in your code"
+            message = say(edition, "{name} raised in your code", name=ename)
         else:
             message = f"{ename}: {evalue}".strip().rstrip(":")
         if any(line in normalise(message) for line in hidden):
-            message = f"{ename} (its message quoted grading code and was removed)"
+            message = say(edition, "{name} (its message quoted grading code and was removed)", name=ename)
         found[grade_id] = message[:MESSAGE_LIMIT]
     return found
 
@@ -231,19 +236,20 @@ HEATMAPS = "Heatmaps of your weights, the expected weights and their difference,
 NO_ALT = 'alt="No description has been provided for this image"'   # what nbconvert gives an image
 
 
-def _diagnosis_outputs(facts: Facts, known: Mapping[str, Misconception], first: bool) -> list[NotebookNode]:
+def _diagnosis_outputs(facts: Facts, known: Mapping[str, Misconception], first: bool,
+                       edition: Edition = Edition.EN) -> list[NotebookNode]:
     """The outputs under a failed test cell: what the diagnostics found (on the component's first failed
     cell: every fact and the picture; on the others: the misconception only)."""
-    lines = diagnose.explain(facts, known)
+    lines = diagnose.explain(facts, known, edition)
     if not first:
         lines = lines[:1] if facts.misconceptions else []
     outputs = [nbformat.v4.new_output("stream", name="stdout", text="".join(f"  • {line}\n" for line in lines))] \
         if lines else []
-    image = diagnose.picture(facts) if first else None
+    image = diagnose.picture(facts, edition) if first else None
     if image is not None:
         outputs.append(nbformat.v4.new_output("display_data", data={
             "image/png": diagnose.png_base64(image),
-            "text/plain": HEATMAPS}))
+            "text/plain": say(edition, HEATMAPS)}))
     return outputs
 
 
@@ -251,18 +257,22 @@ def results(course_dir: str | os.PathLike[str], assignment: str, scores: Mapping
             messages: Mapping[str, str], diagnoses: Mapping[str, Facts] | None = None) -> dict[str, str]:
     """{grade_id: the result shown in the summary}: "passed", or the message and the likely mistake."""
     diagnoses = diagnoses or {}
-    known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment) if diagnoses else {}
+    edition = course.edition(course_dir)
+    known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment, edition) \
+        if diagnoses else {}
     owners = course.assignment_components(course_dir, assignment)
     texts = {}
     for gid, (score, top) in scores.items():
         facts = diagnoses.get(owners[gid]) if gid in owners else None
-        text = messages.get(gid, "passed" if score >= top else "")
+        text = messages.get(gid, say(edition, "passed") if score >= top else "")
         if score < top and facts is not None and facts.misconception in known:
-            text += f" (likely mistake: {known[facts.misconception].mistake} [{facts.misconception}])"
+            text += say(edition, " (likely mistake: {mistake} [{id}])", mistake=known[facts.misconception].mistake,
+                        id=facts.misconception)
         texts[gid] = text
     return texts
 
 
+SUMMARY_COLUMNS = ("test cell", "points", "result")
 SUMMARY_CLASS = "autograder-summary tex2jax_ignore"   # tex2jax_ignore: MathJax (2 and 3) leaves it alone
 
 
@@ -272,17 +282,19 @@ def literal(text: str) -> str:
     return html.escape(text).replace("\n", "<br>\n")
 
 
-def summary_html(assignment: str, scores: Mapping[str, tuple[float, float]], texts: Mapping[str, str]) -> str:
+def summary_html(assignment: str, scores: Mapping[str, tuple[float, float]], texts: Mapping[str, str],
+                 edition: Edition = Edition.EN) -> str:
     """The head of the page: the score and one row per graded cell. It is HTML that the grader writes, every
     text escaped: never Markdown, which nbconvert would render (a message's [link](...) would become a link)."""
     total, best = sum(s for s, _ in scores.values()), sum(m for _, m in scores.values())
     rows = "".join(f"<tr><td><code>{literal(gid)}</code></td><td>{s:g} / {m:g}</td><td>{literal(texts.get(gid, ''))}</td></tr>\n"
                    for gid, (s, m) in scores.items())
-    return (f'<section class="{SUMMARY_CLASS}">\n<h1>Feedback: {literal(assignment)}</h1>\n'
-            f"<p><strong>Score: {total:g} / {best:g}</strong></p>\n"
-            "<table>\n<thead><tr><th>test cell</th><th>points</th><th>result</th></tr></thead>\n<tbody>\n"
+    header = "".join(f"<th>{literal(say(edition, name))}</th>" for name in SUMMARY_COLUMNS)
+    return (f'<section class="{SUMMARY_CLASS}">\n<h1>{literal(say(edition, "Feedback: {assignment}", assignment=assignment))}</h1>\n'
+            f"<p><strong>{literal(say(edition, 'Score: {total} / {best}', total=f'{total:g}', best=f'{best:g}'))}</strong></p>\n"
+            f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n"
             f"{rows}</tbody>\n</table>\n"
-            "<p>Each failed test says what looks wrong. Hidden tests are not shown.</p>\n</section>\n")
+            f"<p>{literal(say(edition, 'Each failed test says what looks wrong. Hidden tests are not shown.'))}</p>\n</section>\n")
 
 
 def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], assignment: str,
@@ -294,7 +306,9 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
     Facts}). If the notebook reads or alters the grading environment (`introspects`), its own cells show no
     output from the moment the first hidden test started."""
     diagnoses = diagnoses or {}
-    known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment) if diagnoses else {}
+    edition = course.edition(course_dir)
+    known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment, edition) \
+        if diagnoses else {}
     owners = course.assignment_components(course_dir, assignment)
     explained: set[str] = set()
     hidden = _hidden_lines(course_dir, assignment)
@@ -312,21 +326,23 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
             hidden_started = hidden_started or gid in hidden_ids
             cell.source = released.get(gid, "")
             score, top = scores.get(gid, (0.0, float(meta.get("points", 0))))
-            verdict = f"✔ passed: {score:g} / {top:g} points" if score >= top else \
-                f"✘ {score:g} / {top:g} points. {messages.get(gid, 'This test failed.')}"
+            verdict = say(edition, "✔ passed: {score} / {top} points", score=f"{score:g}", top=f"{top:g}") \
+                if score >= top else \
+                say(edition, "✘ {score} / {top} points. {message}", score=f"{score:g}", top=f"{top:g}",
+                    message=messages.get(gid, say(edition, "This test failed.")))
             cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=verdict + "\n")]
             facts = diagnoses.get(owners[gid]) if gid in owners else None
             if score < top and facts is not None:
-                cell.outputs += _diagnosis_outputs(facts, known, owners[gid] not in explained)
+                cell.outputs += _diagnosis_outputs(facts, known, owners[gid] not in explained, edition)
                 explained.add(owners[gid])
         elif cell.cell_type == "code":
             kept: list[NotebookNode] = []
             if introspects and hidden_started:
-                kept.append(nbformat.v4.new_output("stream", name="stdout", text=SUPPRESSED + "\n"))
+                kept.append(nbformat.v4.new_output("stream", name="stdout", text=say(edition, SUPPRESSED) + "\n"))
                 cell.outputs = []
             for output in cell.outputs:
                 if _leaks(output, hidden):
-                    kept.append(nbformat.v4.new_output("stream", name="stdout", text=REMOVED + "\n"))
+                    kept.append(nbformat.v4.new_output("stream", name="stdout", text=say(edition, REMOVED) + "\n"))
                 elif output.get("output_type") == "error":
                     kept.append(nbformat.v4.new_output("stream", name="stderr",
                                                        text=f"{output.get('ename')}: {output.get('evalue')}\n"[:1000]))
@@ -334,7 +350,7 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
                     shown = _page_output(output, budget)
                     if shown is None:
                         kept.append(nbformat.v4.new_output("stream", name="stdout",
-                                                           text="[an output was dropped: the page is full]\n"))
+                                                           text=say(edition, PAGE_FULL) + "\n"))
                         budget = 0
                     else:
                         kept.append(shown)
@@ -347,6 +363,7 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
     return notebook
 
 
+PAGE_FULL = "[an output was dropped: the page is full]"
 MATHJAX = "_mathjax/tex-chtml.js"   # under OUT/feedback/: pages work offline
 
 
@@ -379,14 +396,18 @@ def render(notebook: NotebookNode, summary: str) -> str:
 def write_html(graded: NotebookNode, course_dir: str | os.PathLike[str], assignment: str,
                scores: Mapping[str, tuple[float, float]], messages: Mapping[str, str], path: str | os.PathLike[str],
                introspects: bool = False, diagnoses: Mapping[str, Facts] | None = None) -> None:
+    edition = course.edition(course_dir)
     notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects, diagnoses)
-    summary = summary_html(assignment, scores, results(course_dir, assignment, scores, messages, diagnoses))
+    summary = summary_html(assignment, scores, results(course_dir, assignment, scores, messages, diagnoses), edition)
     body = render(notebook, summary)
+    heatmaps = say(edition, HEATMAPS)
     for cell in notebook.cells:   # the grader's heatmaps get a description (alt text)
         for output in cell.get("outputs", []):
-            if output.get("data", {}).get("text/plain") == HEATMAPS:
+            if output.get("data", {}).get("text/plain") == heatmaps:
                 image = f'src="data:image/png;base64,{output["data"]["image/png"]}"'
-                body = body.replace(f'{NO_ALT} class="" {image}', f'alt="{HEATMAPS}" class="" {image}')
+                body = body.replace(f'{NO_ALT} class="" {image}', f'alt="{html.escape(heatmaps)}" class="" {image}')
+    if edition is Edition.ZH:
+        body = re.sub(r"<html lang=\"?en\"?", '<html lang="zh-CN"', body, count=1)
     Path(path).write_text(body, encoding="utf-8")
 
 

@@ -8,6 +8,7 @@ failure of the grader (a worker that died, a lost Dask worker, Ctrl-C) is never 
 submissions are "not graded" and are graded again next time. Each student and assignment appears
 exactly once.
 """
+import functools
 import hashlib
 import math
 import multiprocessing
@@ -24,12 +25,16 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_complet
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from autograder import course, mistakes, similarity
-from autograder.collect import collect, read_file
+from autograder import course, editions, mistakes, similarity
+from autograder.collect import collect, read_file, read_notebook
+from autograder.editions import Edition
 from autograder.model import ClassResults, FileId, Job, Limits, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 
 
@@ -58,11 +63,34 @@ def grader_version() -> str:
 
 
 def assignment_version(assignment: str) -> str:
-    """A digest of the assignment's source folder (its notebook: tests, points; and what lies beside it)."""
+    """A digest of the assignment's source folder (its notebook: tests, points; and what lies beside it) and of
+    its translations (the Chinese notebook, mistakes and grader messages: the feedback of a Chinese submission)."""
     folder = course.SOLUTIONS / assignment
     files = [p for p in folder.rglob("*") if p.is_file() and not any(part in {".ipynb_checkpoints", "__pycache__"}
                                                                      for part in p.parts)]
-    return _digest_files(files, course.SOLUTIONS)
+    translations = [editions.notebook_translation(assignment), editions.mistakes_translation(assignment),
+                    editions.GRADER_MESSAGES]
+    return _digest_files(files, course.SOLUTIONS) + _digest_files([p for p in translations if p.is_file()],
+                                                                   course.REPO)
+
+
+def _edition(notebook: str | os.PathLike[str], file_id: FileId | None, assignment: str) -> Edition:
+    """The edition of a submission (autograder/editions.py `detect`): English unless its instructions are the
+    Chinese edition's. A notebook that cannot be read is English (its grading says why)."""
+    if not editions.has_translation(assignment):
+        return Edition.EN
+    submitted, _ = read_notebook(notebook, file_id)
+    if submitted is None:
+        return Edition.EN
+    return editions.detect(submitted, _solutions(assignment))
+
+
+@functools.cache
+def _solutions(assignment: str) -> dict[Edition, NotebookNode]:
+    """The solution notebook of an assignment in each edition (their instructions are the releases')."""
+    import nbformat
+    english = nbformat.read(course.SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+    return {Edition.EN: english, Edition.ZH: editions.translated_notebook(english, assignment)}
 
 
 def fingerprint(notebook: str | os.PathLike[str], assignment_digest: str, version: str, limits: Limits,
@@ -333,6 +361,11 @@ def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str
     try:
         graded = {s.assignment for s in found} | {p.assignment for p in problems}
         course_dir = course.build_course(scratch_root / "course", only=graded)
+        submitted_in = {id(s): _edition(s.notebook, s.file_id, s.assignment) for s in found}
+        in_chinese = {s.assignment for s in found if submitted_in[id(s)] is Edition.ZH}
+        courses = {Edition.EN: course_dir}
+        if in_chinese:   # the Chinese edition's notebooks, for the submissions written in it
+            courses[Edition.ZH] = course.build_course(scratch_root / "course-zh", only=in_chinese, edition=Edition.ZH)
         cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
         version = grader_version()
         digests = {a: assignment_version(a) for a in cells}
@@ -347,7 +380,7 @@ def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str
                       notebook=str(submission.notebook),
                       fingerprint=fingerprint(submission.notebook, digests[assignment], version, limits,
                                               sandbox, submission.file_id, course_secret),
-                      course=str(course_dir), workdir=str(scratch_root / "jobs" / key),
+                      course=str(courses[submitted_in[id(submission)]]), workdir=str(scratch_root / "jobs" / key),
                       result=str(out / "results" / f"{key}.json"),
                       feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
                       kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),

@@ -279,3 +279,77 @@ def test_the_class_report_links_resolve_in_the_built_book(graded_class):
     assert book, "the report of the test class links to no section of the book"
     broken = [link for link in book if not _anchor_exists(link.replace("&amp;", "&"))]
     assert not broken, f"links of report.html that the built book does not resolve: {broken[:5]}"
+
+
+# --- the 简体中文 edition (tools/zh_book.py), built by `make book` into _build/html/zh/ -------------------------------
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def twin(page):
+    """The same page in the other edition."""
+    relative = page.relative_to(HTML)
+    return HTML / relative.relative_to("zh") if relative.parts[0] == "zh" else HTML / "zh" / relative
+
+
+def edition_switch(page):
+    from bs4 import BeautifulSoup
+    link = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").select_one("p.edition-switch a")
+    return (page.parent / link["href"]).resolve() if link else None
+
+
+def article_prose(page):
+    """The words of a page's article that are prose: code, outputs, math and the references (titles of papers)
+    set aside."""
+    from bs4 import BeautifulSoup
+    article = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser").find("article")
+    for selector in ("div.highlight", "pre", "div.cell_output", "div.output", ".math", "script", "style", "code",
+                     "p.edition-switch", ".citation-list", ".citation"):
+        for element in article.select(selector):
+            element.decompose()
+    return article
+
+
+def test_every_page_has_a_twin_in_the_other_edition_and_links_to_it():
+    english = pages()
+    assert all(twin(p).is_file() for p in english), "a page of the English book has no Chinese twin"
+    for page in english + [twin(p) for p in english]:
+        assert edition_switch(page) == twin(page).resolve(), f"{page.relative_to(HTML)} does not link to its twin"
+
+
+def test_every_chinese_page_is_mostly_chinese_prose():
+    for page in [twin(p) for p in pages()]:
+        article = article_prose(page)
+        text = article.get_text(" ")
+        assert len(CJK.findall(text)) >= 4 * len(re.findall(r"[A-Za-z]{2,}", text)), page.name
+        english = [p.get_text(" ")[:80] for p in article.find_all(["p", "li", "h1", "h2", "h3", "td"])
+                   if len(re.findall(r"[A-Za-z]{2,}", p.get_text(" "))) >= 8 and not CJK.search(p.get_text(" "))]
+        assert english == [], f"{page.relative_to(HTML)}: paragraphs left in English"
+
+
+def test_the_chinese_edition_speaks_chinese_around_its_pages():
+    intro = (HTML / "zh" / "book" / "intro.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-CN"' in intro or "<html lang='zh-CN'" in intro or 'lang="zh_CN"' in intro
+    for english in ("Show code cell", ">Chapters<", ">Reference<", "Search this book"):
+        assert english not in intro, english
+
+
+def test_the_chinese_search_index_holds_chinese_words():
+    import json
+    text = (HTML / "zh" / "searchindex.js").read_text(encoding="utf-8")
+    terms = json.loads(text[text.index("(") + 1:text.rindex(")")])["terms"]
+    for word in ("注意力", "掩码", "查询", "多头", "词元", "梯度"):   # words as jieba cuts them
+        assert word in terms, word
+
+
+def test_the_chinese_figures_are_drawn_again_with_chinese_labels():
+    """Each figure of a Chinese page is the English page's figure, drawn again from the same execution with its
+    labels translated: as many images, and each one different from its English twin."""
+    from bs4 import BeautifulSoup
+    for page in pages():
+        images = {}
+        for edition in (page, twin(page)):
+            found = BeautifulSoup(edition.read_text(encoding="utf-8"), "html.parser").select("article img")
+            images[edition] = [(edition.parent / i["src"]).read_bytes() for i in found]
+        english, chinese = images[page], images[twin(page)]
+        assert len(english) == len(chinese), page.name
+        assert all(e != c for e, c in zip(english, chinese)), f"{page.name}: a figure is not drawn again in Chinese"

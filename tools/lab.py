@@ -57,12 +57,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
     argv = argv[:argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(prog="python -m tools.lab", description=__doc__.splitlines()[0])
     parser.add_argument("view", choices=["student", "instructor"])
-    parser.add_argument("--work", type=Path, default=workspace.WORK,
-                        help="the student's folder (default: work/); student view only")
+    parser.add_argument("--edition", choices=sorted(workspace.RELEASES), default="en",
+                        help="the notebooks' language: en, or zh (the Chinese edition, in work/zh/); student view only")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="the student's folder (default: work/, or work/zh/); student view only")
     args = parser.parse_args(argv)
-    work = args.work.resolve()
+    work = (args.work or workspace.WORKSPACES[args.edition]).resolve()
     if args.view == "student":
-        workspace.main(["--work", str(work)])
+        workspace.main(["--work", str(work), "--edition", args.edition])
         state = work / ".jupyter"
     else:
         (REPO / "_build" / "nbgrader").mkdir(parents=True, exist_ok=True)  # the gradebook's folder

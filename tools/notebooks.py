@@ -1,4 +1,5 @@
-"""`make notebooks`: regenerate notebooks/ (the student release) from solutions/ with nbgrader.
+"""`make notebooks`: regenerate notebooks/ (the student release) from solutions/ with nbgrader, and
+zh/notebooks/ (the Chinese release) from the Chinese edition of solutions/ (autograder/editions.py).
 
 nbgrader's generate_assignment runs in a scratch course in a temporary folder (the grader's own
 autograder.course.build_course, so that the result is exactly what `make test` compares with), and
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import course
+from autograder import course, editions
 from autograder.course import build_course
+from autograder.editions import Edition
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
 RELEASE = REPO / "notebooks"
+ZH_RELEASE = REPO / "zh" / "notebooks"
 
 
 def clear_outputs(path: Path) -> bool:
@@ -41,32 +44,45 @@ def files_under(folder: Path) -> set[Path]:
     return {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
 
 
-def regenerate(solutions: str | os.PathLike[str] = SOLUTIONS, release: str | os.PathLike[str] = RELEASE) -> list[str]:
-    """Generate every assignment into a scratch course; then make `release` match it. Returns messages."""
+def regenerate(solutions: str | os.PathLike[str] = SOLUTIONS, release: str | os.PathLike[str] = RELEASE,
+               zh_release: str | os.PathLike[str] = ZH_RELEASE) -> list[str]:
+    """Generate every assignment into a scratch course, in each edition; then make `release` and `zh_release`
+    match them. Returns messages."""
     messages = []
     for path in sorted(Path(solutions).glob("*/*.ipynb")):
         if path.stem == path.parent.name and clear_outputs(path):
             messages.append(f"cleared the outputs of {path.relative_to(REPO)}")
+    translated = [a for a in course.assignments() if editions.has_translation(a)]
     with tempfile.TemporaryDirectory(prefix="make-notebooks-") as scratch:
-        generated = build_course(Path(scratch) / "course") / course.RELEASE   # raises, touching nothing, on failure
-        ids = sorted(p.name for p in generated.iterdir() if p.is_dir())
-        for assignment in ids:
-            new, old = generated / assignment, Path(release) / assignment
-            for name in sorted(files_under(old) - files_under(new)):
-                (old / name).unlink()
-                messages.append(f"removed {(old / name).relative_to(REPO)} (nbgrader no longer releases it)")
-            for name in sorted(files_under(new)):
-                target = old / name
-                if target.is_file() and target.read_bytes() == (new / name).read_bytes():
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                temporary = target.with_name(target.name + ".tmp")
-                shutil.copyfile(new / name, temporary)
-                temporary.replace(target)
-                messages.append(f"wrote {target.relative_to(REPO)}")
-        for stale in sorted(p for p in Path(release).iterdir() if p.is_dir() and p.name not in ids):
-            shutil.rmtree(stale)
-            messages.append(f"removed {stale.relative_to(REPO)}/ (no such assignment in solutions/)")
+        english = build_course(Path(scratch) / "course") / course.RELEASE   # raises, touching nothing, on failure
+        chinese = build_course(Path(scratch) / "course-zh", only=translated, edition=Edition.ZH) / course.RELEASE
+        messages += _update(english, Path(release))
+        messages += _update(chinese, Path(zh_release))
+    return messages
+
+
+def _update(generated: Path, release: Path) -> list[str]:
+    """Make `release` hold exactly what nbgrader generated."""
+    messages = []
+    release.mkdir(parents=True, exist_ok=True)
+    ids = sorted(p.name for p in generated.iterdir() if p.is_dir())
+    for assignment in ids:
+        new, old = generated / assignment, Path(release) / assignment
+        for name in sorted(files_under(old) - files_under(new)):
+            (old / name).unlink()
+            messages.append(f"removed {(old / name).relative_to(REPO)} (nbgrader no longer releases it)")
+        for name in sorted(files_under(new)):
+            target = old / name
+            if target.is_file() and target.read_bytes() == (new / name).read_bytes():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(target.name + ".tmp")
+            shutil.copyfile(new / name, temporary)
+            temporary.replace(target)
+            messages.append(f"wrote {target.relative_to(REPO)}")
+    for stale in sorted(p for p in Path(release).iterdir() if p.is_dir() and p.name not in ids):
+        shutil.rmtree(stale)
+        messages.append(f"removed {stale.relative_to(REPO)}/ (no such assignment in solutions/)")
     return messages
 
 
@@ -78,7 +94,7 @@ def main() -> int:
         return 1
     for message in messages:
         print(f"make notebooks: {message}")
-    print(f"make notebooks: notebooks/ is what nbgrader generates from solutions/"
+    print(f"make notebooks: notebooks/ and zh/notebooks/ are what nbgrader generates from solutions/"
           f"{'' if messages else ' (nothing changed)'}")
     return 0
 

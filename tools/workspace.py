@@ -1,4 +1,5 @@
-"""The student's workspace: work/ holds their copies of the released notebooks (notebooks/).
+"""The student's workspace: work/ holds their copies of the released notebooks (notebooks/); work/zh/ their
+copies of the Chinese edition's (zh/notebooks/), with `--edition zh` (`make lab EDITION=zh`).
 
 `make lab` calls `sync` first. It copies every released file that the workspace lacks, and never
 overwrites or deletes a file there. When a released notebook changes after the student got it (the
@@ -9,7 +10,7 @@ version copied or announced last), so that each change is announced once and an 
 stays quiet. A notebook's fingerprint covers its cells' types and sources only: running a notebook or
 saving it in JupyterLab does not change it.
 
-    python -m tools.workspace [--work DIR]
+    python -m tools.workspace [--work DIR] [--edition en|zh]
 """
 import argparse
 import hashlib
@@ -23,6 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "notebooks"
 WORK = REPO / "work"
+RELEASES = {"en": RELEASE, "zh": REPO / "zh" / "notebooks"}     # each edition's released notebooks
+WORKSPACES = {"en": WORK, "zh": WORK / "zh"}                     # and where its student works on them
 RECORD = ".release.json"
 
 
@@ -111,10 +114,13 @@ def sync(release: str | os.PathLike[str] = RELEASE, work: str | os.PathLike[str]
 def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None
     parser = argparse.ArgumentParser(prog="python -m tools.workspace", description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=WORK, help="the student's folder (default: work/)")
+    parser.add_argument("--edition", choices=sorted(RELEASES), default="en",
+                        help="the notebooks' language: en (notebooks/) or zh (zh/notebooks/)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="the student's folder (default: work/, and work/zh/ for the Chinese edition)")
     args = parser.parse_args(argv)
-    work = args.work.resolve()
-    changes = sync(RELEASE, work)
+    work = (args.work or WORKSPACES[args.edition]).resolve()
+    changes = sync(RELEASES[args.edition], work)
     for change in changes:
         message = change.message(work)
         if message:
