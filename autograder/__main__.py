@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from types import FrameType
 
+from autograder.editions import Edition
 from autograder.model import Limits
 from autograder.pipeline import grade_class
 from autograder.report import write_report
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                             "(with --dask: one every worker sees, e.g. shared storage)")
     grade.add_argument("--book-url", metavar="URL",
                        help="where report.html links to the book (default: this repository's _build/html)")
+    grade.add_argument("--language", choices=[e.value for e in Edition], default=Edition.EN.value,
+                       help="the language of report.html, for the instructor: its texts, the misconceptions and "
+                            "the book it links to (default: %(default)s; the CSV files are the same in every one)")
     grade.add_argument("--quiet", action="store_true", help="no progress line")
     grade.add_argument("--fresh-kernels", action="store_true",
                        help="start a new kernel process for every notebook instead of forking it from the "
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                               make_executor=make_executor, scratch=args.scratch,
                               sandbox=not args.unsafe_no_sandbox, regrade=args.regrade,
                               fresh_kernels=args.fresh_kernels)
-        write_report(results, args.out, book_url=args.book_url)
+        write_report(results, args.out, book_url=args.book_url, edition=Edition(args.language))
     except KeyboardInterrupt:
         print(f"\nautograder: stopped. Every grade written so far is kept in {args.out}/results/; nothing in "
               f"flight was recorded. Run the same command again to grade the rest.", file=sys.stderr)

@@ -23,7 +23,6 @@ from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
-from nbconvert.filters.strings import clean_html
 from nbformat import NotebookNode
 
 from autograder import course, diagnose
@@ -364,6 +363,11 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
 
 
 PAGE_FULL = "[an output was dropped: the page is full]"
+# MathJax 3 reads window.MathJax (nbconvert's template writes a MathJax 2 configuration, which it ignores): inline
+# math between $ signs, as in the notebooks, and never inside the grader's summary (tex2jax_ignore).
+MATHJAX_CONFIG = ("<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
+                  "displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']], processEscapes: true}, "
+                  "options: {ignoreHtmlClass: 'tex2jax_ignore'}};</script>\n")
 MATHJAX = "_mathjax/tex-chtml.js"   # under OUT/feedback/: pages work offline
 
 
@@ -377,10 +381,22 @@ def _exporter() -> HTMLExporter:
                         filters={"clean_html": _clean_html})
 
 
+# What a Markdown cell may render to: nbconvert's own sanitiser (clean_html) allows bleach's few inline tags only,
+# and shows a heading or a paragraph as escaped text ("<h1 id=...>Assignment 01</h1>" on the page).
+SAFE_TAGS = frozenset({"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2",
+                       "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong",
+                       "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul"})
+SAFE_ATTRIBUTES = {"*": ["class", "id"], "a": ["href", "title"], "img": ["src", "alt", "title"],
+                   "td": ["align"], "th": ["align"]}
+
+
 @functools.lru_cache(maxsize=4096)
 def _clean_html(element: str) -> str:
-    """nbconvert's sanitiser, remembered: the assignment's own Markdown cells are the same on every page."""
-    cleaned: str = clean_html(element)
+    """Markdown cells' HTML sanitised (no script, no style, no event handler, no javascript: URL; links and images
+    by http, https or mailto only), remembered: the assignment's own Markdown cells are the same on every page."""
+    import bleach
+    cleaned: str = bleach.clean(element.decode() if isinstance(element, bytes) else str(element), tags=SAFE_TAGS,
+                                attributes=SAFE_ATTRIBUTES, protocols=["http", "https", "mailto"], strip=True)
     return cleaned
 
 
@@ -390,6 +406,9 @@ def render(notebook: NotebookNode, summary: str) -> str:
     body, _ = _exporter().from_notebook_node(notebook)
     if "<main>" not in body:
         raise RuntimeError("nbconvert's lab template has no <main> element: the feedback summary has no place")
+    loader = f'<script src="../../{MATHJAX}">'
+    if loader in body:   # the template configures MathJax 2; the bundled MathJax 3 needs its own configuration
+        body = body.replace(loader, MATHJAX_CONFIG + loader, 1)
     return body.replace("<main>", "<main>\n" + summary, 1)
 
 

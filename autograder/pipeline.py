@@ -86,7 +86,7 @@ def _edition(notebook: str | os.PathLike[str], file_id: FileId | None, assignmen
 
 
 @functools.cache
-def _solutions(assignment: str) -> dict[Edition, NotebookNode]:
+def _solutions(assignment: str) -> "dict[Edition, NotebookNode]":
     """The solution notebook of an assignment in each edition (their instructions are the releases')."""
     import nbformat
     english = nbformat.read(course.SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)

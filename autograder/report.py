@@ -7,6 +7,10 @@ grouped by misconception across assignments (how many students, on which cells, 
 the book section that teaches it), then per assignment the score distribution, the pass rate of every
 graded test cell and component, the most common test messages and the students who need help, and
 the error and flag lists.
+
+report.html is written in the instructor's language (`--language`: every text through editions.say, the
+misconceptions from zh/mistakes/, the links to the book's edition in that language); the CSV files are not
+(their column names are an interface).
 """
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from autograder import similarity
+from autograder import editions, similarity
+from autograder.editions import Edition, say
 from autograder.feedback import install_mathjax
 from autograder.model import ClassResults, Outcome, Pair, Status, SubmissionResult
 
@@ -89,8 +94,10 @@ def _rows(results: ClassResults) -> tuple[list[GradeRow], list[TestRow], list[Re
     return grades, tests, sorted(errors), flags
 
 
-def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: str | None = None) -> None:
-    """Every file of OUT/; `book_url` is where the book is read (default: this repository's built book)."""
+def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: str | None = None,
+                 edition: Edition = Edition.EN) -> None:
+    """Every file of OUT/; `book_url` is where the book is read (default: this repository's built book);
+    report.html is in `edition` (the CSV files are the same in every edition)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     grades, tests, errors, flags = _rows(results)
@@ -102,7 +109,7 @@ def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: s
     write_csv(out / "similarity.csv", SIMILARITY_HEADER, similarity_rows(results.similar))
     write_csv(out / "misconceptions.csv", ["student_id", "assignment", "misconception", "grade_ids"],
            [(s, a, key, " ".join(cells)) for (key, a, s), cells in sorted(misconception_cells(results).items())])
-    (out / "report.html").write_text(report_html(results, errors, flags, book_url), encoding="utf-8")
+    (out / "report.html").write_text(report_html(results, errors, flags, book_url, edition), encoding="utf-8")
     if any(r.status is Status.GRADED for r in results.submissions):
         install_mathjax(out / "feedback")
 
@@ -123,6 +130,15 @@ def _write_gradebook(grades: list[GradeRow], path: Path) -> None:
     write_csv(path, header, rows)
 
 
+def _figure_edition(edition: Edition) -> tuple[Edition, dict[str, Any]]:
+    """The edition of the report's pictures and the font keywords of their labels: `edition` where a font can
+    draw it (editions.cjk_font), else English."""
+    font = editions.cjk_font() if edition is not Edition.EN else None
+    if font is None:
+        return Edition.EN, {}
+    return edition, {"fontfamily": [font, "DejaVu Sans"]}
+
+
 def _figure(draw: Callable[[Axes], object], width: float = 7, height: float = 2.6) -> str:
     import matplotlib
     matplotlib.use("Agg")
@@ -136,10 +152,10 @@ def _figure(draw: Callable[[Axes], object], width: float = 7, height: float = 2.
     return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
-def _table(header: Sequence[object], rows: Sequence[Sequence[object]]) -> str:
+def _table(header: Sequence[object], rows: Sequence[Sequence[object]], edition: Edition = Edition.EN) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>None.</p>"
+    return f"<table><tr>{head}</tr>{body}</table>" if rows else f"<p>{say(edition, 'None.')}</p>"
 
 
 NOT_TRIED = (Outcome.NOT_ATTEMPTED, Outcome.NOT_RUN)   # parts the student did not do (or that never ran)
@@ -175,13 +191,16 @@ def book_labels(source: str | os.PathLike[str] = BOOK_SOURCE) -> dict[str, str]:
     return labels
 
 
-def book_link(label: str, book_url: str | None = None, labels: Mapping[str, str] | None = None) -> str:
-    """The address of the book section with this label ("" if the book has no such label)."""
+def book_link(label: str, book_url: str | None = None, labels: Mapping[str, str] | None = None,
+              edition: Edition = Edition.EN) -> str:
+    """The address of the book section with this label in `edition` ("" if the book has no such label): the
+    Chinese edition's pages are the English ones' under zh/ (book/01_attention -> zh/book/01_attention)."""
     labels = book_labels() if labels is None else labels
     if label not in labels:
         return ""
     base = (book_url or BUILT_BOOK.as_uri()).rstrip("/")
-    return f"{base}/{labels[label]}.html#{label}"
+    page = labels[label] if edition is Edition.EN else f"{edition.value}/{labels[label]}"
+    return f"{base}/{page}.html#{label}"
 
 
 class _Tally(TypedDict):
@@ -191,7 +210,7 @@ class _Tally(TypedDict):
     assignments: set[str]
 
 
-def _misconception_section(results: ClassResults, book_url: str | None) -> str:
+def _misconception_section(results: ClassResults, book_url: str | None, edition: Edition = Edition.EN) -> str:
     """The class's mistakes by misconception, grouped across components and assignments by the kind of
     mistake (the part of the id after its component's prefix: `sdpa.mask-inverted` and `mha.mask-inverted`
     are one kind), the kinds made by most students first."""
@@ -201,12 +220,13 @@ def _misconception_section(results: ClassResults, book_url: str | None) -> str:
         entry["students"].add(student)
         entry["assignments"].add(assignment)
         entry["cells"].update(grade_ids)
-    parts = ["<h2>Mistakes of the class, by misconception</h2>",
-             "<p>Each failed test cell whose component the grader's checks recognised as a known mistake, across "
-             "all assignments, grouped by the kind of mistake (the same mistake in another component or "
-             "assignment). The link goes to the section of the book that teaches it.</p>"]
+    parts = [f"<h2>{say(edition, 'Mistakes of the class, by misconception')}</h2>",
+             "<p>" + say(edition, "Each failed test cell whose component the grader's checks recognised as a known "
+                                  "mistake, across all assignments, grouped by the kind of mistake (the same mistake "
+                                  "in another component or assignment). The link goes to the section of the book "
+                                  "that teaches it.") + "</p>"]
     if not by_id:
-        return "".join(parts) + "<p>None recognised.</p>"
+        return "".join(parts) + f"<p>{say(edition, 'None recognised.')}</p>"
     kinds: defaultdict[str, list[str]] = defaultdict(list)
     for key in by_id:
         kinds[mistake_kind(key)].append(key)
@@ -217,17 +237,20 @@ def _misconception_section(results: ClassResults, book_url: str | None) -> str:
         keys = sorted(kinds[kind], key=lambda key: (-len(by_id[key]["students"]), key))
         for n, key in enumerate(keys):
             entry, known = by_id[key], results.misconceptions.get(key)
-            link = book_link(known.label, book_url, labels) if known else ""
+            mistake, fix = editions.mistake_in(edition, known.assignment, key, known.mistake, known.fix) \
+                if known else (key, "")
+            link = book_link(known.label, book_url, labels, edition) if known else ""
             cells = ", ".join(f"{html.escape(g)} ({count})" for g, count in entry["cells"].most_common())
             section = f'<a href="{html.escape(link)}">{html.escape(known.label)}</a>' if link and known else ""
             first = (f"<td rowspan='{len(keys)}'><strong>{html.escape(kind)}</strong><br>"
-                     f"{len(students_of[kind])} students</td>") if n == 0 else ""
+                     f"{say(edition, '{count} students', count=len(students_of[kind]))}</td>") if n == 0 else ""
             rows.append("<tr>" + first + "".join(f"<td>{c}</td>" for c in [
-                f"<strong>{html.escape(known.mistake if known else key)}</strong><br><code>{html.escape(key)}</code>",
+                f"<strong>{html.escape(mistake)}</strong><br><code>{html.escape(key)}</code>",
                 html.escape(", ".join(sorted(entry["assignments"]))), str(len(entry["students"])), cells,
-                html.escape(known.fix if known else ""), section]) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ["kind of mistake", "misconception", "assignment", "students",
-                                             "cells (students)", "fix", "book section"])
+                html.escape(fix), section]) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in [
+        say(edition, "kind of mistake"), say(edition, "misconception"), say(edition, "assignment"),
+        say(edition, "students"), say(edition, "cells (students)"), say(edition, "fix"), say(edition, "book section")])
     return "".join(parts) + f"<table class='misconceptions'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
@@ -264,16 +287,27 @@ def _needing_help(results: ClassResults, assignment: str,
     return rows
 
 
+LANGUAGE_TAGS = {Edition.EN: "en", Edition.ZH: "zh-CN"}   # <html lang> of report.html (the English page has none)
+
+
 def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Sequence[ReasonRow],
-                book_url: str | None = None) -> str:
+                book_url: str | None = None, edition: Edition = Edition.EN) -> str:
+    """The class report, in `edition`: its texts are say()'s templates (the project's own text, written as it
+    is), what comes from the students and the results is escaped."""
     graded = _graded(results)
-    parts = ["<h1>Grading report</h1>",
-             f"<p>{len({r.student_id for r in results.submissions})} students, {len(results.submissions)} submissions, "
-             f"{len(results.not_graded)} not graded, {len(errors)} errors, {len(flags)} flags.</p>"]
+    pictures, font = _figure_edition(edition)
+    title = say(edition, "Grading report")
+    parts = [f"<h1>{title}</h1>",
+             "<p>" + say(edition, "{students} students, {submissions} submissions, {not_graded} not graded, "
+                                  "{errors} errors, {flags} flags.",
+                         students=len({r.student_id for r in results.submissions}),
+                         submissions=len(results.submissions), not_graded=len(results.not_graded),
+                         errors=len(errors), flags=len(flags)) + "</p>"]
     if results.not_graded:
-        parts.append(f"<p><strong>{len(results.not_graded)} submissions were not graded</strong> (a failure of the "
-                     f"grader, not of the students): run the same command again to grade them.</p>")
-    parts.append(_misconception_section(results, book_url))
+        count = say(edition, "{count} submissions were not graded", count=len(results.not_graded))
+        parts.append(f"<p><strong>{count}</strong>" + say(edition, " (a failure of the grader, not of the students): "
+                                                                    "run the same command again to grade them.") + "</p>")
+    parts.append(_misconception_section(results, book_url, edition))
     by_assignment: defaultdict[str, list[SubmissionResult]] = defaultdict(list)
     for r in graded:
         by_assignment[r.assignment].append(r)
@@ -281,43 +315,52 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
         top = max(r.max_score for r in submissions)
         scores = [r.score for r in submissions]
         mean = sum(scores) / len(scores)
-        parts.append(f"<h2>{html.escape(assignment)}</h2><p>mean {mean:.1f} / {top:g}, "
-                     f"{sum(s >= top for s in scores)} of {len(scores)} with full marks</p>")
-        parts.append("<h3>Score distribution</h3>")
+        summary = say(edition, "mean {mean} / {top}, {full} of {count} with full marks", mean=f"{mean:.1f}",
+                      top=f"{top:g}", full=sum(s >= top for s in scores), count=len(scores))
+        parts.append(f"<h2>{html.escape(assignment)}</h2><p>{summary}</p>")
+        parts.append(f"<h3>{say(edition, 'Score distribution')}</h3>")
         parts.append(_figure(lambda ax: (ax.hist(scores, bins=min(20, int(top) + 1), range=(0, top)),
-                                         ax.set_xlabel("score"), ax.set_ylabel("students"),
-                                         ax.set_title(f"{assignment}: score distribution"))))
+                                         ax.set_xlabel(say(pictures, "score"), **font),
+                                         ax.set_ylabel(say(pictures, "students"), **font),
+                                         ax.set_title(say(pictures, "{assignment}: score distribution",
+                                                          assignment=assignment), **font))))
         cells: defaultdict[str, list[bool]] = defaultdict(list)
         for r in submissions:
             for c in r.cells:
                 cells[c.grade_id].append(c.score >= c.max_score)
         names = list(cells)
         rates = [100 * sum(v) / len(v) for v in cells.values()]
-        parts.append("<h3>Pass rate per graded test cell</h3>")
+        parts.append(f"<h3>{say(edition, 'Pass rate per graded test cell')}</h3>")
         parts.append(_figure(lambda ax: (ax.barh(names[::-1], rates[::-1]), ax.set_xlim(0, 100),
-                                         ax.set_xlabel("% of students with full points"),
-                                         ax.set_title("pass rate per graded test cell")),
+                                         ax.set_xlabel(say(pictures, "% of students with full points"), **font),
+                                         ax.set_title(say(pictures, "pass rate per graded test cell"), **font)),
                              height=0.3 * len(names) + 1.2))
         components = _component_rates(results, assignment, submissions)
-        parts.append("<h3>Pass rate per component</h3>")
+        parts.append(f"<h3>{say(edition, 'Pass rate per component')}</h3>")
         parts.append(_figure(lambda ax: (ax.barh([c for c, _ in components][::-1], [r for _, r in components][::-1],
                                                  color="tab:green"), ax.set_xlim(0, 100),
-                                         ax.set_xlabel("% of students with full points on all its cells"),
-                                         ax.set_title("pass rate per component")),
+                                         ax.set_xlabel(say(pictures, "% of students with full points on all its cells"),
+                                                       **font),
+                                         ax.set_title(say(pictures, "pass rate per component"), **font)),
                              height=0.3 * len(components) + 1.2))
         mistakes = common_mistakes(results, assignment)
-        parts.append("<h3>Most common test messages</h3>")
-        parts.append(_table(["test cell", "students", "message"], [(g, n, m) for (g, m), n in mistakes.most_common(15)]))
-        parts.append("<h3>Students who need help</h3><p>The lowest scores, with the parts not attempted and the "
-                     "mistakes recognised.</p>")
-        parts.append(_table(["student", "score", "not attempted", "mistakes"], _needing_help(results, assignment, submissions)))
-    parts.append(similarity_section(results.similar))
-    parts.append("<h2>Errors and submissions not graded</h2>" + _table(["student", "assignment", "reason"], errors))
-    parts.append("<h2>Flags (graded, but a person should look)</h2>" + _table(["student", "assignment", "reason"], flags))
+        parts.append(f"<h3>{say(edition, 'Most common test messages')}</h3>")
+        parts.append(_table([say(edition, "test cell"), say(edition, "students"), say(edition, "message")],
+                            [(g, n, m) for (g, m), n in mistakes.most_common(15)], edition))
+        parts.append(f"<h3>{say(edition, 'Students who need help')}</h3><p>"
+                     + say(edition, "The lowest scores, with the parts not attempted and the mistakes recognised.")
+                     + "</p>")
+        parts.append(_table([say(edition, "student"), say(edition, "score"), say(edition, "not attempted"),
+                             say(edition, "mistakes")], _needing_help(results, assignment, submissions), edition))
+    reasons = [say(edition, "student"), say(edition, "assignment"), say(edition, "reason")]
+    parts.append(similarity_section(results.similar, edition))
+    parts.append(f"<h2>{say(edition, 'Errors and submissions not graded')}</h2>" + _table(reasons, errors, edition))
+    parts.append(f"<h2>{say(edition, 'Flags (graded, but a person should look)')}</h2>" + _table(reasons, flags, edition))
     style = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top;font-size:.92em}"
              "code{word-break:break-all}img{max-width:100%}")
-    return f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title><style>{style}</style></head>" \
+    lang = "" if edition is Edition.EN else f" lang='{LANGUAGE_TAGS[edition]}'"
+    return f"<!DOCTYPE html><html{lang}><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>" \
            f"<body>{''.join(parts)}</body></html>"
 
 
@@ -339,31 +382,35 @@ def similarity_rows(pairs: Iterable[Pair]) -> list[tuple[str, str, str, str, str
              f"{p.share_b:.3f}") for p in pairs]
 
 
-def similarity_section(pairs: Sequence[Pair]) -> str:
+def similarity_section(pairs: Sequence[Pair], edition: Edition = Edition.EN) -> str:
     """The report's section on possibly copied work: the pairs (the first MAX_LISTED), and the matching
     regions of the first MAX_SHOWN side by side; similarity.csv lists every pair."""
     def e(value: object) -> str:
         return html.escape(_utf8(value))
-    parts = ["<h2>Possibly copied work</h2>",
-             "<p>Pairs of submissions of the same assignment whose own code (stubs, pasted helpers and the "
-             "book's code removed; names, comments, whitespace and order ignored) is much alike. A pair is a "
-             "reason to look, never a proof: independent solutions of short functions can be alike. The "
-             "score is the smaller of the two shares of each one's code found in the other; pairs from "
-             f"{similarity.THRESHOLD:g} are listed.</p>"]
+    parts = [f"<h2>{say(edition, 'Possibly copied work')}</h2>",
+             "<p>" + say(edition, "Pairs of submissions of the same assignment whose own code (stubs, pasted helpers "
+                                  "and the book's code removed; names, comments, whitespace and order ignored) is "
+                                  "much alike. A pair is a reason to look, never a proof: independent solutions of "
+                                  "short functions can be alike. The score is the smaller of the two shares of each "
+                                  "one's code found in the other; pairs from {threshold} are listed.",
+                         threshold=f"{similarity.THRESHOLD:g}") + "</p>"]
     if not pairs:
-        return "".join(parts) + "<p>None.</p>"
+        return "".join(parts) + f"<p>{say(edition, 'None.')}</p>"
     if len(pairs) > MAX_LISTED:
-        parts.append(f"<p>{len(pairs)} pairs: the {MAX_LISTED} highest are listed here, every one in "
-                     f"similarity.csv.</p>")
+        parts.append("<p>" + say(edition, "{count} pairs: the {listed} highest are listed here, every one in "
+                                          "similarity.csv.", count=len(pairs), listed=MAX_LISTED) + "</p>")
     rows = "".join(f"<tr><td>{e(p.assignment)}</td><td>{e(p.student_a)}</td><td>{e(p.student_b)}</td>"
                    f"<td>{p.score:.2f}</td><td>{p.share_a:.2f}</td><td>{p.share_b:.2f}</td></tr>"
                    for p in pairs[:MAX_LISTED])
-    parts.append("<table><tr><th>assignment</th><th>student A</th><th>student B</th><th>score</th>"
-                 f"<th>share of A in B</th><th>share of B in A</th></tr>{rows}</table>")
+    head = "".join(f"<th>{h}</th>" for h in [
+        say(edition, "assignment"), say(edition, "student A"), say(edition, "student B"), say(edition, "score"),
+        say(edition, "share of A in B"), say(edition, "share of B in A")])
+    parts.append(f"<table><tr>{head}</tr>{rows}</table>")
     if len(pairs) > MAX_SHOWN:
-        parts.append(f"<p>The matching code of the {MAX_SHOWN} highest pairs:</p>")
+        parts.append("<p>" + say(edition, "The matching code of the {count} highest pairs:", count=MAX_SHOWN) + "</p>")
     for p in pairs[:MAX_SHOWN]:
-        parts.append(f"<h3>{e(p.assignment)}: {e(p.student_a)} and {e(p.student_b)} ({p.score:.2f})</h3>")
+        parts.append("<h3>" + say(edition, "{assignment}: {a} and {b} ({score})", assignment=e(p.assignment),
+                                  a=e(p.student_a), b=e(p.student_b), score=f"{p.score:.2f}") + "</h3>")
         for code_a, code_b in p.regions:
             parts.append("<table class='similar'><tr>"
                          f"<th>{e(p.student_a)}</th><th>{e(p.student_b)}</th></tr><tr>"

@@ -5,6 +5,7 @@ mutant and hostile-input tests all read its CSV files.
 """
 import ast
 import csv
+import copy
 import hashlib
 import os
 import shutil
@@ -91,9 +92,10 @@ def max_points(assignment):
             if c.metadata["nbgrader"].get("grade")}
 
 
-def with_cell_replaced(assignment, grade_id, source):
-    """The solution notebook with the source of one cell replaced."""
-    notebook = nbformat.read(solution_path(assignment), as_version=4)
+def with_cell_replaced(assignment, grade_id, source, notebook=None):
+    """The solution notebook (or a copy of `notebook`: the Chinese one, say) with the source of one cell replaced."""
+    notebook = nbformat.read(solution_path(assignment), as_version=4) if notebook is None else \
+        nbformat.from_dict(copy.deepcopy(notebook))
     cells = nbgrader_cells(notebook)
     assert grade_id in cells, f"{assignment} has no cell with grade_id {grade_id!r}"
     cells[grade_id].source = source
@@ -199,6 +201,46 @@ def honest_submissions():
             + [(student, ASSIGNMENTS[i % len(ASSIGNMENTS)]) for i, student in enumerate(others)])
 
 
+def zh_release_path(assignment):
+    return REPO / "zh" / "notebooks" / assignment / f"{assignment}.ipynb"
+
+
+def filled_chinese_notebook(assignment, replace=None):
+    """The Chinese release with each solution cell replaced by the Chinese solution's code (and the cell `replace`
+    names, a (grade_id, source) pair, by that source): a Chinese student's finished notebook."""
+    from autograder import editions
+    release = nbformat.read(zh_release_path(assignment), as_version=4)
+    solution = editions.translated_notebook(nbformat.read(solution_path(assignment), as_version=4), assignment)
+    code = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+    if replace is not None:
+        code[replace[0]] = replace[1]
+    for cell in release.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = "\n".join(line for line in code[grade_id].splitlines()
+                                    if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    return release
+
+
+# The graded class's students of the Chinese edition, each the Chinese twin of an English student of the class
+# (tests/test_grader.py compares their scores cell by cell and reads their feedback): {student: (assignment, make)}.
+CHINESE_TWINS = {  # Chinese student -> the English student whose score it must have
+    "zh-solution": "solution", "zh-solution-06": "solution", "zh-released": "released",
+    "zh-mutant": "mutant-01_attention-000"}
+
+
+def chinese_submissions():
+    def mutant():
+        name = next(n for a, n in kernel_sample() if a == "01_attention")
+        m = catalogue()["01_attention"][name]
+        return filled_chinese_notebook("01_attention", (m.cell, m.source))
+    return {"zh-solution": ("01_attention", lambda: filled_chinese_notebook("01_attention")),
+            "zh-solution-06": ("06_language_model", lambda: filled_chinese_notebook("06_language_model")),
+            "zh-released": ("01_attention", lambda: nbformat.read(zh_release_path("01_attention"), as_version=4)),
+            "zh-mutant": ("01_attention", mutant)}
+
+
 BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
     "bad-json": (lambda a: _write('{"cells": [ oops'), "broken JSON at line 1"),
     "empty-file": (lambda a: _write(""), "empty"),
@@ -288,6 +330,12 @@ def graded_class(tmp_path_factory):
                 nbformat.write(with_cell_replaced(assignment, mutant.cell, mutant.fixed_source),
                                folder / f"{assignment}.ipynb")
                 fixed[folder.parent.name] = (assignment, name, mutant)
+    for student, (assignment, make) in chinese_submissions().items():   # the same code in the Chinese edition
+        if assignment not in ASSIGNMENTS:
+            continue
+        folder = submissions / student / assignment
+        folder.mkdir(parents=True)
+        nbformat.write(make(), folder / f"{assignment}.ipynb")
     (submissions / "did-not-submit").mkdir()
     (submissions / "wrong-folder" / "99_not_an_assignment").mkdir(parents=True)
     shutil.copytree(submissions / "solution", submissions / "wrong-folder", dirs_exist_ok=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (ASSIGNMENTS, BROKEN, FEEDBACK_CASES, HEATMAP_CASES, HONEST, cell_scores,
+from tests.conftest import (ASSIGNMENTS, BROKEN, CHINESE_TWINS, FEEDBACK_CASES, HEATMAP_CASES, HONEST, REPO,
+                            chinese_submissions, cell_scores,
                             honest_submissions, max_points, read_csv, run_grader)
 from tests.editors import EDITORS
 
@@ -247,3 +248,50 @@ def test_the_diagnostics_see_the_students_own_code_not_a_reference_left_bound(gr
     page = html.unescape((graded_class["out"] / "feedback" / "released" / assignment / f"{assignment}.html")
                          .read_text(encoding="utf-8"))
     assert page.count("Not attempted yet: the function still raises NotImplementedError.") == len(components)
+
+
+@pytest.mark.parametrize("student", sorted(CHINESE_TWINS))
+def test_a_chinese_submission_gets_the_score_of_the_same_code_in_english_with_chinese_feedback(graded_class, student):
+    """The Chinese edition's notebook (its instructions, comments and messages in Chinese) is graded by the same
+    tests to the same score, cell by cell, and its feedback page is in Chinese, with no hidden test in it."""
+    from autograder import editions, feedback
+    import nbformat
+    from tests.conftest import solution_path
+    assignment = chinese_submissions()[student][0]
+    if assignment not in ASSIGNMENTS:
+        pytest.skip(f"{assignment} is not graded in this run (TEST_ASSIGNMENTS)")
+    twin = CHINESE_TWINS[student]
+    scores = {(r["student_id"], r["grade_id"]): (r["score"], r["max_score"]) for r in graded_class["tests"]
+              if r["assignment"] == assignment}
+    ours = {g: s for (who, g), s in scores.items() if who == student}
+    theirs = {g: s for (who, g), s in scores.items() if who == twin}
+    assert ours and ours == theirs
+    assert graded_class["grades"][(student, assignment)]["score"] == graded_class["grades"][(twin, assignment)]["score"]
+    page = (graded_class["out"] / "feedback" / student / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-CN"' in page and "得分：" in page and "Score:" not in page
+    text = feedback.normalise(html.unescape(re.sub(r"<[^>]+>", " ", page)))
+    chinese_source = editions.translated_notebook(nbformat.read(solution_path(assignment), 4), assignment)
+    hidden = feedback.secret_lines(chinese_source, [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]) | \
+        feedback.secret_lines(nbformat.read(solution_path(assignment), 4), [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
+    assert not [line for line in hidden if line in text], f"{student}'s feedback shows hidden tests"
+    instructions = next(c.source for c in nbformat.read(REPO / "zh" / "notebooks" / assignment / f"{assignment}.ipynb",
+                                                        4).cells if c.cell_type == "markdown")
+    assert feedback.normalise(instructions.splitlines()[0].lstrip("# ")) in text, "its instructions are not Chinese"
+
+
+def test_a_chinese_mistake_is_diagnosed_in_chinese(graded_class):
+    """The likely mistake and its fix, under a failed test of a Chinese submission, are the Chinese ones."""
+    if "01_attention" not in ASSIGNMENTS:
+        pytest.skip("01_attention is not graded in this run (TEST_ASSIGNMENTS)")
+    from autograder import diagnose
+    from autograder.editions import Edition
+    from tests.conftest import SOLUTIONS
+    _, name, mutant = graded_class["mutants"]["mutant-01_attention-000"]
+    out = graded_class["out"] / "feedback"
+    english = (out / "mutant-01_attention-000" / "01_attention" / "01_attention.html").read_text(encoding="utf-8")
+    page = (out / "zh-mutant" / "01_attention" / "01_attention.html").read_text(encoding="utf-8")
+    assert "✘" in page and " 分。" in page
+    assert mutant.misconception and f"[{mutant.misconception}]" in english, f"{name}: no misconception named"
+    known = diagnose.misconceptions(SOLUTIONS / "01_attention", "01_attention", Edition.ZH)[mutant.misconception]
+    assert html.escape(known.mistake, quote=False) in page and html.escape(known.fix, quote=False) in page
+    assert "可能的错误" in page and "Likely mistake" not in page

@@ -230,3 +230,18 @@ def test_a_message_is_literal_text_in_the_summary_and_under_its_test():
     summary = page.split('<section class="autograder-summary tex2jax_ignore">', 1)[1].split("</section>", 1)[0]
     assert feedback.literal(PAYLOAD) in summary and "<br>" in summary
     assert PAYLOAD in html.unescape(page.split("</section>", 1)[1])
+
+
+@pytest.mark.unit
+def test_a_markdown_cell_renders_as_html_with_its_math_and_nothing_unsafe():
+    """The assignment's instructions render as headings and paragraphs (nbconvert's own sanitiser escapes them to
+    text), with inline math by the bundled MathJax 3; a cell's script, event handler or javascript: link does not."""
+    cell = nbformat.v4.new_markdown_cell("# Assignment 01\n\nThe weights $\\alpha$ [ok](https://example.org) "
+                                         "[bad](javascript:alert(1)) <img src=x onerror=\"alert(2)\"> "
+                                         "<script>alert(3)</script>\n\n* one\n* two")
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"language_info": {"name": "python"}})
+    page = feedback.render(notebook, feedback.summary_html(ASSIGNMENT, {}, {}))
+    assert re.search(r"<h1[^>]*>Assignment 01", page) and "&lt;h1" not in page and "&lt;p&gt;" not in page
+    assert "<li>one</li>" in page and 'href="https://example.org"' in page
+    assert "javascript:" not in page and "onerror" not in page and "<script>alert(3)" not in page
+    assert "inlineMath: [['$', '$']" in page.split('src="../../_mathjax/tex-chtml.js"', 1)[0]

@@ -191,7 +191,13 @@ def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
     assert "raise NotImplementedError()" in stub.source and "clamp" not in stub.source
     assert f"| `01_attention` | {AFTER:g} |" in (repo / "README.md").read_text(encoding="utf-8")
 
-    # The project's own checks of an assignment pass on it (step 6's make test, for these checks).
+    # Step 7: the Chinese edition names what it does not translate yet (the new cells, mistakes and paragraphs).
+    process = make(repo, "translations")
+    assert process.returncode != 0, "make translations finds nothing to translate in a new exercise"
+    assert f"no translation: cell {COMPONENT}" in process.stdout and "solutions/01_attention/mistakes.py" in \
+        process.stdout and "book/01_attention.md" in process.stdout, process.stdout[-2000:]
+
+    # The project's own checks of an assignment pass on it (step 8's make test, for these checks).
     checks = ["tests/test_notebooks.py::test_the_points_the_notebook_announces_are_the_points_it_grades",
               "tests/test_notebooks.py::test_committed_notebooks_are_what_nbgrader_generates",
               "tests/test_notebooks.py::test_released_notebooks_leak_no_solution_or_hidden_test",

@@ -9,14 +9,22 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from autograder import feedback
-from autograder.course import build_course
+from autograder import editions, feedback
+from autograder.course import assignments as course_assignments, build_course
+from autograder.editions import Edition
 from tests.conftest import ASSIGNMENTS, NOTEBOOKS, REPO, SOLUTIONS, release_path, solution_path
+
+ZH_NOTEBOOKS = REPO / "zh" / "notebooks"
 
 
 def secret_lines(assignment):
-    """Lines of solutions and hidden tests long enough to identify them (the grader's own definition)."""
-    return feedback.secret_lines(nbformat.read(solution_path(assignment), as_version=4))
+    """Lines of solutions and hidden tests long enough to identify them (the grader's own definition), in both
+    editions (the Chinese one translates their comments and messages)."""
+    english = nbformat.read(solution_path(assignment), as_version=4)
+    lines = feedback.secret_lines(english)
+    if editions.has_translation(assignment):
+        lines |= feedback.secret_lines(editions.translated_notebook(english, assignment))
+    return lines
 
 
 def normalised_text(path):
@@ -41,18 +49,23 @@ def test_the_assignments_have_solutions_and_hidden_tests():
         assert len(secret_lines(assignment)) >= 10, f"{assignment}: few solution or hidden-test lines found"
 
 
-def test_committed_notebooks_are_what_nbgrader_generates(tmp_path):
-    course = build_course(tmp_path / "course")
+@pytest.mark.parametrize("edition", list(Edition))
+def test_committed_notebooks_are_what_nbgrader_generates(tmp_path, edition):
+    committed_folder = NOTEBOOKS if edition is Edition.EN else ZH_NOTEBOOKS
+    only = None if edition is Edition.EN else [a for a in course_assignments() if editions.has_translation(a)]
+    course = build_course(tmp_path / "course", only=only, edition=edition)
     generated = {p.relative_to(course / "release") for p in (course / "release").rglob("*") if p.is_file()}
-    committed = {p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file()}
-    assert generated == committed, "notebooks/ is out of date with solutions/: run `make notebooks`"
+    committed = {p.relative_to(committed_folder) for p in committed_folder.rglob("*") if p.is_file()}
+    shown = committed_folder.relative_to(REPO)
+    assert generated == committed, f"{shown}/ is out of date with solutions/: run `make notebooks`"
     for path in sorted(generated):
-        ours = json.loads((NOTEBOOKS / path).read_text())
+        ours = json.loads((committed_folder / path).read_text())
         theirs = json.loads((course / "release" / path).read_text())
-        assert ours == theirs, f"notebooks/{path} is out of date with solutions/: run `make notebooks`"
+        assert ours == theirs, f"{shown}/{path} is out of date with solutions/ and zh/: run `make notebooks`"
 
 
-@pytest.mark.parametrize("path", sorted(list(SOLUTIONS.rglob("*.ipynb")) + list(NOTEBOOKS.rglob("*.ipynb"))),
+@pytest.mark.parametrize("path", sorted(list(SOLUTIONS.rglob("*.ipynb")) + list(NOTEBOOKS.rglob("*.ipynb"))
+                                         + list(ZH_NOTEBOOKS.rglob("*.ipynb"))),
                          ids=lambda p: str(p.relative_to(REPO)))
 @pytest.mark.quick
 def test_committed_notebooks_carry_no_outputs(path):
@@ -65,7 +78,7 @@ def test_committed_notebooks_carry_no_outputs(path):
 
 @pytest.mark.quick
 def test_released_notebooks_leak_no_solution_or_hidden_test():
-    assert leaks(sorted(NOTEBOOKS.rglob("*.ipynb"))) == []
+    assert leaks(sorted(NOTEBOOKS.rglob("*.ipynb")) + sorted(ZH_NOTEBOOKS.rglob("*.ipynb"))) == []
 
 
 @pytest.mark.quick

@@ -10,6 +10,7 @@ import nbformat
 import pytest
 
 from autograder import feedback
+from autograder.editions import CJK, Edition
 from tests.conftest import REPO, release_path, solution_path
 from tools import check_submission, workspace
 
@@ -155,6 +156,102 @@ def test_check_submission_runs_the_notebook_and_reports_the_visible_tests(tmp_pa
     assert re.search(r"\[FAIL\] visible tests: 0 of \d+ test cells pass", stub_report), stub_report
     assert "not done yet" in stub_report and "NOT ready" in stub_report
     assert "hidden tests" in stub_report
+
+
+ZH_RELEASE = REPO / "zh" / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+
+
+def without_a_kernel(monkeypatch):
+    """check-submission's run as a run in which no cell printed or raised (so every visible test passes)."""
+    monkeypatch.setattr(check_submission, "run_notebook",
+                        lambda notebook, job_dir, timeout, cell_timeout, sandbox=True: notebook)
+
+
+def workspaces(monkeypatch, tmp_path):
+    """A workspace in tmp_path (work/, and work/zh/ for the Chinese edition), as check-submission sees it."""
+    work = {Edition.EN: tmp_path / "work", Edition.ZH: tmp_path / "work" / "zh"}
+    monkeypatch.setattr(check_submission, "WORKSPACES", work)
+    return work
+
+
+@pytest.mark.quick
+def test_check_submission_checks_a_chinese_notebook_against_the_chinese_release_in_chinese(tmp_path, monkeypatch,
+                                                                                            capsys):
+    without_a_kernel(monkeypatch)
+    path = tmp_path / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    path.parent.mkdir()
+    shutil.copy(ZH_RELEASE, path)
+    english = nbformat.read(release_path(ASSIGNMENT), as_version=4)
+    assert any("locked cells you edited" in c.what   # against the English release, its instructions were edited
+               for c in check_submission.cell_checks(nbformat.read(path, as_version=4), english))
+
+    report = check_submission.report(path)
+    assert report.edition is Edition.ZH and all(c.ok for c in report.checks), [c.what for c in report.checks]
+    assert not any("锁定单元" in c.what or "locked" in c.what for c in report.checks)
+    assert check_submission.main([str(path)]) == 0
+    lines = capsys.readouterr().out.strip("\n").splitlines()
+    assert lines[0] == str(path) and lines[1] == f"  上传这个文件：{path}" and lines[-1] == "  可以上传"
+    assert [line for line in lines[1:] if not CJK.search(line)] == [], "a line in English"
+    assert any(line.startswith("  [ok] 可见测试：") for line in lines)
+
+
+@pytest.mark.quick
+def test_check_submission_checks_both_workspaces_and_says_the_same_english_as_ever(tmp_path, monkeypatch, capsys):
+    without_a_kernel(monkeypatch)
+    work = workspaces(monkeypatch, tmp_path)
+    english, chinese = (work[e] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb" for e in Edition)
+    for path, release in ((english, release_path(ASSIGNMENT)), (chinese, ZH_RELEASE)):
+        path.parent.mkdir(parents=True)
+        shutil.copy(release, path)
+    assert check_submission.main([]) == 0
+    out = capsys.readouterr().out
+    english_report, chinese_report = out.split(f"\n{chinese}\n")
+    tests = [c for c in nbformat.read(release_path(ASSIGNMENT), as_version=4).cells
+             if c.metadata.get("nbgrader", {}).get("grade")]
+    visible = [c for c in tests if check_submission.has_code(c.source)]
+    hidden = [c for c in tests if not check_submission.has_code(c.source)]
+    points = sum(c.metadata["nbgrader"]["points"] for c in visible)
+    limits = check_submission.LIMITS
+    assert english_report.splitlines() == [
+        "", str(english),
+        f"  upload this file: {english}",
+        "  [ok] a valid notebook (JSON, nbformat)",
+        "  [ok] every graded cell of the release is there, once",
+        f"  [ok] ran from a fresh kernel in 0 s (the grader allows {limits.notebook:g} s, {limits.cell:g} s per cell)",
+        f"  [ok] visible tests: {len(visible)} of {len(visible)} test cells pass ({points:g} of their {points:g} points)",
+        f"  [ok] hidden tests: {len(hidden)} more test cells "
+        f"({sum(c.metadata['nbgrader']['points'] for c in hidden):g} points) are filled in and run only when your "
+        "notebook is graded",
+        "  ready to upload"]
+    assert f"  上传这个文件：{chinese}" in chinese_report and "  可以上传" in chinese_report
+
+
+@pytest.mark.quick
+def test_check_submission_tells_a_chinese_student_in_chinese_what_is_wrong(tmp_path, monkeypatch, capsys):
+    work = workspaces(monkeypatch, tmp_path)
+    notebook = nbformat.read(ZH_RELEASE, as_version=4)
+    test_cell = next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    notebook.cells.remove(test_cell)
+    path = tmp_path / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    path.parent.mkdir()
+    nbformat.write(notebook, path)
+    report = check_submission.report(path)
+    grade_id = test_cell.metadata["nbgrader"]["grade_id"]
+    assert report.edition is Edition.ZH
+    assert [(c.ok, c.what) for c in report.checks if not c.ok] == \
+        [(False, f"缺少单元（已被删除，或其元数据丢失而未能识别）：{grade_id}")]
+    assert all(CJK.search(c.what) for c in report.checks) and all(CJK.search(c.detail) for c in report.checks
+                                                                     if c.detail)
+
+    # Before a notebook is read, its place says its language: work/zh/ is the Chinese student's.
+    unknown, missing = work[Edition.ZH] / "homework.ipynb", work[Edition.ZH] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    unknown.parent.mkdir(parents=True)
+    shutil.copy(ZH_RELEASE, unknown)
+    assert check_submission.main([str(unknown), str(missing)]) == 1
+    out, err = capsys.readouterr()
+    assert "  [FAIL] 这是哪个作业？" in out and f"{missing}：没有这个文件" in err
+    assert check_submission.main([str(tmp_path / "nowhere.ipynb")]) == 1
+    assert "nowhere.ipynb: no such file" in capsys.readouterr().err
 
 
 @pytest.mark.quick

@@ -2,7 +2,10 @@
 
     python -m tools.check_submission [NOTEBOOK ...]      (make check-submission [NB=...])
 
-With no argument, every work/<id>/<id>.ipynb. For each notebook it says which file to upload, then checks:
+With no argument, every work/<id>/<id>.ipynb and work/zh/<id>/<id>.ipynb. Each notebook is checked against the
+release of its edition (notebooks/, or zh/notebooks/ for a notebook in Chinese: the one whose instructions it keeps,
+as the grader decides, autograder.editions.detect), and the check speaks that edition's language (zh/grader.yml).
+For each notebook it says which file to upload, then checks:
 1. the file is a valid notebook (JSON, nbformat), as the grader's first step does;
 2. every graded and locked cell of the release is there, once, and unedited (the grader restores
    edited ones from its own copy, so an edit counts for nothing; a deleted one cannot be graded); where an
@@ -11,8 +14,8 @@ With no argument, every work/<id>/<id>.ipynb. For each notebook it says which fi
 3. it runs from a fresh kernel within the grader's time limits (a notebook that runs longer scores 0),
    with the grader's locked cells put back, in an empty folder, as the grader runs it;
 4. the visible tests: which test cells pass, and which of your cells raise.
-The hidden tests are never run: the cells that hold them come from the release (notebooks/), which
-has none. Passing here is necessary, not sufficient: the hidden tests check more than the visible ones.
+The hidden tests are never run: the cells that hold them come from the release (notebooks/, zh/notebooks/),
+which has none. Passing here is necessary, not sufficient: the hidden tests check more than the visible ones.
 Exit status: 0 when every notebook is ready to upload, 1 otherwise.
 
 From the grader it uses: autograder.collect.read_notebook (step 1), autograder.repair.restore_metadata
@@ -35,6 +38,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.collect import read_notebook
+from autograder.editions import Edition, detect, say
 from autograder.model import Limits
 from autograder.repair import Restoration, restore_metadata
 from autograder.sandbox import SandboxError, available, run_notebook
@@ -42,6 +46,8 @@ from autograder.sandbox import SandboxError, available, run_notebook
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "notebooks"
 WORK = REPO / "work"
+RELEASES = {Edition.EN: RELEASE, Edition.ZH: REPO / "zh" / "notebooks"}   # each edition's released notebooks
+WORKSPACES = {Edition.EN: WORK, Edition.ZH: WORK / "zh"}                  # as tools/workspace.py has them
 # The grader's limits: the defaults of `python -m autograder grade --timeout` and `--cell-timeout`.
 LIMITS = Limits()
 
@@ -53,8 +59,23 @@ class Check:
     detail: str = ""
 
 
-def release_notebook(assignment: str) -> Path:
-    return RELEASE / assignment / f"{assignment}.ipynb"
+def release_notebook(assignment: str, edition: Edition = Edition.EN) -> Path:
+    """The released notebook of an assignment in an edition: the English one where the edition has none."""
+    path = RELEASES[edition] / assignment / f"{assignment}.ipynb"
+    return path if path.is_file() else RELEASE / assignment / f"{assignment}.ipynb"
+
+
+def releases(assignment: str) -> dict[Edition, NotebookNode]:
+    """The released notebook of an assignment in each edition (the English one for an edition without it)."""
+    english = nbformat.read(release_notebook(assignment), as_version=4)
+    chinese = release_notebook(assignment, Edition.ZH)
+    return {Edition.EN: english,
+            Edition.ZH: english if chinese == release_notebook(assignment) else nbformat.read(chinese, as_version=4)}
+
+
+def edition_of_place(path: str | os.PathLike[str]) -> Edition:
+    """The edition to speak before a notebook is read: Chinese for one in the Chinese workspace (work/zh/)."""
+    return Edition.ZH if Path(path).resolve().is_relative_to(WORKSPACES[Edition.ZH].resolve()) else Edition.EN
 
 
 def assignment_of(path: str | os.PathLike[str]) -> str | None:
@@ -72,7 +93,7 @@ def nbgrader_meta(cell: Mapping[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def cell_checks(notebook: NotebookNode, release: NotebookNode) -> list[Check]:
+def cell_checks(notebook: NotebookNode, release: NotebookNode, edition: Edition = Edition.EN) -> list[Check]:
     """Step 2: the release's graded and locked cells, present once and unedited."""
     theirs: dict[str, list[NotebookNode]] = {}
     for cell in notebook.cells:
@@ -96,33 +117,34 @@ def cell_checks(notebook: NotebookNode, release: NotebookNode) -> list[Check]:
             edited.append(grade_id)
     checks = []
     if missing:
-        checks.append(Check(False, f"cells missing (deleted, or their metadata lost and the cell not recognised): "
-                                   f"{', '.join(missing)}",
-                            "A cell the grader cannot find scores 0. Copy it back from the released notebook "
-                            "(make lab puts a fresh copy beside yours if the course changed it)."))
+        checks.append(Check(False, say(edition, "cells missing (deleted, or their metadata lost and the cell not "
+                                                "recognised): {cells}", cells=", ".join(missing)),
+                            say(edition, "A cell the grader cannot find scores 0. Copy it back from the released "
+                                         "notebook (make lab puts a fresh copy beside yours if the course changed it).")))
     if doubled:
-        checks.append(Check(False, f"cells present twice (copied?): {', '.join(doubled)}",
-                            "The grader keeps only one of them, and not the one you choose: delete the copies."))
+        checks.append(Check(False, say(edition, "cells present twice (copied?): {cells}", cells=", ".join(doubled)),
+                            say(edition, "The grader keeps only one of them, and not the one you choose: "
+                                         "delete the copies.")))
     if edited:
-        checks.append(Check(True, f"locked cells you edited (the grader puts the original back): {', '.join(edited)}"))
+        checks.append(Check(True, say(edition, "locked cells you edited (the grader puts the original back): {cells}",
+                                      cells=", ".join(edited))))
     if not (missing or doubled):
-        checks.append(Check(True, "every graded cell of the release is there, once"))
+        checks.append(Check(True, say(edition, "every graded cell of the release is there, once")))
     return checks
 
 
-MATCHING = ("The grader matches each cell without metadata to the release: by its cell id; a locked cell "
-            "(instructions, setup, tests) by its text; a cell of yours by the function or class its stub defines, "
-            "between the matched cells around it; an edited locked cell by a text at least 60% alike; "
-            "what is left by position.")
-
-
-def metadata_checks(restoration: Restoration) -> list[Check]:
+def metadata_checks(restoration: Restoration, edition: Edition = Edition.EN) -> list[Check]:
     """Step 2's first part: whether cells had lost their nbgrader metadata, and how the grader finds them."""
     if not restoration.restored:
         return []
-    return [Check(True, f"nbgrader metadata missing from {len(restoration.restored)} cells (removed by an editor?): "
-                        f"the grader matches them to the release: {', '.join(restoration.restored)}",
-                  MATCHING + " To be safe, copy your answers into a fresh copy of the release (make lab).")]
+    return [Check(True, say(edition, "nbgrader metadata missing from {count} cells (removed by an editor?): "
+                                     "the grader matches them to the release: {cells}",
+                            count=len(restoration.restored), cells=", ".join(restoration.restored)),
+                  say(edition, "The grader matches each cell without metadata to the release: by its cell id; a "
+                               "locked cell (instructions, setup, tests) by its text; a cell of yours by the function "
+                               "or class its stub defines, between the matched cells around it; an edited locked cell "
+                               "by a text at least 60% alike; what is left by position. To be safe, copy your answers "
+                               "into a fresh copy of the release (make lab)."))]
 
 
 def restored(notebook: NotebookNode, release: NotebookNode) -> NotebookNode:
@@ -151,13 +173,13 @@ def has_code(source: str) -> bool:
     return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
 
 
-def explained(error: str) -> str:
+def explained(error: str, edition: Edition = Edition.EN) -> str:
     if error.startswith("NotImplementedError"):
-        return "NotImplementedError: not done yet (a cell of yours still raises the released stub's error)"
+        return say(edition, "NotImplementedError: not done yet (a cell of yours still raises the released stub's error)")
     return error
 
 
-def run_checks(notebook: NotebookNode, release: NotebookNode) -> list[Check]:
+def run_checks(notebook: NotebookNode, release: NotebookNode, edition: Edition = Edition.EN) -> list[Check]:
     """Steps 3 and 4: run from a fresh kernel, in an empty folder, within the grader's limits."""
     run = restored(notebook, release)
     with tempfile.TemporaryDirectory(prefix="check-submission-") as folder:
@@ -171,50 +193,76 @@ def run_checks(notebook: NotebookNode, release: NotebookNode) -> list[Check]:
         try:
             run_notebook(run, Path(folder) / "job", LIMITS.notebook, LIMITS.cell, **unsandboxed)
         except SandboxError as error:
-            return [Check(False, f"the notebook did not run to the end: {error}")]
+            return [Check(False, say(edition, "the notebook did not run to the end: {error}", error=error))]
         seconds = time.monotonic() - start
-    checks = [Check(True, f"ran from a fresh kernel in {seconds:.0f} s (the grader allows {LIMITS.notebook:g} s, "
-                          f"{LIMITS.cell:g} s per cell)")]
-    stuck = [f"{nbgrader_meta(c).get('grade_id') or 'a cell you added'}: {explained(error)}" for c in run.cells
-             if c.cell_type == "code" and not nbgrader_meta(c).get("grade") for error in [first_error(c)] if error]
+    checks = [Check(True, say(edition, "ran from a fresh kernel in {seconds} s (the grader allows {notebook} s, "
+                                       "{cell} s per cell)",
+                              seconds=f"{seconds:.0f}", notebook=f"{LIMITS.notebook:g}", cell=f"{LIMITS.cell:g}"))]
+    stuck = [f"{nbgrader_meta(c).get('grade_id') or say(edition, 'a cell you added')}: {explained(error, edition)}"
+             for c in run.cells if c.cell_type == "code" and not nbgrader_meta(c).get("grade")
+             for error in [first_error(c)] if error]
     if stuck:
-        checks.append(Check(False, "your cells raise (every test that uses them will fail)", "\n".join(stuck)))
+        checks.append(Check(False, say(edition, "your cells raise (every test that uses them will fail)"),
+                            "\n".join(stuck)))
     tests = [c for c in run.cells if c.cell_type == "code" and nbgrader_meta(c).get("grade")]
     visible = [c for c in tests if has_code(c.source)]   # in the release, a hidden-test cell is only its header
     hidden = [c for c in tests if not has_code(c.source)]
     failed = [(nbgrader_meta(c)["grade_id"], error) for c in visible for error in [first_error(c)] if error]
     points = sum(nbgrader_meta(c).get("points", 0) for c in visible if not first_error(c))
     total = sum(nbgrader_meta(c).get("points", 0) for c in visible)
-    checks.append(Check(not failed, f"visible tests: {len(visible) - len(failed)} of {len(visible)} test cells pass "
-                                    f"({points:g} of their {total:g} points)",
-                        "\n".join(f"{grade_id}: {explained(error)}" for grade_id, error in failed)))
+    checks.append(Check(not failed, say(edition, "visible tests: {passed} of {cells} test cells pass "
+                                                 "({points} of their {total} points)",
+                                        passed=len(visible) - len(failed), cells=len(visible),
+                                        points=f"{points:g}", total=f"{total:g}"),
+                        "\n".join(f"{grade_id}: {explained(error, edition)}" for grade_id, error in failed)))
     hidden_points = sum(nbgrader_meta(c).get("points", 0) for c in hidden)
-    checks.append(Check(True, f"hidden tests: {len(hidden)} more test cells ({hidden_points:g} points) are filled in "
-                              "and run only when your notebook is graded"))
+    checks.append(Check(True, say(edition, "hidden tests: {cells} more test cells ({points} points) are filled in "
+                                           "and run only when your notebook is graded",
+                                  cells=len(hidden), points=f"{hidden_points:g}")))
     return checks
 
 
-def check(path: str | os.PathLike[str]) -> tuple[str | None, list[Check]]:
-    """Every check of one notebook, in order; stops at the first one that makes the rest meaningless."""
+@dataclass(frozen=True)
+class Report:
+    assignment: str | None
+    edition: Edition      # the language the checks speak: the notebook's edition, once it is read
+    checks: list[Check]
+
+
+def report(path: str | os.PathLike[str]) -> Report:
+    """Every check of one notebook, in order, in its edition's language; stops at the first one that makes the
+    rest meaningless."""
     path = Path(path)
+    edition = edition_of_place(path)
     assignment = assignment_of(path)
     if assignment is None:
         known = ", ".join(sorted(p.name for p in RELEASE.iterdir() if p.is_dir()))
-        return None, [Check(False, f"which assignment is this? Neither its folder nor its name is one of: {known}")]
+        return Report(None, edition, [Check(False, say(edition, "which assignment is this? Neither its folder nor "
+                                                                "its name is one of: {known}", known=known))])
     notebook, problem = read_notebook(path)
     if problem:
-        return assignment, [Check(False, f"the file is not a notebook the grader can read: {problem}",
-                                  "Open it in JupyterLab, or copy your answers into a fresh copy of the release.")]
+        return Report(assignment, edition, [Check(
+            False, say(edition, "the file is not a notebook the grader can read: {problem}", problem=problem),
+            say(edition, "Open it in JupyterLab, or copy your answers into a fresh copy of the release."))])
     assert notebook is not None   # read_notebook gives a notebook or a problem
-    checks = [Check(True, "a valid notebook (JSON, nbformat)")]
-    release = nbformat.read(release_notebook(assignment), as_version=4)
+    released = releases(assignment)
+    edition = detect(notebook, released)    # as the grader decides it: from the instructions the notebook keeps
+    release = released[edition]             # whose locked cells are in that edition's language
+    checks = [Check(True, say(edition, "a valid notebook (JSON, nbformat)"))]
     restoration = restore_metadata(notebook, release)
     notebook = restoration.notebook
-    checks += metadata_checks(restoration)
-    checks += cell_checks(notebook, release)
+    checks += metadata_checks(restoration, edition)
+    checks += cell_checks(notebook, release, edition)
     if all(c.ok for c in checks):
-        checks += run_checks(notebook, release)
-    return assignment, checks
+        # English leaves the edition out: the default, and what a stand-in run_checks(notebook, release) takes.
+        checks += run_checks(notebook, release) if edition is Edition.EN else run_checks(notebook, release, edition)
+    return Report(assignment, edition, checks)
+
+
+def check(path: str | os.PathLike[str]) -> tuple[str | None, list[Check]]:
+    """(assignment, checks) of one notebook: see `report`."""
+    result = report(path)
+    return result.assignment, result.checks
 
 
 def shown(path: str | os.PathLike[str]) -> Path:
@@ -228,32 +276,35 @@ def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None
     parser = argparse.ArgumentParser(prog="python -m tools.check_submission", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to check (default: every work/<id>/<id>.ipynb)")
+                        help="notebooks to check (default: every work/<id>/<id>.ipynb and work/zh/<id>/<id>.ipynb)")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted(p for p in WORK.glob("*/*.ipynb") if p.stem == p.parent.name)
+    paths = args.notebooks or [p for work in WORKSPACES.values()
+                               for p in sorted(work.glob("*/*.ipynb")) if p.stem == p.parent.name]
     if not paths:
-        print("check-submission: no notebook to check: run `make lab` first (it creates work/), "
-              "or name one: make check-submission NB=path/to/notebook.ipynb", file=sys.stderr)
+        print(say(Edition.EN, "check-submission: no notebook to check: run `make lab` first (it creates work/), "
+                              "or name one: make check-submission NB=path/to/notebook.ipynb"), file=sys.stderr)
         return 1
     ready = True
     for path in paths:
         if not path.is_file():
-            print(f"\n{shown(path)}: no such file", file=sys.stderr)
+            print("\n" + say(edition_of_place(path), "{path}: no such file", path=shown(path)), file=sys.stderr)
             ready = False
             continue
-        assignment, checks = check(path)
+        result = report(path)
+        edition = result.edition
         print(f"\n{shown(path)}")
-        if assignment:
-            name = f"{assignment}.ipynb"
-            print(f"  upload this file{'' if path.name == name else f', named {name}'}: {shown(path)}")
-        for c in checks:
+        if result.assignment:
+            name = f"{result.assignment}.ipynb"
+            print("  " + say(edition, "upload this file: {path}" if path.name == name else
+                             "upload this file, named {name}: {path}", name=name, path=shown(path)))
+        for c in result.checks:
             print(f"  [{'ok' if c.ok else 'FAIL'}] {c.what}")
             for line in c.detail.splitlines():
                 print(f"         {line}")
-        ok = all(c.ok for c in checks)
+        ok = all(c.ok for c in result.checks)
         ready &= ok
-        print("  ready to upload" if ok else "  NOT ready: fix what is marked FAIL, then check again "
-              "(a notebook with failing tests can still be handed in: credit is per test cell)")
+        print("  " + say(edition, "ready to upload" if ok else "NOT ready: fix what is marked FAIL, then check again "
+                         "(a notebook with failing tests can still be handed in: credit is per test cell)"))
     return 0 if ready else 1
 
 
