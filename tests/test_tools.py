@@ -277,3 +277,17 @@ def test_check_submission_runs_in_the_sandbox_when_bubblewrap_is_there(monkeypat
     release = nbformat.read(release_path(ASSIGNMENT), as_version=4)
     check_submission.run_checks(release, release)
     assert calls == [bwrap]
+
+
+@pytest.mark.quick
+def test_the_chinese_workspace_gets_the_chinese_notebooks_beside_the_english_ones(tmp_path, capsys):
+    """`make lab EDITION=zh`: the Chinese release in work/zh/, the English workspace untouched beside it."""
+    work = tmp_path / "work"
+    assert workspace.main(["--work", str(work)]) == 0
+    english = {p.relative_to(work) for p in work.rglob("*.ipynb")}
+    assert workspace.main(["--work", str(work / "zh"), "--edition", "zh"]) == 0
+    chinese = work / "zh" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert chinese.read_bytes() == (workspace.RELEASES["zh"] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes()
+    assert {p.relative_to(work) for p in work.rglob("*.ipynb") if p.parts[len(work.parts)] != "zh"} == english
+    assert "作业" in chinese.read_text(encoding="utf-8")
+    assert workspace.WORKSPACES["zh"] == workspace.WORK / "zh"
