@@ -18,7 +18,7 @@ EDITION ?= en
 # make test runs on this many pytest-xdist workers (auto: one per core; 0: in one process)
 TEST_WORKERS ?= auto
 
-.PHONY: book translations cjk-font test test-quick typecheck notebooks readme lab lab-instructor check-submission bench chromium sandbox bubblewrap clean
+.PHONY: book translations cjk-font test test-quick typecheck notebooks readme lab lab-instructor check-submission student-edition bench chromium sandbox bubblewrap clean
 
 # PyTorch's CPU wheel index: requirements.txt pins torch's CPU build (torch==X+cpu), which only it serves.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -91,6 +91,12 @@ lab-instructor: $(STAMP)
 # Check a notebook before handing it in, as the grader will (no hidden tests): NB=path, or every work/<id>/<id>.ipynb.
 check-submission: $(STAMP)
 	$(WITH_VENV) $(BIN)/python -m tools.check_submission $(NB)
+
+# What the students get (tools/student_edition.py), in _build/student-edition/: the built book's HTML, both editions, and
+# the student repository (a folder and a .tar.gz) without solutions or hidden tests, each file searched for them.
+# BOOK_URL=...: where the HTML will be published (the student README links it).
+student-edition: book
+	$(BIN)/python -m tools.student_edition --html _build/html --out _build/student-edition $(if $(BOOK_URL),--book-url "$(BOOK_URL)")
 
 # Timings: book build, no-change rebuild, grading a class of N submissions with 1 worker (forked and fresh kernels) and every core, REPEATS
 # rounds. The README's table: make bench N=12 REPEATS=3 BOOK=no.

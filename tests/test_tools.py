@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from autograder import feedback
-from autograder.editions import CJK, Edition
+from autograder.editions import CJK, Edition, say
 from tests.conftest import REPO, release_path, solution_path
 from tools import check_submission, workspace
 
@@ -46,6 +46,8 @@ def test_the_workspace_gets_each_released_notebook_once_and_never_loses_work(tmp
     changes = workspace.sync(release, work)
     target = work / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     assert [c.action for c in changes] == ["copied"] and target.read_bytes() == release_path(ASSIGNMENT).read_bytes()
+    given = workspace.given_versions(work, ASSIGNMENT)     # the version given is kept, for check-submission
+    assert [p.read_bytes() for p in given] == [release_path(ASSIGNMENT).read_bytes()]
     theirs = student_edits(target)
 
     assert [c.action for c in workspace.sync(release, work)] == ["unchanged"]     # nothing new: quiet
@@ -66,6 +68,8 @@ def test_the_workspace_gets_each_released_notebook_once_and_never_loses_work(tmp
     again = {c.target.parent.name: c for c in workspace.sync(release, work)}[ASSIGNMENT]
     assert again.action == "pending" and "reminder" in again.message(work)         # said once, then a reminder
     assert target.read_bytes() == theirs
+    assert sorted(p.read_bytes() for p in workspace.given_versions(work, ASSIGNMENT)) == \
+        sorted([release_path(ASSIGNMENT).read_bytes(), new.written.read_bytes()])  # both versions given, kept once
 
 
 @pytest.mark.quick
@@ -86,6 +90,7 @@ def test_check_submission_names_the_assignment_of_renamed_files(tmp_path):
     assert check_submission.assignment_of(tmp_path / ASSIGNMENT / "anything.ipynb") == ASSIGNMENT
     assert check_submission.assignment_of(tmp_path / "Downloads" / f"{ASSIGNMENT} (1).ipynb") == ASSIGNMENT
     assert check_submission.assignment_of(tmp_path / "x" / f"{ASSIGNMENT}.new.ipynb") == ASSIGNMENT
+    assert check_submission.assignment_of(tmp_path / "x" / f"{ASSIGNMENT}.new-2 (1).ipynb") == ASSIGNMENT
     assert check_submission.assignment_of(tmp_path / "x" / "homework.ipynb") is None
 
 
@@ -291,3 +296,121 @@ def test_the_chinese_workspace_gets_the_chinese_notebooks_beside_the_english_one
     assert {p.relative_to(work) for p in work.rglob("*.ipynb") if p.parts[len(work.parts)] != "zh"} == english
     assert "作业" in chinese.read_text(encoding="utf-8")
     assert workspace.WORKSPACES["zh"] == workspace.WORK / "zh"
+
+
+ZH_RELEASES = REPO / "zh" / "notebooks"
+
+
+def course_releases(monkeypatch, tmp_path):
+    """Copies of the release of ASSIGNMENT in both editions, which check-submission takes for the course's."""
+    releases = {Edition.EN: tmp_path / "release", Edition.ZH: tmp_path / "zh-release"}
+    for edition, folder in releases.items():
+        (folder / ASSIGNMENT).mkdir(parents=True)
+        shutil.copy(check_submission.RELEASES[edition] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", folder / ASSIGNMENT)
+    monkeypatch.setattr(check_submission, "RELEASE", releases[Edition.EN])
+    monkeypatch.setattr(check_submission, "RELEASES", releases)
+    return releases
+
+
+def edit_cells(path, **sources):
+    """Set the source of cells (by grade_id) of the notebook at `path`; a value that starts with "+" is appended."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in sources:
+            cell.source = cell.source + sources[grade_id][1:] if sources[grade_id].startswith("+") \
+                else sources[grade_id]
+    nbformat.write(notebook, path)
+
+
+def cell_source(path, grade_id):
+    return next(c.source for c in nbformat.read(path, as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+MY_ANSWER = "def masked_softmax(scores, mask=None):\n    return scores.softmax(-1)\n"
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("edition", list(Edition))
+def test_check_submission_tells_the_courses_changes_from_the_students_edits_and_finds_their_work(
+        tmp_path, monkeypatch, capsys, edition):
+    """The course changes a notebook the student works on: make lab puts the new version beside theirs; check-submission
+    says which copy holds their work, checks that one, and tells the course's changes from the student's edits."""
+    without_a_kernel(monkeypatch)
+    release = course_releases(monkeypatch, tmp_path)[edition] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    work = workspaces(monkeypatch, tmp_path)[edition]
+    workspace.sync(release.parent.parent, work)
+    mine = work / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    stub = cell_source(mine, "masked_softmax")
+    edit_cells(mine, masked_softmax=MY_ANSWER, sdpa_intro="+ My own note.")       # an answer, and an edited instruction
+    edit_cells(release, intro="+\n\nA sentence the course added.", sdpa_visible="+\nassert True")   # the course's fix
+    workspace.sync(release.parent.parent, work)                                    # make lab
+    newer = work / ASSIGNMENT / f"{ASSIGNMENT}.new.ipynb"
+    assert newer.read_bytes() == release.read_bytes()
+
+    whats = [c.what for c in check_submission.report(mine).checks]
+    assert say(edition, "the course changed these cells since your copy; the grader uses the new ones: {cells}",
+               cells="intro, sdpa_visible") in whats, whats
+    assert say(edition, "locked cells you edited (the grader puts the original back): {cells}",
+               cells="sdpa_intro") in whats, whats
+    assert say(edition, "every graded cell of the release is there, once") in whats
+
+    def checked():
+        """make check-submission with no argument: (its exit status, the notebooks it checked, what it printed)."""
+        status = check_submission.main([])
+        out = capsys.readouterr().out
+        return status, [p for p in (mine, newer) if f"\n{p}\n" in out], out
+
+    status, paths, out = checked()       # their work is in their copy: it alone is checked, against its own release
+    assert status == 0 and paths == [mine], out
+    assert say(edition, "your work is in {mine}; beside it, the course's newer version ({newer}) has none of your "
+                        "answers: the checks below compare yours with the release it came from",
+               mine=mine.name, newer=newer.name) in out
+
+    edit_cells(newer, masked_softmax=MY_ANSWER)      # they copied their answer into the new version: both hold work
+    status, paths, out = checked()
+    assert status == 0 and paths == [mine, newer], out
+    assert say(edition, "{files} each hold work of yours: upload only one, named {name} (the name the grader "
+                        "expects): {name} itself, or the one that has your latest answers, renamed {name}",
+               files=f"{mine.name}, {newer.name}", name=mine.name) in out
+
+    edit_cells(mine, masked_softmax=stub)            # and emptied the old one: only the new version holds work
+    status, paths, out = checked()
+    assert status == 0 and paths == [newer], out
+    assert say(edition, "upload this file, named {name}: {path}", name=mine.name, path=newer) in out
+    assert say(edition, "your work is in {work}, not in {name}: upload {work}, renamed {name} (the name the grader "
+                        "expects)", work=newer.name, name=mine.name) in out
+
+    edit_cells(newer, masked_softmax=stub)           # neither holds work
+    status, paths, out = checked()
+    assert paths == [mine], out
+    assert say(edition, "none of {files} holds work of yours yet: work in {latest}, the course's newest version",
+               files=f"{mine.name}, {newer.name}", latest=newer.name) in out
+    if edition is Edition.ZH:
+        assert CJK.search(out) and "your work" not in out and "the course" not in out
+
+
+@pytest.mark.quick
+def test_check_submission_tells_the_cells_the_course_added_from_the_cells_the_student_deleted(tmp_path, monkeypatch):
+    without_a_kernel(monkeypatch)
+    release = course_releases(monkeypatch, tmp_path)[Edition.EN] / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    work = workspaces(monkeypatch, tmp_path)[Edition.EN]
+    workspace.sync(release.parent.parent, work)
+    mine = work / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    notebook = nbformat.read(mine, as_version=4)                 # the student deletes a test cell
+    notebook.cells = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "bandwidth_visible"]
+    nbformat.write(notebook, mine)
+    course = nbformat.read(release, as_version=4)                # the course adds one
+    added = nbformat.from_dict(next(c for c in course.cells if c.metadata.nbgrader.get("grade_id") == "sdpa_visible"))
+    added.id, added.metadata.nbgrader.grade_id = "a-new-test", "sdpa_more_visible"
+    course.cells.insert(course.cells.index(next(c for c in course.cells if c.metadata.nbgrader.get("grade_id") ==
+                                                "sdpa_visible")) + 1, added)
+    nbformat.write(course, release)
+    workspace.sync(release.parent.parent, work)
+
+    failed = [c.what for c in check_submission.report(mine).checks if not c.ok]
+    assert failed == ["cells missing (deleted, or their metadata lost and the cell not recognised): bandwidth_visible",
+                      "cells the course added since your copy: sdpa_more_visible"], failed
+    # The new version beside it has every cell of the release.
+    assert all(c.ok for c in check_submission.report(mine.with_name(f"{ASSIGNMENT}.new.ipynb")).checks)

@@ -2,9 +2,18 @@
 
     python -m tools.check_submission [NOTEBOOK ...]      (make check-submission [NB=...])
 
-With no argument, every work/<id>/<id>.ipynb and work/zh/<id>/<id>.ipynb. Each notebook is checked against the
-release of its edition (notebooks/, or zh/notebooks/ for a notebook in Chinese: the one whose instructions it keeps,
-as the grader decides, autograder.editions.detect), and the check speaks that edition's language (zh/grader.yml).
+With no argument, every work/<id>/<id>.ipynb and work/zh/<id>/<id>.ipynb, or the copy beside it that holds the
+student's work (below). Each notebook is checked against the release of its edition (notebooks/, or zh/notebooks/ for
+a notebook in Chinese: the one whose instructions it keeps, as the grader decides, autograder.editions.detect), and
+the check speaks that edition's language (zh/grader.yml).
+
+When the course changed a notebook after the student got it, `make lab` put the new version beside theirs as
+<id>.new.ipynb (tools/workspace.py). The check then says which of the copies holds their work (a solution cell that
+differs from the stub of the release it came from) and which file to upload, named <id>.ipynb, and checks the copies
+that hold work. A notebook is compared with the release it came from, which the workspace keeps (work/.releases/):
+a locked cell the course changed since is told apart from one the student edited, and a cell the course added from
+one the student deleted.
+
 For each notebook it says which file to upload, then checks:
 1. the file is a valid notebook (JSON, nbformat), as the grader's first step does;
 2. every graded and locked cell of the release is there, once, and unedited (the grader restores
@@ -42,6 +51,7 @@ from autograder.editions import Edition, detect, say
 from autograder.model import Limits
 from autograder.repair import Restoration, restore_metadata
 from autograder.sandbox import SandboxError, available, run_notebook
+from tools import workspace
 
 REPO = Path(__file__).resolve().parent.parent
 RELEASE = REPO / "notebooks"
@@ -80,9 +90,9 @@ def edition_of_place(path: str | os.PathLike[str]) -> Edition:
 
 def assignment_of(path: str | os.PathLike[str]) -> str | None:
     """The assignment a notebook belongs to: its folder's name, else its file name (a browser may add
-    " (1)"), if the release has it; else None."""
+    " (1)", make lab ".new" or ".new-2"), if the release has it; else None."""
     path = Path(path)
-    for name in (path.parent.name, re.sub(r"\s*\(\d+\)$", "", path.stem).removesuffix(".new")):
+    for name in (path.parent.name, re.sub(r"(\.new(-\d+)?)?\s*(\(\d+\))?$", "", path.stem)):
         if release_notebook(name).is_file():
             return name
     return None
@@ -93,15 +103,63 @@ def nbgrader_meta(cell: Mapping[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def cell_checks(notebook: NotebookNode, release: NotebookNode, edition: Edition = Edition.EN) -> list[Check]:
-    """Step 2: the release's graded and locked cells, present once and unedited."""
+def locked_sources(notebook: NotebookNode) -> dict[str, str]:
+    """{grade_id: source} of a notebook's locked cells (instructions, set-up code, tests), whitespace aside."""
+    return {nbgrader_meta(c)["grade_id"]: c.source.strip() for c in notebook.cells
+            if nbgrader_meta(c).get("locked") and nbgrader_meta(c).get("grade_id")}
+
+
+def given_releases(path: str | os.PathLike[str], assignment: str) -> list[NotebookNode]:
+    """The released versions of an assignment that the workspace holding the notebook at `path` was given
+    (work/<id>/<id>.ipynb: work/.releases/, tools/workspace.py); none for a notebook elsewhere."""
+    found = []
+    for kept in workspace.given_versions(Path(path).resolve().parent.parent, assignment):
+        notebook, _ = read_notebook(kept)
+        if notebook is not None:
+            found.append(notebook)
+    return found
+
+
+def origin_of(notebook: NotebookNode, release: NotebookNode, given: list[NotebookNode]) -> NotebookNode:
+    """The release a notebook came from: of the release as it is now and the versions its workspace was given,
+    the one whose locked cells it departs from least (lacks, or holds with another text); the release as it is now
+    on a tie."""
+    theirs = locked_sources(notebook)
+
+    def departures(candidate: NotebookNode) -> int:
+        return sum(theirs.get(grade_id) != source for grade_id, source in locked_sources(candidate).items())
+    best = release
+    for candidate in given:
+        if departures(candidate) < departures(best):
+            best = candidate
+    return best
+
+
+def holds_work(notebook: NotebookNode, origin: NotebookNode) -> bool:
+    """Whether the student wrote in a notebook: a solution cell differs from its stub in the release it came from."""
+    stubs = {nbgrader_meta(c)["grade_id"]: c.source.strip() for c in origin.cells
+             if nbgrader_meta(c).get("solution") and nbgrader_meta(c).get("grade_id")}
+    return any(cell.source.strip() != stubs[grade_id] for cell in notebook.cells
+               for grade_id in [nbgrader_meta(cell).get("grade_id")] if grade_id in stubs)
+
+
+def cell_checks(notebook: NotebookNode, release: NotebookNode, edition: Edition = Edition.EN,
+                origin: NotebookNode | None = None) -> list[Check]:
+    """Step 2: the release's graded and locked cells, present once and unedited. `origin` is the release the
+    notebook came from (default: `release`): a cell that the course changed or added since is not the student's
+    edit or deletion."""
+    origin = release if origin is None else origin
+    before = locked_sources(origin)
+    in_origin = {nbgrader_meta(c).get("grade_id") for c in origin.cells}
     theirs: dict[str, list[NotebookNode]] = {}
     for cell in notebook.cells:
         grade_id = nbgrader_meta(cell).get("grade_id")
         if grade_id:
             theirs.setdefault(grade_id, []).append(cell)
     missing: list[str] = []
+    added: list[str] = []
     edited: list[str] = []
+    changed: list[str] = []
     doubled: list[str] = []
     for cell in release.cells:
         meta = nbgrader_meta(cell)
@@ -110,25 +168,34 @@ def cell_checks(notebook: NotebookNode, release: NotebookNode, edition: Edition 
             continue
         found = theirs.get(grade_id, [])
         if not found:
-            missing.append(grade_id)
+            (missing if grade_id in in_origin else added).append(grade_id)
         elif len(found) > 1:
             doubled.append(grade_id)
         elif meta.get("locked") and found[0].source.strip() != cell.source.strip():
-            edited.append(grade_id)
+            (changed if found[0].source.strip() == before.get(grade_id) else edited).append(grade_id)
     checks = []
     if missing:
         checks.append(Check(False, say(edition, "cells missing (deleted, or their metadata lost and the cell not "
                                                 "recognised): {cells}", cells=", ".join(missing)),
                             say(edition, "A cell the grader cannot find scores 0. Copy it back from the released "
                                          "notebook (make lab puts a fresh copy beside yours if the course changed it).")))
+    if added:
+        checks.append(Check(False, say(edition, "cells the course added since your copy: {cells}",
+                                       cells=", ".join(added)),
+                            say(edition, "A cell the grader cannot find scores 0. Copy your answers into the course's "
+                                         "new version of the notebook (make lab puts it beside yours; its name ends "
+                                         "in .new.ipynb), or copy these cells from it into yours.")))
     if doubled:
         checks.append(Check(False, say(edition, "cells present twice (copied?): {cells}", cells=", ".join(doubled)),
                             say(edition, "The grader keeps only one of them, and not the one you choose: "
                                          "delete the copies.")))
+    if changed:
+        checks.append(Check(True, say(edition, "the course changed these cells since your copy; the grader uses the "
+                                               "new ones: {cells}", cells=", ".join(changed))))
     if edited:
         checks.append(Check(True, say(edition, "locked cells you edited (the grader puts the original back): {cells}",
                                       cells=", ".join(edited))))
-    if not (missing or doubled):
+    if not (missing or doubled or added):
         checks.append(Check(True, say(edition, "every graded cell of the release is there, once")))
     return checks
 
@@ -229,6 +296,29 @@ class Report:
     checks: list[Check]
 
 
+@dataclass(frozen=True)
+class Read:
+    """A student's notebook, read as the grader reads it, with the releases it is compared with."""
+    notebook: NotebookNode       # with the release's nbgrader metadata where an editor removed it
+    edition: Edition             # as the grader decides it: from the instructions the notebook keeps
+    release: NotebookNode        # that edition's release as it is now: what the grader uses
+    origin: NotebookNode         # the release the notebook came from (an earlier one its workspace kept, or `release`)
+    restoration: Restoration
+
+
+def read(path: Path, assignment: str) -> Read | str:
+    """The notebook at `path` as the grader reads it, or why it cannot be read."""
+    notebook, problem = read_notebook(path)
+    if notebook is None:
+        return problem or "unreadable"
+    released = releases(assignment)
+    edition = detect(notebook, released)
+    release = released[edition]             # whose locked cells are in that edition's language
+    restoration = restore_metadata(notebook, release)
+    origin = origin_of(restoration.notebook, release, given_releases(path, assignment))
+    return Read(restoration.notebook, edition, release, origin, restoration)
+
+
 def report(path: str | os.PathLike[str]) -> Report:
     """Every check of one notebook, in order, in its edition's language; stops at the first one that makes the
     rest meaningless."""
@@ -239,24 +329,86 @@ def report(path: str | os.PathLike[str]) -> Report:
         known = ", ".join(sorted(p.name for p in RELEASE.iterdir() if p.is_dir()))
         return Report(None, edition, [Check(False, say(edition, "which assignment is this? Neither its folder nor "
                                                                 "its name is one of: {known}", known=known))])
-    notebook, problem = read_notebook(path)
-    if problem:
+    found = read(path, assignment)
+    if isinstance(found, str):
         return Report(assignment, edition, [Check(
-            False, say(edition, "the file is not a notebook the grader can read: {problem}", problem=problem),
+            False, say(edition, "the file is not a notebook the grader can read: {problem}", problem=found),
             say(edition, "Open it in JupyterLab, or copy your answers into a fresh copy of the release."))])
-    assert notebook is not None   # read_notebook gives a notebook or a problem
-    released = releases(assignment)
-    edition = detect(notebook, released)    # as the grader decides it: from the instructions the notebook keeps
-    release = released[edition]             # whose locked cells are in that edition's language
+    edition, release, notebook = found.edition, found.release, found.notebook
     checks = [Check(True, say(edition, "a valid notebook (JSON, nbformat)"))]
-    restoration = restore_metadata(notebook, release)
-    notebook = restoration.notebook
-    checks += metadata_checks(restoration, edition)
-    checks += cell_checks(notebook, release, edition)
+    checks += metadata_checks(found.restoration, edition)
+    checks += cell_checks(notebook, release, edition, found.origin)
     if all(c.ok for c in checks):
         # English leaves the edition out: the default, and what a stand-in run_checks(notebook, release) takes.
         checks += run_checks(notebook, release) if edition is Edition.EN else run_checks(notebook, release, edition)
     return Report(assignment, edition, checks)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One of the student's copies of an assignment's notebook in a folder."""
+    path: Path
+    newer: bool   # a newer version of the course's that make lab put beside theirs (<id>.new.ipynb, <id>.new-2.ipynb)
+    work: bool    # holds work of theirs (holds_work); False for a file the grader cannot read
+
+
+def copies(folder: Path, assignment: str) -> list[Copy]:
+    """The student's copies of an assignment's notebook in `folder`: <id>.ipynb, then the newer versions that
+    make lab put beside it (tools/workspace.py), oldest first."""
+    def newer(path: Path) -> int:   # 0 for <id>.ipynb, 1 for <id>.new.ipynb, n for <id>.new-n.ipynb, -1 otherwise
+        if path.name == f"{assignment}.ipynb":
+            return 0
+        match = re.fullmatch(rf"{re.escape(assignment)}\.new(?:-(\d+))?\.ipynb", path.name)
+        return -1 if match is None else int(match.group(1) or 1)
+    paths = [folder / f"{assignment}.ipynb", *folder.glob(f"{assignment}.new*.ipynb")]
+    found = []
+    for path in sorted((p for p in paths if newer(p) >= 0 and p.is_file()), key=newer):
+        notebook = read(path, assignment)
+        found.append(Copy(path, newer(path) > 0,
+                          not isinstance(notebook, str) and holds_work(notebook.notebook, notebook.origin)))
+    return found
+
+
+def to_check(found: list[Copy]) -> list[Path]:
+    """Which of a folder's copies to check: those that hold work, else the first."""
+    return [c.path for c in found if c.work] or [c.path for c in found[:1]]
+
+
+def copies_note(found: list[Copy], assignment: str, edition: Edition = Edition.EN) -> str | None:
+    """Where there are several copies, which holds the student's work and which to upload; None for one copy."""
+    if len(found) < 2:
+        return None
+    name = f"{assignment}.ipynb"
+    work = [c for c in found if c.work]
+    if not work:
+        return say(edition, "none of {files} holds work of yours yet: work in {latest}, the course's newest version",
+                   files=", ".join(c.path.name for c in found), latest=found[-1].path.name)
+    if len(work) == 1 and not work[0].newer:
+        return say(edition, "your work is in {mine}; beside it, the course's newer version ({newer}) has none of your "
+                            "answers: the checks below compare yours with the release it came from",
+                   mine=work[0].path.name, newer=", ".join(c.path.name for c in found if c.newer))
+    if len(work) == 1:
+        return say(edition, "your work is in {work}, not in {name}: upload {work}, renamed {name} (the name the "
+                            "grader expects)", work=work[0].path.name, name=name)
+    files = ", ".join(c.path.name for c in work)
+    if any(not c.newer for c in work):
+        return say(edition, "{files} each hold work of yours: upload only one, named {name} (the name the grader "
+                            "expects): {name} itself, or the one that has your latest answers, renamed {name}",
+                   files=files, name=name)
+    return say(edition, "{files} each hold work of yours: upload only one, the one with your latest answers, "
+                        "renamed {name}", files=files, name=name)
+
+
+def workspace_notebooks(work: Path) -> list[Path]:
+    """The notebooks to check in a workspace: in each work/<id>/, <id>.ipynb or the copies that hold work."""
+    paths = []
+    for folder in sorted(p for p in work.glob("*") if p.is_dir() and not p.name.startswith(".")):
+        mine = folder / f"{folder.name}.ipynb"
+        if assignment_of(mine) != folder.name:   # not an assignment's folder: its <id>.ipynb, if any, says so
+            paths += [mine] if mine.is_file() else []
+        else:
+            paths += to_check(copies(folder, folder.name))
+    return paths
 
 
 def check(path: str | os.PathLike[str]) -> tuple[str | None, list[Check]]:
@@ -276,10 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None
     parser = argparse.ArgumentParser(prog="python -m tools.check_submission", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
-                        help="notebooks to check (default: every work/<id>/<id>.ipynb and work/zh/<id>/<id>.ipynb)")
+                        help="notebooks to check (default: every work/<id>/<id>.ipynb and work/zh/<id>/<id>.ipynb, "
+                             "or the copies beside it that hold your work)")
     args = parser.parse_args(argv)
-    paths = args.notebooks or [p for work in WORKSPACES.values()
-                               for p in sorted(work.glob("*/*.ipynb")) if p.stem == p.parent.name]
+    paths = args.notebooks or [p for work in WORKSPACES.values() for p in workspace_notebooks(work)]
     if not paths:
         print(say(Edition.EN, "check-submission: no notebook to check: run `make lab` first (it creates work/), "
                               "or name one: make check-submission NB=path/to/notebook.ipynb"), file=sys.stderr)
@@ -297,6 +449,11 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{result.assignment}.ipynb"
             print("  " + say(edition, "upload this file: {path}" if path.name == name else
                              "upload this file, named {name}: {path}", name=name, path=shown(path)))
+            found = copies(path.parent, result.assignment)
+            note = copies_note(found, result.assignment, edition) \
+                if any(c.path.resolve() == path.resolve() for c in found) else None
+            if note:
+                print("  " + note)
         for c in result.checks:
             print(f"  [{'ok' if c.ok else 'FAIL'}] {c.what}")
             for line in c.detail.splitlines():

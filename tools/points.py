@@ -1,4 +1,6 @@
-"""What each assignment grades, read from its solution notebook's nbgrader metadata.
+"""What each assignment grades, read from its notebook's nbgrader metadata: the solution notebook
+(solutions/<id>/<id>.ipynb), or where there is none (the student edition, tools/student_edition.py) the
+released one (notebooks/<id>/<id>.ipynb), which nbgrader gives the same grade ids, points and solution cells.
 
 The README's table (`make readme`, tools/readme.py) and the book's assignment boxes and course plan
 (book/_ext/course_book.py) are generated from these figures, never typed. A graded test cell counts
@@ -15,6 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "solutions"
+RELEASE = REPO / "notebooks"
 BOOK = REPO / "book"
 TOC = REPO / "_toc.yml"
 MINUTES_PER_COMPONENT = 30   # the course plan's estimate for writing and testing one graded component
@@ -48,16 +51,30 @@ class Chapter:
     file: str           # path of the chapter's source in the table of contents, e.g. book/01_attention
     title: str
     reading_minutes: int
-    assignment: Assignment | None  # the assignment named like the chapter (solutions/<name>/), if any
+    assignment: Assignment | None  # the assignment named like the chapter (solutions/<name>/ or notebooks/<name>/)
 
 
 def solution_path(assignment_id: str) -> Path:
     return SOLUTIONS / assignment_id / f"{assignment_id}.ipynb"
 
 
+def release_path(assignment_id: str) -> Path:
+    return RELEASE / assignment_id / f"{assignment_id}.ipynb"
+
+
+def notebook_path(assignment_id: str) -> Path:
+    """The notebook whose metadata says what an assignment grades: its solution notebook, else its release."""
+    solution = solution_path(assignment_id)
+    return solution if solution.is_file() else release_path(assignment_id)
+
+
 def assignment(assignment_id: str) -> Assignment:
     """The graded components of an assignment and their points."""
-    cells = json.loads(solution_path(assignment_id).read_text(encoding="utf-8"))["cells"]
+    path = notebook_path(assignment_id)
+    if not path.is_file():
+        raise FileNotFoundError(f"assignment {assignment_id}: neither {solution_path(assignment_id).relative_to(REPO)} "
+                                f"nor {path.relative_to(REPO)} exists")
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     points: dict[str, float] = {}
     current: str | None = None
     for cell in cells:
@@ -101,7 +118,7 @@ def chapters() -> list[Chapter]:
         title = heading.group(1).strip()
         name = Path(file).name
         result.append(Chapter(number, file, title, reading_minutes(text),
-                              assignment(name) if solution_path(name).is_file() else None))
+                              assignment(name) if notebook_path(name).is_file() else None))
     return result
 
 

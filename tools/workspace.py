@@ -8,7 +8,9 @@ course fixed a typo, say), the new version goes beside theirs as `<id>.new.ipynb
 What the workspace was given is recorded in `work/.release.json` (file -> fingerprint of the released
 version copied or announced last), so that each change is announced once and an untouched workspace
 stays quiet. A notebook's fingerprint covers its cells' types and sources only: running a notebook or
-saving it in JupyterLab does not change it.
+saving it in JupyterLab does not change it. Each released notebook it was given is kept, unchanged, in
+`work/.releases/<id>/<id>.<fingerprint>.ipynb`: `make check-submission` compares a notebook with the release it
+came from, so that a cell the course changed since is never taken for one the student edited.
 
     python -m tools.workspace [--work DIR] [--edition en|zh]
 """
@@ -27,6 +29,7 @@ WORK = REPO / "work"
 RELEASES = {"en": RELEASE, "zh": REPO / "zh" / "notebooks"}     # each edition's released notebooks
 WORKSPACES = {"en": WORK, "zh": WORK / "zh"}                     # and where its student works on them
 RECORD = ".release.json"
+GIVEN = ".releases"     # every released notebook the workspace was given, as it was given
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,25 @@ def released_files(release: str | os.PathLike[str]) -> list[Path]:
                   if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts)
 
 
+def given_path(work: Path, key: str, fingerprint_: str) -> Path:
+    """Where the workspace keeps the released version `fingerprint_` of the file `key` (<id>/<id>.ipynb)."""
+    relative = Path(key)
+    return work / GIVEN / relative.parent / f"{relative.stem}.{fingerprint_[:16]}{relative.suffix}"
+
+
+def keep_given(source: Path, work: Path, key: str, fingerprint_: str) -> None:
+    """Keep a copy of a released notebook as the workspace was given it (once; never for other files)."""
+    kept = given_path(work, key, fingerprint_)
+    if source.suffix == ".ipynb" and not kept.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, kept)
+
+
+def given_versions(work: str | os.PathLike[str], assignment: str) -> list[Path]:
+    """Every released version of an assignment's notebook that the workspace `work` was given and kept."""
+    return sorted((Path(work) / GIVEN / assignment).glob(f"{assignment}.*.ipynb"))
+
+
 def beside(target: Path) -> Path:
     """A free name for the new version of `target`: <stem>.new<suffix>, else <stem>.new-2<suffix>, ..."""
     candidate, n = target.with_name(f"{target.stem}.new{target.suffix}"), 2
@@ -92,12 +114,14 @@ def sync(release: str | os.PathLike[str] = RELEASE, work: str | os.PathLike[str]
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             record[key] = new
+            keep_given(source, work, key, new)
             changes.append(Change(source, target, "copied", target))
             continue
         given = record.get(key)
         if given is None and fingerprint(target) == new:
             given = new  # a workspace from before the record: theirs is the release as it is now
         if given == new:
+            keep_given(source, work, key, new)   # (a workspace from before the kept versions gets it now)
             waiting = [p for p in sorted(target.parent.glob(f"{target.stem}.new*{target.suffix}"))
                        if fingerprint(p) == new]
             changes.append(Change(source, target, "pending", waiting[0]) if waiting
@@ -106,6 +130,7 @@ def sync(release: str | os.PathLike[str] = RELEASE, work: str | os.PathLike[str]
         written = beside(target)
         shutil.copyfile(source, written)
         record[key] = new
+        keep_given(source, work, key, new)
         changes.append(Change(source, target, "new_version", written))
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return changes

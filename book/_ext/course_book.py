@@ -3,7 +3,8 @@
     ```{assignment} 01_attention
     ```
 ends a chapter with a box naming its assignment, its graded components and their points (read from
-solutions/01_attention/01_attention.ipynb's nbgrader metadata), and how to open and check it.
+solutions/01_attention/01_attention.ipynb's nbgrader metadata, or the released notebook where there is no
+solutions/, tools/points.py), and how to open and check it.
 
     ```{course-plan}
     ```
@@ -88,7 +89,7 @@ checks it (every graded cell there, a clean run within the time limit, the visib
 Symbols and terms: {{doc}}`notation`.
 :::
 """
-        return self.render(markdown, [points.solution_path(assignment.id)])
+        return self.render(markdown, [points.notebook_path(assignment.id)])
 
 
 class CoursePlan(MarkdownDirective):
@@ -114,7 +115,7 @@ class CoursePlan(MarkdownDirective):
                      f"a minute; an assignment is planned at {points.MINUTES_PER_COMPONENT} minutes per graded "
                      "component. Both are worked out from the chapters and notebooks each time the book is built."]
         dependencies = [points.TOC] + [REPO / f"{c.file}.md" for c in chapters] + \
-            [points.solution_path(c.assignment.id) for c in chapters if c.assignment]
+            [points.notebook_path(c.assignment.id) for c in chapters if c.assignment]
         return self.render("\n".join(rows), dependencies)
 
 
