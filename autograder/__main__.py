@@ -3,7 +3,8 @@
 Exit status: 0 when every submission was graded, whatever the students did; 3 when the batch finished
 but some submissions could not be graded because the grader failed (they are listed as "not graded",
 never scored: run the same command again to grade exactly those); 130 when stopped by Ctrl-C or
-SIGTERM (what was graded is kept); 2 for a bad command line; 1 when the grader itself could not run.
+SIGTERM (what was graded is kept); 2 for a bad command line (an instructor's file that cannot be used
+included: --policy, --times, --overrides are read before anything is graded); 1 when the grader itself could not run.
 """
 import argparse
 import math
@@ -16,9 +17,11 @@ from concurrent.futures import Executor
 from pathlib import Path
 from types import FrameType
 
+from autograder import course, policy
 from autograder.editions import Edition
 from autograder.model import Limits
 from autograder.pipeline import grade_class
+from autograder.policy import Applied, PolicyError, Timing
 from autograder.report import write_report
 
 EXIT_NOT_GRADED, EXIT_INTERRUPTED = 3, 130
@@ -61,6 +64,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     grade.add_argument("--language", choices=[e.value for e in Edition], default=Edition.EN.value,
                        help="the language of report.html, for the instructor: its texts, the misconceptions and "
                             "the book it links to (default: %(default)s; the CSV files are the same in every one)")
+    grade.add_argument("--policy", type=Path, metavar="POLICY.yml",
+                       help="deadlines (with a time zone), the late penalty and the students' extensions (README)")
+    grade.add_argument("--times", type=Path, metavar="TIMES.csv",
+                       help="student_id,assignment,submitted_at: when each was handed in (default: the timestamp.txt "
+                            "nbgrader writes beside a submitted notebook)")
+    grade.add_argument("--overrides", type=Path, metavar="OVERRIDES.csv",
+                       help="student_id,assignment,grade_id,points,reason: the instructor's points for a test cell, "
+                            "applied at every grading")
     grade.add_argument("--quiet", action="store_true", help="no progress line")
     grade.add_argument("--fresh-kernels", action="store_true",
                        help="start a new kernel process for every notebook instead of forking it from the "
@@ -76,6 +87,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--out must not be the SUBMISSIONS folder itself (its results would look like students)")
     if args.scratch is not None and args.scratch.exists() and not args.scratch.is_dir():
         parser.error(f"--scratch must be a folder: {args.scratch} is a file")
+    try:   # before anything is graded: a mistake in them must not cost a class's grading
+        args.rules = policy.load_rules(args.policy, args.times, args.overrides, course.assignments())
+    except PolicyError as error:
+        parser.error(str(error))
     from autograder import sandbox
     reason = None if args.dask or args.unsafe_no_sandbox else sandbox.unavailable()
     if reason:
@@ -102,13 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     inside = args.out.resolve().is_relative_to(args.submissions.resolve())
     if inside:
         print(f"autograder: {args.out} lies inside SUBMISSIONS; it is skipped, not graded as a student", file=sys.stderr)
+    for given in (args.policy, args.times, args.overrides):
+        warning = policy.readable_by_others(given) if given is not None else None
+        if warning:
+            print(f"autograder: {warning}", file=sys.stderr)
     try:
         make_executor = dask_executor(args.dask) if args.dask else None
         results = grade_class(args.submissions, args.out, workers=args.workers,
                               limits=Limits(args.timeout, args.cell_timeout), progress=not args.quiet,
                               make_executor=make_executor, scratch=args.scratch,
                               sandbox=not args.unsafe_no_sandbox, regrade=args.regrade,
-                              fresh_kernels=args.fresh_kernels)
+                              fresh_kernels=args.fresh_kernels, rules=args.rules)
         write_report(results, args.out, book_url=args.book_url, edition=Edition(args.language))
     except KeyboardInterrupt:
         print(f"\nautograder: stopped. Every grade written so far is kept in {args.out}/results/; nothing in "
@@ -122,11 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"graded {len(results.submissions) - not_graded} of {len(results.submissions)} submissions in "
           f"{time.monotonic() - start:.1f} s ({errors} with errors, "
           f"{sum(len(r.flags) for r in results.submissions)} flags); results in {args.out}/", file=sys.stderr)
+    if results.adjustments is not None:
+        _say_adjustments(results.adjustments)
     if not_graded:
         print(f"autograder: {not_graded} submissions were NOT GRADED because the grader failed (see errors.csv); "
               f"run the same command again to grade exactly those.", file=sys.stderr)
         return EXIT_NOT_GRADED
     return 0
+
+
+def _say_adjustments(adjusted: policy.ClassAdjustments) -> None:
+    """One line on what the instructor's files did, and one per override that found nothing to apply to."""
+    timings = [a.timing for a in adjusted.submissions.values()]
+    if adjusted.rules.deadlines or adjusted.overrides:
+        applied = sum(o.applied is Applied.APPLIED for o in adjusted.overrides)
+        print(f"autograder: {timings.count(Timing.LATE)} late (penalised as the policy says), "
+              f"{timings.count(Timing.TIME_UNKNOWN)} of unknown time (not penalised, flagged), {applied} of "
+              f"{len(adjusted.overrides)} overrides applied (report.html lists them)", file=sys.stderr)
+    for o in adjusted.overrides:
+        if o.applied is not Applied.APPLIED:
+            print(f"autograder: override NOT applied, line {o.override.line} ({o.override.student_id}, "
+                  f"{o.override.assignment}, {o.override.grade_id}): {o.detail}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,15 @@ tracebacks, which quote hidden-test source.
 
 Every text the grader writes here is in the edition of the course that graded the submission (course.edition:
 a Chinese submission is graded by the Chinese course): editions.say looks it up in zh/grader.yml.
+
+The instructor's word (an override of a cell's points, an extension, a late penalty: autograder/policy.py) is known
+only once the whole class is graded, and it changes with the instructor's files while the page, like the result, is
+kept from run to run. So the worker writes the page with the tests' score in a block of its own, between two
+markers that name the page's edition (`score_block`), and every run of the grader writes that block again from the
+result and the instructor's files (`show_adjustment`, called by report.py): the final score, what the tests gave,
+and each change with its reason. Nothing else of the page changes, the block is rebuilt from scratch each time
+(an override removed from the file leaves the page exactly as the worker wrote it), and no page is graded again
+for it.
 """
 import ast
 import functools
@@ -29,6 +38,7 @@ from autograder import course, diagnose
 from autograder.diagnose import Facts
 from autograder.editions import Edition, say
 from autograder.mistakes import Misconception
+from autograder.policy import Adjustment
 
 SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
 MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to identify anything
@@ -281,6 +291,46 @@ def literal(text: str) -> str:
     return html.escape(text).replace("\n", "<br>\n")
 
 
+SCORE_BLOCK = re.compile(r"<!-- autograder:score (\w+) -->\n.*?<!-- /autograder:score -->\n", flags=re.S)
+
+
+def score_block(edition: Edition, tests: float, best: float, adjustment: Adjustment | None = None) -> str:
+    """The page's score, between markers that name the page's edition: what the tests gave (the worker's page),
+    or, when the instructor changed something, the final score, what the tests gave and each change with its
+    reason. Every text escaped."""
+    if adjustment is None or not adjustment.changed or adjustment.final_score is None:
+        inner = f"<p><strong>{literal(say(edition, 'Score: {total} / {best}', total=f'{tests:g}', best=f'{best:g}'))}</strong></p>\n"
+    else:
+        changes = "".join(f"<li>{literal(line)}</li>\n" for line in adjustment.changes(edition))
+        inner = (f"<p><strong>{literal(say(edition, 'Score: {total} / {best}', total=f'{adjustment.final_score:g}', best=f'{best:g}'))}"
+                 f"</strong></p>\n<p>{literal(say(edition, 'The tests gave {tests} / {best}. Your instructor changed:', tests=f'{tests:g}', best=f'{best:g}'))}</p>\n"
+                 f'<ul class="autograder-changes">\n{changes}</ul>\n')
+    return f"<!-- autograder:score {edition.value} -->\n{inner}<!-- /autograder:score -->\n"
+
+
+def show_adjustment(page: str | os.PathLike[str], adjustment: Adjustment) -> bool:
+    """Write the score block of a feedback page again for `adjustment` (the page is rewritten only when the block
+    changes); False when the page has no score block to write."""
+    path = Path(page)
+    text = path.read_text(encoding="utf-8")
+    found = SCORE_BLOCK.search(text)
+    if found is None or adjustment.tests_score is None:
+        return False
+    try:
+        edition = Edition(found.group(1))
+    except ValueError:
+        return False
+    block = score_block(edition, adjustment.tests_score, adjustment.max_score, adjustment)
+    if block != found.group(0):
+        path.write_text(text[:found.start()] + block + text[found.end():], encoding="utf-8")
+    return True
+
+
+def page_path(out: str | os.PathLike[str], student_id: str, assignment: str) -> Path:
+    """Where the feedback page of a submission lies in OUT."""
+    return Path(out) / "feedback" / student_id / assignment / f"{assignment}.html"
+
+
 def summary_html(assignment: str, scores: Mapping[str, tuple[float, float]], texts: Mapping[str, str],
                  edition: Edition = Edition.EN) -> str:
     """The head of the page: the score and one row per graded cell. It is HTML that the grader writes, every
@@ -290,7 +340,7 @@ def summary_html(assignment: str, scores: Mapping[str, tuple[float, float]], tex
                    for gid, (s, m) in scores.items())
     header = "".join(f"<th>{literal(say(edition, name))}</th>" for name in SUMMARY_COLUMNS)
     return (f'<section class="{SUMMARY_CLASS}">\n<h1>{literal(say(edition, "Feedback: {assignment}", assignment=assignment))}</h1>\n'
-            f"<p><strong>{literal(say(edition, 'Score: {total} / {best}', total=f'{total:g}', best=f'{best:g}'))}</strong></p>\n"
+            f"{score_block(edition, total, best)}"
             f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n"
             f"{rows}</tbody>\n</table>\n"
             f"<p>{literal(say(edition, 'Each failed test says what looks wrong. Hidden tests are not shown.'))}</p>\n</section>\n")

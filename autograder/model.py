@@ -2,7 +2,9 @@
 
 Every module passes these frozen dataclasses, never dicts of strings. A result travels between
 processes (and Dask workers) pickled, and to OUT/results/ as JSON: `to_json` is its one writer and
-`from_json` its one reader. The scoring policy is one pure function, `score_cells`.
+`from_json` its one reader. The scoring policy is one pure function, `score_cells`: what the tests give. The
+instructor's word on top of it (overrides of a cell's points, late penalties) is applied to the whole class after
+every grading by autograder/policy.py, and never stored in a result (ClassResults.adjustments).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from autograder.mistakes import Misconception
+    from autograder.policy import ClassAdjustments
 
 
 class Status(Enum):
@@ -202,6 +205,7 @@ class ClassResults:
     components: dict[str, dict[str, str]] = field(default_factory=dict)  # assignment -> {graded cell: the solution cell it tests}
     misconceptions: dict[str, Misconception] = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
     similar: list[Pair] = field(default_factory=list)  # possibly copied work
+    adjustments: ClassAdjustments | None = None  # the instructor's overrides and deadlines, applied (policy.adjust)
 
     def sorted(self) -> ClassResults:
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))

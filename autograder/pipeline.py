@@ -7,6 +7,11 @@ submission, the assignment's source folder, the grader's version and the limits)
 failure of the grader (a worker that died, a lost Dask worker, Ctrl-C) is never written: those
 submissions are "not graded" and are graded again next time. Each student and assignment appears
 exactly once.
+
+Once every result is in, fresh or cached, the instructor's word is applied to them all (autograder/policy.py:
+overrides, deadlines, extensions, the late penalty; the times from --times or nbgrader's timestamp.txt): never
+stored in OUT/results/, so that it holds whatever the instructor's files say at this run. OUT is the instructor's
+only (0700, made so before any worker writes in it).
 """
 import functools
 import hashlib
@@ -27,9 +32,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from autograder import course, editions, mistakes, similarity
+from autograder import course, editions, mistakes, policy, similarity
 from autograder.collect import collect, read_file, read_notebook
 from autograder.editions import Edition
+from autograder.feedback import page_path
 from autograder.model import ClassResults, FileId, Job, Limits, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
 
@@ -332,10 +338,12 @@ def _cached(job: Job) -> SubmissionResult | None:
 def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int | None = None,
                 limits: Limits = Limits(), progress: bool = True,
                 make_executor: MakeExecutor | None = None, scratch: str | os.PathLike[str] | None = None,
-                sandbox: bool = True, regrade: bool = False, fresh_kernels: bool = False) -> ClassResults:
+                sandbox: bool = True, regrade: bool = False, fresh_kernels: bool = False,
+                rules: policy.Rules = policy.Rules()) -> ClassResults:
     """Grade every submission under `submissions`, reusing OUT/results where nothing changed; returns
-    ClassResults. With `regrade`, every submission is graded again. Kernels are forked by each worker's
-    zygote (autograder/forked.py), pre-warmed when the worker starts, unless `fresh_kernels`."""
+    ClassResults, with the instructor's `rules` applied (ClassResults.adjustments). With `regrade`, every
+    submission is graded again. Kernels are forked by each worker's zygote (autograder/forked.py), pre-warmed
+    when the worker starts, unless `fresh_kernels`."""
     workers = workers or os.cpu_count() or 1
     prestarted: PrestartedPool | None = None
     if make_executor is None:
@@ -343,7 +351,7 @@ def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str]
         make_executor = prestarted = PrestartedPool(workers, prewarm=sandbox and not fresh_kernels)
     try:
         return _grade_class(submissions, out, workers, limits, progress, make_executor, scratch,
-                            sandbox, regrade, fresh_kernels)
+                            sandbox, regrade, fresh_kernels, rules)
     finally:
         if prestarted is not None:
             prestarted.close()
@@ -352,8 +360,9 @@ def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str]
 def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int, limits: Limits,
                  progress: bool, make_executor: MakeExecutor,
                  scratch: str | os.PathLike[str] | None, sandbox: bool, regrade: bool,
-                 fresh_kernels: bool) -> ClassResults:
+                 fresh_kernels: bool, rules: policy.Rules) -> ClassResults:
     out = Path(out).resolve()
+    private_folder(out)
     found, problems = collect(submissions, course.assignments(), skip=[out])
     if scratch is not None:
         Path(scratch).mkdir(parents=True, exist_ok=True)
@@ -382,7 +391,7 @@ def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str
                                               sandbox, submission.file_id, course_secret),
                       course=str(courses[submitted_in[id(submission)]]), workdir=str(scratch_root / "jobs" / key),
                       result=str(out / "results" / f"{key}.json"),
-                      feedback=str(out / "feedback" / submission.student_id / assignment / f"{assignment}.html"),
+                      feedback=str(page_path(out, submission.student_id, assignment)),
                       kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
                       limits=limits, deadline=limits.worker, sandbox=sandbox,
                       fresh_kernels=fresh_kernels,
@@ -412,9 +421,18 @@ def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str
             results.similar = similarity.find_pairs(found, course_dir)
         except Exception as error:  # never lose the grades for it
             results.problems.append(("", "", f"similarity check failed: {type(error).__name__}: {error}"))
+        results.adjustments = policy.adjust(results, rules, policy.submission_times(found, rules))
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
     return results.sorted()
+
+
+def private_folder(folder: Path) -> None:
+    """Create `folder` readable by its owner only (0700), or take the group's and others' access away from it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = folder.stat().st_mode & 0o777
+    if mode & 0o077:
+        folder.chmod(mode & 0o700)
 
 
 def _write_timings(out: Path, timings: list[Timing]) -> None:

@@ -11,6 +11,13 @@ the error and flag lists.
 report.html is written in the instructor's language (`--language`: every text through editions.say, the
 misconceptions from zh/mistakes/, the links to the book's edition in that language); the CSV files are not
 (their column names are an interface).
+
+The instructor's word (autograder/policy.py: overrides, deadlines, extensions, late penalties) is written beside
+what the tests gave, never instead of it: grades.csv and tests.csv keep their first columns as they were and get
+new ones at the end (the score with the overrides, the penalty, the final score, the times, the reasons),
+gradebook.csv holds the final scores, report.html lists late work and every override with what became of it, and
+each feedback page's score block is written again (feedback.show_adjustment). What the grader writes in OUT is
+readable by the instructor only (`keep_private`).
 """
 from __future__ import annotations
 
@@ -19,15 +26,18 @@ import csv
 import html
 import io
 import os
+import stat
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from autograder import editions, similarity
+from autograder import editions, policy, similarity
 from autograder.editions import Edition, say
-from autograder.feedback import install_mathjax
+from autograder.feedback import install_mathjax, page_path, show_adjustment
 from autograder.model import ClassResults, Outcome, Pair, Status, SubmissionResult
+from autograder.policy import Adjustment, Applied, ClassAdjustments, Timing
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -37,8 +47,18 @@ BOOK_SOURCE = REPO / "book"
 BUILT_BOOK = REPO / "_build" / "html"
 HELP_LIMIT = 15          # students listed as needing help, per assignment
 
-GradeRow = tuple[str, str, str, str]        # student_id, assignment, score, max_score
-TestRow = tuple[str, str, str, str, str]    # student_id, assignment, grade_id, score, max_score
+# grades.csv and tests.csv: the contract's columns first, as they always were, then the instructor's word
+GRADES_HEADER = ["student_id", "assignment", "score", "max_score",          # score: what the tests gave
+                 "raw_score",        # with the instructor's overrides, before any late penalty
+                 "late_penalty",     # points deducted for lateness
+                 "final_score",      # raw_score - late_penalty: what counts (gradebook.csv)
+                 "submitted_at", "deadline",   # ISO 8601 with the offset of the deadline's zone; deadline: the student's
+                 "late_by_hours",    # after the student's deadline (empty: no deadline, or the time is unknown)
+                 "notes"]            # the overrides, the extension, the lateness, each with its reason
+TESTS_HEADER = ["student_id", "assignment", "grade_id", "score", "max_score",
+                "override", "override_reason"]   # the instructor's points for the cell, and why (empty: none)
+GradeRow = tuple[str, ...]                  # GRADES_HEADER
+TestRow = tuple[str, ...]                   # TESTS_HEADER
 ReasonRow = tuple[str, str, str]            # student_id, assignment, reason (errors.csv, flags.csv)
 
 
@@ -69,6 +89,26 @@ def _points(x: float) -> str:
     return f"{x:g}"
 
 
+def adjustments(results: ClassResults) -> ClassAdjustments:
+    """The instructor's word on the class (pipeline applies it; none given: every score as the tests gave it)."""
+    return results.adjustments if results.adjustments is not None else policy.adjust(results)
+
+
+def _optional(x: float | None) -> str:
+    return "" if x is None else _points(x)
+
+
+def _grade_columns(a: Adjustment | None) -> tuple[str, ...]:
+    """The columns of grades.csv after the contract's four."""
+    if a is None:
+        return ("",) * (len(GRADES_HEADER) - 4)
+    submitted = a.submitted.when if a.submitted is not None else None
+    late = f"{max(a.late_by.total_seconds(), 0) / 3600:.2f}" if a.timing in (Timing.LATE, Timing.ON_TIME) else ""
+    return (_optional(a.raw_score), _optional(a.penalty_points), _optional(a.final_score),
+            policy.iso(submitted, a.zone) if submitted is not None else "",
+            policy.iso(a.deadline) if a.deadline is not None else "", late, a.notes())
+
+
 def _rows(results: ClassResults) -> tuple[list[GradeRow], list[TestRow], list[ReasonRow], list[ReasonRow]]:
     """(grades, tests, errors, flags) rows from ClassResults; a submission that was not graded has empty
     scores (never a 0: a 0 is only ever the student's)."""
@@ -76,20 +116,25 @@ def _rows(results: ClassResults) -> tuple[list[GradeRow], list[TestRow], list[Re
     tests: list[TestRow] = []
     errors: list[ReasonRow] = []
     flags: list[ReasonRow] = []
+    adjusted = adjustments(results)
     for r in results.submissions:
         canonical = results.cells.get(r.assignment, [])
         top = sum(points for _, points in canonical)
+        a = adjusted.submissions.get((r.student_id, r.assignment))
+        overrides = {o.override.grade_id: o.override for o in a.overrides} if a is not None else {}
         if r.status is Status.NOT_GRADED:
-            grades.append((r.student_id, r.assignment, "", _points(top)))
-            tests.extend((r.student_id, r.assignment, g, "", _points(p)) for g, p in canonical)
+            grades.append((r.student_id, r.assignment, "", _points(top)) + _grade_columns(a))
+            tests.extend((r.student_id, r.assignment, g, "", _points(p), "", "") for g, p in canonical)
             errors.append((r.student_id, r.assignment, f"not graded: {r.reason}"))
         else:
-            grades.append((r.student_id, r.assignment, _points(r.score), _points(r.max_score)))
+            grades.append((r.student_id, r.assignment, _points(r.score), _points(r.max_score)) + _grade_columns(a))
             tests.extend((r.student_id, r.assignment, c.grade_id, _points(c.score), _points(c.max_score))
-                         for c in r.cells)
+                         + ((_points(overrides[c.grade_id].points), overrides[c.grade_id].reason)
+                            if c.grade_id in overrides else ("", "")) for c in r.cells)
             if r.status is Status.STUDENT_ERROR:
                 errors.append((r.student_id, r.assignment, r.reason))
         flags.extend((r.student_id, r.assignment, flag) for flag in r.flags)
+    flags.extend(adjusted.flags())
     errors.extend(results.problems)
     return grades, tests, sorted(errors), flags
 
@@ -99,10 +144,11 @@ def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: s
     """Every file of OUT/; `book_url` is where the book is read (default: this repository's built book);
     report.html is in `edition` (the CSV files are the same in every edition)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     grades, tests, errors, flags = _rows(results)
-    write_csv(out / "grades.csv", ["student_id", "assignment", "score", "max_score"], grades)
-    write_csv(out / "tests.csv", ["student_id", "assignment", "grade_id", "score", "max_score"], tests)
+    errors = sorted(errors + _show_on_pages(results, out))
+    write_csv(out / "grades.csv", GRADES_HEADER, grades)
+    write_csv(out / "tests.csv", TESTS_HEADER, tests)
     write_csv(out / "errors.csv", ["student_id", "assignment", "reason"], errors)
     write_csv(out / "flags.csv", ["student_id", "assignment", "reason"], flags)
     _write_gradebook(grades, out / "gradebook.csv")
@@ -112,15 +158,64 @@ def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: s
     (out / "report.html").write_text(report_html(results, errors, flags, book_url, edition), encoding="utf-8")
     if any(r.status is Status.GRADED for r in results.submissions):
         install_mathjax(out / "feedback")
+    keep_private(out)
+
+
+def _show_on_pages(results: ClassResults, out: Path) -> list[ReasonRow]:
+    """Each graded submission's feedback page shows the instructor's changes (its score block written again, also
+    where nothing changed, so that a change taken back leaves the page as the worker wrote it); rows for
+    errors.csv where a page cannot show them."""
+    problems: list[ReasonRow] = []
+    adjusted = adjustments(results)
+    for r in results.submissions:
+        a = adjusted.submissions.get((r.student_id, r.assignment))
+        page = page_path(out, r.student_id, r.assignment)
+        if r.status is not Status.GRADED or a is None or not page.is_file():
+            continue
+        if not show_adjustment(page, a) and a.changed:
+            problems.append((r.student_id, r.assignment, "the feedback page has no score block to show the instructor's "
+                                                         "changes: grade it again (--regrade)"))
+    return problems
+
+
+# What the grader writes in OUT: the instructor's only (OUT itself 0700, made so before grading: pipeline.py)
+OUT_FILES = ("grades.csv", "tests.csv", "errors.csv", "flags.csv", "gradebook.csv", "similarity.csv",
+             "misconceptions.csv", "report.html", "timings.log")
+OUT_FOLDERS = ("results", "feedback", "kernel-output")
+
+
+def keep_private(out: Path) -> None:
+    """OUT (0700), and every file (0600) and folder (0700) the grader writes in it, readable by its owner only: the
+    grades, feedback and kernel output of a class are the instructor's. Links are never followed, and nothing else
+    in OUT is touched."""
+    def private(path: Path, mode: int) -> None:
+        try:
+            info = path.lstat()
+        except OSError:
+            return
+        if (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)) and stat.S_IMODE(info.st_mode) & 0o077:
+            path.chmod(stat.S_IMODE(info.st_mode) & mode)
+    private(out, 0o700)
+    for name in OUT_FILES:
+        private(out / name, 0o600)
+    for name in OUT_FOLDERS:
+        if (out / name).is_symlink():
+            continue
+        for folder, folders, files in os.walk(out / name):
+            private(Path(folder), 0o700)
+            for file in files:
+                private(Path(folder) / file, 0o600)
 
 
 def _write_gradebook(grades: list[GradeRow], path: Path) -> None:
-    """One row per student; an assignment that was not graded is empty, and so is that student's total."""
-    assignments = sorted({a for _, a, _, _ in grades})
-    top = {a: float(m) for _, a, _, m in grades}
+    """One row per student, the final scores (with the instructor's overrides and late penalties); an assignment
+    that was not graded is empty, and so is that student's total."""
+    assignments = sorted({row[1] for row in grades})
+    top = {row[1]: float(row[3]) for row in grades}
     scores: defaultdict[str, dict[str, str]] = defaultdict(dict)
-    for student, assignment, score, _ in grades:
-        scores[student][assignment] = score
+    final = GRADES_HEADER.index("final_score")
+    for row in grades:
+        scores[row[0]][row[1]] = row[final]
     header = ["Student ID"] + [f"{a} [{_points(top[a])}]" for a in assignments] + [f"Total [{_points(sum(top.values()))}]"]
     rows: list[list[str]] = []
     for student in sorted(scores):
@@ -354,6 +449,8 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
                              say(edition, "mistakes")], _needing_help(results, assignment, submissions), edition))
     reasons = [say(edition, "student"), say(edition, "assignment"), say(edition, "reason")]
     parts.append(similarity_section(results.similar, edition))
+    parts.append(late_section(adjustments(results), edition))
+    parts.append(overrides_section(adjustments(results), edition))
     parts.append(f"<h2>{say(edition, 'Errors and submissions not graded')}</h2>" + _table(reasons, errors, edition))
     parts.append(f"<h2>{say(edition, 'Flags (graded, but a person should look)')}</h2>" + _table(reasons, flags, edition))
     style = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}table{border-collapse:collapse}"
@@ -362,6 +459,67 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
     lang = "" if edition is Edition.EN else f" lang='{LANGUAGE_TAGS[edition]}'"
     return f"<!DOCTYPE html><html{lang}><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>" \
            f"<body>{''.join(parts)}</body></html>"
+
+
+# --- the instructor's word (autograder/policy.py applies it; this lists it) ------------------------------------
+def late_section(adjusted: ClassAdjustments, edition: Edition = Edition.EN) -> str:
+    """The report's section on deadlines: the rule, then every submission that was late, handed in at an unknown
+    time, within the grace period or given an extension, and the extensions that applied to nothing."""
+    rules = adjusted.rules
+    parts = [f"<h2>{say(edition, 'Deadlines and late work')}</h2>"]
+    if not rules.deadlines:
+        return "".join(parts) + f"<p>{say(edition, 'No deadline was given (--policy).')}</p>"
+    deadlines = ", ".join(f"{a}: {policy.shown(d)}" for a, d in sorted(rules.deadlines.items()))
+    parts.append("<p>" + html.escape(say(edition, "Deadlines: {deadlines}. Late penalty: {rule}.", deadlines=deadlines,
+                                         rule=rules.penalty.describe(edition))) + "</p>")
+    listed = [a for a in adjusted.submissions.values() if a.timing in (Timing.LATE, Timing.TIME_UNKNOWN)
+              or a.extension is not None or (a.timing is Timing.ON_TIME and a.late_by > timedelta(0))]
+    count = Counter(a.timing for a in adjusted.submissions.values())
+    parts.append("<p>" + say(edition, "{late} late, {unknown} handed in at a time not known (not penalised, flagged), "
+                                      "{extended} with an extension.", late=count[Timing.LATE],
+                             unknown=count[Timing.TIME_UNKNOWN],
+                             extended=sum(a.extension is not None for a in adjusted.submissions.values())) + "</p>")
+    rows = []
+    for a in sorted(listed, key=lambda a: (a.assignment, a.student_id)):
+        when = a.submitted.when if a.submitted is not None else None
+        handed = f"{policy.shown(when, a.zone)} ({a.submitted.source})" if when is not None and a.submitted else \
+            say(edition, "unknown: {problem}", problem=a.submitted.problem if a.submitted else "")
+        extension = f"{a.extension.describe(edition)}: {a.extension.reason}" if a.extension is not None else "-"
+        late = policy.duration(a.late_by, edition) if when is not None and a.late_by > timedelta(0) else "-"
+        penalty = say(edition, "{share}%: -{points}", share=f"{a.share * 100:g}", points=_optional(a.penalty_points)) \
+            if a.timing is Timing.LATE else say(edition, "none")
+        score = f"{_optional(a.raw_score)} → {_optional(a.final_score)} / {_points(a.max_score)}"
+        rows.append((a.student_id, a.assignment, handed, policy.shown(a.deadline) if a.deadline else "-", extension,
+                     late, penalty, score))
+    parts.append(_table([say(edition, "student"), say(edition, "assignment"), say(edition, "handed in"),
+                         say(edition, "deadline"), say(edition, "extension"), say(edition, "late by"),
+                         say(edition, "penalty"), say(edition, "score (with overrides → final)")], rows, edition))
+    if adjusted.unused_extensions:
+        parts.append("<p>" + say(edition, "Extensions that applied to no submission of this grading:") + "</p>")
+        parts.append(_table([say(edition, "student"), say(edition, "assignment"), say(edition, "extension"),
+                             say(edition, "reason")],
+                            [(e.student_id, e.assignment, e.describe(edition), e.reason) for e in adjusted.unused_extensions],
+                            edition))
+    return "".join(parts)
+
+
+def overrides_section(adjusted: ClassAdjustments, edition: Edition = Edition.EN) -> str:
+    """The report's section on the instructor's overrides: every line of the file, with what became of it."""
+    parts = [f"<h2>{say(edition, 'Overrides by the instructor')}</h2>"]
+    if not adjusted.overrides:
+        return "".join(parts) + f"<p>{say(edition, 'None (--overrides).')}</p>"
+    applied = sum(o.applied is Applied.APPLIED for o in adjusted.overrides)
+    parts.append("<p>" + say(edition, "{applied} of {count} applied; the others are listed with the reason, and in "
+                                      "flags.csv.", applied=applied, count=len(adjusted.overrides)) + "</p>")
+    rows = [(o.override.line, o.override.student_id, o.override.assignment, o.override.grade_id,
+             _optional(o.tests) + (f" / {_points(o.max_score)}" if o.max_score is not None else ""),
+             _points(o.override.points), o.override.reason,
+             say(edition, "applied") if o.applied is Applied.APPLIED else say(edition, "NOT applied: {detail}", detail=o.detail))
+            for o in adjusted.overrides]
+    parts.append(_table([say(edition, "line"), say(edition, "student"), say(edition, "assignment"),
+                         say(edition, "test cell"), say(edition, "the tests gave"), say(edition, "points"),
+                         say(edition, "reason"), say(edition, "outcome")], rows, edition))
+    return "".join(parts)
 
 
 # --- possibly copied work (autograder/similarity.py finds the pairs; this renders them) -----------------------

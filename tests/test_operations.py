@@ -102,7 +102,9 @@ def test_the_exit_status_says_how_many_were_not_graded(small_class, tmp_path, ca
         cli.grade_class = original
     assert status == 3 and "1 submissions were NOT GRADED" in capsys.readouterr().err
     assert read_csv(tmp_path / "out" / "grades.csv") == [{"student_id": "s", "assignment": ASSIGNMENT,
-                                                          "score": "", "max_score": "1"}]
+                                                          "score": "", "max_score": "1", "raw_score": "",
+                                                          "late_penalty": "", "final_score": "", "submitted_at": "",
+                                                          "deadline": "", "late_by_hours": "", "notes": ""}]
 
 
 # --- regrading ---------------------------------------------------------------------------------------------
@@ -239,6 +241,111 @@ def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(sm
     pipeline.grade_class(small_class / "submitted", out, workers=1, progress=False,
                          make_executor=lambda: _RecordingExecutor(jobs), **limits)
     assert len(jobs) == (0 if change == "nothing" else 5), f"{change}: {len(jobs)} of 5 submissions graded again"
+
+
+# --- the instructor's word: deadlines, extensions, overrides ---------------------------------------------------
+def _instructors_files(folder, overrides):
+    """A policy (the deadline the night the clocks go forward in Berlin, 10% per started day, an extension) and an
+    overrides file, readable by the instructor only."""
+    folder.mkdir(exist_ok=True)
+    (folder / "policy.yml").write_text(f"""timezone: Europe/Berlin
+deadlines:
+  {ASSIGNMENT}: 2027-03-28 23:59
+penalty: {{rate: 10%, per: day, cap: 50%}}
+extensions:
+  - {{student: honest-1, assignment: {ASSIGNMENT}, days: 1, reason: "ill: a doctor's note"}}
+""")
+    (folder / "overrides.csv").write_text("student_id,assignment,grade_id,points,reason\n" + "".join(
+        f"{student},{ASSIGNMENT},{cell},{points},{reason}\n" for student, cell, points, reason in overrides))
+    for name in ("policy.yml", "overrides.csv"):
+        os.chmod(folder / name, 0o600)
+    return ["--policy", str(folder / "policy.yml"), "--overrides", str(folder / "overrides.csv")]
+
+
+def _page(out, student):
+    return (out / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text(encoding="utf-8")
+
+
+def test_a_late_submission_an_extension_and_an_override_show_with_their_reasons_and_survive_a_regrade(small_class,
+                                                                                                     tmp_path):
+    """Issue 28's "done when", on the small class graded before (every result cached): nbgrader's timestamps
+    make honest-0 late by 31 minutes (a deadline at 23:59 the night Berlin's clocks go forward: 22:30 UTC is past
+    it), honest-1 late but within the day of its extension, and the notebook of one student without a timestamp
+    of unknown time (flagged, not penalised); an override gives sdpa-unscaled the points of a cell it lost, another
+    names a cell that does not exist. All of it shows, with its reasons, in grades.csv, tests.csv, flags.csv,
+    report.html and the feedback pages, applied to the cached results; grading those three submissions again
+    writes the same again (their results and pages are the workers' anew); the override taken back gives the page
+    the worker wrote; OUT is the instructor's only."""
+    import html
+    from autograder import pipeline
+    submitted, out = tmp_path / "submitted", tmp_path / "out"
+    shutil.copytree(small_class / "submitted", submitted)
+    shutil.copytree(small_class / "reference", out)   # graded before: every result is reused
+    stamps = {"honest-0": "2027-03-28 22:30:00.000000 UTC", "honest-1": "2027-03-29 08:00:00.000000 CEST",
+              "honest-2": "2027-03-28 23:58:00.000000 CEST", "sdpa-unscaled": "2027-03-28 21:00:00.000000 UTC"}
+    for student, stamp in stamps.items():   # masked_softmax-inverted_mask has none
+        (submitted / student / ASSIGNMENT / "timestamp.txt").write_text(stamp)
+    lost = next(r for r in read_csv(small_class / "reference" / "tests.csv")
+                if r["student_id"] == "sdpa-unscaled" and float(r["score"]) < float(r["max_score"]))
+    reason = "regrade request: the scaling is explained in words"
+    files = _instructors_files(tmp_path / "instructor", [("sdpa-unscaled", lost["grade_id"], lost["max_score"], reason),
+                                                         ("honest-2", "no_such_cell", "1", "a cell of last year")])
+    first = Run(submitted, out, *files)
+    assert first.wait() == 0, first.stderr
+    assert _regraded(out) == [], "the instructor's files apply to cached results: nothing is graded again"
+    assert "1 late" in first.stderr and "override NOT applied, line 3" in first.stderr
+
+    rows = {r["student_id"]: r for r in read_csv(out / "grades.csv")}
+    assert [rows[s]["score"] for s in sorted(rows)] == [grades(small_class / "reference")[s] for s in sorted(rows)]
+    assert (rows["honest-0"]["late_penalty"], rows["honest-0"]["final_score"]) == ("4.1", f"{FULL - 4.1:g}")
+    assert rows["honest-0"]["submitted_at"] == "2027-03-29T00:30:00+02:00" and "late by 31 min" in rows["honest-0"]["notes"]
+    assert rows["honest-1"]["final_score"] == FULL_TEXT and "ill: a doctor's note" in rows["honest-1"]["notes"]
+    assert rows["honest-1"]["deadline"] == "2027-03-29T23:59:00+02:00"
+    raised = float(rows["sdpa-unscaled"]["score"]) - float(lost["score"]) + float(lost["max_score"])
+    assert float(rows["sdpa-unscaled"]["final_score"]) == pytest.approx(raised) and reason in rows["sdpa-unscaled"]["notes"]
+    assert [(r["override"], r["override_reason"]) for r in read_csv(out / "tests.csv")
+            if r["student_id"] == "sdpa-unscaled" and r["grade_id"] == lost["grade_id"]] == [(lost["max_score"], reason)]
+    gradebook = {r["Student ID"]: r[f"{ASSIGNMENT} [{FULL_TEXT}]"] for r in read_csv(out / "gradebook.csv")}
+    assert gradebook["honest-0"] == f"{FULL - 4.1:g}"
+    flags = [(f["student_id"], f["reason"]) for f in read_csv(out / "flags.csv")]
+    assert any(s == "masked_softmax-inverted_mask" and "submission time unknown" in r for s, r in flags)
+    assert any(s == "honest-2" and "no graded cell 'no_such_cell'" in r for s, r in flags)
+
+    text = html.unescape((out / "report.html").read_text(encoding="utf-8"))
+    assert "ill: a doctor's note" in text and reason in text and "a cell of last year" in text and "31 min" in text
+    assert f"Score: {FULL - 4.1:g} / {FULL_TEXT}" in html.unescape(_page(out, "honest-0"))
+    assert "after your deadline" in _page(out, "honest-0")
+    assert "ill: a doctor's note" in html.unescape(_page(out, "honest-1"))
+    assert reason in html.unescape(_page(out, "sdpa-unscaled")) and lost["grade_id"] in _page(out, "sdpa-unscaled")
+    assert _page(out, "honest-2") == _page(small_class / "reference", "honest-2"), "nothing changed: the worker's page"
+
+    def written():
+        sections = text_of(out / "report.html").split("<h2>Deadlines and late work</h2>", 1)[1].split("<h2>Errors", 1)[0]
+        return [read_csv(out / n) for n in ("grades.csv", "tests.csv", "flags.csv", "errors.csv")] + \
+            [sections] + [_page(out, s) for s in sorted(rows)]
+    before = written()
+    changed = ["honest-0", "honest-1", "sdpa-unscaled"]   # graded again (as --regrade would, on the same path: cheaper)
+    for student in changed:
+        (out / "results" / f"{pipeline._key(student, ASSIGNMENT)}.json").unlink()
+    regrade = Run(submitted, out, *files)
+    assert regrade.wait() == 0, regrade.stderr
+    assert _regraded(out) == changed
+    assert written() == before, "a regrade loses nothing of the instructor's word"
+    assert regrade.leftovers() == ([], [])
+
+    _instructors_files(tmp_path / "instructor", [])   # the override taken back
+    again = Run(submitted, out, *files)
+    assert again.wait() == 0, again.stderr
+    assert _page(out, "sdpa-unscaled") == _page(small_class / "reference", "sdpa-unscaled")
+    assert grades(out)["sdpa-unscaled"] == {r["student_id"]: r["final_score"] for r in read_csv(out / "grades.csv")}["sdpa-unscaled"]
+    assert os.stat(out).st_mode & 0o777 == 0o700
+    for path in [out / "grades.csv", out / "report.html", out / "feedback" / "honest-0" / ASSIGNMENT / f"{ASSIGNMENT}.html",
+                 *(out / "results").glob("*.json")]:
+        assert os.stat(path).st_mode & 0o777 == 0o600, path
+
+
+def text_of(path):
+    return path.read_text(encoding="utf-8")
 
 
 # --- honest accidents ------------------------------------------------------------------------------------
