@@ -13,6 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from autograder.intake import Intake
     from autograder.mistakes import Misconception
 
 
@@ -202,6 +203,7 @@ class ClassResults:
     components: dict[str, dict[str, str]] = field(default_factory=dict)  # assignment -> {graded cell: the solution cell it tests}
     misconceptions: dict[str, Misconception] = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
     similar: list[Pair] = field(default_factory=list)  # possibly copied work
+    intake: Intake | None = None  # how SUBMISSIONS was read: its layout, the roster, what matched no student
 
     def sorted(self) -> ClassResults:
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))
