@@ -1,10 +1,11 @@
-"""Command line of the grader: python -m autograder grade SUBMISSIONS --out OUT [--workers N].
+"""Command line of the grader: python -m autograder grade SUBMISSIONS --out OUT [--workers N] [--roster CSV].
 
 Exit status: 0 when every submission was graded, whatever the students did; 3 when the batch finished
 but some submissions could not be graded because the grader failed (they are listed as "not graded",
 never scored: run the same command again to grade exactly those); 130 when stopped by Ctrl-C or
-SIGTERM (what was graded is kept); 2 for a bad command line (an instructor's file that cannot be used
-included: --policy, --times, --overrides are read before anything is graded); 1 when the grader itself could not run.
+SIGTERM (what was graded is kept); 2 for a bad command line (an instructor's file that cannot be used included:
+--policy, --times, --overrides and --roster are read before anything is graded), or SUBMISSIONS that cannot be read
+or holds nothing to grade; 1 when the grader itself could not run.
 """
 import argparse
 import math
@@ -12,6 +13,7 @@ import os
 import signal
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -19,10 +21,13 @@ from types import FrameType
 
 from autograder import course, policy
 from autograder.editions import Edition
-from autograder.model import Limits
+from autograder.intake import IntakeError, Layout
+from autograder.lms import write_exports
+from autograder.model import ClassResults, Limits
 from autograder.pipeline import grade_class
 from autograder.policy import Applied, PolicyError, Timing
 from autograder.report import write_report
+from autograder.roster import RosterError, read_roster
 
 EXIT_NOT_GRADED, EXIT_INTERRUPTED = 3, 130
 
@@ -44,8 +49,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     grade = commands.add_parser("grade", help="grade every submission under SUBMISSIONS")
     grade.add_argument("submissions", type=Path,
-                       help="folder holding <student_id>/<assignment_id>/<assignment_id>.ipynb")
+                       help="folder holding <student_id>/<assignment_id>/<assignment_id>.ipynb, or a class downloaded "
+                            "from Canvas or Moodle as it comes (its zip, or the folder it unzips to)")
     grade.add_argument("--out", type=Path, required=True, help="folder for the CSV files")
+    grade.add_argument("--roster", type=Path, metavar="CSV",
+                       help="the class list (columns student_id, name, email, canvas_id, sis_user_id, sis_login_id, "
+                            "section, idnumber): files are credited to its students, each of them is graded, and "
+                            "OUT/lms/ gets the grades for Canvas's and Moodle's gradebook imports")
+    grade.add_argument("--assignment", choices=course.assignments(), metavar="ID",
+                       help="the assignment of an LMS's download whose file names do not say it")
+    grade.add_argument("--canvas-assignment", action="append", default=[], metavar="ID=NUMBER",
+                       help="Canvas's id of an assignment (the number in its address), for the column titles of "
+                            "OUT/lms/canvas-grades.csv; may be repeated")
     grade.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="submissions graded at the same time (default: every core, %(default)s here)")
     grade.add_argument("--timeout", type=seconds, default=Limits.notebook,
@@ -79,8 +94,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code without bubblewrap (only for code you trust)")
     args = parser.parse_args(argv)
-    if not args.submissions.is_dir():
-        parser.error(f"SUBMISSIONS must be a folder: {args.submissions} is not one")
+    if not args.submissions.is_dir() and not (args.submissions.is_file() and zipfile.is_zipfile(args.submissions)):
+        parser.error(f"SUBMISSIONS must be a folder or a zip file: {args.submissions} is "
+                     f"{'a file, but not a zip' if args.submissions.is_file() else 'neither'}")
+    args.canvas_ids = {}
+    for pair in args.canvas_assignment:
+        assignment, equals, number = pair.partition("=")
+        if not equals or assignment not in course.assignments() or not number.isdigit():
+            parser.error(f"--canvas-assignment {pair!r}: expected ID=NUMBER, an assignment of this course "
+                         f"({', '.join(course.assignments())}) and Canvas's number for it")
+        args.canvas_ids[assignment] = number
+    try:
+        args.roster = read_roster(args.roster) if args.roster is not None else None
+    except RosterError as error:
+        parser.error(f"--roster: {error}")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.out.resolve() == args.submissions.resolve():
@@ -110,6 +137,29 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def say_intake(results: ClassResults, lms: Path | None) -> None:
+    """Tell the instructor, on stderr, how SUBMISSIONS was read: what matched no roster student, which roster
+    students handed in nothing, where the LMS's files are."""
+    intake = results.intake
+    if intake is None:
+        return
+    for note in intake.notes:
+        print(f"autograder: {note}", file=sys.stderr)
+    if intake.layout is not Layout.NBGRADER:
+        print(f"autograder: read {len(intake.submissions)} notebooks from {intake.layout.value}", file=sys.stderr)
+    if intake.unmatched:
+        print(f"autograder: {len(intake.unmatched)} files match no student of the roster (flags.csv, errors.csv):",
+              file=sys.stderr)
+        for line in intake.unmatched:
+            print(f"  {line}", file=sys.stderr)
+    if intake.absent:
+        print(f"autograder: {len(intake.absent)} student{'s' * (len(intake.absent) != 1)} of the roster handed in "
+              f"nothing (scored 0, errors.csv): "
+              f"{', '.join(intake.absent)}", file=sys.stderr)
+    if lms is not None:
+        print(f"autograder: grades and feedback for the LMS in {lms}/", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     start = time.monotonic()
@@ -127,8 +177,13 @@ def main(argv: list[str] | None = None) -> int:
                               limits=Limits(args.timeout, args.cell_timeout), progress=not args.quiet,
                               make_executor=make_executor, scratch=args.scratch,
                               sandbox=not args.unsafe_no_sandbox, regrade=args.regrade,
-                              fresh_kernels=args.fresh_kernels, rules=args.rules)
+                              fresh_kernels=args.fresh_kernels, rules=args.rules, roster=args.roster,
+                              assignment=args.assignment)
         write_report(results, args.out, book_url=args.book_url, edition=Edition(args.language))
+        lms = write_exports(results, args.out, args.canvas_ids)
+    except IntakeError as error:
+        print(f"autograder: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\nautograder: stopped. Every grade written so far is kept in {args.out}/results/; nothing in "
               f"flight was recorded. Run the same command again to grade the rest.", file=sys.stderr)
@@ -143,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(len(r.flags) for r in results.submissions)} flags); results in {args.out}/", file=sys.stderr)
     if results.adjustments is not None:
         _say_adjustments(results.adjustments)
+    say_intake(results, lms)
     if not_graded:
         print(f"autograder: {not_graded} submissions were NOT GRADED because the grader failed (see errors.csv); "
               f"run the same command again to grade exactly those.", file=sys.stderr)

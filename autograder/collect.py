@@ -16,6 +16,11 @@ What archivers and editors leave behind (__MACOSX, AppleDouble `._*` files, .ipy
 `.~*` temporary files) is never a student, an assignment or a notebook. A student folder whose name starts
 with a dot is a student like any other when it holds an assignment folder, and a line of errors.csv
 otherwise: no folder vanishes from the outputs.
+
+A notebook one folder off is graded and flagged, never a "no submission": one in the student folder itself whose
+name names the assignment (`alice/01_attention.ipynb`; or names none, when the class is graded for that one
+assignment), one in a subfolder of an assignment folder that holds none (`alice/01_attention/sub/01_attention.ipynb`).
+An LMS's download is first copied into this layout by intake.py.
 """
 import codecs
 import errno
@@ -23,6 +28,7 @@ import json
 import os
 import re
 import stat
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +58,7 @@ class Cause(Enum):
     NO_SUBMISSION = "no submission"
     UNKNOWN_ASSIGNMENT = "unknown assignment"
     NOT_A_STUDENT = "a hidden folder without assignments"
+    NOBODYS = "a file that names no student"   # in an LMS's download, or a notebook outside any student folder
     NO_NOTEBOOK = "no notebook"
     UNREADABLE = "not a readable notebook"
     LINK = "a symbolic or hard link"
@@ -313,6 +320,20 @@ def _work_in(notebook: NotebookNode) -> tuple[int, int]:
     return (-sum("raise NotImplementedError" in source for source in code), sum(len(source) for source in code))
 
 
+def name_key(text: str) -> str:
+    """A name reduced to what every writer of it keeps: its letters and digits, case folded (Unicode NFKC), so that
+    "01_attention (1).ipynb", "01-Attention.ipynb" and "01attention" compare alike."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold() if ch.isalnum())
+
+
+def assignment_named(filename: str, known: Iterable[str]) -> str | None:
+    """The assignment whose id a file name holds ("01_attention-1.ipynb", "alice_01_attention.ipynb",
+    "01-Attention (2).ipynb"), compared by name_key; of several, the longest id. None when it names none."""
+    key = name_key(filename)
+    named = [a for a in known if name_key(a) and name_key(a) in key]
+    return max(named, key=lambda a: (len(name_key(a)), a)) if named else None
+
+
 def _is_candidate(entry: Entry) -> bool:
     return entry.name.endswith(".ipynb") and not entry.name.startswith(".") and entry.kind is not Kind.FOLDER
 
@@ -338,23 +359,69 @@ def _refusal(entries: list[Entry], census: Census) -> tuple[Cause | None, str]:
     return None, ""
 
 
-def _choose(folder_fd: int, folder: Path, assignment: str, census: Census) -> Choice:
-    entries = [e for e in _entries(folder_fd) if _is_candidate(e)]
-    if not entries:
-        return Choice(None, cause=Cause.NO_NOTEBOOK, reason=f"no notebook: expected {assignment}.ipynb in the submission folder")
+@dataclass(frozen=True)
+class _Candidate:
+    """A notebook file that may be the one to grade: the folder it lies in (open), its path and its listing."""
+    folder_fd: int
+    path: Path
+    entry: Entry
+    shown: str          # its name as a person reads it in a flag: "01_attention.ipynb", "sub/01_attention.ipynb"
+
+
+def _pick(candidates: list[_Candidate], assignment: str, census: Census, flags: tuple[str, ...] = ()) -> Choice:
+    """The notebook to grade among `candidates` (at least one), or why none is."""
+    entries = [c.entry for c in candidates]
     cause, refusal = _refusal(entries, census)
     if cause is not None:
         return Choice(None, cause=cause, reason=refusal)
-    read = {e.name: read_notebook(e.name, e.file_id, folder_fd) for e in entries}
-    notebooks = {name: notebook for name, (notebook, _) in read.items() if notebook is not None}
-    readable = [e for e in entries if e.name in notebooks]
+    read = [read_notebook(c.entry.name, c.entry.file_id, c.folder_fd) for c in candidates]
+    readable = [(c, notebook) for c, (notebook, _) in zip(candidates, read) if notebook is not None]
     if not readable:
-        shown = next((e for e in entries if e.name == f"{assignment}.ipynb"), entries[0])
-        return Choice(None, cause=Cause.UNREADABLE, reason=read[shown.name][1] or "")
-    chosen = max(readable, key=lambda e: (_work_in(notebooks[e.name]), e.name == f"{assignment}.ipynb", e.mtime, e.name))
-    flags = () if len(entries) == 1 else (
-        f"several notebooks ({_names(entries)}): graded {chosen.name}, the one with the most work in it",)
-    return Choice(folder / chosen.name, chosen.file_id, flags)
+        shown = next((i for i, c in enumerate(candidates) if c.entry.name == f"{assignment}.ipynb"), 0)
+        return Choice(None, cause=Cause.UNREADABLE, reason=read[shown][1] or "")
+    chosen, _ = max(readable, key=lambda pair: (_work_in(pair[1]), pair[0].entry.name == f"{assignment}.ipynb",
+                                                 pair[0].entry.mtime, pair[0].shown))
+    if len(candidates) > 1:
+        flags += (f"several notebooks ({', '.join(c.shown for c in candidates)}): graded {chosen.shown}, "
+                  f"the one with the most work in it",)
+    return Choice(chosen.path, chosen.entry.file_id, flags)
+
+
+def _choose(folder_fd: int, folder: Path, assignment: str, census: Census) -> Choice:
+    entries = [e for e in _entries(folder_fd) if _is_candidate(e)]
+    if entries:
+        return _pick([_Candidate(folder_fd, folder / e.name, e, e.name) for e in entries], assignment, census)
+    below = _choose_below(folder_fd, folder, assignment, census)
+    if below is not None:
+        return below
+    return Choice(None, cause=Cause.NO_NOTEBOOK, reason=f"no notebook: expected {assignment}.ipynb in the submission folder")
+
+
+def _choose_below(folder_fd: int, folder: Path, assignment: str, census: Census) -> Choice | None:
+    """The notebook of an assignment folder that holds none itself, from its subfolders (one level down, links not
+    followed): `<assignment>/sub/<assignment>.ipynb` is graded and flagged. None when they hold none either."""
+    opened: list[int] = []
+    candidates = []
+    try:
+        for sub in _entries(folder_fd):
+            if sub.kind is not Kind.FOLDER or is_litter(sub.name):
+                continue
+            try:
+                fd = _open_folder(folder_fd, sub)
+            except OSError:
+                continue
+            opened.append(fd)
+            candidates += [_Candidate(fd, folder / sub.name / e.name, e, f"{sub.name}/{e.name}")
+                           for e in _entries(fd) if _is_candidate(e)]
+        if not candidates:
+            return None
+        where = sorted({c.shown.split("/")[0] for c in candidates})
+        flag = (f"one folder too deep: the notebook was handed in inside {', '.join(f + '/' for f in where)} of the "
+                f"assignment folder (it belongs in the assignment folder itself); graded from there",)
+        return _pick(candidates, assignment, census, flag)
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def find_notebook(folder: str | os.PathLike[str], assignment: str) -> Choice:
@@ -403,10 +470,24 @@ def _list_students(root_fd: int, skip: set[FileId], problems: list[Problem]) -> 
     return students
 
 
+def _loose(student: _Student, assignment: str, known: set[str], graded: list[str]) -> list[Entry]:
+    """The notebooks lying in the student's folder itself (one folder too high) that belong to `assignment`: those
+    whose name names it, or, when the class is graded for this one assignment alone, a notebook that names none."""
+    notebooks = [e for e in student.folders if _is_candidate(e)]
+    named = [e for e in notebooks if assignment_named(e.name, known) == assignment]
+    if named or graded != [assignment]:
+        return named
+    return [e for e in notebooks if assignment_named(e.name, known) is None]
+
+
 def _submission(root_fd: int, root: Path, student: _Student, entry: Entry | None, assignment: str,
-               census: Census) -> Submission | Problem:
-    """The submission of one student and assignment, or the problem with it."""
+               census: Census, loose: list[Entry]) -> Submission | Problem:
+    """The submission of one student and assignment, or the problem with it. `loose` are the student's notebooks
+    of this assignment that lie in the student folder itself (graded, and flagged, when there is no assignment
+    folder)."""
     name = student.entry.name
+    if (entry is None or entry.kind not in (Kind.FOLDER, Kind.SYMLINK)) and loose:
+        return _one_folder_too_high(root_fd, root, student, loose, assignment, census)
     if entry is None or entry.kind not in (Kind.FOLDER, Kind.SYMLINK):
         return Problem(name, assignment, Cause.NO_SUBMISSION, "no submission")
     if entry.kind is Kind.SYMLINK:
@@ -425,6 +506,25 @@ def _submission(root_fd: int, root: Path, student: _Student, entry: Entry | None
         os.close(folder_fd)
     if choice.notebook is None:
         assert choice.cause is not None   # a Choice without a notebook always says why
+        return Problem(name, assignment, choice.cause, choice.reason)
+    return Submission(name, assignment, choice.notebook, choice.flags, choice.file_id)
+
+
+def _one_folder_too_high(root_fd: int, root: Path, student: _Student, loose: list[Entry], assignment: str,
+                         census: Census) -> Submission | Problem:
+    name = student.entry.name
+    try:
+        student_fd = _open_folder(root_fd, student.entry)
+    except OSError as error:
+        return Problem(name, assignment, Cause.UNREADABLE, f"the student folder cannot be read ({error.strerror})")
+    try:
+        flag = (f"one folder too high: {_names(loose)} lay in the student folder, not in {name}/{assignment}/; "
+                f"graded from there",)
+        choice = _pick([_Candidate(student_fd, root / name / e.name, e, e.name) for e in loose], assignment, census, flag)
+    finally:
+        os.close(student_fd)
+    if choice.notebook is None:
+        assert choice.cause is not None
         return Problem(name, assignment, choice.cause, choice.reason)
     return Submission(name, assignment, choice.notebook, choice.flags, choice.file_id)
 
@@ -466,7 +566,8 @@ def _collect(root_fd: int, root: Path, known: set[str], skip: set[FileId]) -> tu
         else:
             students.append(student)
     submitted = {e.name for s in students for e in s.folders if e.kind in (Kind.FOLDER, Kind.SYMLINK)}
-    assignments = sorted(submitted & known)
+    named = {assignment_named(e.name, known) for s in students for e in s.folders if _is_candidate(e)}
+    assignments = sorted((submitted & known) | {a for a in named if a is not None})
     census = Census(root_fd)
     for student in students:
         folders = {e.name: e for e in student.folders}
@@ -475,7 +576,8 @@ def _collect(root_fd: int, root: Path, known: set[str], skip: set[FileId]) -> tu
                 problems.append(Problem(student.entry.name, entry.name, Cause.UNKNOWN_ASSIGNMENT,
                                         f"unknown assignment (this course has: {', '.join(sorted(known))})"))
         for assignment in assignments:
-            outcome = _submission(root_fd, root, student, folders.get(assignment), assignment, census)
+            outcome = _submission(root_fd, root, student, folders.get(assignment), assignment, census,
+                                  _loose(student, assignment, known, assignments))
             if isinstance(outcome, Submission):
                 found.append(outcome)
             else:

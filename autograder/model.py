@@ -15,6 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from autograder.intake import Intake
     from autograder.mistakes import Misconception
     from autograder.policy import ClassAdjustments
 
@@ -206,6 +207,7 @@ class ClassResults:
     misconceptions: dict[str, Misconception] = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
     similar: list[Pair] = field(default_factory=list)  # possibly copied work
     adjustments: ClassAdjustments | None = None  # the instructor's overrides and deadlines, applied (policy.adjust)
+    intake: Intake | None = None  # how SUBMISSIONS was read: its layout, the roster, what matched no student
 
     def sorted(self) -> ClassResults:
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))

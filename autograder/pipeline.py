@@ -1,5 +1,5 @@
-"""Grade a whole class: collect the submissions, build the scratch course once, grade the submissions
-N at a time in worker processes (or on a Dask cluster), and merge the results for report.py.
+"""Grade a whole class: read the submissions (autograder/intake.py), build the scratch course once, grade the
+submissions N at a time in worker processes (or on a Dask cluster), and merge the results for report.py.
 
 Every graded submission leaves OUT/results/<key>.json (written atomically). Running the same command
 again grades only what is missing or changed: a result is reused only when its fingerprint (the
@@ -33,11 +33,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
 from autograder import course, editions, mistakes, policy, similarity
-from autograder.collect import collect, read_file, read_notebook
+from autograder.collect import read_file, read_notebook
 from autograder.editions import Edition
 from autograder.feedback import page_path
+from autograder.intake import Intake, gather
 from autograder.model import ClassResults, FileId, Job, Limits, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
+
+from autograder.roster import Roster
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -339,91 +342,94 @@ def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str]
                 limits: Limits = Limits(), progress: bool = True,
                 make_executor: MakeExecutor | None = None, scratch: str | os.PathLike[str] | None = None,
                 sandbox: bool = True, regrade: bool = False, fresh_kernels: bool = False,
+                roster: Roster | None = None, assignment: str | None = None,
                 rules: policy.Rules = policy.Rules()) -> ClassResults:
-    """Grade every submission under `submissions`, reusing OUT/results where nothing changed; returns
-    ClassResults, with the instructor's `rules` applied (ClassResults.adjustments). With `regrade`, every
-    submission is graded again. Kernels are forked by each worker's zygote (autograder/forked.py), pre-warmed
-    when the worker starts, unless `fresh_kernels`."""
+    """Grade every submission of `submissions` (a folder in nbgrader's layout, or an LMS's download: a zip or its
+    folder; autograder/intake.py), reusing OUT/results where nothing changed; returns ClassResults. With `regrade`,
+    every submission is graded again. Kernels are forked by each worker's zygote (autograder/forked.py), pre-warmed
+    when the worker starts, unless `fresh_kernels`. With a `roster`, every file is credited to a roster student
+    (results.intake says which are not) and every roster student is graded; `assignment` is the assignment of an
+    LMS's download whose file names do not say it. Raises intake.NothingToGrade when nothing was handed in. The
+    instructor's `rules` are applied to the results (ClassResults.adjustments)."""
     workers = workers or os.cpu_count() or 1
-    prestarted: PrestartedPool | None = None
-    if make_executor is None:
-        start_forkserver()
-        make_executor = prestarted = PrestartedPool(workers, prewarm=sandbox and not fresh_kernels)
-    try:
-        return _grade_class(submissions, out, workers, limits, progress, make_executor, scratch,
-                            sandbox, regrade, fresh_kernels, rules)
-    finally:
-        if prestarted is not None:
-            prestarted.close()
-
-
-def _grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str], workers: int, limits: Limits,
-                 progress: bool, make_executor: MakeExecutor,
-                 scratch: str | os.PathLike[str] | None, sandbox: bool, regrade: bool,
-                 fresh_kernels: bool, rules: policy.Rules) -> ClassResults:
     out = Path(out).resolve()
     private_folder(out)
-    found, problems = collect(submissions, course.assignments(), skip=[out])
     if scratch is not None:
         Path(scratch).mkdir(parents=True, exist_ok=True)
     scratch_root = Path(tempfile.mkdtemp(prefix="autograder-", dir=scratch))
-    try:
-        graded = {s.assignment for s in found} | {p.assignment for p in problems}
-        course_dir = course.build_course(scratch_root / "course", only=graded)
-        submitted_in = {id(s): _edition(s.notebook, s.file_id, s.assignment) for s in found}
-        in_chinese = {s.assignment for s in found if submitted_in[id(s)] is Edition.ZH}
-        courses = {Edition.EN: course_dir}
-        if in_chinese:   # the Chinese edition's notebooks, for the submissions written in it
-            courses[Edition.ZH] = course.build_course(scratch_root / "course-zh", only=in_chinese, edition=Edition.ZH)
-        cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
-        version = grader_version()
-        digests = {a: assignment_version(a) for a in cells}
-        course_secret = course.secret()
-
-        todo: list[Job] = []
-        done: list[SubmissionResult] = []
-        for submission in found:
-            key = _key(submission.student_id, submission.assignment)
-            assignment = submission.assignment
-            job = Job(student_id=submission.student_id, assignment=assignment,
-                      notebook=str(submission.notebook),
-                      fingerprint=fingerprint(submission.notebook, digests[assignment], version, limits,
-                                              sandbox, submission.file_id, course_secret),
-                      course=str(courses[submitted_in[id(submission)]]), workdir=str(scratch_root / "jobs" / key),
-                      result=str(out / "results" / f"{key}.json"),
-                      feedback=str(page_path(out, submission.student_id, assignment)),
-                      kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
-                      limits=limits, deadline=limits.worker, sandbox=sandbox,
-                      fresh_kernels=fresh_kernels,
-                      flags=submission.flags, file_id=submission.file_id, secret=course_secret)
-            _started(job).unlink(missing_ok=True)  # left by a batch that was killed
-            previous = None if regrade else _cached(job)
-            if previous is not None and Path(job.feedback).exists() == (previous.status is Status.GRADED):
-                done.append(previous)
-            else:
-                todo.append(job)
-        timings: list[Timing] = []
-        fresh = _run(todo, make_executor, progress, timings=timings)
-        _write_timings(out, timings)
-
-        results = ClassResults(submissions=done + list(fresh.values()), cells=cells,
-                               components={a: course.assignment_components(course_dir, a) for a in cells},
-                               misconceptions={key: m for a in cells
-                                               for key, m in mistakes.misconceptions(course.source_folder(course_dir, a), a).items()})
-        for problem in problems:
-            if problem.assignment in cells:
-                results.submissions.append(SubmissionResult(problem.student_id, problem.assignment,
-                                                            Status.STUDENT_ERROR, zero_cells(cells[problem.assignment]),
-                                                            reason=problem.reason))
-            else:
-                results.problems.append((problem.student_id, problem.assignment, problem.reason))
-        try:
-            results.similar = similarity.find_pairs(found, course_dir)
-        except Exception as error:  # never lose the grades for it
-            results.problems.append(("", "", f"similarity check failed: {type(error).__name__}: {error}"))
-        results.adjustments = policy.adjust(results, rules, policy.submission_times(found, rules))
+    prestarted: PrestartedPool | None = None
+    try:   # an LMS's notebooks are copied into the scratch folder (where Dask's workers see them, with --scratch)
+        intake = gather(submissions, course.assignments(), skip=[out], staging=scratch_root / "download",
+                        roster=roster, assignment=assignment)   # first: nothing to grade is said at once
+        if make_executor is None:
+            start_forkserver()
+            make_executor = prestarted = PrestartedPool(workers, prewarm=sandbox and not fresh_kernels)
+        return _grade_class(intake, out, scratch_root, workers, limits, progress, make_executor, sandbox, regrade,
+                            fresh_kernels, rules)
     finally:
+        if prestarted is not None:
+            prestarted.close()
         shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _grade_class(intake: Intake, out: Path, scratch_root: Path, workers: int, limits: Limits, progress: bool,
+                 make_executor: MakeExecutor, sandbox: bool, regrade: bool, fresh_kernels: bool,
+                 rules: policy.Rules) -> ClassResults:
+    found, problems = intake.submissions, intake.problems
+    graded = {s.assignment for s in found} | {p.assignment for p in problems}
+    course_dir = course.build_course(scratch_root / "course", only=graded)
+    submitted_in = {id(s): _edition(s.notebook, s.file_id, s.assignment) for s in found}
+    in_chinese = {s.assignment for s in found if submitted_in[id(s)] is Edition.ZH}
+    courses = {Edition.EN: course_dir}
+    if in_chinese:   # the Chinese edition's notebooks, for the submissions written in it
+        courses[Edition.ZH] = course.build_course(scratch_root / "course-zh", only=in_chinese, edition=Edition.ZH)
+    cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
+    version = grader_version()
+    digests = {a: assignment_version(a) for a in cells}
+    course_secret = course.secret()
+
+    todo: list[Job] = []
+    done: list[SubmissionResult] = []
+    for submission in found:
+        key = _key(submission.student_id, submission.assignment)
+        assignment = submission.assignment
+        job = Job(student_id=submission.student_id, assignment=assignment,
+                  notebook=str(submission.notebook),
+                  fingerprint=fingerprint(submission.notebook, digests[assignment], version, limits,
+                                          sandbox, submission.file_id, course_secret),
+                  course=str(courses[submitted_in[id(submission)]]), workdir=str(scratch_root / "jobs" / key),
+                  result=str(out / "results" / f"{key}.json"),
+                  feedback=str(page_path(out, submission.student_id, assignment)),
+                  kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
+                  limits=limits, deadline=limits.worker, sandbox=sandbox,
+                  fresh_kernels=fresh_kernels,
+                  flags=submission.flags, file_id=submission.file_id, secret=course_secret)
+        _started(job).unlink(missing_ok=True)  # left by a batch that was killed
+        previous = None if regrade else _cached(job)
+        if previous is not None and Path(job.feedback).exists() == (previous.status is Status.GRADED):
+            done.append(previous)
+        else:
+            todo.append(job)
+    timings: list[Timing] = []
+    fresh = _run(todo, make_executor, progress, timings=timings)
+    _write_timings(out, timings)
+
+    results = ClassResults(submissions=done + list(fresh.values()), cells=cells, intake=intake,
+                           components={a: course.assignment_components(course_dir, a) for a in cells},
+                           misconceptions={key: m for a in cells
+                                           for key, m in mistakes.misconceptions(course.source_folder(course_dir, a), a).items()})
+    for problem in problems:
+        if problem.assignment in cells:
+            results.submissions.append(SubmissionResult(problem.student_id, problem.assignment,
+                                                        Status.STUDENT_ERROR, zero_cells(cells[problem.assignment]),
+                                                        reason=problem.reason))
+        else:
+            results.problems.append((problem.student_id, problem.assignment, problem.reason))
+    try:
+        results.similar = similarity.find_pairs(found, course_dir)
+    except Exception as error:  # never lose the grades for it
+        results.problems.append(("", "", f"similarity check failed: {type(error).__name__}: {error}"))
+    results.adjustments = policy.adjust(results, rules, policy.submission_times(found, rules))
     return results.sorted()
 
 

@@ -449,6 +449,7 @@ SHARED_BY_FILE = {
     "tests/test_hostile.py": "the hostile batch", "tests/test_inputs.py": "the planted inputs",
     "tests/test_isolation.py": "the isolation probes", "tests/test_operations.py": "the small class",
     "tests/test_resume.py": "the small class", "tests/test_forked.py": "the small class",
+    "tests/test_lms.py": "the small class",
     "tests/test_pollution.py": "the pollution class", "tests/test_maintainer.py": "the repository copy",
 }
 
