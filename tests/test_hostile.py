@@ -121,7 +121,8 @@ def test_a_message_in_markdown_or_html_is_shown_as_text(hostile_batch):
     assert not re.search(r"<a\b[^>]*evil\.example", page), "the message became a link"
     for tag in ("<script>alert", "<b>bold</b>", "<img src=x"):
         assert tag not in page, f"{tag} reached the page as HTML"
-    summary = page.split('<section class="autograder-summary tex2jax_ignore">', 1)[1].split("</section>", 1)[0]
+    from autograder.feedback import SUMMARY_CLASS
+    summary = page.split(f'<section class="{SUMMARY_CLASS}">', 1)[1].split("</section>", 1)[0]
     assert html.escape(MARKDOWN_MESSAGE) in summary, "the message is not in the summary as literal text"
     assert MARKDOWN_MESSAGE in html.unescape(page.split("</section>", 1)[1]), "nor under its test cell"
 
