@@ -202,6 +202,7 @@ class ClassResults:
     components: dict[str, dict[str, str]] = field(default_factory=dict)  # assignment -> {graded cell: the solution cell it tests}
     misconceptions: dict[str, Misconception] = field(default_factory=dict)  # id -> diagnose.Misconception, of every graded assignment
     similar: list[Pair] = field(default_factory=list)  # possibly copied work
+    removed: list[str] = field(default_factory=list)  # files of OUT (relative) of submissions no longer there: removed
 
     def sorted(self) -> ClassResults:
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))
