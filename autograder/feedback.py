@@ -11,24 +11,24 @@ tracebacks, which quote hidden-test source.
 Every text the grader writes here is in the edition of the course that graded the submission (course.edition:
 a Chinese submission is graded by the Chinese course): editions.say looks it up in zh/grader.yml.
 
-The page is one file that a student can open anywhere, offline: it loads nothing (a Content-Security-Policy
-forbids any script and anything but inline styles and data: images and fonts) and its math is MathML, which
-browsers draw themselves (Chromium and Edge since 109, Firefox, Safari). The TeX of the Markdown cells
-($...$, $$...$$, \(...\), \[...\], \begin{env}...\end{env}) and of text/latex outputs becomes MathML in Python,
-as the page is rendered, by docutils' converter (docutils.utils.math.latex2mathml: docutils is pinned already,
-as Sphinx's dependency), after a few rewrites of commands it lacks (TEX_REWRITES); a formula it cannot read
-stays its TeX, as code. MathJax inlined instead would add a megabyte of script (and its fonts) to every page,
-and a script to a page that otherwise needs none; a sibling folder of MathJax is lost when a page is sent alone.
-The Markdown sanitiser (_clean_html) allows the presentation MathML elements and attributes that docutils
-writes (MATHML_TAGS, MATHML_ATTRIBUTES): none of them runs script or links anywhere (no maction, semantics,
-annotation-xml, href or event handler).
+The page is one file that a student can open anywhere, offline: it holds no script and loads nothing (its
+Content-Security-Policy allows only its inline styles and data: images and fonts), and its math is MathML, which
+browsers draw themselves (Chromium and Edge since 109, Firefox, Safari). The TeX of the Markdown cells ($...$,
+$$...$$, \(...\), \[...\], \begin{env}...\end{env}) and of text/latex outputs becomes MathML in Python, as the
+page is rendered, by docutils' converter (docutils.utils.math.latex2mathml: docutils is pinned already, as
+Sphinx's dependency), after a few rewrites of commands it lacks (TEX_REWRITES); a formula it cannot read stays
+its TeX, as code, and so do the formulas past MATHML_LIMIT characters of MathML on one page. MathJax inlined
+instead would add a megabyte of script (and its fonts) to every page, and a script to a page that otherwise
+needs none; a sibling folder of MathJax is lost when a page is sent alone. The Markdown sanitiser (_clean_html)
+allows the presentation MathML elements and attributes that docutils writes (MATHML_TAGS, MATHML_ATTRIBUTES):
+none of them runs script or links anywhere (no maction, semantics, annotation-xml, href or event handler).
 """
 import ast
 import functools
 import html
 import os
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,9 +225,6 @@ def _page_output(output: Mapping[str, Any], budget: int) -> NotebookNode | None:
         output["data"] = {mime: value for mime, value in output["data"].items() if mime not in DROPPED_MIMES}
         if not output["data"]:
             return None
-        latex = output["data"].get("text/latex")
-        if isinstance(latex, (str, list)) and "text/html" not in output["data"] and "text/markdown" not in output["data"]:
-            output["data"]["text/html"] = latex_html("".join(latex))   # display(Math(...)): its math as MathML
         for mime, value in list(output["data"].items()):
             text = value if isinstance(value, str) else "".join(value) if isinstance(value, list) else str(value)
             if len(text) > OUTPUT_LIMIT:
@@ -398,13 +395,21 @@ TEX_REWRITES = ((re.compile(r"\\dots(?![A-Za-z])"), r"\\ldots"),
 DISPLAY_ENVIRONMENT = re.compile(r"\s*\\begin\{(equation|align|gather|multline|split|gathered)(\*?)\}(.*)"
                                  r"\\end\{\1\2\}\s*", re.S)
 TEX_LIMIT = 20_000   # characters of one formula; a longer one is shown as its TeX
+# characters of MathML on one page (a release's math is about 20,000): the sanitiser reads MathML at about 60 kB a
+# second, so that a student's Markdown of thousands of formulas would cost minutes; past it, formulas stay TeX
+MATHML_LIMIT = 200_000
+
+
+def tex_code(tex: str, display: bool) -> str:
+    """A formula shown as its TeX, with its delimiters, as text."""
+    delimiter = "$$" if display else "$"
+    return f'<code class="tex">{html.escape(delimiter + tex + delimiter)}</code>'
 
 
 @functools.lru_cache(maxsize=4096)
 def tex_mathml(tex: str, display: bool) -> str:
     """The MathML of a TeX formula (docutils' converter), remembered: the assignment's own formulas are on every
-    page. A formula docutils cannot read (a command it does not know, a brace missing) is shown as its TeX, in
-    <code>."""
+    page. A formula docutils cannot read (a command it does not know, a brace missing) is shown as its TeX."""
     from docutils.utils.math import latex2mathml
     source = tex
     for pattern, replacement in TEX_REWRITES:
@@ -418,53 +423,69 @@ def tex_mathml(tex: str, display: bool) -> str:
             return mathml.replace(' xmlns="http://www.w3.org/1998/Math/MathML"', "", 1)   # HTML knows <math>
         except Exception:  # docutils' MathError, or whatever its parser meets in a student's TeX  # noqa: BLE001
             pass
-    delimiter = "$$" if display else "$"
-    return f'<code class="tex">{html.escape(delimiter + tex + delimiter)}</code>'
+    return tex_code(tex, display)
 
 
-# The formulas of a text/latex output (display(Math(...)), sympy): as nbconvert's Markdown finds them
+# The formulas of a text/latex output (display(Math(...)), sympy), by the delimiters nbconvert's Markdown knows
 MATH_IN_TEXT = re.compile(r"\$\$(?P<block>.+?)\$\$|\\\[(?P<bracket>.+?)\\\]|\$(?P<inline>.+?)\$|\\\((?P<paren>.+?)\\\)"
                           r"|(?P<environment>\\begin\{(?P<name>[A-Za-z]+\*?)\}.*?\\end\{(?P=name)\})", re.S)
-
-
-def latex_html(text: str) -> str:
-    """A text/latex output as HTML: its formulas as MathML, the text between them escaped."""
-    parts, end = [], 0
-    for match in MATH_IN_TEXT.finditer(text):
-        parts.append(html.escape(text[end:match.start()]))
-        if match["inline"] is not None or match["paren"] is not None:
-            parts.append(tex_mathml(match["inline"] if match["inline"] is not None else match["paren"], False))
-        else:
-            parts.append(tex_mathml(next(g for g in (match["block"], match["bracket"], match["environment"]) if g), True))
-        end = match.end()
-    return "<div>" + "".join(parts) + html.escape(text[end:]) + "</div>"
+Math = Callable[[str, bool], str]   # (TeX, displayed) -> HTML
 
 
 class MathMLRenderer(IPythonRenderer):
-    """nbconvert's Markdown renderer with the math as MathML (nbconvert's own leaves the TeX for MathJax)."""
+    """nbconvert's Markdown renderer with the math drawn by `math` (nbconvert's own leaves the TeX for MathJax)."""
+
+    def __init__(self, math: Math, **options: Any) -> None:
+        super().__init__(**options)
+        self.math = math
 
     def inline_math(self, body: str) -> str:
-        return tex_mathml(body, False)
+        return self.math(body, False)
 
     def block_math(self, body: str) -> str:
-        return tex_mathml(body, True)
+        return self.math(body, True)
 
     def latex_environment(self, name: str, body: str) -> str:
-        return tex_mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
+        return self.math(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
 
 
 class FeedbackExporter(HTMLExporter):
-    """nbconvert's HTML exporter, its Markdown rendered by MathMLRenderer."""
+    """nbconvert's HTML exporter with the math of Markdown (cells and outputs) and of text/latex outputs as MathML,
+    at most MATHML_LIMIT characters of it a page (`mathml_left`: render() sets it), then as TeX."""
+    mathml_left = MATHML_LIMIT
+
+    def math(self, tex: str, display: bool) -> str:
+        mathml = tex_mathml(tex, display)
+        self.mathml_left -= len(mathml)
+        return mathml if self.mathml_left >= 0 else tex_code(tex, display)
 
     @pass_context
     def markdown2html(self, context: Context, source: str) -> str:
         cell = context.get("cell", {})
-        renderer = MathMLRenderer(escape=False, attachments=cell.get("attachments", {}), embed_images=self.embed_images,
+        renderer = MathMLRenderer(self.math, escape=False, attachments=cell.get("attachments", {}),
+                                  embed_images=self.embed_images,
                                   path=context.get("resources", {}).get("metadata", {}).get("path", ""),
                                   anchor_link_text=self.anchor_link_text,
                                   exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
         page: str = MarkdownWithMath(renderer=renderer).render(source)
         return page
+
+    def latex2html(self, text: str) -> str:
+        """A text/latex output: its formulas as MathML, the text between them escaped."""
+        parts, end = [], 0
+        for match in MATH_IN_TEXT.finditer(text):
+            parts.append(html.escape(text[end:match.start()]))
+            if match["inline"] is not None or match["paren"] is not None:
+                parts.append(self.math(match["inline"] if match["inline"] is not None else match["paren"], False))
+            else:
+                parts.append(self.math(next(g for g in (match["block"], match["bracket"], match["environment"]) if g),
+                                       True))
+            end = match.end()
+        return "".join(parts) + html.escape(text[end:])
+
+    def default_filters(self) -> Iterator[tuple[str, Callable[..., Any]]]:
+        yield from super().default_filters()  # type: ignore[no-untyped-call]
+        yield ("latex2html", self.latex2html)
 
 
 # What the page may load and run: nothing but its own inline styles, and images and fonts held in it (data:).
@@ -482,6 +503,10 @@ TEMPLATE = ("{%- extends 'index.html.j2' -%}\n"
             "{%- block html_head_js -%}{%- endblock html_head_js -%}\n"
             "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n"
             "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}\n"
+            "{% block data_latex scoped %}\n"   # nbconvert's own shows the TeX, escaped, for MathJax
+            '<div class="jp-RenderedLatex jp-OutputArea-output {{ extra_class }}" data-mime-type="text/latex">\n'
+            "{{ output.data['text/latex'] | latex2html | clean_html }}\n</div>\n"
+            "{%- endblock data_latex %}\n"
             "{% block extra_css %}\n"
             f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">\n'
             f"<style>\n{MATH_CSS}\n</style>\n"
@@ -489,10 +514,10 @@ TEMPLATE = ("{%- extends 'index.html.j2' -%}\n"
 
 
 @functools.cache
-def _exporter() -> HTMLExporter:
+def _exporter() -> FeedbackExporter:
     """nbconvert's lab template (loading it takes a second: once per worker), with every HTML output and
     Markdown cell sanitised (no script, no event handler, no javascript: URL), the math as MathML and no script."""
-    exporter: HTMLExporter = FeedbackExporter(  # type: ignore[no-untyped-call]  # traitlets' __init__ is untyped
+    exporter: FeedbackExporter = FeedbackExporter(  # type: ignore[no-untyped-call]  # traitlets' __init__ is untyped
         template_name="lab", template_file="feedback.html.j2", extra_loaders=[DictLoader({"feedback.html.j2": TEMPLATE})],
         sanitize_html=True, filters={"clean_html": _clean_html})
     return exporter
@@ -534,7 +559,9 @@ def _clean_html(element: str) -> str:
 def render(notebook: NotebookNode, summary: str) -> str:
     """The page: nbconvert's HTML of `notebook` (its outputs are text in <pre>, escaped), with the grader's
     `summary` at the top of <main>."""
-    body, _ = _exporter().from_notebook_node(notebook)
+    exporter = _exporter()
+    exporter.mathml_left = MATHML_LIMIT
+    body, _ = exporter.from_notebook_node(notebook)
     if "<main>" not in body:
         raise RuntimeError("nbconvert's lab template has no <main> element: the feedback summary has no place")
     return body.replace("<main>", "<main>\n" + summary, 1)

@@ -318,15 +318,31 @@ def test_mathml_that_could_run_script_or_link_is_removed_and_tex_it_cannot_read_
 
 @pytest.mark.unit
 def test_a_latex_output_shows_its_math_as_mathml():
-    """display(Math(...)) of a student's cell: a text/latex output, drawn as MathML (an HTML output, sanitised like
-    every other), its text escaped."""
-    output = nbformat.v4.new_output("display_data", data={"text/latex": "$\\displaystyle \\frac{a}{b}$ <b>not bold</b>",
-                                                          "text/plain": "<IPython.core.display.Math object>"})
-    shown = feedback._page_output(output, feedback.PAGE_LIMIT)
-    assert shown is not None
-    mathml = shown["data"]["text/html"]
-    assert mathml.startswith("<div><math") and 'displaystyle="true"' in mathml and "<mfrac>" in mathml
-    assert mathml.endswith("</math> &lt;b&gt;not bold&lt;/b&gt;</div>")
+    """display(Math(...)) in a student's cell: a text/latex output, drawn as MathML (sanitised like a Markdown
+    cell), the text around its formulas escaped."""
+    cell = nbformat.v4.new_code_cell("display(Math(...))")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/latex": "$\\displaystyle \\frac{a}{b}$ <b>bold</b>",
+                                                                 "text/plain": "<IPython.core.display.Math object>"})]
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"language_info": {"name": "python"}})
+    page = feedback.render(notebook, "")
+    shown = page.split('data-mime-type="text/latex"', 1)[1].split("</div>", 1)[0]
+    assert re.search(r"<math[^>]*>\s*<mfrac>\s*<mi>a</mi>\s*<mi>b</mi>\s*</mfrac>\s*</math>", shown), shown
+    assert "&lt;b&gt;bold&lt;/b&gt;" in shown and "$" not in shown
+
+
+@pytest.mark.unit
+def test_past_the_pages_budget_of_mathml_formulas_stay_tex(monkeypatch):
+    """A Markdown cell of thousands of formulas would take the sanitiser minutes: past MATHML_LIMIT characters of
+    MathML on a page, the formulas are shown as their TeX; the next page has its whole budget again."""
+    monkeypatch.setattr(feedback, "MATHML_LIMIT", 2_000)
+    source = " and ".join(f"$x_{{{i}}}$" for i in range(100))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)],
+                                        metadata={"language_info": {"name": "python"}})
+    for _ in range(2):
+        page = feedback.render(notebook, "")
+        drawn, kept = page.count("<math"), page.count('<code class="tex">')
+        assert 5 < drawn < 100 and drawn + kept == 100, (drawn, kept)
+        assert f"$x_{{{drawn}}}$" in page and f"$x_{{{drawn - 1}}}$" not in page
 
 
 def test_a_feedback_page_alone_in_a_folder_shows_its_math_in_a_browser_and_loads_nothing(tmp_path):
