@@ -191,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         print(f"autograder: could not grade: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
+    if results.removed:
+        print(f"autograder: OUT holds the class in SUBMISSIONS only: removed {len(results.removed)} files that an "
+              f"earlier run wrote there (the feedback pages, results and kernel output of submissions that SUBMISSIONS "
+              f"no longer holds; what a killed batch or an older grader left), such as {args.out / results.removed[0]}",
+              file=sys.stderr)
     not_graded = len(results.not_graded)
     errors = sum(r.status.value == "student error" for r in results.submissions)
     print(f"graded {len(results.submissions) - not_graded} of {len(results.submissions)} submissions in "

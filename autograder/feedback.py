@@ -1,4 +1,4 @@
-"""Feedback for one graded submission: a short message per failed test cell, and an HTML page.
+r"""Feedback for one graded submission: a short message per failed test cell, and an HTML page.
 
 The page shows, per graded cell, the points and the message of the assertion that failed (which
 names the likely mistake), the student's own code and outputs, and the test cells as released (the
@@ -10,6 +10,18 @@ tracebacks, which quote hidden-test source.
 
 Every text the grader writes here is in the edition of the course that graded the submission (course.edition:
 a Chinese submission is graded by the Chinese course): editions.say looks it up in zh/grader.yml.
+
+The page is one file that a student can open anywhere, offline: it holds no script and loads nothing (its
+Content-Security-Policy allows only its inline styles and data: images and fonts), and its math is MathML, which
+browsers draw themselves (Chromium and Edge since 109, Firefox, Safari). The TeX of the Markdown cells ($...$,
+$$...$$, \(...\), \[...\], \begin{env}...\end{env}) and of text/latex outputs becomes MathML in Python, as the
+page is rendered, by docutils' converter (docutils.utils.math.latex2mathml: docutils is pinned already, as
+Sphinx's dependency), after a few rewrites of commands it lacks (TEX_REWRITES); a formula it cannot read stays
+its TeX, as code, and so do the formulas past MATHML_LIMIT characters of MathML on one page. MathJax inlined
+instead would add a megabyte of script (and its fonts) to every page, and a script to a page that otherwise
+needs none; a sibling folder of MathJax is lost when a page is sent alone. The Markdown sanitiser (_clean_html)
+allows the presentation MathML elements and attributes that docutils writes (MATHML_TAGS, MATHML_ATTRIBUTES):
+none of them runs script or links anywhere (no maction, semantics, annotation-xml, href or event handler).
 
 The instructor's word (an override of a cell's points, an extension, a late penalty: autograder/policy.py) is known
 only once the whole class is graded, and it changes with the instructor's files while the page, like the result, is
@@ -25,13 +37,15 @@ import functools
 import html
 import os
 import re
-import shutil
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jinja2 import DictLoader, pass_context
+from jinja2.runtime import Context
 from nbconvert import HTMLExporter
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbformat import NotebookNode
 
 from autograder import course, diagnose
@@ -282,7 +296,7 @@ def results(course_dir: str | os.PathLike[str], assignment: str, scores: Mapping
 
 
 SUMMARY_COLUMNS = ("test cell", "points", "result")
-SUMMARY_CLASS = "autograder-summary tex2jax_ignore"   # tex2jax_ignore: MathJax (2 and 3) leaves it alone
+SUMMARY_CLASS = "autograder-summary"
 
 
 def literal(text: str) -> str:
@@ -413,22 +427,150 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
 
 
 PAGE_FULL = "[an output was dropped: the page is full]"
-# MathJax 3 reads window.MathJax (nbconvert's template writes a MathJax 2 configuration, which it ignores): inline
-# math between $ signs, as in the notebooks, and never inside the grader's summary (tex2jax_ignore).
-MATHJAX_CONFIG = ("<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
-                  "displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']], processEscapes: true}, "
-                  "options: {ignoreHtmlClass: 'tex2jax_ignore'}};</script>\n")
-MATHJAX = "_mathjax/tex-chtml.js"   # under OUT/feedback/: pages work offline
+
+
+# ---------------------------------------------------------------- math, as MathML
+
+# Commands of the course's notebooks (and common in students' Markdown) that docutils 0.21 does not know, as what it
+# knows, which renders the same: \big) is \bigr), the other \big are \bigl (a delimiter of the size of \big).
+TEX_REWRITES = ((re.compile(r"\\dots(?![A-Za-z])"), r"\\ldots"),
+                (re.compile(r"\\(big|Big|bigg|Bigg)(?=\s*(\)|\]|\\\}|\\r[a-zA-Z]+))"), r"\\\1r"),
+                (re.compile(r"\\(big|Big|bigg|Bigg)(?![A-Za-z])"), r"\\\1l"),
+                (re.compile(r"\\iff(?![A-Za-z])"), r"\\;\\Longleftrightarrow\\;"),
+                (re.compile(r"\\text(tt|bf|it|sf)(?![A-Za-z])"), r"\\math\1"),
+                (re.compile(r"\\bm(?![A-Za-z])"), r"\\boldsymbol"),
+                (re.compile(r"\\(label\{[^{}]*\}|nonumber|notag)(?![A-Za-z])"), ""))
+# Environments that only number or align their formulas: the formula is shown as a displayed formula (docutils
+# aligns its rows on & and \\ as amsmath's align does).
+DISPLAY_ENVIRONMENT = re.compile(r"\s*\\begin\{(equation|align|gather|multline|split|gathered)(\*?)\}(.*)"
+                                 r"\\end\{\1\2\}\s*", re.S)
+TEX_LIMIT = 20_000   # characters of one formula; a longer one is shown as its TeX
+# characters of MathML on one page (a release's math is about 20,000): the sanitiser reads MathML at about 60 kB a
+# second, so that a student's Markdown of thousands of formulas would cost minutes; past it, formulas stay TeX
+MATHML_LIMIT = 200_000
+
+
+def tex_code(tex: str, display: bool) -> str:
+    """A formula shown as its TeX, with its delimiters, as text."""
+    delimiter = "$$" if display else "$"
+    return f'<code class="tex">{html.escape(delimiter + tex + delimiter)}</code>'
+
+
+@functools.lru_cache(maxsize=4096)
+def tex_mathml(tex: str, display: bool) -> str:
+    """The MathML of a TeX formula (docutils' converter), remembered: the assignment's own formulas are on every
+    page. A formula docutils cannot read (a command it does not know, a brace missing) is shown as its TeX."""
+    from docutils.utils.math import latex2mathml
+    source = tex
+    for pattern, replacement in TEX_REWRITES:
+        source = pattern.sub(replacement, source)
+    environment = DISPLAY_ENVIRONMENT.fullmatch(source)
+    if environment:
+        source, display = environment[3], True
+    if len(source) <= TEX_LIMIT:
+        try:
+            mathml: str = latex2mathml.tex2mathml(source, as_block=display)
+            return mathml.replace(' xmlns="http://www.w3.org/1998/Math/MathML"', "", 1)   # HTML knows <math>
+        except Exception:  # docutils' MathError, or whatever its parser meets in a student's TeX  # noqa: BLE001
+            pass
+    return tex_code(tex, display)
+
+
+# The formulas of a text/latex output (display(Math(...)), sympy), by the delimiters nbconvert's Markdown knows
+MATH_IN_TEXT = re.compile(r"\$\$(?P<block>.+?)\$\$|\\\[(?P<bracket>.+?)\\\]|\$(?P<inline>.+?)\$|\\\((?P<paren>.+?)\\\)"
+                          r"|(?P<environment>\\begin\{(?P<name>[A-Za-z]+\*?)\}.*?\\end\{(?P=name)\})", re.S)
+Math = Callable[[str, bool], str]   # (TeX, displayed) -> HTML
+
+
+class MathMLRenderer(IPythonRenderer):
+    """nbconvert's Markdown renderer with the math drawn by `math` (nbconvert's own leaves the TeX for MathJax)."""
+
+    def __init__(self, math: Math, **options: Any) -> None:
+        super().__init__(**options)
+        self.math = math
+
+    def inline_math(self, body: str) -> str:
+        return self.math(body, False)
+
+    def block_math(self, body: str) -> str:
+        return self.math(body, True)
+
+    def latex_environment(self, name: str, body: str) -> str:
+        return self.math(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTML exporter with the math of Markdown (cells and outputs) and of text/latex outputs as MathML,
+    at most MATHML_LIMIT characters of it a page (`mathml_left`: render() sets it), then as TeX."""
+    mathml_left = MATHML_LIMIT
+
+    def math(self, tex: str, display: bool) -> str:
+        mathml = tex_mathml(tex, display)
+        self.mathml_left -= len(mathml)
+        return mathml if self.mathml_left >= 0 else tex_code(tex, display)
+
+    @pass_context
+    def markdown2html(self, context: Context, source: str) -> str:
+        cell = context.get("cell", {})
+        renderer = MathMLRenderer(self.math, escape=False, attachments=cell.get("attachments", {}),
+                                  embed_images=self.embed_images,
+                                  path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                                  anchor_link_text=self.anchor_link_text,
+                                  exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+        page: str = MarkdownWithMath(renderer=renderer).render(source)
+        return page
+
+    def latex2html(self, text: str) -> str:
+        """A text/latex output: its formulas as MathML, the text between them escaped."""
+        parts, end = [], 0
+        for match in MATH_IN_TEXT.finditer(text):
+            parts.append(html.escape(text[end:match.start()]))
+            if match["inline"] is not None or match["paren"] is not None:
+                parts.append(self.math(match["inline"] if match["inline"] is not None else match["paren"], False))
+            else:
+                parts.append(self.math(next(g for g in (match["block"], match["bracket"], match["environment"]) if g),
+                                       True))
+            end = match.end()
+        return "".join(parts) + html.escape(text[end:])
+
+    def default_filters(self) -> Iterator[tuple[str, Callable[..., Any]]]:
+        yield from super().default_filters()  # type: ignore[no-untyped-call]
+        yield ("latex2html", self.latex2html)
+
+
+# What the page may load and run: nothing but its own inline styles, and images and fonts held in it (data:).
+CONTENT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
+# docutils' tables of cases and aligned rows (its minimal.css): MathML Core has no columnalign
+MATH_CSS = """mtable.cases > mtr > mtd { text-align: left; }
+mtable.ams-align > mtr > mtd { padding-left: 0; padding-right: 0; }
+mtable.ams-align > mtr > mtd:nth-child(2n) { text-align: left; }
+mtable.ams-align > mtr > mtd:nth-child(2n+1) { text-align: right; }
+mtable.ams-align > mtr > mtd:nth-child(2n+3) { padding-left: 2em; }
+code.tex { white-space: pre-wrap; }"""
+# nbconvert's lab template without any script: no require.js, no MathJax, no mermaid.js (which a Markdown cell's
+# ```mermaid block would load from a CDN)
+TEMPLATE = ("{%- extends 'index.html.j2' -%}\n"
+            "{%- block html_head_js -%}{%- endblock html_head_js -%}\n"
+            "{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}\n"
+            "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}\n"
+            "{% block data_latex scoped %}\n"   # nbconvert's own shows the TeX, escaped, for MathJax
+            '<div class="jp-RenderedLatex jp-OutputArea-output {{ extra_class }}" data-mime-type="text/latex">\n'
+            "{{ output.data['text/latex'] | latex2html | clean_html }}\n</div>\n"
+            "{%- endblock data_latex %}\n"
+            "{% block extra_css %}\n"
+            f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_POLICY}">\n'
+            f"<style>\n{MATH_CSS}\n</style>\n"
+            "{% endblock extra_css %}\n")
 
 
 @functools.cache
-def _exporter() -> HTMLExporter:
+def _exporter() -> FeedbackExporter:
     """nbconvert's lab template (loading it takes a second: once per worker), with every HTML output and
-    Markdown cell sanitised (no script, no event handler, no javascript: URL), MathJax from OUT/feedback/
-    and nothing from the internet."""
-    return HTMLExporter(template_name="lab", sanitize_html=True, mathjax_url=f"../../{MATHJAX}",
-                        require_js_url="data:text/javascript,",  # no widget or script output is kept
-                        filters={"clean_html": _clean_html})
+    Markdown cell sanitised (no script, no event handler, no javascript: URL), the math as MathML and no script."""
+    exporter: FeedbackExporter = FeedbackExporter(  # type: ignore[no-untyped-call]  # traitlets' __init__ is untyped
+        template_name="lab", template_file="feedback.html.j2", extra_loaders=[DictLoader({"feedback.html.j2": TEMPLATE})],
+        sanitize_html=True, filters={"clean_html": _clean_html})
+    return exporter
 
 
 # What a Markdown cell may render to: nbconvert's own sanitiser (clean_html) allows bleach's few inline tags only,
@@ -436,8 +578,21 @@ def _exporter() -> HTMLExporter:
 SAFE_TAGS = frozenset({"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2",
                        "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong",
                        "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "ul"})
+# The presentation MathML that docutils' converter writes, and the attributes it sets (class is allowed everywhere)
+MATHML_TAGS = frozenset({"math", "mi", "mn", "mo", "mtext", "mspace", "mrow", "mfrac", "msqrt", "mroot", "mstyle",
+                         "merror", "menclose", "mpadded", "mphantom", "msub", "msup", "msubsup", "munder", "mover",
+                         "munderover", "mtable", "mtr", "mtd"})
+MATHML_OWN_ATTRIBUTES = {"math": ["display"], "mi": ["mathvariant"], "mfrac": ["linethickness"],
+                         "mo": ["form", "stretchy", "symmetric", "maxsize", "minsize", "movablelimits", "lspace",
+                                "rspace", "accent", "mathsize"],
+                         "mspace": ["width", "height", "depth"], "mpadded": ["width", "height", "depth", "lspace", "voffset"],
+                         "mover": ["accent"], "munder": ["accentunder"], "munderover": ["accent", "accentunder"],
+                         "menclose": ["notation"], "mtable": ["columnalign", "rowspacing", "columnspacing"],
+                         "mtd": ["columnalign"]}
+MATHML_ATTRIBUTES = {tag: ["displaystyle", "scriptlevel", *MATHML_OWN_ATTRIBUTES.get(tag, [])]   # those two: global
+                     for tag in MATHML_TAGS}
 SAFE_ATTRIBUTES = {"*": ["class", "id"], "a": ["href", "title"], "img": ["src", "alt", "title"],
-                   "td": ["align"], "th": ["align"]}
+                   "td": ["align"], "th": ["align"]} | MATHML_ATTRIBUTES
 
 
 @functools.lru_cache(maxsize=4096)
@@ -445,20 +600,20 @@ def _clean_html(element: str) -> str:
     """Markdown cells' HTML sanitised (no script, no style, no event handler, no javascript: URL; links and images
     by http, https or mailto only), remembered: the assignment's own Markdown cells are the same on every page."""
     import bleach
-    cleaned: str = bleach.clean(element.decode() if isinstance(element, bytes) else str(element), tags=SAFE_TAGS,
-                                attributes=SAFE_ATTRIBUTES, protocols=["http", "https", "mailto"], strip=True)
+    cleaned: str = bleach.clean(element.decode() if isinstance(element, bytes) else str(element),
+                                tags=SAFE_TAGS | MATHML_TAGS, attributes=SAFE_ATTRIBUTES,
+                                protocols=["http", "https", "mailto"], strip=True)
     return cleaned
 
 
 def render(notebook: NotebookNode, summary: str) -> str:
     """The page: nbconvert's HTML of `notebook` (its outputs are text in <pre>, escaped), with the grader's
     `summary` at the top of <main>."""
-    body, _ = _exporter().from_notebook_node(notebook)
+    exporter = _exporter()
+    exporter.mathml_left = MATHML_LIMIT
+    body, _ = exporter.from_notebook_node(notebook)
     if "<main>" not in body:
         raise RuntimeError("nbconvert's lab template has no <main> element: the feedback summary has no place")
-    loader = f'<script src="../../{MATHJAX}">'
-    if loader in body:   # the template configures MathJax 2; the bundled MathJax 3 needs its own configuration
-        body = body.replace(loader, MATHJAX_CONFIG + loader, 1)
     return body.replace("<main>", "<main>\n" + summary, 1)
 
 
@@ -478,18 +633,3 @@ def write_html(graded: NotebookNode, course_dir: str | os.PathLike[str], assignm
     if edition is Edition.ZH:
         body = re.sub(r"<html lang=\"?en\"?", '<html lang="zh-CN"', body, count=1)
     Path(path).write_text(body, encoding="utf-8")
-
-
-def install_mathjax(feedback_dir: str | os.PathLike[str]) -> None:
-    """MathJax (bundled with the book's sphinx-mathjax-offline) beside the feedback pages, once."""
-    import importlib.util
-    spec = importlib.util.find_spec("sphinx-mathjax-offline") or importlib.util.find_spec("sphinx_mathjax_offline")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("sphinx-mathjax-offline is not installed: the feedback pages need its MathJax")
-    bundle = Path(spec.origin).parent / "static" / "mathjax"
-    target = Path(feedback_dir) / Path(MATHJAX).parent
-    if not (target / "tex-chtml.js").exists():
-        (target / "output" / "chtml" / "fonts").mkdir(parents=True, exist_ok=True)
-        shutil.copy(bundle / "tex-chtml.js", target / "tex-chtml.js")
-        shutil.copytree(bundle / "output" / "chtml" / "fonts" / "woff-v2", target / "output" / "chtml" / "fonts" / "woff-v2",
-                        dirs_exist_ok=True)

@@ -208,6 +208,7 @@ class ClassResults:
     similar: list[Pair] = field(default_factory=list)  # possibly copied work
     adjustments: ClassAdjustments | None = None  # the instructor's overrides and deadlines, applied (policy.adjust)
     intake: Intake | None = None  # how SUBMISSIONS was read: its layout, the roster, what matched no student
+    removed: list[str] = field(default_factory=list)  # files of OUT (relative) of submissions no longer there: removed
 
     def sorted(self) -> ClassResults:
         self.submissions.sort(key=lambda r: (r.student_id, r.assignment))

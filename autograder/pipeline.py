@@ -12,6 +12,12 @@ Once every result is in, fresh or cached, the instructor's word is applied to th
 overrides, deadlines, extensions, the late penalty; the times from --times or nbgrader's timestamp.txt): never
 stored in OUT/results/, so that it holds whatever the instructor's files say at this run. OUT is the instructor's
 only (0700, made so before any worker writes in it).
+
+OUT holds one class, the one in SUBMISSIONS: when a batch has finished, the files that the grader wrote into OUT for
+a student and assignment that this run did not find (their feedback page, result file and kernel output) are
+removed (stale_outputs decides which), so that no page or result of a student who is gone, or who now handed in
+nothing, is left beside the new CSV files. A file the grader did not write is never touched, and a run that finds
+no submission at all removes nothing.
 """
 import functools
 import hashlib
@@ -19,13 +25,14 @@ import math
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -413,11 +420,13 @@ def _grade_class(intake: Intake, out: Path, scratch_root: Path, workers: int, li
     timings: list[Timing] = []
     fresh = _run(todo, make_executor, progress, timings=timings)
     _write_timings(out, timings)
+    removed = remove_stale_outputs(out, {(s.student_id, s.assignment) for s in found}) if found else []
 
     results = ClassResults(submissions=done + list(fresh.values()), cells=cells, intake=intake,
                            components={a: course.assignment_components(course_dir, a) for a in cells},
                            misconceptions={key: m for a in cells
-                                           for key, m in mistakes.misconceptions(course.source_folder(course_dir, a), a).items()})
+                                           for key, m in mistakes.misconceptions(course.source_folder(course_dir, a), a).items()},
+                           removed=removed)
     for problem in problems:
         if problem.assignment in cells:
             results.submissions.append(SubmissionResult(problem.student_id, problem.assignment,
@@ -446,3 +455,97 @@ def _write_timings(out: Path, timings: list[Timing]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     lines = "".join(f"{student}\t{assignment}\t{seconds:.2f}\n" for student, assignment, seconds in sorted(timings))
     (out / "timings.log").write_text("student_id\tassignment\tseconds\n" + lines, encoding="utf-8")
+
+
+# ---------------------------------------------------------------- OUT holds one class
+
+RESULT_NAME = re.compile(r"[0-9a-f]{24}\.json")
+# what a batch that was killed leaves in OUT/results/: a job's start marker (_started), a half-written result
+# (grade.write_result)
+LEFT_BY_A_KILLED_BATCH = re.compile(r"[0-9a-f]{24}\.started|\.[0-9a-f]{24}\.json\.\d+\.\d+\.partial")
+FEEDBACK_MARK = '<section class="autograder-summary'   # the summary at the top of every page (feedback.summary_html)
+# MathJax, as grader versions before self-contained pages copied it beside the pages (OUT/feedback/_mathjax/)
+OLD_MATHJAX = re.compile(r"tex-chtml\.js|output/chtml/fonts/woff-v2/[\w-]+\.woff")
+
+
+def _folders(folder: Path) -> list[Path]:
+    """The folders in `folder` (none if it is not one), links left out: never followed."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+
+
+def _files(folder: Path) -> list[Path]:
+    """The regular files in `folder`, links left out."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+
+
+def _is_result_of(path: Path, kept: Collection[tuple[str, str]]) -> bool | None:
+    """Whether the result file `path` is of a kept (student, assignment); None if it is no result file of ours."""
+    try:
+        result = SubmissionResult.from_json(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if path.name != f"{_key(result.student_id, result.assignment)}.json":
+        return None
+    return (result.student_id, result.assignment) in kept
+
+
+def _is_feedback_page(path: Path) -> bool:
+    try:
+        return FEEDBACK_MARK in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def stale_outputs(out: str | os.PathLike[str], kept: Collection[tuple[str, str]]) -> list[Path]:
+    """The files in OUT that the grader wrote for a (student, assignment) not in `kept`, and what earlier runs left:
+
+    OUT/results/<key>.json      a result file (it reads as a SubmissionResult whose key is its name)
+    OUT/results/<key>.started, .<key>.json.<pid>.<thread>.partial   left by a batch that was killed
+    OUT/feedback/<student>/<assignment>/<assignment>.html   a page that holds the grader's summary
+    OUT/kernel-output/<student>/<assignment>.txt
+    OUT/feedback/_mathjax/...   the MathJax of grader versions before self-contained pages
+
+    Nothing else: no other file, and nothing through a link."""
+    out = Path(out)
+    stale = [path for path in _files(out / "results")
+             if LEFT_BY_A_KILLED_BATCH.fullmatch(path.name)
+             or (RESULT_NAME.fullmatch(path.name) and _is_result_of(path, kept) is False)]
+    for student in _folders(out / "feedback"):
+        if student.name == "_mathjax":
+            for folder, _, names in os.walk(student):   # a link to a folder is not followed
+                stale += [Path(folder, name) for name in sorted(names) if not Path(folder, name).is_symlink()
+                          and OLD_MATHJAX.fullmatch(Path(folder, name).relative_to(student).as_posix())]
+            continue
+        for assignment in _folders(student):
+            page = assignment / f"{assignment.name}.html"
+            if (student.name, assignment.name) not in kept and not page.is_symlink() and page.is_file() \
+                    and _is_feedback_page(page):
+                stale.append(page)
+    for student in _folders(out / "kernel-output"):
+        stale += [path for path in _files(student)
+                  if path.suffix == ".txt" and (student.name, path.stem) not in kept]
+    return stale
+
+
+def remove_stale_outputs(out: str | os.PathLike[str], kept: Collection[tuple[str, str]]) -> list[str]:
+    """Remove stale_outputs(out, kept), and the folders that leaves empty; returns their paths relative to OUT."""
+    out = Path(out)
+    removed = []
+    for path in stale_outputs(out, kept):
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path.relative_to(out).as_posix())
+        folder = path.parent
+        while folder != out and folder.parent != out:   # OUT/feedback, OUT/results, ... stay
+            try:
+                folder.rmdir()   # only an empty one
+            except OSError:
+                break
+            folder = folder.parent
+    return removed

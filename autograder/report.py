@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from autograder import editions, policy, similarity
 from autograder.editions import Edition, say
-from autograder.feedback import install_mathjax, page_path, show_adjustment
+from autograder.feedback import page_path, show_adjustment
 from autograder.model import ClassResults, Outcome, Pair, Status, SubmissionResult
 from autograder.policy import Adjustment, Applied, ClassAdjustments, Timing
 
@@ -156,8 +156,6 @@ def write_report(results: ClassResults, out: str | os.PathLike[str], book_url: s
     write_csv(out / "misconceptions.csv", ["student_id", "assignment", "misconception", "grade_ids"],
            [(s, a, key, " ".join(cells)) for (key, a, s), cells in sorted(misconception_cells(results).items())])
     (out / "report.html").write_text(report_html(results, errors, flags, book_url, edition), encoding="utf-8")
-    if any(r.status is Status.GRADED for r in results.submissions):
-        install_mathjax(out / "feedback")
     keep_private(out)
 
 

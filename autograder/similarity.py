@@ -12,6 +12,12 @@ comments and whitespace do not matter), and keeps a sample of the hashes of its 
 the boilerplate above are removed. Fingerprints are order-free sets, so reordered functions and cells
 still match. Each notebook is fingerprinted once, then every pair of an assignment is compared.
 
+The same notebooks give the same pairs and scores in every run: the k-grams are hashed here with BLAKE2b
+(`_kgram_hashes`), not by copydetect's own `hashed_kgrams`, which uses Python's hash() of a string: salted
+afresh in every process (PYTHONHASHSEED), it changed which k-grams winnowing keeps, and so every score, from
+one run to the next (a pair at 0.605, absent, then at 0.610). Nothing else here depends on hash() or on the
+order of a set: what is summed, counted or compared over a set of hashes does not depend on its order.
+
 The score of a pair is the smaller of the two shares: the share of A's fingerprinted code that is found
 in B, and the share of B's found in A (copydetect's two similarities). Both must be high: one notebook
 whose few lines all occur somewhere in a longer one is not a pair by itself.
@@ -19,7 +25,7 @@ whose few lines all occur somewhere in a longer one is not a pair by itself.
 from __future__ import annotations
 
 import functools
-import io
+import hashlib
 import os
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence, Set
@@ -37,7 +43,6 @@ from autograder.model import Pair
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-    from copydetect import CodeFingerprint
     from nbformat import NotebookNode
 
 REPO = Path(autograder.__file__).resolve().parent.parent
@@ -61,11 +66,23 @@ class _Code:
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """The winnowed k-gram hashes of a text, with what copydetect's compare_files reads of its own
+    CodeFingerprint (the same attribute names)."""
+    filtered_code: str               # the text tokenised and normalised (identifiers as one letter)
+    offsets: npt.NDArray[np.int64]   # N x 2: (offset in filtered_code, characters removed before it)
+    hashes: frozenset[int]           # the hashes kept
+    hash_idx: dict[int, list[int]]   # {hash: offsets in filtered_code of the k-grams kept with it}
+    token_coverage: float            # characters of filtered_code inside a kept k-gram
+    k: int = NOISE
+
+
+@dataclass(frozen=True)
 class _Fingerprinted:
-    """A notebook's student code, its copydetect fingerprint, and where each fingerprint lies in the code:
+    """A notebook's student code, its fingerprint, and where each fingerprint lies in the code:
     {hash: ((cell, start, end), ...)} in characters of the original text."""
     code: _Code
-    fingerprint: CodeFingerprint
+    fingerprint: Fingerprint
     places: dict[int, tuple[tuple[int, int, int], ...]]
 
 
@@ -151,22 +168,31 @@ def _copydetect() -> Any:   # the copydetect module, which has no type informati
     return copydetect
 
 
-def _fingerprint(text: str, boilerplate: Set[int] = frozenset(), window: int = GUARANTEE - NOISE + 1) -> CodeFingerprint:
-    """copydetect's fingerprint of `text`, without the k-grams across two cells or in `boilerplate`.
+def _kgram_hashes(code: str) -> npt.NDArray[np.int64]:
+    """A 64-bit hash of each k-gram (NOISE characters) of `code`, the same in every process (BLAKE2b: Python's
+    hash() of a string, which copydetect uses, is salted per process)."""
+    import numpy as np
+    return np.array([int.from_bytes(hashlib.blake2b(code[i:i + NOISE].encode("utf-8", "surrogatepass"),
+                                                    digest_size=8).digest(), "little", signed=True)
+                     for i in range(len(code) - NOISE + 1)], dtype=np.int64)
+
+
+def _fingerprint(text: str, boilerplate: Set[int] = frozenset(), window: int = GUARANTEE - NOISE + 1) -> Fingerprint:
+    """The fingerprint of `text` as copydetect's CodeFingerprint makes it (its tokeniser and its winnowing),
+    with stable hashes, and without the k-grams across two cells or in `boilerplate`.
 
     The boilerplate is removed here rather than by CodeFingerprint(boilerplate=...): copydetect 0.5.0
     removes it with np.intersect1d(assume_unique=True) from a list that repeats hashes, which keeps
     some copies of a repeated boilerplate k-gram.
     """
-    copydetect = _copydetect()
-    fingerprint = copydetect.CodeFingerprint("student.py", NOISE, window, filter=True, language="python",
-                                             fp=io.StringIO(text))
-    code = fingerprint.filtered_code
-    kept = {h: i for h, i in fingerprint.hash_idx.items()
-            if h not in boilerplate and SEPARATOR not in code[i[0]:i[0] + NOISE]}
-    fingerprint.hashes, fingerprint.hash_idx = set(kept), kept
-    fingerprint.token_coverage = copydetect.utils.get_token_coverage(kept, NOISE, len(code))
-    return fingerprint
+    utils = _copydetect().utils
+    code, offsets = utils.filter_code(text, "student.py", language="python")
+    hashes, indexes = utils.winnow(_kgram_hashes(code), window, remove_duplicates=False)
+    kept: dict[int, list[int]] = {}
+    for value, i in zip(hashes.tolist(), indexes.tolist()):
+        if value not in boilerplate and SEPARATOR not in code[i:i + NOISE]:
+            kept.setdefault(value, []).append(i)
+    return Fingerprint(code, offsets, frozenset(kept), kept, float(utils.get_token_coverage(kept, NOISE, len(code))))
 
 
 def boilerplate_hashes(sources: Iterable[str]) -> frozenset[int]:
@@ -179,7 +205,7 @@ def boilerplate_hashes(sources: Iterable[str]) -> frozenset[int]:
 
 @functools.lru_cache(maxsize=1)
 def _book_hashes() -> frozenset[int]:
-    """The book's boilerplate hashes, once per process (str hashes are only stable within one process)."""
+    """The book's boilerplate hashes, once per process."""
     return boilerplate_hashes(book_code())
 
 
@@ -209,7 +235,7 @@ def _student_code(submission: Submission, helpers: Collection[str | None], relea
 
 # ---------------------------------------------------------------- comparison
 
-def _raw_positions(fingerprint: CodeFingerprint, offsets_in_normalised: Sequence[int]) -> npt.NDArray[np.int64]:
+def _raw_positions(fingerprint: Fingerprint, offsets_in_normalised: Sequence[int]) -> npt.NDArray[np.int64]:
     """Offsets in the original text of offsets in the normalised text (copydetect's own mapping)."""
     import numpy as np
     positions = np.asarray(offsets_in_normalised, dtype=np.int64)
@@ -220,7 +246,7 @@ def _raw_positions(fingerprint: CodeFingerprint, offsets_in_normalised: Sequence
     return positions + offsets[:, 1][where]
 
 
-def _places(code: _Code, fingerprint: CodeFingerprint) -> dict[int, tuple[tuple[int, int, int], ...]]:
+def _places(code: _Code, fingerprint: Fingerprint) -> dict[int, tuple[tuple[int, int, int], ...]]:
     """{hash: ((cell, start, end), ...)}: where each kept k-gram lies in the original text."""
     hashes = [(value, i) for value, indexes in fingerprint.hash_idx.items() for i in indexes]
     starts = _raw_positions(fingerprint, [i for _, i in hashes])

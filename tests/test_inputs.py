@@ -10,6 +10,8 @@ import os
 import re
 import shutil
 import threading
+from html.parser import HTMLParser
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -19,11 +21,13 @@ from autograder.collect import Cause, collect, find_notebook, parse_notebook, re
 from autograder.model import FileId
 from autograder.repair import repair, restore_metadata
 from tests import editors
-from tests.conftest import ALL_ASSIGNMENTS, ASSIGNMENTS, filled_notebook, release_path, solution_path
+from tests.conftest import ALL_ASSIGNMENTS, ASSIGNMENTS, filled_notebook, release_path, solution_path, \
+    zh_release_path
 from tests.hostile import ASSIGNMENT
 from tests.hostile.inputs import PLANTED, plant_all
 
 pytestmark = pytest.mark.quick
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 # --- inputs are files, not links ------------------------------------------------------------------------------
@@ -227,21 +231,158 @@ def test_a_message_is_literal_text_in_the_summary_and_under_its_test():
     assert not re.search(r"<a\b[^>]*evil", page), "a link was made of the message"
     for tag in ("<script>alert", "<b>b</b>", "<img src=x"):
         assert tag not in page
-    summary = page.split('<section class="autograder-summary tex2jax_ignore">', 1)[1].split("</section>", 1)[0]
+    summary = page.split(f'<section class="{feedback.SUMMARY_CLASS}">', 1)[1].split("</section>", 1)[0]
     assert feedback.literal(PAYLOAD) in summary and "<br>" in summary
     assert PAYLOAD in html.unescape(page.split("</section>", 1)[1])
+    assert "<math" not in page, "the TeX of a message became math"
 
 
 @pytest.mark.unit
 def test_a_markdown_cell_renders_as_html_with_its_math_and_nothing_unsafe():
     """The assignment's instructions render as headings and paragraphs (nbconvert's own sanitiser escapes them to
-    text), with inline math by the bundled MathJax 3; a cell's script, event handler or javascript: link does not."""
+    text), with their math as MathML; a cell's script, event handler or javascript: link does not, and the page holds
+    no script at all and says so to the browser (its Content-Security-Policy)."""
     cell = nbformat.v4.new_markdown_cell("# Assignment 01\n\nThe weights $\\alpha$ [ok](https://example.org) "
                                          "[bad](javascript:alert(1)) <img src=x onerror=\"alert(2)\"> "
-                                         "<script>alert(3)</script>\n\n* one\n* two")
+                                         "<script>alert(3)</script>\n\n* one\n* two\n\n$$\\frac{a}{\\sqrt{d}}$$")
     notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"language_info": {"name": "python"}})
     page = feedback.render(notebook, feedback.summary_html(ASSIGNMENT, {}, {}))
     assert re.search(r"<h1[^>]*>Assignment 01", page) and "&lt;h1" not in page and "&lt;p&gt;" not in page
     assert "<li>one</li>" in page and 'href="https://example.org"' in page
     assert "javascript:" not in page and "onerror" not in page and "<script>alert(3)" not in page
-    assert "inlineMath: [['$', '$']" in page.split('src="../../_mathjax/tex-chtml.js"', 1)[0]
+    assert re.search(r"<math>\s*<mi>α</mi>\s*</math>", page) and re.search(r'<math display="block">\s*<mfrac>', page)
+    assert "$" not in page and "<script" not in page and "mathjax" not in page.lower()
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+
+
+def release_formulas():
+    """{(TeX, displayed)} of the Markdown cells of every release, English and Chinese (found here by their
+    delimiters, independently of nbconvert's Markdown)."""
+    delimited = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\$(.+?)\$|\\\((.+?)\\\)", re.S)
+    found = set()
+    for path in [release_path(a) for a in ALL_ASSIGNMENTS] + [zh_release_path(a) for a in ALL_ASSIGNMENTS]:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "markdown":
+                for match in delimited.finditer(cell.source):
+                    display = match[1] is not None or match[2] is not None
+                    found.add((next(g for g in match.groups() if g is not None), display))
+    return found
+
+
+class _Tags(HTMLParser):
+    """[(tag, its attributes' names)] of an HTML text, in order."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tags = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attributes):
+        self.tags.append((tag, tuple(sorted(name for name, _ in attributes))))
+
+
+@pytest.mark.unit
+def test_every_formula_of_every_release_is_mathml_that_the_sanitiser_keeps():
+    """docutils (with feedback.TEX_REWRITES) reads every formula of the course's notebooks, and the Markdown
+    sanitiser keeps every element and attribute of its MathML; so does it for the rest of what docutils writes."""
+    formulas = release_formulas()
+    assert len(formulas) > 200
+    more = [r"\boxed{x} \phantom{y} \dfrac{a}{b} \tbinom{n}{k} \overset{!}{=} \underbrace{a+b}_{c} \hat{x} \vec{v}",
+            r"\sqrt[3]{x} \bmod 2 \pmod{n} f\colon A \to B \mathbb{R} \mathcal{L} {\displaystyle\sum_{i=1}^n x_i}",
+            r"\begin{pmatrix} a & b \\ c & d \end{pmatrix} \begin{aligned} x &= 1 \\ y &= 2 \end{aligned}",
+            r"\left\{ \frac{1}{2} \right. \shortmid \quad \, \; \! \lim_{x \to 0} \max_j \operatorname{diag}(v)"]
+    for tex, display in sorted(formulas) + [(tex, True) for tex in more]:
+        mathml = feedback.tex_mathml(tex, display)
+        assert mathml.startswith("<math"), f"not read by docutils: {tex!r} gives {mathml!r}"
+        assert _Tags(feedback._clean_html(mathml)).tags == _Tags(mathml).tags, f"the sanitiser changed {tex!r}"
+
+
+@pytest.mark.unit
+def test_mathml_that_could_run_script_or_link_is_removed_and_tex_it_cannot_read_stays_text():
+    """The sanitiser allows presentation MathML only: no maction, semantics or annotation-xml (HTML inside MathML),
+    no href, event handler or style. A TeX command docutils does not know shows the formula as its TeX, escaped."""
+    hostile = ('<math><maction actiontype="statusline"><mi href="javascript:alert(1)" onclick="alert(2)" '
+               'style="position:fixed">x</mi></maction><semantics><annotation-xml encoding="text/html">'
+               '<img src=x onerror="alert(3)"></annotation-xml></semantics><mtext><style>*{}</style><script>alert(4)'
+               '</script></mtext><mglyph src="https://evil.example/x.png"/><mo xlink:href="https://evil.example">+'
+               '</mo></math>')
+    cleaned = feedback._clean_html(hostile)
+    for left in ("maction", "semantics", "annotation", "href", "onclick", "onerror", "style", "<script", "mglyph",
+                 "evil.example"):
+        assert left not in cleaned, f"{left} survived: {cleaned}"
+    assert "<math>" in cleaned and "<mi>x</mi>" in cleaned
+    assert "&lt;script&gt;" in feedback.tex_mathml(r"\text{<script>alert(5)</script>}", False)
+    unknown = feedback.tex_mathml(r"\unknowncommand{<b>x</b>} & y", False)
+    assert unknown == '<code class="tex">$\\unknowncommand{&lt;b&gt;x&lt;/b&gt;} &amp; y$</code>'
+
+
+@pytest.mark.unit
+def test_a_latex_output_shows_its_math_as_mathml():
+    """display(Math(...)) in a student's cell: a text/latex output, drawn as MathML (sanitised like a Markdown
+    cell), the text around its formulas escaped."""
+    cell = nbformat.v4.new_code_cell("display(Math(...))")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/latex": "$\\displaystyle \\frac{a}{b}$ <b>bold</b>",
+                                                                 "text/plain": "<IPython.core.display.Math object>"})]
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"language_info": {"name": "python"}})
+    page = feedback.render(notebook, "")
+    shown = page.split('data-mime-type="text/latex"', 1)[1].split("</div>", 1)[0]
+    assert re.search(r"<math[^>]*>\s*<mfrac>\s*<mi>a</mi>\s*<mi>b</mi>\s*</mfrac>\s*</math>", shown), shown
+    assert "&lt;b&gt;bold&lt;/b&gt;" in shown and "$" not in shown
+
+
+@pytest.mark.unit
+def test_past_the_pages_budget_of_mathml_formulas_stay_tex(monkeypatch):
+    """A Markdown cell of thousands of formulas would take the sanitiser minutes: past MATHML_LIMIT characters of
+    MathML on a page, the formulas are shown as their TeX; the next page has its whole budget again."""
+    monkeypatch.setattr(feedback, "MATHML_LIMIT", 2_000)
+    source = " and ".join(f"$x_{{{i}}}$" for i in range(100))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)],
+                                        metadata={"language_info": {"name": "python"}})
+    for _ in range(2):
+        page = feedback.render(notebook, "")
+        drawn, kept = page.count("<math"), page.count('<code class="tex">')
+        assert 5 < drawn < 100 and drawn + kept == 100, (drawn, kept)
+        assert f"$x_{{{drawn}}}$" in page and f"$x_{{{drawn - 1}}}$" not in page
+
+
+def test_a_feedback_page_alone_in_a_folder_shows_its_math_in_a_browser_and_loads_nothing(tmp_path):
+    """A page sent to a student alone: copied into an empty folder and opened in headless Chromium, it makes no
+    request but for itself, logs no error (a blocked load would: its Content-Security-Policy), and draws every
+    formula of the release as MathML (laid out by the browser, none left as TeX)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("SKIPPED LOUDLY: Debian's chromium is not installed and `make test` could not install it "
+                    "(apt-get install chromium); the feedback page was NOT checked in a browser")
+    assignment = "02_self_attention"   # cases, fractions, \big: docutils' rewrites
+    release = nbformat.read(release_path(assignment), as_version=4)
+    formulas = sum(len(re.findall(r"\$\$.+?\$\$|\$.+?\$", c.source, re.S)) for c in release.cells
+                   if c.cell_type == "markdown")
+    written = tmp_path / "written"
+    written.mkdir()
+    (written / "page.html").write_text(feedback.render(release, feedback.summary_html(assignment, {"t": (1.0, 2.0)},
+                                                                                      {"t": "$x$ stays text"})),
+                                       encoding="utf-8")
+    alone = tmp_path / "sent" / f"{assignment}.html"
+    alone.parent.mkdir()
+    shutil.copy(written / "page.html", alone)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            requests, errors = [], []
+            page.on("request", lambda request: requests.append(request.url))
+            page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(alone.as_uri(), wait_until="load")
+            drawn = page.evaluate("""() => Array.from(document.querySelectorAll('math')).map(m => [
+                m.namespaceURI, getComputedStyle(m).display, m.getBoundingClientRect().width > 0])""")
+            text = page.inner_text("main")
+        finally:
+            browser.close()
+    assert requests == [alone.as_uri()] and errors == []
+    assert len(drawn) == formulas > 40
+    assert all(namespace == "http://www.w3.org/1998/Math/MathML" and display in ("math", "block math", "inline math")
+               and wide for namespace, display, wide in drawn), drawn
+    assert "\\frac" not in text and "$x$ stays text" in text and text.count("$") == 2

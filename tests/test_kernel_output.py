@@ -58,7 +58,7 @@ def _files(out):
     found = {}
     for path in sorted(out.rglob("*")):
         relative = path.relative_to(out)
-        if path.is_file() and relative.parts[0] not in ("kernel-output", "_mathjax") and path.name != "timings.log":
+        if path.is_file() and relative.parts[0] != "kernel-output" and path.name != "timings.log":
             found[str(relative)] = path.read_bytes()
     return found
 

@@ -348,6 +348,36 @@ def text_of(path):
     return path.read_text(encoding="utf-8")
 
 
+def test_grading_again_into_the_out_of_a_class_leaves_nothing_of_a_student_who_is_gone(small_class, built_course,
+                                                                                      tmp_path, monkeypatch):
+    """OUT holds one class, end to end without a kernel (every other result is reused): the small class graded again
+    into a copy of its OUT, without honest-2, leaves no feedback page, result or row of honest-2, and every file that
+    the grader did not write (the unit cases: tests/test_out.py)."""
+    from autograder import course, pipeline
+    from autograder.report import write_report
+    monkeypatch.setattr(course, "build_course", lambda scratch, only=None: Path(shutil.copytree(built_course, scratch)))
+    out, submitted = tmp_path / "out", tmp_path / "submitted"
+    shutil.copytree(small_class / "reference", out)
+    shutil.copytree(small_class / "submitted", submitted)
+    shutil.rmtree(submitted / "honest-2")
+    gone = out / "feedback" / "honest-2" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    assert gone.is_file()
+    mine = [out / "my notes.txt", out / "feedback" / "honest-2" / "my notes.txt"]
+    for path in mine:
+        path.write_text("the instructor's", encoding="utf-8")
+    jobs = []
+    results = pipeline.grade_class(submitted, out, workers=1, progress=False,
+                                   make_executor=lambda: _RecordingExecutor(jobs))
+    write_report(results, out)
+    assert jobs == [], "the other results are reused"
+    assert not gone.exists() and not gone.parent.exists() and all(p.read_text() == "the instructor's" for p in mine)
+    assert "feedback/honest-2/01_attention/01_attention.html" in results.removed
+    assert sorted(p.parent.name for p in (out / "feedback").glob(f"*/{ASSIGNMENT}")) == \
+        ["honest-0", "honest-1", "masked_softmax-inverted_mask", "sdpa-unscaled"]
+    assert sorted(r.student_id for r in results_on_disk(out)) == sorted(grades(out)) == \
+        ["honest-0", "honest-1", "masked_softmax-inverted_mask", "sdpa-unscaled"]
+
+
 # --- honest accidents ------------------------------------------------------------------------------------
 def _solution():
     return nbformat.read(solution_path(ASSIGNMENT), as_version=4)

@@ -2,7 +2,10 @@
 copies (tests/similarity/corpus.py), blind to stubs, pasted helpers and book code, never raising on
 hostile notebooks, and wired into the grader's outputs (similarity.csv, report.html)."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 from itertools import combinations
 
 import nbformat
@@ -16,7 +19,7 @@ from autograder.report import similarity_rows as csv_rows
 from autograder.report import similarity_section as html_section
 from autograder.model import Pair
 from autograder.similarity import THRESHOLD, find_pairs, pasted_helpers
-from tests.conftest import read_csv, release_path, run_grader, solution_path
+from tests.conftest import REPO, read_csv, release_path, run_grader, solution_path
 from tests.similarity import corpus
 
 CORPUS_ASSIGNMENTS = sorted(corpus.STYLES)
@@ -96,6 +99,29 @@ def test_a_pair_shows_the_students_own_matching_code(tmp_path, course_dir, assig
             for code in (code_a, code_b):
                 assert len(code) <= similarity.MAX_REGION_CHARS + 10
                 assert len(code.splitlines()) <= similarity.MAX_REGION_LINES + 1
+
+
+@pytest.mark.quick
+def test_two_processes_with_different_string_hashes_find_the_same_pairs_byte_for_byte(tmp_path, course_dir):
+    """Python salts the hash() of a string per process (PYTHONHASHSEED): nothing the detector outputs may depend on
+    it. Every pair of a class (threshold 0: all scores, shares and matching regions) from two processes with two
+    different seeds, compared byte for byte."""
+    assignment = "01_attention"
+    submissions, _ = calibration_class(tmp_path, assignment)
+    script = ("import dataclasses, json, sys\n"
+              "from pathlib import Path\n"
+              "from autograder.collect import Submission\n"
+              "from autograder.similarity import find_pairs\n"
+              "course, *notebooks = sys.argv[1:]\n"
+              "found = [Submission(Path(n).parent.parent.name, Path(n).parent.name, Path(n)) for n in notebooks]\n"
+              "print(json.dumps([dataclasses.asdict(p) for p in find_pairs(found, course, threshold=0.0)]))\n")
+    outputs = []
+    for seed in ("1", "2"):
+        process = subprocess.run([sys.executable, "-c", script, str(course_dir), *(str(s.notebook) for s in submissions)],
+                                 cwd=REPO, env=dict(os.environ, PYTHONHASHSEED=seed), capture_output=True, check=True)
+        outputs.append(process.stdout)
+    assert len(json.loads(outputs[0])) >= 10, "the class should give pairs at threshold 0"
+    assert outputs[0] == outputs[1], "the pairs differ between two processes"
 
 
 # -------------------------------------------------------------------------------------------- boilerplate
