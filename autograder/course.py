@@ -5,6 +5,7 @@
     scratch/gradebook.db               the gradebook that generate_assignment fills
     scratch/edition                    the edition of the course: en, or zh (its notebooks in Chinese,
                                        autograder/editions.py); a Chinese submission is graded by a zh course
+    scratch/source/<id>/<id>.english.json   in a zh course: the English source notebook (ENGLISH_SOURCE)
 
 A job's folder is a course of the same layout (its source linked to the scratch course's, a copy of the
 gradebook) with one submission in submitted/<student>/<id>/ and nbgrader's autograded/<student>/<id>/. The
@@ -133,6 +134,9 @@ def alembic_head() -> str | None:
 
 
 EDITION = "edition"
+# In a Chinese course, the English source notebook beside the translated one (a name nbgrader does not take for a
+# notebook): the mistakes' edits quote its comments (mistakes.solution_notebook).
+ENGLISH_SOURCE = "{id}.english.json"
 
 
 def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None = None,
@@ -146,8 +150,10 @@ def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None =
     for assignment in ids:
         shutil.copytree(SOLUTIONS / assignment, source_folder(scratch, assignment),
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-        if edition is Edition.ZH:
+        if edition is Edition.ZH:   # the English one stays beside it, for the mistakes' edits (mistakes.solution_notebook)
             english = nbformat.read(source_notebook(scratch, assignment), as_version=4)
+            shutil.copy(source_notebook(scratch, assignment),
+                        source_folder(scratch, assignment) / ENGLISH_SOURCE.format(id=assignment))
             nbformat.write(editions.translated_notebook(english, assignment), source_notebook(scratch, assignment))
     scratch.mkdir(parents=True, exist_ok=True)
     (scratch / EDITION).write_text(edition.value, encoding="utf-8")

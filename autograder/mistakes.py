@@ -145,7 +145,7 @@ def _resolved(wrong: Wrong, cell: str, solution: dict[str, str]) -> Wrong:
 
 def declarations(folder: Path | str) -> Declarations:
     """The mistakes of an assignment's source folder (none when it has no mistakes.py)."""
-    path, notebook = Path(folder) / "mistakes.py", Path(folder) / f"{Path(folder).name}.ipynb"
+    path, notebook = Path(folder) / "mistakes.py", solution_notebook(folder)
     if not path.is_file():
         return Declarations()
     return _load(str(path), path.stat().st_mtime_ns, notebook.stat().st_mtime_ns)   # edits resolve against it
@@ -207,9 +207,19 @@ def _solution(path: str, mtime: int) -> tuple[tuple[str, str], ...]:
     return tuple(cells)
 
 
-def solution_cells(folder: Path | str) -> tuple[tuple[str, str], ...]:
+def solution_notebook(folder: Path | str) -> Path:
+    """The notebook that the mistakes' edits are written against, and whose code is the diagnostics' reference:
+    the English solution. A Chinese scratch course keeps it beside its translated notebook as course.ENGLISH_SOURCE (a name
+    nbgrader does not take for a notebook of the assignment): the same code, with the English comments that an
+    edit's old text may quote."""
+    from autograder.course import ENGLISH_SOURCE
     folder = Path(folder)
-    path = folder / f"{folder.name}.ipynb"
+    english = folder / ENGLISH_SOURCE.format(id=folder.name)
+    return english if english.is_file() else folder / f"{folder.name}.ipynb"
+
+
+def solution_cells(folder: Path | str) -> tuple[tuple[str, str], ...]:
+    path = solution_notebook(folder)
     return _solution(str(path), path.stat().st_mtime_ns)
 
 

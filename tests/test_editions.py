@@ -128,3 +128,22 @@ def test_a_chinese_mistake_fails_the_same_tests_in_process(assignment, name):
     zh = {g: v.passed for g, v in grade_in_process(zh_notebook, zh_source).items()}
     en = {g: v.passed for g, v in grade_in_process(en_notebook, en_source).items()}
     assert zh == en and not all(en.values())
+
+
+@pytest.mark.unit
+def test_every_assignments_mistakes_resolve_in_its_chinese_course(tmp_path):
+    """A mistake's edit quotes the English solution (its comments too): a Chinese course keeps that notebook beside
+    its translation, so that the catalogue and the diagnostics' reference are the English course's."""
+    from autograder import course, mistakes
+    built = course.build_course(tmp_path / "course", only=TRANSLATED, edition=Edition.ZH)
+    assert course.edition(built) is Edition.ZH
+    for assignment in TRANSLATED:
+        folder = course.source_folder(built, assignment)
+        english = solution_path(assignment).parent
+        assert mistakes.declarations(folder).mistakes == mistakes.declarations(english).mistakes
+        assert mistakes.solution_cells(folder) == mistakes.solution_cells(english)
+        assert nbformat.read(course.source_notebook(built, assignment), as_version=4).cells != english_cells(assignment)
+
+
+def english_cells(assignment):
+    return english(assignment).cells

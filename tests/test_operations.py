@@ -115,6 +115,9 @@ def _course_copy(root):
         (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, root / name)
     (root / "solutions").mkdir()
     shutil.copytree(REPO / "solutions" / ASSIGNMENT, root / "solutions" / ASSIGNMENT)
+    for name in ("zh/grader.yml", f"zh/solutions/{ASSIGNMENT}.md", f"zh/mistakes/{ASSIGNMENT}.yml"):  # its translation
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, root / name)
     return root
 
 
