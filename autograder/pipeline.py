@@ -110,14 +110,16 @@ def _solutions(assignment: str) -> "dict[Edition, NotebookNode]":
 
 
 def fingerprint(notebook: str | os.PathLike[str], assignment_digest: str, version: str, limits: Limits,
-                sandbox: bool, file_id: FileId | None = None, secret: str = "") -> str:
+                sandbox: bool, file_id: FileId | None = None, secret: str = "", flags: Iterable[str] = ()) -> str:
     """Everything that decides a result; a cached result is reused only when its fingerprint is equal.
     The notebook is read as collect checked it (no link followed; with `file_id`, only that very file).
-    The course's secret counts through its hash (it decides the tests' inputs)."""
+    The course's secret counts through its hash (it decides the tests' inputs), and so do the flags known before
+    grading (how the notebook was found: one folder off, marked late by the LMS, picked among several), which the
+    result carries: a cached result never keeps the flags of another way of handing the same notebook in."""
     data, reason = read_file(notebook, file_id)
     parts = [hashlib.sha256(data if data is not None else f"unreadable: {reason}".encode()).hexdigest(), assignment_digest, version,
              repr(float(limits.notebook)), repr(float(limits.cell)), repr(bool(sandbox)),
-             hashlib.sha256(f"secret\0{secret}".encode()).hexdigest()]
+             hashlib.sha256(f"secret\0{secret}".encode()).hexdigest(), repr(sorted(flags))]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -403,7 +405,7 @@ def _grade_class(intake: Intake, out: Path, scratch_root: Path, workers: int, li
         job = Job(student_id=submission.student_id, assignment=assignment,
                   notebook=str(submission.notebook),
                   fingerprint=fingerprint(submission.notebook, digests[assignment], version, limits,
-                                          sandbox, submission.file_id, course_secret),
+                                          sandbox, submission.file_id, course_secret, submission.flags),
                   course=str(courses[submitted_in[id(submission)]]), workdir=str(scratch_root / "jobs" / key),
                   result=str(out / "results" / f"{key}.json"),
                   feedback=str(page_path(out, submission.student_id, assignment)),

@@ -72,7 +72,7 @@ def test_an_unknown_assignment_folder_is_reported_not_graded(graded_class):
 @pytest.mark.quick
 def test_every_student_gets_one_row_per_assignment(graded_class):
     students = (set(HONEST) | set(BROKEN) | {"did-not-submit", "wrong-folder"} | set(graded_class["mutants"])
-                | set(graded_class["fixed"]))
+                | set(graded_class["fixed"]) | {s for s, (a, _) in chinese_submissions().items() if a in ASSIGNMENTS})
     assert sorted(graded_class["grades"]) == sorted((s, a) for s in students for a in ASSIGNMENTS)
     keys = [(r["student_id"], r["assignment"], r["grade_id"]) for r in graded_class["tests"]]
     assert len(keys) == len(set(keys)) == len(students) * sum(len(max_points(a)) for a in ASSIGNMENTS)
@@ -119,13 +119,14 @@ def test_a_missing_submissions_folder_is_a_usage_error(tmp_path):
     assert "Traceback" not in process.stderr
 
 
-def test_an_empty_class_gives_empty_reports(tmp_path):
+def test_an_empty_class_is_an_error_never_an_empty_success(tmp_path):
+    """Issue 28: a folder that yields no submission at all (an empty folder, a download read the wrong way) is
+    exit status 2 with what was expected, never "graded 0 of 0" and empty CSV files."""
     (tmp_path / "submitted").mkdir()
     process = run_grader(tmp_path / "submitted", tmp_path / "out")
-    assert process.returncode == 0, process.stderr
-    for name, header in [("grades.csv", "score"), ("tests.csv", "grade_id"), ("errors.csv", "reason")]:
-        assert header in (tmp_path / "out" / name).read_text().splitlines()[0]
-        assert read_csv(tmp_path / "out" / name) == []
+    assert process.returncode == 2 and "nothing to grade" in process.stderr, process.stderr
+    assert "<student_id>/<assignment>/<assignment>.ipynb" in process.stderr
+    assert not (tmp_path / "out" / "grades.csv").exists()
 
 
 @pytest.mark.quick

@@ -204,6 +204,9 @@ def test_the_fingerprint_changes_with_everything_that_decides_a_result(tmp_path)
     reference = pipeline.fingerprint(notebook, *base)
     assert pipeline.fingerprint(notebook, *base) == reference
     assert pipeline.fingerprint(notebook, *base, secret="another course") != reference, "the secret does not count"
+    assert pipeline.fingerprint(notebook, *base, flags=("Canvas marked it LATE",)) != reference, \
+        "the flags known before grading do not count: a cached result would keep another hand-in's flags"
+    assert pipeline.fingerprint(notebook, *base, flags=("a", "b")) == pipeline.fingerprint(notebook, *base, flags=("b", "a"))
     for i, other in enumerate(["other assignment", "other grader", Limits(601, 120), False]):
         changed = list(base)
         changed[i] = other
