@@ -65,13 +65,16 @@ def release_path(assignment):
     return NOTEBOOKS / assignment / f"{assignment}.ipynb"
 
 
-def filled_notebook(assignment):
+def filled_notebook(assignment, release=None, solution=None, replace=None):
     """The released notebook with each solution cell replaced by the solution's code (markers removed):
-    a student's finished notebook."""
-    release = nbformat.read(release_path(assignment), as_version=4)
-    solution = nbformat.read(solution_path(assignment), as_version=4)
+    a student's finished notebook. `release` and `solution`: another edition's (the Chinese); `replace`: a
+    (grade_id, source) pair, a cell written otherwise."""
+    release = nbformat.read(release_path(assignment), as_version=4) if release is None else release
+    solution = nbformat.read(solution_path(assignment), as_version=4) if solution is None else solution
     code = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
             if c.metadata.get("nbgrader", {}).get("solution")}
+    if replace is not None:
+        code[replace[0]] = replace[1]
     for cell in release.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if cell.metadata.get("nbgrader", {}).get("solution"):
@@ -206,21 +209,10 @@ def zh_release_path(assignment):
 
 
 def filled_chinese_notebook(assignment, replace=None):
-    """The Chinese release with each solution cell replaced by the Chinese solution's code (and the cell `replace`
-    names, a (grade_id, source) pair, by that source): a Chinese student's finished notebook."""
+    """A Chinese student's finished notebook: the Chinese release with the Chinese solution's code (and `replace`)."""
     from autograder import editions
-    release = nbformat.read(zh_release_path(assignment), as_version=4)
     solution = editions.translated_notebook(nbformat.read(solution_path(assignment), as_version=4), assignment)
-    code = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
-            if c.metadata.get("nbgrader", {}).get("solution")}
-    if replace is not None:
-        code[replace[0]] = replace[1]
-    for cell in release.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution"):
-            cell.source = "\n".join(line for line in code[grade_id].splitlines()
-                                    if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-    return release
+    return filled_notebook(assignment, nbformat.read(zh_release_path(assignment), as_version=4), solution, replace)
 
 
 # The graded class's students of the Chinese edition, each the Chinese twin of an English student of the class
