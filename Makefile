@@ -18,7 +18,7 @@ EDITION ?= en
 # make test runs on this many pytest-xdist workers (auto: one per core; 0: in one process)
 TEST_WORKERS ?= auto
 
-.PHONY: book translations cjk-font test test-quick typecheck notebooks readme lab lab-instructor check-submission student-edition bench chromium sandbox bubblewrap clean
+.PHONY: book translations cjk-font test test-quick typecheck notebooks readme lab lab-instructor hub proxy check-submission student-edition bench chromium sandbox bubblewrap clean
 
 # PyTorch's CPU wheel index: requirements.txt pins torch's CPU build (torch==X+cpu), which only it serves.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
@@ -57,7 +57,7 @@ translations: $(STAMP)
 # Every test of the project, on TEST_WORKERS pytest-xdist workers (one per core by default; tests that share a
 # fixture share a worker: tests/conftest.py). The book's tests build the book (`make book`) when they first need
 # it, beside the other worker's tests: alone, the build's one torch thread would leave a core idle.
-test: $(STAMP) chromium sandbox
+test: $(STAMP) chromium sandbox proxy
 	$(WITH_VENV) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The edit loop: unit tests and one graded class of one assignment (pytest -m quick), about 110 s on 2 cores.
@@ -87,6 +87,16 @@ lab: $(STAMP)
 # The instructor's JupyterLab, opened on solutions/, with Create Assignment and the Formgrader (jupyter/instructor/).
 lab-instructor: $(STAMP)
 	$(BIN)/python -m tools.lab instructor -- $(LAB_ARGS)
+
+# The class hub (tools/hub.py): JupyterHub for the course on this machine, run as root; students are the Linux accounts
+# of the group attention-students (PAM), the exchange nbgrader's /srv/nbgrader/exchange. HUB_ARGS go to
+# `python -m tools.hub serve` (--port, --group, --exchange, --python, --config: README, a class hub on one machine).
+hub: $(STAMP) proxy
+	$(WITH_VENV) $(BIN)/python -m tools.hub serve $(HUB_ARGS)
+
+# JupyterHub's proxy, configurable-http-proxy (pinned in tools/hub.py), from npm into _build/configurable-http-proxy/.
+proxy: $(STAMP)
+	@$(BIN)/python -m tools.hub proxy >/dev/null || echo "WARNING: could not install configurable-http-proxy; the hub's test will be SKIPPED."
 
 # Check a notebook before handing it in, as the grader will (no hidden tests): NB=path, or every work/<id>/<id>.ipynb.
 check-submission: $(STAMP)

@@ -25,3 +25,6 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # Grading: a cell that runs longer than this is stopped and scores 0.
 c.Execute.timeout = 120
+
+# The class hub's exchange (tools/hub.py, `make hub`): nbgrader's default folder, or COURSE_EXCHANGE's.
+c.Exchange.root = os.environ.get("COURSE_EXCHANGE") or "/srv/nbgrader/exchange"

@@ -50,6 +50,20 @@ def command(view: str, work: Path, extra: Iterable[str]) -> list[str]:
     return argv + list(extra)
 
 
+def connect_exchange() -> None:
+    """The Formgrader shares the class hub's exchange (nbgrader_config.py: COURSE_EXCHANGE, else nbgrader's
+    /srv/nbgrader/exchange); make it where it is missing and this user may, else say why the Formgrader lacks it."""
+    exchange = Path(os.environ.get("COURSE_EXCHANGE") or "/srv/nbgrader/exchange")
+    if exchange.is_dir():
+        return
+    try:
+        exchange.mkdir(parents=True)
+        exchange.chmod(0o1777)  # as tools/hub.py makes it: every user writes, each keeps their own entries
+    except OSError as error:
+        print(f"tools.lab: the exchange {exchange} does not exist and could not be made ({error}): the Formgrader's "
+              f"release and collect need it (sudo make hub makes it)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     assert __doc__ is not None
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -68,6 +82,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         state = work / ".jupyter"
     else:
         (REPO / "_build" / "nbgrader").mkdir(parents=True, exist_ok=True)  # the gradebook's folder
+        connect_exchange()
         state = REPO / "_build" / "jupyter-instructor"
     os.chdir(REPO)  # nbgrader (Validate, formgrader) reads nbgrader_config.py from the working directory
     full = command(args.view, work, extra)
