@@ -18,7 +18,8 @@ c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(REPO, "_build", "nbgrader", "gradebook.db")
 # Only notebooks are released (no stray files from a maintainer's JupyterLab session, and never the
 # diagnostics and mistakes beside a source notebook: they hold reference implementations and wrong code).
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "diagnostics.py", "mistakes.py"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "diagnostics.py", "mistakes.py",
+                            "*.english.json"]   # a Chinese scratch course's English source (autograder/course.py)
 
 # Released stubs raise NotImplementedError (nbgrader's default stub, stated here on purpose).
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -78,7 +78,20 @@ def test_committed_notebooks_carry_no_outputs(path):
 
 @pytest.mark.quick
 def test_released_notebooks_leak_no_solution_or_hidden_test():
-    assert leaks(sorted(NOTEBOOKS.rglob("*.ipynb")) + sorted(ZH_NOTEBOOKS.rglob("*.ipynb"))) == []
+    """Every file of both releases, not only the notebooks: nbgrader releases whatever lies beside a source notebook
+    and is not in nbgrader_config.py's ignore list."""
+    released = sorted(p for folder in (NOTEBOOKS, ZH_NOTEBOOKS) for p in folder.rglob("*") if p.is_file())
+    assert leaks(released) == []
+
+
+@pytest.mark.quick
+def test_a_chinese_scratch_course_releases_only_the_notebook(tmp_path):
+    """The English source kept beside a Chinese course's notebook (course.ENGLISH_SOURCE: solutions and hidden tests)
+    is never released."""
+    course_dir = build_course(tmp_path / "course", only=[ASSIGNMENTS[0]], edition=Edition.ZH)
+    released = sorted(p.name for p in (course_dir / "release").rglob("*") if p.is_file())
+    assert released == [f"{ASSIGNMENTS[0]}.ipynb"]
+    assert (course_dir / "source" / ASSIGNMENTS[0] / f"{ASSIGNMENTS[0]}.english.json").is_file()
 
 
 @pytest.mark.quick
