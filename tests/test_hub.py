@@ -71,6 +71,14 @@ def students_python():
         return ["--python", str(system)]
 
 
+def saved_sources(path):
+    """The cells' sources of a notebook JupyterLab is saving; none while the file is being written (empty, or cut)."""
+    try:
+        return [c.source.strip() for c in nbformat.read(path, 4).cells]
+    except (OSError, ValueError, nbformat.reader.NotJSONError):
+        return []
+
+
 def solution_code(grade_id):
     cell = next(c for c in nbformat.read(solution_path(ASSIGNMENT), 4).cells
                 if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
@@ -265,7 +273,7 @@ def test_the_class_hub_loop_in_a_browser(tmp_path):
                     home = Path(pwd.getpwnam(name).pw_dir)
                     saved = home / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
                     deadline = time.monotonic() + 60
-                    while code[name].strip() not in [c.source.strip() for c in nbformat.read(saved, 4).cells]:
+                    while code[name].strip() not in saved_sources(saved):
                         assert time.monotonic() < deadline, f"{name}'s edit never reached {saved}"
                         time.sleep(0.5)
                     assert stat.S_IMODE(home.stat().st_mode) == 0o700, "the hub left a student's home open"
@@ -323,7 +331,8 @@ def test_the_class_hub_loop_in_a_browser(tmp_path):
                 browser.close()
     finally:
         left = stop_hub(hub_process) if hub_process is not None else []
-        processes = [p.pid for p in accounts.processes()]
+        psutil.wait_procs(accounts.processes(), timeout=20)   # the students' servers end on the hub's SIGTERM
+        processes = [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in accounts.processes() if p.is_running()]
         accounts.remove()
         for path, mode in before.items():
             path.chmod(mode)
