@@ -82,8 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     grade.add_argument("--policy", type=Path, metavar="POLICY.yml",
                        help="deadlines (with a time zone), the late penalty and the students' extensions (README)")
     grade.add_argument("--times", type=Path, metavar="TIMES.csv",
-                       help="student_id,assignment,submitted_at: when each was handed in (default: the timestamp.txt "
-                            "nbgrader writes beside a submitted notebook)")
+                       help="student_id,assignment,submitted_at, or Moodle's grading worksheet of the assignment: "
+                            "when each was handed in (default: the timestamp.txt nbgrader writes beside a submitted "
+                            "notebook)")
     grade.add_argument("--overrides", type=Path, metavar="OVERRIDES.csv",
                        help="student_id,assignment,grade_id,points,reason: the instructor's points for a test cell, "
                             "applied at every grading")
@@ -115,7 +116,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.scratch is not None and args.scratch.exists() and not args.scratch.is_dir():
         parser.error(f"--scratch must be a folder: {args.scratch} is a file")
     try:   # before anything is graded: a mistake in them must not cost a class's grading
-        args.rules = policy.load_rules(args.policy, args.times, args.overrides, course.assignments())
+        args.rules = policy.load_rules(args.policy, args.times, args.overrides, course.assignments(), args.roster,
+                                       args.assignment)
     except PolicyError as error:
         parser.error(str(error))
     from autograder import sandbox
@@ -219,6 +221,12 @@ def _say_adjustments(adjusted: policy.ClassAdjustments) -> None:
         print(f"autograder: {timings.count(Timing.LATE)} late (penalised as the policy says), "
               f"{timings.count(Timing.TIME_UNKNOWN)} of unknown time (not penalised, flagged), {applied} of "
               f"{len(adjusted.overrides)} overrides applied (report.html lists them)", file=sys.stderr)
+    unmatched = adjusted.unmatched_times()
+    if unmatched:
+        print(f"autograder: {len(unmatched)} rows of the Moodle worksheet match no submission (flags.csv):",
+              file=sys.stderr)
+        for who, _, why in unmatched:
+            print(f"  {who}: {why}", file=sys.stderr)
     for o in adjusted.overrides:
         if o.applied is not Applied.APPLIED:
             print(f"autograder: override NOT applied, line {o.override.line} ({o.override.student_id}, "

@@ -6,8 +6,9 @@ then, so that changing them changes what is written, and a regrade never loses t
 optional (README, "Deadlines, extensions and overrides"):
 
     --policy policy.yml        timezone, deadlines, the penalty rule, extensions (per student, with a reason)
-    --times times.csv          student_id,assignment,submitted_at; without a row there, the time is the one
-                               nbgrader wrote in submitted/<student>/<assignment>/timestamp.txt
+    --times times.csv          student_id,assignment,submitted_at, or Moodle's grading worksheet of one assignment
+                               (read_moodle_worksheet); without a row there, the time is the one nbgrader wrote
+                               in submitted/<student>/<assignment>/timestamp.txt
     --overrides overrides.csv  student_id,assignment,grade_id,points,reason
 
 They are read and checked before anything is graded (`load_rules`; a PolicyError names the file, the line or key,
@@ -24,6 +25,7 @@ number, and no time is converted behind our back.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import errno
 import math
 import os
@@ -43,6 +45,7 @@ from autograder.model import Status, SubmissionResult
 if TYPE_CHECKING:
     from autograder.collect import Submission
     from autograder.model import ClassResults
+    from autograder.roster import Roster
 
 Key = tuple[str, str]     # (student_id, assignment)
 EVERY_ASSIGNMENT = "*"    # an extension's assignment: all of them
@@ -251,6 +254,18 @@ class SubmittedAt:
 
 
 @dataclass(frozen=True)
+class SheetRow:
+    """A row of Moodle's grading worksheet that gives a submission time, and whose it may be: the (student,
+    assignment) keys it is filed under, or why it is credited to no student (`problem`)."""
+    line: int
+    source: str              # "worksheet.csv line 5"
+    who: str                 # as Moodle names the student: "Jo Smith_4242" (full name, participant number)
+    assignment: str
+    keys: tuple[Key, ...] = ()
+    problem: str = ""
+
+
+@dataclass(frozen=True)
 class Rules:
     """Everything the instructor decided beside the tests (load_rules reads it from their files)."""
     zone: tzinfo | None = None                                   # of times written without one
@@ -259,6 +274,7 @@ class Rules:
     extensions: tuple[Extension, ...] = ()
     overrides: tuple[Override, ...] = ()
     times: Mapping[Key, SubmittedAt] = field(default_factory=dict)    # from --times
+    sheet: tuple[SheetRow, ...] = ()    # the rows of a Moodle worksheet given as --times, matched or not
 
     def extension(self, student_id: str, assignment: str) -> Extension | None:
         """The student's extension of this assignment (one for it beats one for every assignment)."""
@@ -444,6 +460,109 @@ def read_times(path: str | os.PathLike[str], zone: tzinfo | None) -> dict[Key, S
     return times
 
 
+MOODLE_COLUMNS = ("Identifier", "Full name", "Last modified (submission)")   # and "Email address" where the site shows it
+MOODLE_EMAIL = "Email address"
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+MOODLE_TIME = re.compile(r"(?:[A-Za-z]+,\s*)?(\d{1,2})\s+([A-Za-z]+)\s+(\d{4}),\s*(\d{1,2}):(\d\d)\s*([AP]M)",
+                         flags=re.IGNORECASE)
+
+
+def _header(path: str | os.PathLike[str]) -> list[str]:
+    """The column names of a CSV file's first line ([] when it cannot be read: reading its rows then says why)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [h.strip() for h in next(csv.reader(f), [])]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
+def is_moodle_worksheet(path: str | os.PathLike[str]) -> bool:
+    """Whether the file's first line is the header of Moodle's grading worksheet."""
+    header = _header(path)
+    return all(column in header for column in MOODLE_COLUMNS)
+
+
+def moodle_time(text: str) -> datetime | None:
+    """The wall-clock time Moodle writes on an English site ("Monday, 7 December 2026, 10:30 PM"), or None."""
+    match = MOODLE_TIME.fullmatch(" ".join(text.split()))
+    if match is None or match.group(2).lower() not in MONTHS or not 1 <= int(match.group(4)) <= 12:
+        return None
+    day, month, year = int(match.group(1)), MONTHS.index(match.group(2).lower()) + 1, int(match.group(3))
+    hour = int(match.group(4)) % 12 + (12 if match.group(6).upper() == "PM" else 0)
+    try:
+        return datetime(year, month, day, hour, int(match.group(5)))
+    except ValueError:
+        return None
+
+
+def _moodle_submitted(wall: datetime, zone: tzinfo, source: str) -> SubmittedAt:
+    """A worksheet's time in the policy's zone. It carries no offset: in the hour that happens twice (the clocks go
+    back) the earlier instant is taken, in the student's favour; a time that does not exist there is not known."""
+    first, second = wall.replace(tzinfo=zone, fold=0), wall.replace(tzinfo=zone, fold=1)
+    if first.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != wall:
+        return SubmittedAt(None, source, f"{source}: {wall:%Y-%m-%d %H:%M} does not exist in {zone} (the clocks go "
+                                         f"forward then): is the policy's timezone the one of the Moodle account "
+                                         f"that downloaded the worksheet?")
+    if first.utcoffset() != second.utcoffset():
+        earlier = min(first, second, key=lambda moment: moment.astimezone(timezone.utc))
+        return SubmittedAt(earlier, f"{source} ({wall:%H:%M} happens twice in {zone}: the earlier taken)")
+    return SubmittedAt(first, source)
+
+
+def read_moodle_worksheet(path: str | os.PathLike[str], zone: tzinfo | None, assignment: str,
+                          roster: Roster | None = None) -> tuple[dict[Key, SubmittedAt], tuple[SheetRow, ...]]:
+    """Moodle's grading worksheet of `assignment` ("Download grading worksheet"): each row's "Last modified
+    (submission)" ("-": nothing handed in, no row of times), read in the policy's zone. A row is the roster student
+    with its email, else with its full name; without a roster it is filed under its email, its full name and
+    "<full name>_<participant number>" (how a Moodle download without a roster names the student). Rows credited
+    to no student are kept in the SheetRows with why, for the report, never an error."""
+    name = Path(path).name
+    if zone is None:
+        raise PolicyError(f"{name}: Moodle's grading worksheet writes its times without a time zone: set `timezone` "
+                          f"in the policy (--policy), the zone of the Moodle account that downloaded it")
+    times: dict[Key, SubmittedAt] = {}
+    rows: list[SheetRow] = []
+    shared: set[Key] = set()   # keys of two rows (two students of one name, without a roster): neither's
+    columns = MOODLE_COLUMNS + ((MOODLE_EMAIL,) if MOODLE_EMAIL in _header(path) else ())
+    for line, row in _csv_rows(path, columns):
+        text, full_name, email = row["Last modified (submission)"], row["Full name"], row.get(MOODLE_EMAIL, "")
+        if text in ("", "-"):
+            continue
+        wall = moodle_time(text)
+        if wall is None:
+            raise PolicyError(f"{name}, line {line}: {text!r} is not a time as Moodle writes it on an English site "
+                              f"(\"Monday, 7 December 2026, 10:30 PM\"): download the worksheet with English as your "
+                              f"Moodle language, or give the times as times.csv (student_id,assignment,submitted_at)")
+        number = "".join(c for c in row["Identifier"] if c.isdigit())
+        who = f"{full_name}_{number}" if number else full_name
+        source = f"{name} line {line}"
+        if roster is not None:
+            by_email = [s for s in roster.students if email and s.email.casefold() == email.casefold()]
+            found = by_email or list(roster.by_name(full_name))
+            taken = [r for r in rows if len(found) == 1 and (found[0].student_id, assignment) in r.keys]
+            if len(found) != 1 or taken:
+                why = (f"{full_name!r} is the name of several students of the roster "
+                       f"({', '.join(s.student_id for s in found)})" if len(found) > 1 else
+                       f"{found[0].student_id}'s time is given already (line {taken[0].line})" if taken else
+                       f"{full_name!r} ({email or 'no email'}, {row['Identifier']}) matches no student of the roster")
+                rows.append(SheetRow(line, source, who, assignment, problem=why))
+                continue
+            keys: tuple[Key, ...] = ((found[0].student_id, assignment),)
+        else:
+            keys = tuple(dict.fromkeys((k, assignment) for k in (email, full_name, who) if k))
+        submitted = _moodle_submitted(wall, zone, source)
+        for key in keys:
+            if key in times:
+                shared.add(key)
+            times[key] = submitted
+        rows.append(SheetRow(line, source, who, assignment, keys))
+    for key in shared:
+        del times[key]
+    return times, tuple(dataclasses.replace(r, keys=tuple(k for k in r.keys if k not in shared))
+                        for r in rows)
+
+
 def read_overrides(path: str | os.PathLike[str]) -> tuple[Override, ...]:
     """overrides.csv, in its order (a later line for the same cell replaces an earlier one)."""
     name, found = Path(path).name, []
@@ -460,12 +579,22 @@ def read_overrides(path: str | os.PathLike[str]) -> tuple[Override, ...]:
 
 
 def load_rules(policy: str | os.PathLike[str] | None, times: str | os.PathLike[str] | None,
-               overrides: str | os.PathLike[str] | None, assignments: Collection[str]) -> Rules:
-    """The instructor's files, checked before anything is graded; raises PolicyError."""
+               overrides: str | os.PathLike[str] | None, assignments: Collection[str],
+               roster: Roster | None = None, assignment: str | None = None) -> Rules:
+    """The instructor's files, checked before anything is graded; raises PolicyError. `times` is times.csv or
+    Moodle's grading worksheet, which names no assignment: it is `assignment` (--assignment), or the course's one."""
     rules = read_policy(policy, assignments) if policy is not None else Rules()
+    submitted: Mapping[Key, SubmittedAt] = {}
+    sheet: tuple[SheetRow, ...] = ()
+    if times is not None and is_moodle_worksheet(times):
+        if assignment is None and len(assignments) != 1:
+            raise PolicyError(f"{Path(times).name}: Moodle's grading worksheet does not say its assignment: give "
+                              f"--assignment ID (this course has {', '.join(sorted(assignments))})")
+        submitted, sheet = read_moodle_worksheet(times, rules.zone, assignment or next(iter(assignments)), roster)
+    elif times is not None:
+        submitted = read_times(times, rules.zone)
     return Rules(zone=rules.zone, deadlines=rules.deadlines, penalty=rules.penalty, extensions=rules.extensions,
-                 overrides=read_overrides(overrides) if overrides is not None else (),
-                 times=read_times(times, rules.zone) if times is not None else {})
+                 overrides=read_overrides(overrides) if overrides is not None else (), times=submitted, sheet=sheet)
 
 
 def readable_by_others(path: str | os.PathLike[str]) -> str | None:
@@ -622,9 +751,17 @@ class ClassAdjustments:
     unused_extensions: list[Extension] = field(default_factory=list)
     rules: Rules = Rules()
 
+    def unmatched_times(self) -> list[tuple[str, str, str]]:
+        """(Moodle's name for the student, assignment, why) of each row of a Moodle worksheet with a time that
+        went to no submission of this class: no roster student, or none that was handed in."""
+        return [(row.who, row.assignment, f"{row.source}: " + (row.problem or "a submission time, but no "
+                                                                "submission of this class is this student's"))
+                for row in self.rules.sheet if row.problem or not any(key in self.submissions for key in row.keys)]
+
     def flags(self) -> list[tuple[str, str, str]]:
-        """(student, assignment, reason) for flags.csv: submissions of unknown time, overrides not applied."""
-        found = [(a.student_id, a.assignment, f"submission time unknown, not penalised: {a.submitted.problem}")
+        """(student, assignment, reason) for flags.csv: submissions of unknown time, overrides not applied, rows of
+        a Moodle worksheet credited to no submission."""
+        found = self.unmatched_times() + [(a.student_id, a.assignment, f"submission time unknown, not penalised: {a.submitted.problem}")
                  for a in self.submissions.values() if a.timing is Timing.TIME_UNKNOWN and a.submitted is not None]
         found += [(o.override.student_id, o.override.assignment,
                    f"override not applied (overrides.csv line {o.override.line}, cell {o.override.grade_id}): {o.detail}")

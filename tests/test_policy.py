@@ -448,3 +448,91 @@ def test_the_command_line_refuses_an_unusable_file_before_grading(tmp_path, caps
                         "--unsafe-no-sandbox"])
     assert stopped.value.code == 2
     assert "policy.yml: deadlines: 01_attention: 2027-03-28 02:30 does not exist in Europe/Berlin" in capsys.readouterr().err
+
+
+# --- Moodle's grading worksheet as --times ------------------------------------------------------------------------------
+WORKSHEET = (  # as an English Moodle 4 site writes "Download grading worksheet" (the times in the downloader's zone)
+    '\ufeff"Identifier","Full name","Email address","Status","Grade","Maximum Grade","Grade can be changed",'
+    '"Last modified (submission)","Last modified (grade)","Feedback comments"\n'
+    '"Participant 4242","Jo Smith",jo.smith@uni.example,"Submitted for grading",,41.00,Yes,'
+    '"Sunday, 28 March 2027, 11:58 PM",-,\n'
+    '"Participant 4243","Ana de la Cruz",ana@uni.example,"No submission",,41.00,Yes,-,-,\n'
+    '"Participant 4244","Bob Lee",bob.lee@uni.example,"Submitted for grading",,41.00,Yes,'
+    '"Monday, 29 March 2027, 8:05 AM",-,\n'
+    '"Participant 4245","Eve Night",eve@uni.example,"Submitted for grading - Graded",30.00,41.00,Yes,'
+    '"Sunday, 31 October 2027, 2:30 AM","Monday, 1 November 2027, 9:00 AM",\n'
+    '"Participant 4246","Mo Early",mo@uni.example,"Submitted for grading",,41.00,Yes,'
+    '"Saturday, 3 April 2027, 12:10 AM",-,\n'
+    '"Participant 4247","Zed Stranger",zed@elsewhere.example,"Submitted for grading",,41.00,Yes,'
+    '"Friday, 2 April 2027, 12:15 PM",-,\n')
+ROSTER = ("student_id,name,email\njsmith,Jo Smith,Jo.Smith@UNI.example\nalee,\"Lee, Bob\",\nana,Ana de la Cruz,\n"
+          "eve,Eve Night,eve@uni.example\nmo,Mo Early,\n")
+
+
+def worksheet_rules(tmp_path, roster=True, assignment=A, assignments=(A, "02_self_attention")):
+    from autograder.roster import parse_roster
+    return policy.load_rules(write(tmp_path / "policy.yml", "timezone: Europe/Berlin\n"),
+                             write(tmp_path / "grading-worksheet.csv", WORKSHEET), None, assignments,
+                             parse_roster(ROSTER, "roster.csv") if roster else None, assignment)
+
+
+def test_moodles_worksheet_gives_the_times_of_the_roster_students_in_the_policys_zone(tmp_path):
+    rules = worksheet_rules(tmp_path)
+    assert rules.times[("jsmith", A)] == SubmittedAt(at("2027-03-28T23:58:00+02:00"), "grading-worksheet.csv line 2"), \
+        "by email, case folded; in summer time, the clocks went forward that night"
+    assert utc(rules.times[("alee", A)].when) == at("2027-03-29T06:05:00+00:00"), "by the name, in either order; 8:05 AM"
+    assert utc(rules.times[("mo", A)].when) == at("2027-04-02T22:10:00+00:00"), "12:10 AM is ten past midnight"
+    eve = rules.times[("eve", A)]
+    assert utc(eve.when) == at("2027-10-31T00:30:00+00:00") and "the earlier taken" in eve.source, \
+        "2:30 happens twice that night in Berlin: the earlier instant, in the student's favour"
+    assert ("ana", A) not in rules.times, "'-': nothing handed in, no time (timestamp.txt, else unknown and flagged)"
+    assert [(r.who, r.keys, r.problem) for r in rules.sheet if r.problem] == [
+        ("Zed Stranger_4247", (), "'Zed Stranger' (zed@elsewhere.example, Participant 4247) matches no student of the "
+                                  "roster")]
+
+
+def test_a_worksheet_row_that_goes_to_no_submission_is_flagged_never_an_error(tmp_path):
+    rules = worksheet_rules(tmp_path)
+    results = ClassResults(submissions=[SubmissionResult(s, A, Status.GRADED, (cell("a", 4.0, 4.0),))
+                                        for s in ("jsmith", "alee", "eve", "mo")], cells={A: [("a", 4.0)]})
+    flags = policy.adjust(results, rules, dict(rules.times)).flags()
+    assert [f for f in flags if f[0] == "Zed Stranger_4247"] == [
+        ("Zed Stranger_4247", A, "grading-worksheet.csv line 7: 'Zed Stranger' (zed@elsewhere.example, Participant "
+                                 "4247) matches no student of the roster")]
+    assert len(flags) == 1
+
+
+def test_without_a_roster_a_worksheet_row_is_its_email_its_name_or_moodles_download_name(tmp_path):
+    rules = worksheet_rules(tmp_path, roster=False)
+    when = at("2027-03-28T23:58:00+02:00")
+    for student in ("jo.smith@uni.example", "Jo Smith", "Jo Smith_4242"):   # the last: a Moodle download's folder
+        assert rules.times[(student, A)].when == when
+    results = ClassResults(submissions=[SubmissionResult("Jo Smith_4242", A, Status.GRADED, (cell("a", 4.0, 4.0),))],
+                           cells={A: [("a", 4.0)]})
+    flagged = [f[0] for f in policy.adjust(results, rules, {}).unmatched_times()]
+    assert flagged == ["Bob Lee_4244", "Eve Night_4245", "Mo Early_4246", "Zed Stranger_4247"]
+
+
+def test_a_worksheet_names_no_assignment_so_the_grader_needs_one(tmp_path):
+    with pytest.raises(PolicyError, match="does not say its assignment: give --assignment ID"):
+        worksheet_rules(tmp_path, assignment=None)
+    assert ("jsmith", A) in worksheet_rules(tmp_path, assignment=None, assignments=(A,)).times, "the course's one"
+    assert ("jsmith", "02_self_attention") in worksheet_rules(tmp_path, assignment="02_self_attention").times
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "set `timezone` in the policy"),
+    ("timezone: Europe/Berlin\n", "'28 mars 2027, 23:58' is not a time as Moodle writes it on an English site"),
+])
+def test_a_worksheet_that_cannot_be_read_says_why(tmp_path, text, message):
+    sheet = WORKSHEET.replace("Sunday, 28 March 2027, 11:58 PM", "28 mars 2027, 23:58")
+    with pytest.raises(PolicyError, match=message):
+        policy.load_rules(write(tmp_path / "policy.yml", text), write(tmp_path / "w.csv", sheet), None, (A,), None, A)
+
+
+def test_moodles_english_time_of_day_in_twelve_hours():
+    assert policy.moodle_time("Monday, 7 December 2026, 10:30 PM") == datetime(2026, 12, 7, 22, 30)
+    assert policy.moodle_time("Tuesday, 8 December 2026, 12:05 PM") == datetime(2026, 12, 8, 12, 5)
+    assert policy.moodle_time("Tuesday, 8 December 2026, 09:05 am") == datetime(2026, 12, 8, 9, 5)
+    assert [policy.moodle_time(t) for t in ("-", "31 February 2027, 1:00 PM", "7 December 2026, 13:30 PM",
+                                            "7 Dezember 2026, 10:30 PM")] == [None] * 4
