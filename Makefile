@@ -36,7 +36,9 @@ $(STAMP): requirements.txt pyproject.toml
 	  -r <(grep '^torch==' requirements.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	MPLBACKEND=Agg $(BIN)/python -c "import matplotlib.pyplot"  # build matplotlib's font cache once, quietly
+	# matplotlib's font cache (~/.cache/matplotlib), built anew: one written while a venv at the same path was being
+	# removed lists none of matplotlib's own fonts, and every chapter then warns on stderr (the book fails)
+	MPLBACKEND=Agg $(BIN)/python -c "from matplotlib import font_manager; font_manager._load_fontmanager(try_read_cache=False)"
 	touch $(STAMP)
 
 # The HTML book in _build/html; fails on any Sphinx warning or cell error. Execution is cached. One torch
