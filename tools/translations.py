@@ -42,7 +42,7 @@ ZH = REPO / "zh"
 MARKER = re.compile(r"^% en:([0-9a-f]{10})\s*$")
 FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", flags=re.S)
 FENCE = re.compile(r"^(`{3,}|~{3,}|:{3,})")
-CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+CJK = editions.CJK
 # Latin words that a Chinese paragraph may keep: none; a run of them outside code, math, links and
 # directives is English left untranslated.
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
@@ -198,21 +198,7 @@ def code_tokens(cell: str) -> list[tuple[int, str]]:
         lines = lines[end + 1:]
     while lines and re.match(r"^:[\w-]+:", lines[0]):   # or as `:option: value` lines
         lines = lines[1:]
-    source = "\n".join(line for line in lines if not line.startswith("%"))  # IPython magics
-    kept: list[tuple[int, str]] = []
-    previous = tokenize.NEWLINE
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source + "\n").readline):
-            if token.type in (tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT):
-                continue
-            docstring = token.type == tokenize.STRING and previous in (tokenize.NEWLINE, tokenize.INDENT,
-                                                                          tokenize.DEDENT)
-            previous = token.type
-            if not docstring:
-                kept.append((token.type, token.string))
-    except (tokenize.TokenError, SyntaxError) as error:
-        return [(-1, f"untokenizable: {error}")]
-    return kept
+    return editions.code_tokens("\n".join(lines))   # comments, docstrings, layout and IPython magics set aside
 
 
 def is_untranslated(text: str) -> bool:

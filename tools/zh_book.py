@@ -28,6 +28,7 @@ from typing import Any
 import nbformat
 import yaml
 
+from autograder import editions
 from tools import points, translations
 
 REPO = points.REPO
@@ -38,7 +39,6 @@ CACHE = BUILD / ".jupyter_cache"        # the English build's executed chapters
 FIGURE_LABELS = translations.ZH / "figures.yml"
 FIGURE_MIME = "application/vnd.course.figure+pickle"
 TITLE = "注意力、自注意力与多头注意力：PyTorch 实现"
-CJK_FONTS = ("WenQuanYi Micro Hei", "Noto Sans CJK SC")  # Debian's fonts-wqy-microhei (`make book` installs it)
 MATH = re.compile(r"\$[^$]*\$")
 CAPTIONS = {"Chapters": "章节", "Reference": "参考"}   # the parts of _toc.yml (tests/test_book.py checks each has one)
 
@@ -111,21 +111,12 @@ def label_translation(text: str, labels: dict[str, str]) -> str | None:
 
 
 def cjk_font() -> str:
-    """The family name of an installed CJK font, registered with matplotlib."""
-    from matplotlib import font_manager
-    known = {font.name for font in font_manager.fontManager.ttflist}
-    for name in CJK_FONTS:
-        if name in known:
-            return name
-    for path in font_manager.findSystemFonts():
-        if re.search(r"wqy-microhei|NotoSansCJK", Path(path).name, flags=re.I):
-            font_manager.fontManager.addfont(path)
-    known = {font.name for font in font_manager.fontManager.ttflist}
-    for name in CJK_FONTS:
-        if name in known:
-            return name
-    raise EditionError("no CJK font is installed for the figures' Chinese labels: apt-get install fonts-wqy-microhei "
-                       "(make book does it when it can)")
+    """The family name of an installed CJK font, registered with matplotlib (editions.cjk_font)."""
+    font = editions.cjk_font()
+    if font is None:
+        raise EditionError("no CJK font is installed for the figures' Chinese labels: apt-get install "
+                           "fonts-wqy-microhei (make book does it when it can)")
+    return font
 
 
 def redraw(pickled: str, labels: dict[str, str], missing: set[str]) -> str:
