@@ -86,9 +86,8 @@ def cell_units(text: str) -> tuple[list[CellUnit], list[tuple[int, str]]]:
     return units, outside
 
 
-def code_tokens(source: str, messages: bool = False) -> list[tuple[int, str]]:
-    """Python source as tokens, without comments, docstrings or layout; with `messages`, each string that holds
-    Chinese stands for any string (a message translated)."""
+def code_tokens(source: str) -> list[tuple[int, str]]:
+    """Python source as tokens, without comments, docstrings, layout or IPython magics."""
     kept: list[tuple[int, str]] = []
     previous = tokenize.NEWLINE
     lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]  # IPython magics
@@ -101,8 +100,7 @@ def code_tokens(source: str, messages: bool = False) -> list[tuple[int, str]]:
             previous = token.type
             if docstring:
                 continue
-            kept.append((token.type, "<message>" if messages and token.type == tokenize.STRING and
-                         CJK.search(token.string) else token.string))
+            kept.append((token.type, token.string))
     except (tokenize.TokenError, SyntaxError) as error:
         return [(-1, f"untokenizable: {error}")]
     return kept
