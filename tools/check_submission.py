@@ -54,10 +54,10 @@ from autograder.sandbox import SandboxError, available, run_notebook
 from tools import workspace
 
 REPO = Path(__file__).resolve().parent.parent
-RELEASE = REPO / "notebooks"
-WORK = REPO / "work"
-RELEASES = {Edition.EN: RELEASE, Edition.ZH: REPO / "zh" / "notebooks"}   # each edition's released notebooks
-WORKSPACES = {Edition.EN: WORK, Edition.ZH: WORK / "zh"}                  # as tools/workspace.py has them
+RELEASE = workspace.RELEASE
+WORK = workspace.WORK
+RELEASES = {Edition(e): path for e, path in workspace.RELEASES.items()}      # each edition's released notebooks
+WORKSPACES = {Edition(e): path for e, path in workspace.WORKSPACES.items()}  # and where its student works
 # The grader's limits: the defaults of `python -m autograder grade --timeout` and `--cell-timeout`.
 LIMITS = Limits()
 
