@@ -366,35 +366,38 @@ def grade_class(submissions: str | os.PathLike[str], out: str | os.PathLike[str]
     if scratch is not None:
         Path(scratch).mkdir(parents=True, exist_ok=True)
     scratch_root = Path(tempfile.mkdtemp(prefix="autograder-", dir=scratch))
-    prestarted: PrestartedPool | None = None
+    prestarted: list[PrestartedPool] = []
+
+    def local_workers(jobs: int) -> MakeExecutor:
+        """The local pool, started (in the background) only once there is something to grade: no more workers
+        than jobs (each worker's zygote imports torch)."""
+        start_forkserver()
+        prestarted.append(PrestartedPool(min(workers, jobs), prewarm=sandbox and not fresh_kernels))
+        return prestarted[0]
+
     try:   # an LMS's notebooks are copied into the scratch folder (where Dask's workers see them, with --scratch)
         intake = gather(submissions, course.assignments(), skip=[out], staging=scratch_root / "download",
                         roster=roster, assignment=assignment)   # first: nothing to grade is said at once
-        if make_executor is None:
-            start_forkserver()
-            make_executor = prestarted = PrestartedPool(workers, prewarm=sandbox and not fresh_kernels)
-        return _grade_class(intake, out, scratch_root, workers, limits, progress, make_executor, sandbox, regrade,
-                            fresh_kernels, rules)
+        return _grade_class(intake, out, scratch_root, limits, progress, make_executor, local_workers,
+                            sandbox, regrade, fresh_kernels, rules)
     finally:
-        if prestarted is not None:
-            prestarted.close()
+        for pool in prestarted:
+            pool.close()
         shutil.rmtree(scratch_root, ignore_errors=True)
 
 
-def _grade_class(intake: Intake, out: Path, scratch_root: Path, workers: int, limits: Limits, progress: bool,
-                 make_executor: MakeExecutor, sandbox: bool, regrade: bool, fresh_kernels: bool,
-                 rules: policy.Rules) -> ClassResults:
+def _grade_class(intake: Intake, out: Path, scratch_root: Path, limits: Limits, progress: bool,
+                 make_executor: MakeExecutor | None, local_workers: Callable[[int], MakeExecutor], sandbox: bool,
+                 regrade: bool, fresh_kernels: bool, rules: policy.Rules) -> ClassResults:
+    """Without a `make_executor`, `local_workers(jobs)` starts the local pool, only when a submission is to be
+    graded (a class whose every result is cached starts no worker and no kernel)."""
     found, problems = intake.submissions, intake.problems
     graded = {s.assignment for s in found} | {p.assignment for p in problems}
-    course_dir = course.build_course(scratch_root / "course", only=graded)
     submitted_in = {id(s): _edition(s.notebook, s.file_id, s.assignment) for s in found}
     in_chinese = {s.assignment for s in found if submitted_in[id(s)] is Edition.ZH}
-    courses = {Edition.EN: course_dir}
-    if in_chinese:   # the Chinese edition's notebooks, for the submissions written in it
-        courses[Edition.ZH] = course.build_course(scratch_root / "course-zh", only=in_chinese, edition=Edition.ZH)
-    cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
+    courses = {Edition.EN: scratch_root / "course"} | ({Edition.ZH: scratch_root / "course-zh"} if in_chinese else {})
     version = grader_version()
-    digests = {a: assignment_version(a) for a in cells}
+    digests = {a: assignment_version(a) for a in course.assignments() if a in graded}
     course_secret = course.secret()
 
     todo: list[Job] = []
@@ -419,8 +422,14 @@ def _grade_class(intake: Intake, out: Path, scratch_root: Path, workers: int, li
             done.append(previous)
         else:
             todo.append(job)
+    if todo and make_executor is None:   # the workers start importing while the course is built
+        make_executor = local_workers(len(todo))
+    course_dir = course.build_course(courses[Edition.EN], only=graded)
+    if in_chinese:   # the Chinese edition's notebooks, for the submissions written in it
+        course.build_course(courses[Edition.ZH], only=in_chinese, edition=Edition.ZH)
+    cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
     timings: list[Timing] = []
-    fresh = _run(todo, make_executor, progress, timings=timings)
+    fresh = _run(todo, make_executor, progress, timings=timings) if todo and make_executor is not None else {}
     _write_timings(out, timings)
     removed = remove_stale_outputs(out, {(s.student_id, s.assignment) for s in found}) if found else []
 

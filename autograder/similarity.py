@@ -28,8 +28,10 @@ import functools
 import hashlib
 import os
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from importlib import metadata
 from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,10 +205,33 @@ def boilerplate_hashes(sources: Iterable[str]) -> frozenset[int]:
     return frozenset(hashes)
 
 
+BOOK_HASHES_CACHE = REPO / "_build" / "similarity"   # the book's boilerplate hashes, by what they are made of
+
+
 @functools.lru_cache(maxsize=1)
 def _book_hashes() -> frozenset[int]:
-    """The book's boilerplate hashes, once per process."""
-    return boilerplate_hashes(book_code())
+    """The book's boilerplate hashes, once per process, and kept in BOOK_HASHES_CACHE under a digest of all that
+    makes them (the book's code, this module, copydetect's version): pygments' tokeniser takes a second and a half
+    over the whole book, and every grading would pay it again. A cache that cannot be read or written is passed by."""
+    import numpy as np
+    sources = book_code()
+    key = hashlib.sha256("\0".join([Path(__file__).read_text(encoding="utf-8"), metadata.version("copydetect"), *sources])
+                         .encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    path = BOOK_HASHES_CACHE / f"{key}.npy"
+    try:
+        return frozenset(np.load(path, allow_pickle=False).tolist())
+    except (OSError, ValueError):
+        pass
+    hashes = boilerplate_hashes(sources)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        with open(partial, "wb") as out:
+            np.save(out, np.array(sorted(hashes), dtype=np.int64), allow_pickle=False)
+        os.replace(partial, path)
+    except OSError:
+        pass
+    return hashes
 
 
 def _assignment_context(course_dir: str | os.PathLike[str], assignment: str,
@@ -325,6 +350,9 @@ def find_pairs(submissions: Iterable[Submission], course_dir: str | os.PathLike[
                threshold: float = THRESHOLD) -> list[Pair]:
     """Pairs of submissions of the same assignment scoring at least `threshold`, highest score first.
     Never raises for a notebook: one that cannot be read or fingerprinted is left out."""
+    submissions = list(submissions)
+    if all(n < 2 for n in Counter(s.assignment for s in submissions).values()):
+        return []   # no two notebooks of one assignment: no pair to look for
     try:
         book_hashes = _book_hashes()
     except Exception:  # noqa: BLE001  (no book: nothing of it to remove)

@@ -190,15 +190,16 @@ HONEST = {
     "renamed by browser": lambda a: _copy(solution_path(a), f"{a} (1).ipynb"),
     "O'Brien, ünïcode": lambda a: _copy(solution_path(a)),
 } | {f"saved by {editor}": _saved_by(editor) for editor in editors.EDITORS}   # full marks, no flag
-EVERY_ASSIGNMENT = ("solution", "stub beside the work", "released")   # honest students of every assignment
+EVERY_ASSIGNMENT = ("solution", "released")   # honest students of every assignment
 
 
 def honest_submissions():
-    """[(student, assignment)] of the graded class's honest students: the solution, the stub beside the work
-    and the release in every assignment; every other honest style (a browser's rename, a name in Unicode, each
+    """[(student, assignment)] of the graded class's honest students: the solution and the release in every
+    assignment; every other honest style (the stub beside the work, a browser's rename, a name in Unicode, each
     editor's save) in one assignment, in turn. What a style changes is the file, not the assignment: every
     editor's save of every assignment is read and matched in process (tests/test_inputs.py) and raises no
-    flag (tests/test_honest_flags.py)."""
+    flag (tests/test_honest_flags.py), and which of several notebooks is graded is decided by the same code
+    for every assignment (autograder/collect.py, tests/test_inputs.py)."""
     others = [student for student in HONEST if student not in EVERY_ASSIGNMENT]
     return ([(student, a) for student in EVERY_ASSIGNMENT for a in ASSIGNMENTS]
             + [(student, ASSIGNMENTS[i % len(ASSIGNMENTS)]) for i, student in enumerate(others)])
@@ -242,11 +243,13 @@ BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
 
 
 # The whole grader (sandboxed kernels) grades a fixed sample of each catalogue of mutants: the first mutant of
-# each component (in the catalogue's sorted order), and those whose feedback or heat map tests/test_grader.py reads
-# (among them every mutant that only a kernel can catch: memory, fused attention). Every mutant goes through the
-# grader's own tests in-process (tests/test_fastpath.py, tests/test_diagnostics.py), with its copy fixed as its
-# feedback advises, and tests/test_mutants.py checks that the kernel gives the sample the fast path's scores. The
-# first mutant of each assignment's sample that has a fix is also handed in fixed, through the whole grader.
+# each assignment (in the catalogue's sorted order), and those whose feedback or heat map tests/test_grader.py
+# reads (among them every mutant that only a kernel can catch: memory, fused attention). Every mutant goes through
+# the grader's own tests in-process (tests/test_fastpath.py, tests/test_diagnostics.py), through the same proxies,
+# agent and wire, with its copy fixed as its feedback advises; that a component's mistake costs nothing elsewhere
+# is proven once per component there; tests/test_mutants.py checks that the kernel gives the sample the fast
+# path's scores. The first mutant of each assignment's sample that has a fix is also handed in fixed, through the
+# whole grader.
 FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
     ("01_attention", "sdpa/unscaled", "did you divide by sqrt(d_k)?"),
     ("01_attention", "masked_softmax/inverted_mask", "your mask looks inverted"),
@@ -275,15 +278,12 @@ HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled"),
 
 def kernel_sample():
     """[(assignment, mutant name)] that the graded class grades through the whole grader: the first mutant of each
-    component, and the named ones."""
+    assignment, and the named ones."""
     named = {(a, n) for a, n, _ in FEEDBACK_CASES} | {(a, n) for a, n, _ in HEATMAP_CASES}
     sample = []
     for a in ASSIGNMENTS:
-        mutants = catalogue().get(a, {})
-        firsts = {}
-        for name in sorted(mutants):
-            firsts.setdefault(mutants[name].cell, name)
-        sample += [(a, name) for name in sorted(mutants) if name in firsts.values() or (a, name) in named]
+        mutants = sorted(catalogue().get(a, {}))
+        sample += [(a, name) for name in mutants if name == mutants[0] or (a, name) in named]
     return sample
 
 
@@ -329,8 +329,8 @@ def graded_class(tmp_path_factory):
         folder.mkdir(parents=True)
         nbformat.write(make(), folder / f"{assignment}.ipynb")
     (submissions / "did-not-submit").mkdir()
-    (submissions / "wrong-folder" / "99_not_an_assignment").mkdir(parents=True)
-    shutil.copytree(submissions / "solution", submissions / "wrong-folder", dirs_exist_ok=True)
+    (submissions / "wrong-folder" / "99_not_an_assignment").mkdir(parents=True)   # beside a solution: it is graded
+    shutil.copytree(submissions / "solution" / ASSIGNMENTS[0], submissions / "wrong-folder" / ASSIGNMENTS[0])
 
     before = tree_digest(SOLUTIONS, NOTEBOOKS), sorted(p.name for p in REPO.iterdir())
     process = run_grader(submissions, out)
