@@ -32,6 +32,8 @@ and each change with its reason. Nothing else of the page changes, the block is 
 (an override removed from the file leaves the page exactly as the worker wrote it), and no page is graded again
 for it.
 """
+from __future__ import annotations
+
 import ast
 import functools
 import html
@@ -39,7 +41,7 @@ import os
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 from jinja2 import DictLoader, pass_context
@@ -48,11 +50,13 @@ from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbformat import NotebookNode
 
-from autograder import course, diagnose
-from autograder.diagnose import Facts
+from autograder import course
 from autograder.editions import Edition, say
 from autograder.mistakes import Misconception
 from autograder.policy import Adjustment
+
+if TYPE_CHECKING:   # autograder.diagnose is imported where it is used: it imports torch, which report.py never needs
+    from autograder.diagnose import Facts
 
 SECRET_REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")]
 MIN_SECRET_LINE = 24  # shorter lines ("return weights", "else:") are too generic to identify anything
@@ -256,13 +260,14 @@ TRUNCATED = "\n[... output truncated by the grader ...]\n"
 
 
 HEATMAPS = "Heatmaps of your weights, the expected weights and their difference, on the small example"
-NO_ALT = 'alt="No description has been provided for this image"'   # what nbconvert gives an image
+NO_ALT = "No description has been provided for this image"   # what nbconvert gives an image without a description
 
 
 def _diagnosis_outputs(facts: Facts, known: Mapping[str, Misconception], first: bool,
                        edition: Edition = Edition.EN) -> list[NotebookNode]:
     """The outputs under a failed test cell: what the diagnostics found (on the component's first failed
     cell: every fact and the picture; on the others: the misconception only)."""
+    from autograder import diagnose
     lines = diagnose.explain(facts, known, edition)
     if not first:
         lines = lines[:1] if facts.misconceptions else []
@@ -279,6 +284,7 @@ def _diagnosis_outputs(facts: Facts, known: Mapping[str, Misconception], first: 
 def results(course_dir: str | os.PathLike[str], assignment: str, scores: Mapping[str, tuple[float, float]],
             messages: Mapping[str, str], diagnoses: Mapping[str, Facts] | None = None) -> dict[str, str]:
     """{grade_id: the result shown in the summary}: "passed", or the message and the likely mistake."""
+    from autograder import diagnose
     diagnoses = diagnoses or {}
     edition = course.edition(course_dir)
     known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment, edition) \
@@ -368,6 +374,7 @@ def feedback_notebook(graded: NotebookNode, course_dir: str | os.PathLike[str], 
     Under a failed test cell, what the diagnostics found about its component (`diagnoses`: {solution cell:
     Facts}). If the notebook reads or alters the grading environment (`introspects`), its own cells show no
     output from the moment the first hidden test started."""
+    from autograder import diagnose
     diagnoses = diagnoses or {}
     edition = course.edition(course_dir)
     known = diagnose.misconceptions(course.source_folder(course_dir, assignment), assignment, edition) \
@@ -537,6 +544,44 @@ class FeedbackExporter(HTMLExporter):
         yield from super().default_filters()  # type: ignore[no-untyped-call]
         yield ("latex2html", self.latex2html)
 
+    def from_notebook_node(self, nb: NotebookNode, resources: dict[str, Any] | None = None,  # type: ignore[override]
+                           **kw: Any) -> tuple[str, dict[str, Any]]:   # a page, as HTMLExporter's (typed as Exporter's)
+        """HTMLExporter's page without its last pass, which parses the whole page with BeautifulSoup and writes it
+        again (two thirds of a page's time) to give each image without a description nbconvert's words and each
+        cell's input and output tabindex="0": render() does both on the template's own markup (`accessible`)."""
+        from nbconvert.exporters.templateexporter import TemplateExporter
+        from nbconvert.filters.highlight import Highlight2HTML
+        from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+        language = nb.metadata.get("language_info", {})
+        lexer = language.get("pygments_lexer", language.get("name", None))
+        self.register_filter("highlight_code",   # type: ignore[no-untyped-call]  # traitlets' nbconvert is untyped
+                             self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        resources = self._init_resources(resources)  # type: ignore[no-untyped-call]
+        self.register_filter("filter_data_type", WidgetsDataTypeFilter(  # type: ignore[no-untyped-call]
+            notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+        page: str
+        page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        return page, resources
+
+
+IMAGE_TAG = re.compile(r"<img\b(?P<attributes>[^>]*)>")
+HAS_ALT = re.compile(r"\salt\s*=", re.I)
+SOURCE = re.compile(r'\ssrc="(?P<src>[^"]*)"')
+FOCUSABLE = re.compile(r'<div class="(?P<classes>[^"]*\b(?:jp-Cell-inputWrapper|jp-OutputArea-output)\b[^"]*)"')
+
+
+def accessible(page: str, descriptions: Mapping[str, str] | None = None) -> str:
+    """`page` with a description (alt) on every image without one: `descriptions` ({src: words}) for the grader's
+    pictures, nbconvert's NO_ALT for any other; and each cell's input and output reachable by the keyboard."""
+    def described(match: re.Match[str]) -> str:
+        attributes = match["attributes"]
+        if HAS_ALT.search(attributes):
+            return match[0]
+        source = SOURCE.search(attributes)
+        words = (descriptions or {}).get(source["src"], NO_ALT) if source else NO_ALT
+        return f'<img alt="{html.escape(words)}"{attributes}>'
+    return FOCUSABLE.sub(r'<div class="\g<classes>" tabindex="0"', IMAGE_TAG.sub(described, page))
+
 
 # What the page may load and run: nothing but its own inline styles, and images and fonts held in it (data:).
 CONTENT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
@@ -606,12 +651,13 @@ def _clean_html(element: str) -> str:
     return cleaned
 
 
-def render(notebook: NotebookNode, summary: str) -> str:
+def render(notebook: NotebookNode, summary: str, descriptions: Mapping[str, str] | None = None) -> str:
     """The page: nbconvert's HTML of `notebook` (its outputs are text in <pre>, escaped), with the grader's
-    `summary` at the top of <main>."""
+    `summary` at the top of <main>; `descriptions`: the alt text of the grader's pictures, by their src."""
     exporter = _exporter()
     exporter.mathml_left = MATHML_LIMIT
     body, _ = exporter.from_notebook_node(notebook)
+    body = accessible(body, descriptions)
     if "<main>" not in body:
         raise RuntimeError("nbconvert's lab template has no <main> element: the feedback summary has no place")
     return body.replace("<main>", "<main>\n" + summary, 1)
@@ -623,13 +669,10 @@ def write_html(graded: NotebookNode, course_dir: str | os.PathLike[str], assignm
     edition = course.edition(course_dir)
     notebook = feedback_notebook(graded, course_dir, assignment, scores, messages, introspects, diagnoses)
     summary = summary_html(assignment, scores, results(course_dir, assignment, scores, messages, diagnoses), edition)
-    body = render(notebook, summary)
     heatmaps = say(edition, HEATMAPS)
-    for cell in notebook.cells:   # the grader's heatmaps get a description (alt text)
-        for output in cell.get("outputs", []):
-            if output.get("data", {}).get("text/plain") == heatmaps:
-                image = f'src="data:image/png;base64,{output["data"]["image/png"]}"'
-                body = body.replace(f'{NO_ALT} class="" {image}', f'alt="{html.escape(heatmaps)}" class="" {image}')
+    body = render(notebook, summary, {f'data:image/png;base64,{output["data"]["image/png"]}': heatmaps   # their alt text
+                                      for cell in notebook.cells for output in cell.get("outputs", [])
+                                      if output.get("data", {}).get("text/plain") == heatmaps})
     if edition is Edition.ZH:
         body = re.sub(r"<html lang=\"?en\"?", '<html lang="zh-CN"', body, count=1)
     Path(path).write_text(body, encoding="utf-8")

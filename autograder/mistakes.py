@@ -35,12 +35,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import nbformat
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from autograder import verdicts
-from autograder.remote import KernelGone, OutOfTime, RemoteError
+import nbformat
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, autograder.verdicts and autograder.remote (which import torch) are imported where they are used: the
+# grader's main process reads the declarations (misconceptions, fixes) and never runs a probe
 
 # What the student's code may raise, by name, in a probe's outcome and the diagnostics' facts
 EXCEPTIONS = ("NotImplementedError", "TypeError", "ValueError", "RuntimeError", "IndexError", "AttributeError",
@@ -50,6 +53,7 @@ EXCEPTIONS = ("NotImplementedError", "TypeError", "ValueError", "RuntimeError", 
 def exception_name(error: BaseException) -> str:
     """The name of what the student's code raised (in the kernel: the name the kernel reported), among
     EXCEPTIONS, else "Exception"."""
+    from autograder.remote import RemoteError
     name = error.kind if isinstance(error, RemoteError) else type(error).__name__
     return name if name in EXCEPTIONS else "Exception"
 
@@ -198,6 +202,7 @@ def problems(found: Declarations, components: set[str], cells: dict[str, set[str
 @functools.lru_cache(maxsize=16)
 def _solution(path: str, mtime: int) -> tuple[tuple[str, str], ...]:
     """(grade_id or "", source) of the notebook's code cells that are not test cells."""
+    from autograder import verdicts
     notebook = nbformat.read(path, as_version=4)
     cells = []
     for cell in notebook.cells:
@@ -224,6 +229,7 @@ def solution_cells(folder: Path | str) -> tuple[tuple[str, str], ...]:
 
 
 def _run(cells: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    from autograder import verdicts
     names: dict[str, Any] = {"__name__": "autograder_reference"}
     with verdicts.grader_state():
         for grade_id, source in cells:
@@ -245,6 +251,7 @@ def namespace(folder: Path | str, cell: str = "", source: str = "") -> dict[str,
         _NAMESPACES[key] = _run(solution_cells(folder))
     if not cell:
         return _NAMESPACES[key]
+    from autograder import verdicts
     wrong = dict(_NAMESPACES[key])
     with verdicts.grader_state(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -273,6 +280,8 @@ class _Builds:
     states: list[dict[str, torch.Tensor] | None] = field(default_factory=list)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+        from autograder.remote import KernelGone, OutOfTime
         made = self.cls(*args, **kwargs)
         state = None
         if hasattr(made, "state_dict") and callable(getattr(made, "state_dict", None)):
@@ -294,6 +303,8 @@ class _Adopts:
     made: int = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+        from torch import nn
         instance = self.cls(*args, **kwargs)
         k, self.made = self.made, self.made + 1
         if isinstance(instance, nn.Module):
@@ -313,6 +324,7 @@ def unrecorded(value: Any) -> Any:
 
 
 def _outcome(probe: Probe, names: dict[str, Any]) -> Any:
+    from autograder.remote import KernelGone, OutOfTime
     try:
         return probe(names)
     except (KernelGone, OutOfTime, Incomparable):
@@ -324,6 +336,7 @@ def _outcome(probe: Probe, names: dict[str, Any]) -> Any:
 def agrees(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     """Whether two outcomes of a probe are the same: tensors of one shape and dtype with close values (NaN and
     infinities where the other has them), numbers, sequences and dicts of such, or exceptions of one name."""
+    import torch
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape \
                 or a.dtype != b.dtype:
@@ -438,6 +451,7 @@ def first_outcomes(folder: Path | str, names: dict[str, Any], probe: Probe, comp
 
 def first_tensor(outcome: Any) -> torch.Tensor | None:
     """The first tensor in an outcome (depth first), or None."""
+    import torch
     if isinstance(outcome, torch.Tensor):
         return outcome
     items = outcome.values() if isinstance(outcome, dict) else outcome if isinstance(outcome, (list, tuple)) else ()
