@@ -173,6 +173,11 @@ def edition(root: str | os.PathLike[str]) -> Edition:
     return Edition(path.read_text(encoding="utf-8").strip()) if path.is_file() else Edition.EN
 
 
+def without_magics(source: str) -> str:
+    """A cell's source without its IPython lines (`%magic`, `!shell`): the Python that runs in the grader's process."""
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
 def components(notebook: NotebookNode) -> dict[str, str]:
     """{grade_id of a graded cell: grade_id of the solution cell it tests}: a solution cell's tests are the
     graded cells that follow it, up to the next solution cell. A solution cell that no graded cell follows

@@ -202,13 +202,13 @@ def problems(found: Declarations, components: set[str], cells: dict[str, set[str
 @functools.lru_cache(maxsize=16)
 def _solution(path: str, mtime: int) -> tuple[tuple[str, str], ...]:
     """(grade_id or "", source) of the notebook's code cells that are not test cells."""
-    from autograder import verdicts
+    from autograder.course import without_magics
     notebook = nbformat.read(path, as_version=4)
     cells = []
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and not meta.get("grade"):
-            cells.append((str(meta.get("grade_id", "")), verdicts.without_magics(cell.source)))
+            cells.append((str(meta.get("grade_id", "")), without_magics(cell.source)))
     return tuple(cells)
 
 

@@ -222,6 +222,12 @@ def _not_graded(job: Job, reason: str) -> SubmissionResult:
                             flags=tuple(job.flags), fingerprint=job.fingerprint, sandboxed=job.sandbox)
 
 
+def _grade_job(job: Job) -> SubmissionResult:
+    """grade.grade_job, imported where it runs, in a worker: it imports torch, which the main process never needs."""
+    from autograder.grade import grade_job
+    return grade_job(job)
+
+
 def _run(jobs: list[Job], make_executor: MakeExecutor, progress: bool, function: GradeFunction | None = None,
          timings: list[Timing] | None = None) -> dict[Job, SubmissionResult]:
     """Run `function` (grade_job) on every job; returns {job: SubmissionResult}.
@@ -231,8 +237,7 @@ def _run(jobs: list[Job], make_executor: MakeExecutor, progress: bool, function:
     again is "not graded" (the grader's failure, not the student's); the others go on in a new pool.
     """
     if function is None:
-        from autograder.grade import grade_job
-        function = grade_job
+        function = _grade_job
     bar = Progress(len(jobs), enabled=progress)
     results: dict[Job, SubmissionResult] = {}
     left = _run_pool(jobs, make_executor, bar, function, results, timings)

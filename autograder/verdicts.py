@@ -23,6 +23,7 @@ from typing import Any
 import nbformat
 import torch
 
+from autograder.course import without_magics
 from autograder.remote import KeptProxy, KernelGone, Remote, RemoteError
 
 FLAG = "verdicts"                 # metadata.autograder.verdicts of a source notebook: "grader" or "kernel"
@@ -158,11 +159,6 @@ def _definitions_only(source: str) -> str:
         return ""
     kept: list[ast.stmt] = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))]
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))
-
-
-def without_magics(source: str) -> str:
-    """A cell's source without its IPython lines (`%magic`, `!shell`): the Python that runs in this process."""
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
 def _run_course_code(source: str, namespace: dict[str, Any]) -> None:
