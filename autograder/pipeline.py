@@ -434,7 +434,7 @@ def _grade_class(intake: Intake, out: Path, scratch_root: Path, limits: Limits, 
         course.build_course(courses[Edition.ZH], only=in_chinese, edition=Edition.ZH)
     cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
     timings: list[Timing] = []
-    fresh = _run(todo, make_executor, progress, timings=timings) if todo and make_executor is not None else {}
+    fresh = _run(todo, make_executor, progress, timings=timings) if make_executor is not None else {}
     _write_timings(out, timings)
     removed = remove_stale_outputs(out, {(s.student_id, s.assignment) for s in found}) if found else []
 
