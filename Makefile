@@ -57,8 +57,8 @@ translations: $(STAMP)
 	$(BIN)/python -m tools.translations
 
 # Every test of the project, on TEST_WORKERS pytest-xdist workers (one per core by default; tests that share a
-# fixture share a worker: tests/conftest.py). The book's tests build the book (`make book`) when they first need
-# it, beside the other worker's tests: alone, the build's one torch thread would leave a core idle.
+# fixture share a worker: tests/conftest.py). The book (`make book`) builds in the background from the start of
+# the run, beside the tests, when a test that needs it is collected; its tests wait for it.
 test: $(STAMP) chromium sandbox proxy
 	$(WITH_VENV) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 

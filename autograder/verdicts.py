@@ -14,6 +14,7 @@ import ast
 import builtins
 import contextlib
 import hashlib
+import functools
 import io
 import types
 from collections.abc import Iterator
@@ -59,6 +60,11 @@ def strip_hidden(source: str) -> str:
 def defined_names(source: str) -> list[str]:
     """The names a solution cell of the source notebook binds at its top level (functions, classes,
     simple assignments)."""
+    return list(_defined_names(source))
+
+
+@functools.lru_cache(maxsize=1024)
+def _defined_names(source: str) -> tuple[str, ...]:
     names = []
     for node in ast.parse(source).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -66,7 +72,7 @@ def defined_names(source: str) -> list[str]:
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names += [t.id for t in targets if isinstance(t, ast.Name)]
-    return [n for n in dict.fromkeys(names) if not n.startswith("_")]
+    return tuple(n for n in dict.fromkeys(names) if not n.startswith("_"))
 
 
 def _meta(cell: nbformat.NotebookNode) -> dict[str, Any]:
@@ -141,7 +147,7 @@ def run_tests(source: nbformat.NotebookNode, remote: Remote,
 def _run_cell(grade_id: str, source: str, namespace: dict[str, Any]) -> Verdict:
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            exec(compile(source, f"<test {grade_id}>", "exec"), namespace)
+            exec(_compiled(source, f"<test {grade_id}>"), namespace)
     except RemoteError as error:
         return Verdict(grade_id, False, error.kind, f"your code raised {error.kind}: {error.text}".rstrip(": "))
     except KernelGone as error:
@@ -151,6 +157,14 @@ def _run_cell(grade_id: str, source: str, namespace: dict[str, Any]) -> Verdict:
     return Verdict(grade_id, True)
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str, filename: str) -> types.CodeType:
+    """The course's code (a source notebook's cell) compiled once per process: a worker grades many submissions
+    of the same assignment with the same test cells."""
+    return compile(source, filename, "exec")
+
+
+@functools.lru_cache(maxsize=1024)
 def _definitions_only(source: str) -> str:
     """The imports, functions and classes that a cell defines at its top level, without the rest."""
     try:
@@ -164,7 +178,7 @@ def _definitions_only(source: str) -> str:
 def _run_course_code(source: str, namespace: dict[str, Any]) -> None:
     """A locked cell of the course (imports, seeds): it must run, or no test can."""
     with contextlib.redirect_stdout(io.StringIO()):
-        exec(compile(without_magics(source), "<course code>", "exec"), namespace)
+        exec(_compiled(without_magics(source), "<course code>"), namespace)
 
 
 def mixed_seed(secret: str, seed: int) -> int:

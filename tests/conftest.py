@@ -9,6 +9,7 @@ import copy
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,30 +42,55 @@ def solution_path(assignment):
     return SOLUTIONS / assignment / f"{assignment}.ipynb"
 
 
-@pytest.fixture(scope="session")
-def built_book():
-    """_build/html, built by `make book` once per run of the tests: the first worker that needs it builds it (another
-    waits on a lock), beside the other workers' tests rather than before them all (the build runs one torch thread:
-    alone, it would leave a core idle). A build that fails (a Sphinx warning, a chapter's error) fails every test of
-    the built book, with the end of its log."""
-    import fcntl
+# `make book` at most once per run of the tests, whichever process asks first (a file lock): argv = _build, run id.
+BUILD_BOOK_ONCE = r"""
+import fcntl, subprocess, sys
+from pathlib import Path
+folder, run = Path(sys.argv[1]), sys.argv[2]
+done = folder / f".book-built-{run}"
+with open(folder / ".book.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.exists():
+        for stale in folder.glob(".book-built-*"):
+            stale.unlink()
+        with open(folder / "book-build.log", "w") as out:
+            status = subprocess.run(["make", "book"], cwd=folder.parent, stdout=out, stderr=subprocess.STDOUT).returncode
+        done.write_text(str(status))
+"""
+BOOK_BUILDER = []   # the background build this process started (pytest_collection_finish)
+
+
+def _build_book_once(wait=True):
     folder = REPO / "_build"
     folder.mkdir(exist_ok=True)
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"
-    done, log = folder / f".book-built-{run}", folder / "book-build.log"
-    with open(folder / ".book.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
-            for stale in folder.glob(".book-built-*"):
-                stale.unlink()
-            with open(log, "w") as out:
-                status = subprocess.run(["make", "book"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT).returncode
-            done.write_text(str(status))
+    command = [sys.executable, "-c", BUILD_BOOK_ONCE, str(folder), run]
+    if not wait:
+        return subprocess.Popen(command, cwd=REPO, start_new_session=True)   # its own group: stopped whole
+    subprocess.run(command, cwd=REPO, check=True)
+    return folder / f".book-built-{run}"
+
+
+def pytest_collection_finish(session):
+    """The book starts building as soon as a test that needs it is collected, in a process of its own beside the
+    tests (its one torch thread shares the cores with them); `built_book` waits for it."""
+    if not session.config.option.collectonly and any("built_book" in getattr(item, "fixturenames", ())
+                                                     for item in session.items):
+        BOOK_BUILDER.append(_build_book_once(wait=False))
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    """_build/html, built by `make book` once per run of the tests (started when the tests are collected; every
+    worker that needs it waits on a lock until it is built). A build that fails (a Sphinx warning, a chapter's
+    error) fails every test of the built book, with the end of its log."""
+    done = _build_book_once()
     status = int(done.read_text())
     if status != 0:
+        log = REPO / "_build" / "book-build.log"
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         pytest.fail(f"`make book` failed (exit {status}); the end of {log.relative_to(REPO)}:\n{tail}", pytrace=False)
-    return folder / "html"
+    return REPO / "_build" / "html"
 
 
 def release_path(assignment):
@@ -414,6 +440,10 @@ def pytest_sessionfinish(session, exitstatus):
     if session.config.pluginmanager.hasplugin("dsession"):   # xdist's controller: it runs no test itself
         left = LEFT_BY_WORKERS
     else:
+        for builder in BOOK_BUILDER:   # the book's build, if no test waited for it (an interrupted run)
+            if builder.poll() is None and exitstatus == pytest.ExitCode.INTERRUPTED:
+                os.killpg(builder.pid, signal.SIGTERM)
+            builder.wait()
         from autograder import forked
         forked.shut_down()   # this process's zygote, with every kernel it forked: all must be gone after it
         deadline = time.monotonic() + 20
@@ -441,8 +471,11 @@ def pytest_testnodedown(node, error):
 # 9 no longer lets it do), so the controller schedules by this table (for `pytest -n N`, whatever --dist): a file's tests form one unit of work,
 # named by the fixture they share; every other test is a unit of its own. Each worker checks the table against
 # the fixtures its tests really use (pytest_collection_modifyitems below), so it cannot silently go stale.
+# The book is the exception: `built_book` is built once per run, in the background from the start (a file lock
+# makes it once, pytest_collection_finish above), so its tests form a unit of their own, and the graded class's
+# test of the report's links to the book (tests/test_grader.py) uses it too.
 SHARED_BY_FILE = {
-    "tests/test_book.py": "the graded class", "tests/test_grader.py": "the graded class",
+    "tests/test_book.py": "the book", "tests/test_grader.py": "the graded class",
     "tests/test_mutants.py": "the graded class", "tests/test_similarity.py": "the graded class",
     "tests/test_hostile.py": "the hostile batch", "tests/test_inputs.py": "the planted inputs",
     "tests/test_isolation.py": "the isolation probes", "tests/test_operations.py": "the small class",
@@ -450,6 +483,9 @@ SHARED_BY_FILE = {
     "tests/test_lms.py": "the small class",
     "tests/test_pollution.py": "the pollution class", "tests/test_maintainer.py": "the repository copy",
 }
+
+
+MADE_ONCE_PER_RUN = {"built_book"}   # session fixtures that every worker may use: one makes them, under a lock
 
 
 def schedule_unit(nodeid):
@@ -467,7 +503,7 @@ def _shared_fixtures(item):
         code = getattr(definition.func, "__code__", None)
         if code is None or not Path(code.co_filename).resolve().is_relative_to(REPO / "tests"):
             continue
-        if definition.scope == "session":
+        if definition.scope == "session" and name not in MADE_ONCE_PER_RUN:
             keys.add(name)
         elif definition.scope == "module":
             keys.add(item.module.__name__)

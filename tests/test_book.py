@@ -272,15 +272,6 @@ def test_every_misconception_links_to_a_section_of_the_built_book():
             assert link and _anchor_exists(link), f"{assignment}: {key} links to {known.label!r}, which the book lacks"
 
 
-def test_the_class_report_links_resolve_in_the_built_book(graded_class):
-    page = (graded_class["out"] / "report.html").read_text(encoding="utf-8")
-    links = re.findall(r'href="([^"]+)"', page)
-    book = [link for link in links if "#" in link]
-    assert book, "the report of the test class links to no section of the book"
-    broken = [link for link in book if not _anchor_exists(link.replace("&amp;", "&"))]
-    assert not broken, f"links of report.html that the built book does not resolve: {broken[:5]}"
-
-
 # --- the 简体中文 edition (tools/zh_book.py), built by `make book` into _build/html/zh/ -------------------------------
 CJK = re.compile(r"[\u3400-\u9fff]")
 

@@ -296,3 +296,14 @@ def test_a_chinese_mistake_is_diagnosed_in_chinese(graded_class):
     known = diagnose.misconceptions(SOLUTIONS / "01_attention", "01_attention", Edition.ZH)[mutant.misconception]
     assert html.escape(known.mistake, quote=False) in page and html.escape(known.fix, quote=False) in page
     assert "可能的错误" in page and "Likely mistake" not in page
+
+
+def test_the_class_report_links_resolve_in_the_built_book(graded_class, built_book):
+    """The report's links to the book's sections (the book is built on the other worker meanwhile: tests/conftest.py)."""
+    from tests.test_book import _anchor_exists
+    page = (graded_class["out"] / "report.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="([^"]+)"', page)
+    book = [link for link in links if "#" in link]
+    assert book, "the report of the test class links to no section of the book"
+    broken = [link for link in book if not _anchor_exists(link.replace("&amp;", "&"))]
+    assert not broken, f"links of report.html that the built book does not resolve: {broken[:5]}"

@@ -313,12 +313,11 @@ def kernel_status(uid):
         fresh = b"ipykernel_launcher" in b" ".join(cmdline) and fields.get("Name", "").startswith("python")
         forked = fields.get("Name") == zygote.KERNEL_NAME.decode()
         if (fresh or forked) and int(fields["Uid"].split()[0]) == uid:
-            namespaces = {}
-            for ns in ("user", "pid", "net", "ipc", "uts", "mnt", "cgroup"):
-                try:
-                    namespaces[ns] = os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
-                except OSError:
-                    namespaces[ns] = None
+            try:
+                namespaces = {ns: os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+                              for ns in ("user", "pid", "net", "ipc", "uts", "mnt", "cgroup")}
+            except OSError:   # a kernel that is exiting (an earlier job's, or another test's): its namespaces are gone
+                continue
             return fields, namespaces
     return None
 
