@@ -130,7 +130,7 @@ def test_a_chinese_mistake_fails_the_same_tests_in_process(assignment, name):
     assert zh == en and not all(en.values())
 
 
-@pytest.mark.unit
+@pytest.mark.quick   # it builds a Chinese course with nbgrader (seconds): not a unit test
 def test_every_assignments_mistakes_resolve_in_its_chinese_course(tmp_path):
     """A mistake's edit quotes the English solution (its comments too): a Chinese course keeps that notebook beside
     its translation, so that the catalogue and the diagnostics' reference are the English course's."""

@@ -2,7 +2,7 @@
 that cost nothing.
 
 - A class graded with --fresh-kernels gives byte for byte the CSV files and feedback pages of the same class
-  graded in forked kernels (conftest's small class: honest students and mutants).
+  graded in forked kernels (of conftest's small class, an honest student and both mutants).
 - Each forked kernel lives in namespaces of its own, none shared with its zygote; the zygote runs no student
   code (the kernel is another process, two forks below it).
 - A zygote that died, forked MAX_KERNELS kernels or grew past MEMORY_BOUND is replaced; a kernel that could not
@@ -12,6 +12,7 @@ The sandbox itself is proven on forked kernels by tests/test_isolation.py, and i
 tests/test_pollution.py.
 """
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import nbformat
 import pytest
 
 from autograder import forked, sandbox, zygote
-from tests.small_class import Run, outputs
+from tests.small_class import MUTANTS, Run, outputs
 
 pytestmark = pytest.mark.skipif(not sandbox.available(), reason="needs the sandbox (make sandbox)")
 
@@ -44,14 +45,21 @@ def zygote_pid():
     return forked._CURRENT[0].pid if forked._CURRENT else None
 
 
+# One honest student and both mutants of the small class: a fresh kernel per notebook costs seconds more than a forked one
+FRESH_SAMPLE = ["honest-0"] + [name.replace("/", "-") for name in MUTANTS]
+
+
 def test_fresh_kernels_give_the_same_csv_files_and_feedback_pages(small_class, tmp_path):
-    out = tmp_path / "fresh"
-    grader = Run(small_class / "submitted", out, "--fresh-kernels")
+    submitted, out = tmp_path / "submitted", tmp_path / "fresh"
+    for student in FRESH_SAMPLE:
+        shutil.copytree(small_class / "submitted" / student, submitted / student)
+    grader = Run(submitted, out, "--fresh-kernels")
     assert grader.wait() == 0, grader.stderr
     assert grader.leftovers() == ([], [])
     reference = small_class / "reference"
-    assert outputs(out) == outputs(reference)
-    pages = sorted(p.relative_to(reference) for p in (reference / "feedback").rglob("*.html"))
+    assert outputs(out) == [[row for row in rows if row["student_id"] in FRESH_SAMPLE] for rows in outputs(reference)]
+    pages = sorted(p.relative_to(reference) for p in (reference / "feedback").rglob("*.html")
+                   if p.relative_to(reference / "feedback").parts[0] in FRESH_SAMPLE)
     assert pages and pages == sorted(p.relative_to(out) for p in (out / "feedback").rglob("*.html"))
     for page in pages:
         assert (out / page).read_bytes() == (reference / page).read_bytes(), f"{page} differs"
