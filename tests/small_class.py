@@ -21,6 +21,7 @@ ASSIGNMENT = "01_attention"
 FULL = sum(max_points(ASSIGNMENT).values())
 FULL_TEXT = f"{FULL:g}"
 MUTANTS = ("sdpa/unscaled", "masked_softmax/inverted_mask")
+MUTANT_STUDENTS = tuple(name.replace("/", "-") for name in MUTANTS)   # their student folders
 
 
 class Run:
@@ -143,9 +144,9 @@ def make_small_class(root):
     for i in range(3):
         (submitted / f"honest-{i}" / ASSIGNMENT).mkdir(parents=True)
         shutil.copy(solution_path(ASSIGNMENT), submitted / f"honest-{i}" / ASSIGNMENT)
-    for name in MUTANTS:
+    for name, student in zip(MUTANTS, MUTANT_STUDENTS):
         mutant = catalogue()[ASSIGNMENT][name]
-        folder = submitted / name.replace("/", "-") / ASSIGNMENT
+        folder = submitted / student / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(with_cell_replaced(ASSIGNMENT, mutant.cell, mutant.source), folder / f"{ASSIGNMENT}.ipynb")
 

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 from autograder import forked, sandbox, zygote
-from tests.small_class import MUTANTS, Run, outputs
+from tests.small_class import MUTANT_STUDENTS, Run, outputs
 
 pytestmark = pytest.mark.skipif(not sandbox.available(), reason="needs the sandbox (make sandbox)")
 
@@ -46,7 +46,7 @@ def zygote_pid():
 
 
 # One honest student and both mutants of the small class: a fresh kernel per notebook costs seconds more than a forked one
-FRESH_SAMPLE = ["honest-0"] + [name.replace("/", "-") for name in MUTANTS]
+FRESH_SAMPLE = ["honest-0", *MUTANT_STUDENTS]
 
 
 def test_fresh_kernels_give_the_same_csv_files_and_feedback_pages(small_class, tmp_path):

@@ -299,7 +299,7 @@ def test_a_chinese_mistake_is_diagnosed_in_chinese(graded_class):
 
 
 def test_the_class_report_links_resolve_in_the_built_book(graded_class, built_book):
-    """The report's links to the book's sections (the book is built on the other worker meanwhile: tests/conftest.py)."""
+    """The report's links to the book's sections (the book builds in the background from the run's start: tests/conftest.py)."""
     from tests.test_book import _anchor_exists
     page = (graded_class["out"] / "report.html").read_text(encoding="utf-8")
     links = re.findall(r'href="([^"]+)"', page)
