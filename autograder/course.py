@@ -7,6 +7,9 @@
                                        autograder/editions.py); a Chinese submission is graded by a zh course
     scratch/source/<id>/<id>.english.json   in a zh course: the English source notebook (ENGLISH_SOURCE)
 
+The grader copies a course it built before from _build/courses/ (`cached_course`, by a digest of what it is
+built from) rather than building it again.
+
 A job's folder is a course of the same layout (its source linked to the scratch course's, a copy of the
 gradebook) with one submission in submitted/<student>/<id>/ and nbgrader's autograded/<student>/<id>/. The
 functions below are the one place where these paths are spelt (nbgrader's CourseDirectory.format_path is the
@@ -23,6 +26,7 @@ import os
 import secrets
 import shutil
 import sys
+import tempfile
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +168,48 @@ def build_course(scratch: str | os.PathLike[str], only: Collection[str] | None =
             raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
                                f"{result.get('error') or result.get('log')}")
     return scratch
+
+
+COURSES = REPO / "_build" / "courses"   # courses built before (cached_course), one folder per key
+KEEP_COURSES = 12                        # the most recently used ones are kept
+
+
+def cached_course(scratch: str | os.PathLike[str], only: Collection[str], edition: Edition, key: str) -> Path:
+    """build_course(scratch, only, edition), copied from COURSES/<edition>-<key> when a course of that key was
+    built before (nbgrader's generate_assignment takes about a second per assignment; a copy, milliseconds).
+    `key` is a digest of all that the build reads (pipeline: the grader's code and configuration, the
+    assignments' folders and translations), so that a change of any of them builds anew. Built in a folder of
+    its own and renamed into place: a grader running beside this one finds it whole or not at all. Where COURSES
+    cannot be written (a read-only repository), the course is built in `scratch` itself."""
+    stored = COURSES / f"{edition.value}-{key}"
+    if not stored.is_dir():
+        try:
+            COURSES.mkdir(parents=True, exist_ok=True)
+            building = Path(tempfile.mkdtemp(prefix=".building-", dir=COURSES))
+        except OSError:
+            return build_course(scratch, only, edition)
+        try:
+            build_course(building / "course", only, edition)
+            try:
+                os.rename(building / "course", stored)
+            except OSError:   # another grader stored the same course first
+                pass
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        _forget_old_courses()
+    shutil.copytree(stored, scratch)
+    try:
+        os.utime(stored)   # recently used: kept
+    except OSError:
+        pass
+    return Path(scratch)
+
+
+def _forget_old_courses() -> None:
+    kept = sorted((p for p in COURSES.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[KEEP_COURSES:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def edition(root: str | os.PathLike[str]) -> Edition:

@@ -90,6 +90,13 @@ def assignment_version(assignment: str) -> str:
                                                                    course.REPO)
 
 
+def _course_key(version: str, digests: dict[str, str], assignments: Collection[str]) -> str:
+    """What a scratch course of `assignments` is built from (course.cached_course): the grader's version and each
+    assignment's (its folder and its translations). A name that is no assignment (a stray folder) builds nothing."""
+    parts = [version] + [f"{a}\0{digests[a]}" for a in sorted(assignments) if a in digests]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
 def _edition(notebook: str | os.PathLike[str], file_id: FileId | None, assignment: str) -> Edition:
     """The edition of a submission (autograder/editions.py `detect`): English unless its instructions are the
     Chinese edition's. A notebook that cannot be read is English (its grading says why)."""
@@ -429,9 +436,9 @@ def _grade_class(intake: Intake, out: Path, scratch_root: Path, limits: Limits, 
             todo.append(job)
     if todo and make_executor is None:   # the workers start importing while the course is built
         make_executor = local_workers(len(todo))
-    course_dir = course.build_course(courses[Edition.EN], only=graded)
+    course_dir = course.cached_course(courses[Edition.EN], graded, Edition.EN, _course_key(version, digests, graded))
     if in_chinese:   # the Chinese edition's notebooks, for the submissions written in it
-        course.build_course(courses[Edition.ZH], only=in_chinese, edition=Edition.ZH)
+        course.cached_course(courses[Edition.ZH], in_chinese, Edition.ZH, _course_key(version, digests, in_chinese))
     cells = {a: course.graded_cells(course_dir, a) for a in course.assignments() if a in graded}
     timings: list[Timing] = []
     fresh = _run(todo, make_executor, progress, timings=timings) if make_executor is not None else {}

@@ -211,27 +211,18 @@ class _RecordingExecutor:
         pass
 
 
-@pytest.fixture(scope="module")
-def built_course(tmp_path_factory):
-    """The scratch course of ASSIGNMENT, built once for the tests below (nbgrader's generate_assignment takes
-    seconds); grade_class gets a copy of it each time it builds one."""
-    from autograder import course
-    return course.build_course(tmp_path_factory.mktemp("built") / "course", only={ASSIGNMENT})
-
-
 @pytest.mark.parametrize("change", ["nothing", "the notebook's limit", "a cell's limit", "the grader's version",
                                     "the course's secret", "--regrade"])
-def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(small_class, built_course, tmp_path,
+def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(small_class, tmp_path,
                                                                                monkeypatch, change):
     """What the end-to-end test above does not change, without a kernel: grade_class, on the small class's results,
     hands every submission to its workers after a change of the limits, the grader's version or the secret, and
     with --regrade (regrade=True), and none when nothing changed."""
     from autograder import course, pipeline
 
-    def build_course(scratch, only=None):
-        assert set(only) == {ASSIGNMENT}, only
-        return Path(shutil.copytree(built_course, scratch))
-    monkeypatch.setattr(course, "build_course", build_course)
+    built, cached_course = [], course.cached_course
+    monkeypatch.setattr(course, "cached_course",
+                        lambda scratch, only, *rest: built.append(set(only)) or cached_course(scratch, only, *rest))
     out = tmp_path / "out"
     shutil.copytree(small_class / "reference", out)
     limits = {"the notebook's limit": {"limits": Limits(notebook=500)}, "a cell's limit": {"limits": Limits(cell=100)},
@@ -244,7 +235,31 @@ def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(sm
     pipeline.grade_class(small_class / "submitted", out, workers=1, progress=False,
                          make_executor=lambda: _RecordingExecutor(jobs), **limits)
     assert len(jobs) == (0 if change == "nothing" else 5), f"{change}: {len(jobs)} of 5 submissions graded again"
+    assert built == [{ASSIGNMENT}], f"the course built holds {built}: only the graded assignments"
 
+
+
+def test_a_course_built_before_is_copied_and_a_new_key_builds_anew(tmp_path, monkeypatch):
+    """course.cached_course: the first build of a key is stored and is what build_course makes; the same key again
+    is a copy (nbgrader is not asked); another key (a changed assignment, grader or translation) builds anew."""
+    from autograder import course
+    from autograder.editions import Edition
+    monkeypatch.setattr(course, "COURSES", tmp_path / "courses")
+    first = course.cached_course(tmp_path / "first", {ASSIGNMENT}, Edition.EN, "k1")
+    plain = course.build_course(tmp_path / "plain", only={ASSIGNMENT})
+
+    def files(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and p.name != course.GRADEBOOK}
+    assert files(first) == files(plain) and files(first)
+    assert course.graded_cells(first, ASSIGNMENT) == course.graded_cells(plain, ASSIGNMENT)
+    built = []
+    build_course = course.build_course
+    monkeypatch.setattr(course, "build_course", lambda *args: built.append(args) or build_course(*args))
+    again = course.cached_course(tmp_path / "again", {ASSIGNMENT}, Edition.EN, "k1")
+    assert built == [] and files(again) == files(first)
+    course.cached_course(tmp_path / "other", {ASSIGNMENT}, Edition.EN, "k2")
+    assert len(built) == 1 and sorted(p.name for p in course.COURSES.iterdir()) == ["en-k1", "en-k2"]
 
 # --- the instructor's word: deadlines, extensions, overrides ---------------------------------------------------
 def _instructors_files(folder, overrides):
@@ -351,14 +366,12 @@ def text_of(path):
     return path.read_text(encoding="utf-8")
 
 
-def test_grading_again_into_the_out_of_a_class_leaves_nothing_of_a_student_who_is_gone(small_class, built_course,
-                                                                                      tmp_path, monkeypatch):
+def test_grading_again_into_the_out_of_a_class_leaves_nothing_of_a_student_who_is_gone(small_class, tmp_path):
     """OUT holds one class, end to end without a kernel (every other result is reused): the small class graded again
     into a copy of its OUT, without honest-2, leaves no feedback page, result or row of honest-2, and every file that
     the grader did not write (the unit cases: tests/test_out.py)."""
-    from autograder import course, pipeline
+    from autograder import pipeline
     from autograder.report import write_report
-    monkeypatch.setattr(course, "build_course", lambda scratch, only=None: Path(shutil.copytree(built_course, scratch)))
     out, submitted = tmp_path / "out", tmp_path / "submitted"
     shutil.copytree(small_class / "reference", out)
     shutil.copytree(small_class / "submitted", submitted)
