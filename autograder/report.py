@@ -21,26 +21,21 @@ readable by the instructor only (`keep_private`).
 """
 from __future__ import annotations
 
-import base64
 import csv
 import html
-import io
 import os
 import stat
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TypedDict
 
 from autograder import editions, policy, similarity
 from autograder.editions import Edition, say
 from autograder.feedback import page_path, show_adjustment
 from autograder.model import ClassResults, Outcome, Pair, Status, SubmissionResult
 from autograder.policy import Adjustment, Applied, ClassAdjustments, Timing
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
 
 REPO = Path(__file__).resolve().parent.parent
 BOOK_SOURCE = REPO / "book"
@@ -223,26 +218,77 @@ def _write_gradebook(grades: list[GradeRow], path: Path) -> None:
     write_csv(path, header, rows)
 
 
-def _figure_edition(edition: Edition) -> tuple[Edition, dict[str, Any]]:
-    """The edition of the report's pictures and the font keywords of their labels: `edition` where a font can
-    draw it (editions.cjk_font), else English."""
-    font = editions.cjk_font() if edition is not Edition.EN else None
-    if font is None:
-        return Edition.EN, {}
-    return edition, {"fontfamily": [font, "DejaVu Sans"]}
+CHART_WIDTH = 640   # px: the report's charts, inline SVG drawn in the page's own font (any script, no image file)
+CHART_ROW = 20      # px per bar of a bar chart
 
 
-def _figure(draw: Callable[[Axes], object], width: float = 7, height: float = 2.6) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(width, height))
-    draw(ax)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+def _svg(title: str, height: float, body: list[str]) -> str:
+    label = html.escape(title, quote=True)
+    return (f'<svg role="img" aria-label="{label}" width="{CHART_WIDTH}" height="{height:g}" '
+            f'viewBox="0 0 {CHART_WIDTH} {height:g}" font-family="sans-serif" font-size="12">'
+            f'<title>{label}</title><text x="{CHART_WIDTH / 2:g}" y="16" text-anchor="middle" font-weight="bold">'
+            f'{html.escape(title)}</text>{"".join(body)}</svg>')
+
+
+def _ticks(top: float) -> list[float]:
+    """Round values from 0 to `top`, at most seven: steps of 1, 2 or 5 times a power of ten."""
+    if top <= 0:
+        return [0.0]
+    step = next(m * 10.0 ** e for e in range(-3, 10) for m in (1, 2, 5) if top / (m * 10.0 ** e) <= 6)
+    return [i * step for i in range(int(top / step + 1e-9) + 1)]
+
+
+def bar_chart(labels: Sequence[str], percents: Sequence[float], title: str, axis: str, color: str) -> str:
+    """A horizontal bar chart: one bar per label, as long as its percentage (0 to 100), the value beside it."""
+    left = min(320, 12 + 7 * max((len(label) for label in labels), default=4))   # px of the labels' column
+    plot = CHART_WIDTH - left - 50
+    top, bottom = 28, 28 + CHART_ROW * len(labels)
+    body = []
+    for i, (label, percent) in enumerate(zip(labels, percents)):
+        y = top + i * CHART_ROW
+        width = plot * max(0.0, min(100.0, percent)) / 100
+        body.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{html.escape(label)}</text>'
+                    f'<rect x="{left}" y="{y + 3}" width="{width:.1f}" height="{CHART_ROW - 6}" fill="{color}"/>'
+                    f'<text x="{left + width + 4:.1f}" y="{y + 14}">{percent:.0f}%</text>')
+    for tick in _ticks(100):
+        x = left + plot * tick / 100
+        body.append(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#333"/>'
+                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{tick:g}</text>')
+    body.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#333"/>'
+                f'<line x1="{left}" y1="{bottom}" x2="{left + plot}" y2="{bottom}" stroke="#333"/>'
+                f'<text x="{left + plot / 2:.1f}" y="{bottom + 34}" text-anchor="middle">{html.escape(axis)}</text>')
+    return _svg(title, bottom + 44, body)
+
+
+def histogram(scores: Sequence[float], top: float, title: str, x_axis: str, y_axis: str) -> str:
+    """The scores' distribution over [0, top]: at most 20 bins (one per point where the points are fewer), a score
+    of exactly `top` in the last."""
+    bins = max(1, min(20, int(top) + 1))
+    counts = [0] * bins
+    for score in scores:
+        counts[min(bins - 1, max(0, int(bins * score / top))) if top > 0 else 0] += 1
+    left, plot, base, height = 50, CHART_WIDTH - 80, 200, 170   # px: the plot's left, width, baseline, height
+    most = max(counts, default=0) or 1
+    body = []
+    for i, count in enumerate(counts):
+        bar = height * count / most
+        body.append(f'<rect x="{left + plot * i / bins + 1:.1f}" y="{base - bar:.1f}" width="{plot / bins - 2:.1f}" '
+                    f'height="{bar:.1f}" fill="#1f77b4"><title>{count}</title></rect>')
+    for tick in _ticks(top):
+        x = left + plot * tick / top if top > 0 else left
+        body.append(f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" stroke="#333"/>'
+                    f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{tick:g}</text>')
+    step = max(1, -(-most // 4))
+    for count in range(0, most + 1, step):
+        y = base - height * count / most
+        body.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#333"/>'
+                    f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{count}</text>')
+    body.append(f'<line x1="{left}" y1="{base - height}" x2="{left}" y2="{base}" stroke="#333"/>'
+                f'<line x1="{left}" y1="{base}" x2="{left + plot}" y2="{base}" stroke="#333"/>'
+                f'<text x="{left + plot / 2:.1f}" y="{base + 34}" text-anchor="middle">{html.escape(x_axis)}</text>'
+                f'<text x="14" y="{base - height / 2:.1f}" text-anchor="middle" '
+                f'transform="rotate(-90 14 {base - height / 2:.1f})">{html.escape(y_axis)}</text>')
+    return _svg(title, base + 44, body)
 
 
 def _table(header: Sequence[object], rows: Sequence[Sequence[object]], edition: Edition = Edition.EN) -> str:
@@ -388,7 +434,6 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
     """The class report, in `edition`: its texts are say()'s templates (the project's own text, written as it
     is), what comes from the students and the results is escaped."""
     graded = _graded(results)
-    pictures, font = _figure_edition(edition)
     title = say(edition, "Grading report")
     parts = [f"<h1>{title}</h1>",
              "<p>" + say(edition, "{students} students, {submissions} submissions, {not_graded} not graded, "
@@ -412,11 +457,8 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
                       top=f"{top:g}", full=sum(s >= top for s in scores), count=len(scores))
         parts.append(f"<h2>{html.escape(assignment)}</h2><p>{summary}</p>")
         parts.append(f"<h3>{say(edition, 'Score distribution')}</h3>")
-        parts.append(_figure(lambda ax: (ax.hist(scores, bins=min(20, int(top) + 1), range=(0, top)),
-                                         ax.set_xlabel(say(pictures, "score"), **font),
-                                         ax.set_ylabel(say(pictures, "students"), **font),
-                                         ax.set_title(say(pictures, "{assignment}: score distribution",
-                                                          assignment=assignment), **font))))
+        parts.append(histogram(scores, top, say(edition, "{assignment}: score distribution", assignment=assignment),
+                               say(edition, "score"), say(edition, "students")))
         cells: defaultdict[str, list[bool]] = defaultdict(list)
         for r in submissions:
             for c in r.cells:
@@ -424,18 +466,13 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
         names = list(cells)
         rates = [100 * sum(v) / len(v) for v in cells.values()]
         parts.append(f"<h3>{say(edition, 'Pass rate per graded test cell')}</h3>")
-        parts.append(_figure(lambda ax: (ax.barh(names[::-1], rates[::-1]), ax.set_xlim(0, 100),
-                                         ax.set_xlabel(say(pictures, "% of students with full points"), **font),
-                                         ax.set_title(say(pictures, "pass rate per graded test cell"), **font)),
-                             height=0.3 * len(names) + 1.2))
+        parts.append(bar_chart(names, rates, say(edition, "pass rate per graded test cell"),
+                               say(edition, "% of students with full points"), "#1f77b4"))
         components = _component_rates(results, assignment, submissions)
         parts.append(f"<h3>{say(edition, 'Pass rate per component')}</h3>")
-        parts.append(_figure(lambda ax: (ax.barh([c for c, _ in components][::-1], [r for _, r in components][::-1],
-                                                 color="tab:green"), ax.set_xlim(0, 100),
-                                         ax.set_xlabel(say(pictures, "% of students with full points on all its cells"),
-                                                       **font),
-                                         ax.set_title(say(pictures, "pass rate per component"), **font)),
-                             height=0.3 * len(components) + 1.2))
+        parts.append(bar_chart([c for c, _ in components], [r for _, r in components],
+                               say(edition, "pass rate per component"),
+                               say(edition, "% of students with full points on all its cells"), "#2ca02c"))
         mistakes = common_mistakes(results, assignment)
         parts.append(f"<h3>{say(edition, 'Most common test messages')}</h3>")
         parts.append(_table([say(edition, "test cell"), say(edition, "students"), say(edition, "message")],
@@ -453,7 +490,7 @@ def report_html(results: ClassResults, errors: Sequence[ReasonRow], flags: Seque
     parts.append(f"<h2>{say(edition, 'Flags (graded, but a person should look)')}</h2>" + _table(reasons, flags, edition))
     style = ("body{font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top;font-size:.92em}"
-             "code{word-break:break-all}img{max-width:100%}")
+             "code{word-break:break-all}svg{max-width:100%;height:auto}")
     lang = "" if edition is Edition.EN else f" lang='{LANGUAGE_TAGS[edition]}'"
     return f"<!DOCTYPE html><html{lang}><head><meta charset='utf-8'><title>{title}</title><style>{style}</style></head>" \
            f"<body>{''.join(parts)}</body></html>"

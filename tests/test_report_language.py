@@ -77,6 +77,21 @@ def test_the_chinese_report_is_in_chinese():
 
 
 @pytest.mark.unit
+def test_the_charts_count_every_score_and_speak_the_reports_language():
+    """report.html's charts are SVG in the page's text: every score in one bin (full marks in the last), every bar
+    as long as its rate, labels escaped, and the Chinese report's labels in Chinese (no font needed by the grader)."""
+    chart = report.histogram([0, 41, 41, 20.5, 40.9], 41, "<b>01</b>", "score", "students")
+    counts = [int(n) for n in re.findall(r"<title>(\d+)</title></rect>", chart)]
+    assert len(counts) == 20 and sum(counts) == 5 and counts[0] == 1 and counts[-1] == 3 and counts[10] == 1
+    assert "&lt;b&gt;01&lt;/b&gt;" in chart and "<b>" not in chart
+    bars = report.bar_chart(["a<b", "c"], [100, 25], "rates", "%", "#1f77b4")
+    widths = [float(w) for w in re.findall(r'<rect x="[^"]+" y="[^"]+" width="([^"]+)"', bars)]
+    assert len(widths) == 2 and widths[0] == pytest.approx(4 * widths[1], abs=0.5) and "a&lt;b" in bars
+    charts = re.findall(r"<svg role=\"img\" aria-label=\"([^\"]+)\"", page(Edition.ZH))
+    assert len(charts) == 3 and all(CJK.search(html.unescape(label)) for label in charts), charts
+
+
+@pytest.mark.unit
 def test_the_chinese_report_names_the_misconceptions_in_chinese():
     known = a_class().misconceptions[MISTAKE]
     unit = yaml.safe_load((REPO / "zh" / "mistakes" / f"{ASSIGNMENT}.yml").read_text(encoding="utf-8"))[MISTAKE]
