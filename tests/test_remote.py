@@ -296,17 +296,36 @@ def test_code_a_library_generates_at_run_time_is_not_the_students(remote):
 
 
 # --- what the kernel may send: data of the schema, or nothing ---------------------------------------------
-def _frame(header: bytes, payload: bytes = b"", magic: bytes = wire.MAGIC) -> bytes:
-    return wire.PREFIX.pack(magic, len(header), len(payload)) + header + payload
+def _frame(header: bytes, payload: bytes = b"", magic: bytes = wire.MAGIC, table: bytes = b"") -> bytes:
+    return wire.PREFIX.pack(magic, len(header), len(table), len(payload)) + header + table + payload
+
+
+def _tensor_frame(table, payload: bytes) -> bytes:
+    return _frame(b"{}", payload, table=json.dumps(table).encode())
 
 
 @pytest.mark.parametrize("frame", [
     _frame(b"{}", magic=b"PKL\x00"),
+    _frame(b"{}", magic=b"AGW1"),                                          # the wire of safetensors payloads
     _frame(b"[1, 2]"),
     _frame(b"not json"),
-    _frame(b'{"value": 1}', b"\x80\x04pickle"),
-    wire.PREFIX.pack(wire.MAGIC, wire.MAX_HEADER + 1, 0),
-    wire.PREFIX.pack(wire.MAGIC, 2, wire.MAX_PAYLOAD + 1),
+    _frame(b'{"value": 1}', b"\x80\x04pickle"),                            # bytes that no table lists
+    wire.PREFIX.pack(wire.MAGIC, wire.MAX_HEADER + 1, 0, 0),
+    wire.PREFIX.pack(wire.MAGIC, 2, wire.MAX_HEADER + 1, 0),
+    wire.PREFIX.pack(wire.MAGIC, 2, 0, wire.MAX_PAYLOAD + 1),
+    _frame(b"{}", table=b"not json"),
+    _tensor_frame({"t0": ["float32", [1]]}, bytes(4)),                     # a table that is not a list
+    _tensor_frame([["t0", "complex64", [1]]], bytes(8)),                   # a dtype outside the schema
+    _tensor_frame([["t0", "float32", [-1]]], b""),                         # a negative size
+    _tensor_frame([["t0", "float32", [1.5]]], bytes(6)),                   # a size that is no int
+    _tensor_frame([["t0", "float32", [True]]], bytes(4)),                  # a bool for a size
+    _tensor_frame([["t0", "float32", [1] * (wire.MAX_DIMS + 1)]], bytes(4)),
+    _tensor_frame([["t0", "float32", [2]]], bytes(4)),                     # fewer bytes than listed
+    _tensor_frame([["t0", "float32", [1]]], bytes(5)),                     # more bytes than listed
+    _tensor_frame([["t0", "float32", [1]], ["t0", "float32", [1]]], bytes(8)),   # one name twice
+    _tensor_frame([["t0", "float32", [1], "extra"]], bytes(4)),
+    _tensor_frame([[0, "float32", [1]]], bytes(4)),                        # a name that is no string
+    _tensor_frame([["t0", "float64", [2**40, 2**40]]], bytes(8)),          # sizes past any payload
 ])
 def test_a_frame_outside_the_protocol_is_refused(frame):
     ours, theirs = socket.socketpair()
@@ -344,7 +363,29 @@ def test_a_kernel_that_breaks_the_protocol_fails_the_call_not_the_grader():
         proxy(torch.ones(1))
     with pytest.raises(KernelGone):                  # and every later call fails at once
         proxy(torch.ones(1))
-    assert struct.calcsize("!4sIQ") == wire.PREFIX.size
+    assert struct.calcsize("!4sIIQ") == wire.PREFIX.size
+
+
+def test_every_dtype_and_layout_travels_as_it_was():
+    """What one side sends, the other receives: every dtype of the schema, a scalar, an empty tensor, a transposed or
+    offset view (contiguous on arrival), and a bool whose byte is neither 0 nor 1 arrives as True."""
+    ours, theirs = socket.socketpair()
+    sent = {f"t{i}": t for i, t in enumerate([
+        torch.randn(2, 3), torch.tensor(3.5, dtype=torch.float64), torch.ones(2, 2, dtype=torch.bool), torch.randn(3, 4).t(),
+        torch.zeros(0, 5), torch.randn(4, dtype=torch.bfloat16), torch.randn(3, dtype=torch.float16), torch.arange(5)[1:],
+        torch.tensor([-1, 2], dtype=torch.int8), torch.tensor([250], dtype=torch.uint8), torch.tensor([7], dtype=torch.int16),
+        torch.tensor([1 << 40]), torch.tensor([3], dtype=torch.int32), torch.randn(3, requires_grad=True)])}
+    assert {t.dtype for t in sent.values()} == set(wire.DTYPES.values())
+    wire.send(theirs, {"x": 1}, sent)
+    header, received = wire.receive(ours)
+    assert header == {"x": 1} and list(received) == list(sent)
+    for name, tensor in sent.items():
+        got = received[name]
+        assert got.dtype == tensor.dtype and got.shape == tensor.shape and got.is_contiguous(), name
+        assert torch.equal(got, tensor.detach()) and not got.requires_grad, name
+    theirs.sendall(_tensor_frame([["t0", "bool", [3]]], bytes([0, 1, 7])))
+    _, odd = wire.receive(ours)
+    assert odd["t0"].tolist() == [False, True, True] and torch.equal(odd["t0"], torch.tensor([False, True, True]))
 
 
 def test_the_global_generator_travels_with_each_call(remote):
