@@ -179,6 +179,26 @@ def test_edited_test_cells_and_added_cells_are_told_apart():
     assert repaired.unmatched == ()
 
 
+def test_long_cells_without_metadata_hold_up_no_worker():
+    """The repair runs before any time limit: a notebook whose cells lost their metadata and each grew 80 kB (a
+    pasted table, a long comment) is matched in well under a second (compared character by character, it took
+    173 s), and an edited test cell among them is still found."""
+    import time
+    release = nbformat.read(release_path(ASSIGNMENT), 4)
+    filled = filled_notebook(ASSIGNMENT)
+    notebook = _stripped(filled)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.source += "\n# " + "x y z w " * 10_000
+    visible = notebook.cells[_index(filled, "nadaraya_watson_visible")]
+    visible.source = filled.cells[_index(filled, "nadaraya_watson_visible")].source + "\nprint('checking my work')\n"
+    start = time.perf_counter()
+    repaired = restore_metadata(notebook, release)
+    assert time.perf_counter() - start < 5
+    assert _grade_ids(repaired.notebook)[_index(filled, "nadaraya_watson_visible")] == "nadaraya_watson_visible"
+    assert repaired.unmatched == ()
+
+
 def test_a_cell_that_matches_nothing_stays_the_students_own_and_is_reported():
     release = nbformat.read(release_path(ASSIGNMENT), 4)
     filled = filled_notebook(ASSIGNMENT)
