@@ -10,15 +10,16 @@ import yaml
 from tests.conftest import REPO
 from tools import translations
 
-pytestmark = pytest.mark.unit
 TERMS = yaml.safe_load((REPO / "zh" / "terms.yml").read_text(encoding="utf-8"))
 
 
+@pytest.mark.quick   # the whole repository's translations (its mistakes modules import torch): not a unit test
 def test_every_translation_is_up_to_date():
     findings = translations.check()
     assert findings == [], "run `make translations`:\n" + "\n".join(map(str, findings))
 
 
+@pytest.mark.unit
 def test_every_page_of_the_book_has_a_translation():
     assert [zh for _, zh in translations.pages() if not zh.is_file()] == []
     assert sorted(p.name for p in (REPO / "zh" / "book").glob("*.md")) == \
@@ -42,6 +43,7 @@ def prose_block(path, index=3):
     return [b for b in translations.blocks(path.read_text(encoding="utf-8")) if b.kind is translations.Kind.PROSE][index]
 
 
+@pytest.mark.unit
 def test_changing_one_english_paragraph_names_its_translation(pair):
     english, translation = pair
     block = prose_block(english)
@@ -57,6 +59,7 @@ def test_changing_one_english_paragraph_names_its_translation(pair):
     assert "zh/book/01_attention.md:" in str(stale[0]) and "One more sentence" in str(missing[0])
 
 
+@pytest.mark.unit
 def test_a_translation_with_other_code_is_found_and_translated_comments_are_not(pair):
     english, translation = pair
     text = translation.read_text(encoding="utf-8")
@@ -70,6 +73,7 @@ def test_a_translation_with_other_code_is_found_and_translated_comments_are_not(
     assert [f.problem for f in translations.check_page(english, translation)] == [translations.Problem.CODE]
 
 
+@pytest.mark.unit
 def test_a_changed_equation_and_english_left_untranslated_are_found(pair):
     english, translation = pair
     text = translation.read_text(encoding="utf-8")
@@ -83,6 +87,7 @@ def test_a_changed_equation_and_english_left_untranslated_are_found(pair):
     assert [f.problem for f in translations.check_page(english, translation)] == [translations.Problem.UNTRANSLATED]
 
 
+@pytest.mark.unit
 def test_text_outside_any_unit_is_found(pair):
     english, translation = pair
     text = translation.read_text(encoding="utf-8")
@@ -91,6 +96,7 @@ def test_text_outside_any_unit_is_found(pair):
     assert [f.problem for f in translations.check_page(english, translation)] == [translations.Problem.STALE]
 
 
+@pytest.mark.unit
 def test_the_skeleton_of_a_page_lists_its_blocks_under_their_markers():
     english = REPO / "book" / "02_self_attention.md"
     skeleton = translations.skeleton(english)
@@ -106,6 +112,7 @@ def prose(text):
     return text
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("english, translation", translations.pages(), ids=lambda p: p.name)
 def test_the_glossary_terms_are_used(english, translation):
     """Where the English page uses a term of the glossary, its translation uses the glossary's Chinese for it."""
