@@ -197,11 +197,11 @@ def cached_course(scratch: str | os.PathLike[str], only: Collection[str], editio
         finally:
             shutil.rmtree(building, ignore_errors=True)
         _forget_old_courses()
-    shutil.copytree(stored, scratch)
     try:
-        os.utime(stored)   # recently used: kept
+        os.utime(stored)   # recently used: kept (before the copy, so that no other grader forgets it meanwhile)
     except OSError:
         pass
+    shutil.copytree(stored, scratch)
     return Path(scratch)
 
 
