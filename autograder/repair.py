@@ -169,6 +169,7 @@ def _by_likeness(matching: _Matching) -> None:
     best one found) is not compared; past LIKENESS_BUDGET comparisons, nothing more is."""
     stubs = _stub_names(matching.release_cells)
     budget = LIKENESS_BUDGET
+    words_of: dict[int, list[str]] = {}   # a cell of the student's, read once for every released cell
     for r in matching.open():
         cell = matching.release_cells[r]
         if not _meta(cell).get("locked"):
@@ -181,7 +182,9 @@ def _by_likeness(matching: _Matching) -> None:
         for i in free:
             if matching.cells[i].get("cell_type") != cell.get("cell_type") or stubs & set(_defines(matching.cells[i])):
                 continue
-            theirs = _text(matching.cells[i]).split()[:LIKENESS_WORDS]
+            if i not in words_of:
+                words_of[i] = _text(matching.cells[i]).split()[:LIKENESS_WORDS]
+            theirs = words_of[i]
             if 2 * min(len(words), len(theirs)) < best * (len(words) + len(theirs)) or budget <= 0:
                 continue   # the share of words in common cannot reach `best`
             budget -= 1

@@ -90,7 +90,7 @@ def _tensors(table: Any, payload: bytes) -> dict[str, torch.Tensor]:
                 and all(type(n) is int and 0 <= n <= MAX_PAYLOAD for n in entry[2])):
             raise WireError("a frame's table lists a tensor outside the schema")
         name, dtype, shape = entry[0], DTYPES[entry[1]], entry[2]
-        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        size = math.prod(shape) * dtype.itemsize
         if offset + size > len(payload):
             raise WireError("a frame's tensors are larger than its payload")
         raw = torch.frombuffer(bytearray(payload[offset:offset + size]), dtype=torch.uint8) if size else \
