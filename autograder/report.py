@@ -238,6 +238,18 @@ def _ticks(top: float) -> list[float]:
     return [i * step for i in range(int(top / step + 1e-9) + 1)]
 
 
+def _axes(left: float, plot: float, top: float, bottom: float, most: float, label: str) -> str:
+    """A chart's two axes from (left, top) down to (left, bottom) and right over `plot` px, the horizontal one
+    ticked at round values from 0 to `most` and named `label`."""
+    ticks = "".join(
+        f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#333"/>'
+        f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{tick:g}</text>'
+        for tick in _ticks(most) for x in [left + plot * tick / most if most > 0 else left])
+    return (ticks + f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#333"/>'
+            f'<line x1="{left}" y1="{bottom}" x2="{left + plot}" y2="{bottom}" stroke="#333"/>'
+            f'<text x="{left + plot / 2:.1f}" y="{bottom + 34}" text-anchor="middle">{html.escape(label)}</text>')
+
+
 def bar_chart(labels: Sequence[str], percents: Sequence[float], title: str, axis: str, color: str) -> str:
     """A horizontal bar chart: one bar per label, as long as its percentage (0 to 100), the value beside it."""
     left = min(320, 12 + 7 * max((len(label) for label in labels), default=4))   # px of the labels' column
@@ -250,13 +262,7 @@ def bar_chart(labels: Sequence[str], percents: Sequence[float], title: str, axis
         body.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{html.escape(label)}</text>'
                     f'<rect x="{left}" y="{y + 3}" width="{width:.1f}" height="{CHART_ROW - 6}" fill="{color}"/>'
                     f'<text x="{left + width + 4:.1f}" y="{y + 14}">{percent:.0f}%</text>')
-    for tick in _ticks(100):
-        x = left + plot * tick / 100
-        body.append(f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#333"/>'
-                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{tick:g}</text>')
-    body.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{bottom}" stroke="#333"/>'
-                f'<line x1="{left}" y1="{bottom}" x2="{left + plot}" y2="{bottom}" stroke="#333"/>'
-                f'<text x="{left + plot / 2:.1f}" y="{bottom + 34}" text-anchor="middle">{html.escape(axis)}</text>')
+    body.append(_axes(left, plot, top, bottom, 100, axis))
     return _svg(title, bottom + 44, body)
 
 
@@ -274,19 +280,13 @@ def histogram(scores: Sequence[float], top: float, title: str, x_axis: str, y_ax
         bar = height * count / most
         body.append(f'<rect x="{left + plot * i / bins + 1:.1f}" y="{base - bar:.1f}" width="{plot / bins - 2:.1f}" '
                     f'height="{bar:.1f}" fill="#1f77b4"><title>{count}</title></rect>')
-    for tick in _ticks(top):
-        x = left + plot * tick / top if top > 0 else left
-        body.append(f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" stroke="#333"/>'
-                    f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{tick:g}</text>')
+    body.append(_axes(left, plot, base - height, base, top, x_axis))
     step = max(1, -(-most // 4))
     for count in range(0, most + 1, step):
         y = base - height * count / most
         body.append(f'<line x1="{left - 4}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}" stroke="#333"/>'
                     f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{count}</text>')
-    body.append(f'<line x1="{left}" y1="{base - height}" x2="{left}" y2="{base}" stroke="#333"/>'
-                f'<line x1="{left}" y1="{base}" x2="{left + plot}" y2="{base}" stroke="#333"/>'
-                f'<text x="{left + plot / 2:.1f}" y="{base + 34}" text-anchor="middle">{html.escape(x_axis)}</text>'
-                f'<text x="14" y="{base - height / 2:.1f}" text-anchor="middle" '
+    body.append(f'<text x="14" y="{base - height / 2:.1f}" text-anchor="middle" '
                 f'transform="rotate(-90 14 {base - height / 2:.1f})">{html.escape(y_axis)}</text>')
     return _svg(title, base + 44, body)
 
