@@ -178,30 +178,34 @@ def cached_course(scratch: str | os.PathLike[str], only: Collection[str], editio
     """build_course(scratch, only, edition), copied from COURSES/<edition>-<key> when a course of that key was
     built before (nbgrader's generate_assignment takes about a second per assignment; a copy, milliseconds).
     `key` is a digest of all that the build reads (pipeline: the grader's code and configuration, the
-    assignments' folders and translations), so that a change of any of them builds anew. Built in a folder of
-    its own and renamed into place: a grader running beside this one finds it whole or not at all. Where COURSES
-    cannot be written (a read-only repository), the course is built in `scratch` itself."""
+    assignments' folders and translations), so that a change of any of them builds anew. A new course is built
+    in `scratch` itself, then stored: copied into a folder of its own and renamed into place, so that a grader
+    running beside this one finds it whole or not at all. (It is not built elsewhere and renamed: nbgrader works
+    in the course's folder while it builds, and a worker process started meanwhile (pipeline.PrestartedPool)
+    takes that folder for its own working folder: it must still be there when the worker starts.) Where COURSES
+    cannot be written (a read-only repository), nothing is stored."""
     stored = COURSES / f"{edition.value}-{key}"
-    if not stored.is_dir():
+    if stored.is_dir():
         try:
-            COURSES.mkdir(parents=True, exist_ok=True)
-            building = Path(tempfile.mkdtemp(prefix=".building-", dir=COURSES))
+            os.utime(stored)   # recently used: kept (before the copy, so that no other grader forgets it meanwhile)
         except OSError:
-            return build_course(scratch, only, edition)
-        try:
-            build_course(building / "course", only, edition)
-            try:
-                os.rename(building / "course", stored)
-            except OSError:   # another grader stored the same course first
-                pass
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-        _forget_old_courses()
+            pass
+        shutil.copytree(stored, scratch)
+        return Path(scratch)
+    build_course(scratch, only, edition)
     try:
-        os.utime(stored)   # recently used: kept (before the copy, so that no other grader forgets it meanwhile)
+        COURSES.mkdir(parents=True, exist_ok=True)
+        storing = Path(tempfile.mkdtemp(prefix=".storing-", dir=COURSES))
     except OSError:
+        return Path(scratch)
+    try:
+        shutil.copytree(scratch, storing / "course")
+        os.rename(storing / "course", stored)
+    except OSError:   # another grader stored the same course first, or the disk is full: nothing is lost
         pass
-    shutil.copytree(stored, scratch)
+    finally:
+        shutil.rmtree(storing, ignore_errors=True)
+    _forget_old_courses()
     return Path(scratch)
 
 

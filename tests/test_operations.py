@@ -241,11 +241,19 @@ def test_the_cache_grades_again_exactly_what_a_change_would_grade_differently(sm
 
 def test_a_course_built_before_is_copied_and_a_new_key_builds_anew(tmp_path, monkeypatch):
     """course.cached_course: the first build of a key is stored and is what build_course makes; the same key again
-    is a copy (nbgrader is not asked); another key (a changed assignment, grader or translation) builds anew."""
+    is a copy (nbgrader is not asked); another key (a changed assignment, grader or translation) builds anew.
+    Every folder that the build works in is still there when it returns: the grader's worker processes start
+    while the course builds (pipeline.PrestartedPool), and each takes the folder the grader works in at that
+    moment for its own (a course built in a folder renamed afterwards: "the grader's worker processes could
+    not start", in a fresh-clone run)."""
     from autograder import course
     from autograder.editions import Edition
     monkeypatch.setattr(course, "COURSES", tmp_path / "courses")
+    worked_in, chdir = [], os.chdir
+    monkeypatch.setattr(os, "chdir", lambda path: worked_in.append(Path(path).resolve()) or chdir(path))
     first = course.cached_course(tmp_path / "first", {ASSIGNMENT}, Edition.EN, "k1")
+    monkeypatch.setattr(os, "chdir", chdir)
+    assert worked_in and all(folder.is_dir() for folder in worked_in), worked_in
     plain = course.build_course(tmp_path / "plain", only={ASSIGNMENT})
 
     def files(root):
