@@ -7,6 +7,7 @@ through the agent and the wire (tests/fastpath.py, no kernel); tests/test_mutant
 class that the same ids reach the feedback through a sandboxed kernel. The facts each check reports fit
 the grader's strict schema.
 """
+import functools
 import json
 
 import nbformat
@@ -37,6 +38,13 @@ def facts_of(assignment, cell, submitted):
     found = diagnose_in_process(submitted, source, SOLUTIONS / assignment, only=cell)
     assert cell in found, f"the checks of {cell} reported nothing (they failed, ran out of time, or broke the schema)"
     return found[cell]
+
+
+@functools.lru_cache(maxsize=None)
+def facts_with(assignment, cell, source):
+    """facts_of the component `cell` on the solution with that cell's source replaced. The diagnostics are a
+    function of the notebook: an edit that several mutants share (most of their fixes) is diagnosed once per process."""
+    return facts_of(assignment, cell, notebook(assignment, (cell, source)))
 
 
 @pytest.mark.quick
@@ -85,7 +93,7 @@ def test_the_solution_shows_no_mistake(assignment):
 def test_the_mutant_is_named(assignment, name):
     mutant = CATALOGUE[assignment][name]
     assert mutant.misconception in diagnose.misconceptions(SOLUTIONS / assignment, assignment)
-    facts = facts_of(assignment, mutant.cell, notebook(assignment, (mutant.cell, mutant.source)))
+    facts = facts_with(assignment, mutant.cell, mutant.source)
     assert facts.misconception == mutant.misconception, \
         f"{name} ({mutant.why}): diagnosed as {facts.misconceptions or 'nothing'}, not {mutant.misconception}"
 
@@ -100,7 +108,7 @@ def test_following_the_advice_fixes_the_cell(assignment, name):
     assert mutant.fix, f"{name}: declare `fixed`, the edit that follows the advice: {known[mutant.misconception].fix}"
     fixed = mutant.fixed_source
     assert fixed is not None and fixed != mutant.source, f"{name}: the fix's old text is not in the mutant's source"
-    facts = facts_of(assignment, mutant.cell, notebook(assignment, (mutant.cell, fixed)))
+    facts = facts_with(assignment, mutant.cell, fixed)
     assert not facts.misconceptions and diagnose.explain(facts, known) == [], \
         f"{name} fixed as advised ({known[mutant.misconception].fix}) still shows: {diagnose.explain(facts, known)}"
 

@@ -10,6 +10,7 @@ the time; tests/test_mutants.py sends a fixed sample through the whole grader an
 are the fast path's.
 """
 import ast
+import functools
 
 import nbformat
 import pytest
@@ -71,6 +72,14 @@ def failed_cells(assignment, notebook, only=None):
     return {g for g, v in verdicts_found.items() if not v.passed}
 
 
+@functools.lru_cache(maxsize=None)
+def failed_with(assignment, cell, source, only=None):
+    """failed_cells of the solution with one cell's source replaced, `only` a frozenset of test cells (or None).
+    Grading is a function of the notebook and the course's secret: the same edit graded again gives the same
+    verdicts, and many mutants share one (their fixes: 227 of the 354 fixed copies are the same source as another's)."""
+    return frozenset(failed_cells(assignment, with_cell_replaced(assignment, cell, source), only=only))
+
+
 @pytest.mark.parametrize("assignment", PORTED)
 def test_the_solution_passes_every_cell_in_process(assignment):
     assert failed_cells(assignment, nbformat.read(solution_path(assignment), as_version=4)) == set()
@@ -112,9 +121,9 @@ def test_a_mutant_loses_points_on_its_own_cells(assignment, name):
         return
     # the cells its entry names must fail (none named: some cell of its component must): either way it loses points
     named = set(mutant.fails) & own
-    failed = failed_cells(assignment, with_cell_replaced(assignment, mutant.cell, mutant.source), only=named or own)
+    failed = failed_with(assignment, mutant.cell, mutant.source, frozenset(named or own))
     assert failed, f"'{name}' ({mutant.why}) gets full marks"
     assert set(mutant.fails) <= failed, f"'{name}' ({mutant.why}) passes {sorted(set(mutant.fails) - failed)}"
     if mutant.fixed_source is not None:
-        fixed = failed_cells(assignment, with_cell_replaced(assignment, mutant.cell, mutant.fixed_source), only=own)
+        fixed = failed_with(assignment, mutant.cell, mutant.fixed_source, frozenset(own))
         assert fixed == set(), f"'{name}' fixed as its feedback advises still fails {sorted(fixed)}"
