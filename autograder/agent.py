@@ -257,7 +257,10 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
             return handles[record["handle"]]
         if set(record) == {"kept"}:
             cell, name = record["kept"]
-            return kept.get(cell, {}).get(name)
+            if name not in kept.get(cell, {}):   # the solution cell raised, or ran past its time limit, first
+                raise NameError(f"name {name!r} is not defined: its cell stopped before defining it (an error, or "
+                                f"the cell's time limit)")
+            return kept[cell][name]
         if set(record) == {"callback"}:
             stub = Stub(record["callback"])
             stubs.append(stub)
@@ -568,8 +571,9 @@ def cell_source(wire_source: str, socket_path: str, kept_key: str) -> str:
 
 
 def keep_cell(names: list[str], cell: str, kept_key: str) -> str:
-    """A cell run right after the solution cell `cell`: keeps what the student bound to its names."""
-    return f"globals().setdefault({kept_key!r}, {{}})[{cell!r}] = {{n: globals().get(n) for n in {names!r}}}"
+    """A cell run right after the solution cell `cell`: keeps what the student bound to its names (a name the cell
+    did not define is not kept: calling it says so)."""
+    return f"globals().setdefault({kept_key!r}, {{}})[{cell!r}] = {{n: globals()[n] for n in {names!r} if n in globals()}}"
 
 
 def in_process(main: "dict[str, Any]", kept_key: str, conn: "socket.socket") -> None:

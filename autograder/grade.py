@@ -46,6 +46,7 @@ from autograder.remote import Remote
 from autograder.repair import repair
 from autograder.scan import scan_notebook
 from autograder.sandbox import NotebookTimeout, SandboxError, SandboxFailure, run_notebook
+from autograder.editions import say
 from autograder.verdicts import Verdict
 
 # nbgrader 0.9's gradebook code triggers SQLAlchemy's "not in session" warnings on every autograde.
@@ -115,6 +116,7 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
                 probed.cells.append(probe)
         keep_pending()
         folder = Path(self.source).parent
+        edition = course.edition(folder.parent.parent)   # the course's: source/<assignment>/ in it
 
         # the diagnostics' own time is added to the notebook's (at most a cell's): they never make a student's
         # notebook late
@@ -122,7 +124,7 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
 
         def serve(remote: Remote) -> None:   # in the grader's process, once the notebook has run: the tests, then the diagnostics
             try:
-                run.verdicts.update(verdicts.run_tests(source, remote, nb, self.secret))
+                run.verdicts.update(verdicts.run_tests(source, remote, nb, self.secret, edition=edition))
                 run.diagnoses.update(diagnose.run(folder, remote, names, nb, seconds=extra))
             finally:
                 run.noticed.extend(dict.fromkeys(remote.flags))
@@ -142,7 +144,7 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
             verdict = run.verdicts.get(cell.metadata["nbgrader"]["grade_id"])
             if verdict is None or not verdict.passed:
                 ename, evalue = (verdict.error_type, verdict.message) if verdict else \
-                    ("NotGraded", "the grader's tests of this cell did not run")
+                    ("NotGraded", say(edition, "the grader's tests of this cell did not run"))
                 cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[]))
         tampering: set[str] = set()
         for probe in (c for c in executed.cells if CANARY_TAG in c.metadata):

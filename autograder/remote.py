@@ -57,8 +57,12 @@ class KernelGone(Exception):
 
 
 class OutOfTime(Exception):
-    """The student's code ran past the time of its request (the kernel was interrupted), or the time the
-    grader gave a run of checks (`Remote.deadline`) is over: no further request is sent."""
+    """The student's code ran past the time of its request (the kernel was interrupted: `seconds` is that time),
+    or the time the grader gave a run of checks (`Remote.deadline`) is over: no further request is sent."""
+
+    def __init__(self, message: str, seconds: float | None = None):
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class Remote:
@@ -121,7 +125,7 @@ class Remote:
         finally:
             self.callbacks.clear()   # a call-back expires when its request returns
         if self.interrupted:
-            raise OutOfTime(f"your code ran longer than {self.timeout:g} s")
+            raise OutOfTime(f"your code ran longer than {self.timeout:g} s", self.timeout)
         if "error" in reply:
             record = reply["error"]
             if not (isinstance(record, dict) and isinstance(record.get("type"), str) and isinstance(record.get("message"), str)):

@@ -25,7 +25,8 @@ import nbformat
 import torch
 
 from autograder.course import without_magics
-from autograder.remote import KeptProxy, KernelGone, Remote, RemoteError
+from autograder.editions import Edition, say
+from autograder.remote import KeptProxy, KernelGone, OutOfTime, Remote, RemoteError
 
 FLAG = "verdicts"                 # metadata.autograder.verdicts of a source notebook: "grader" or "kernel"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -107,12 +108,13 @@ def student_definitions(submitted: nbformat.NotebookNode) -> dict[str, str]:
 
 def run_tests(source: nbformat.NotebookNode, remote: Remote,
               submitted: nbformat.NotebookNode | None = None, secret: str = "",
-              only: set[str] | None = None) -> dict[str, Verdict]:
+              only: set[str] | None = None, edition: Edition = Edition.EN) -> dict[str, Verdict]:
     """Run the source notebook's course code in a namespace of the grader's, with the student's names bound
     to proxies; the verdict of every graded cell. `submitted` (the notebook handed in) gives the tests the
     text of the student's definitions (`proxy.source`). With a course's `secret`, every seed the tests set
     is mixed with it (`seeded_builtins`): inputs that no one who reads the repository can know, the same
-    at every regrade. `only` (the project's own tests): run just these graded cells, and no demo cell."""
+    at every regrade. `only` (the project's own tests): run just these graded cells, and no demo cell. What the
+    grader says about an error of the student's code is in `edition` (the tests' own messages are the source's)."""
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": seeded_builtins(secret) if secret else builtins}
     remote.names = namespace
     remote.sources = student_definitions(submitted) if submitted is not None else {}
@@ -130,7 +132,7 @@ def run_tests(source: nbformat.NotebookNode, remote: Remote,
                     remote.student_names.add(name)
             elif meta.get("grade"):
                 if only is None or meta["grade_id"] in only:
-                    verdicts[meta["grade_id"]] = _run_cell(meta["grade_id"], cell.source, namespace)
+                    verdicts[meta["grade_id"]] = _run_cell(meta["grade_id"], cell.source, namespace, edition)
                 else:   # a cell left out still defines its helpers, which a later test cell may use
                     _run_cell("", _definitions_only(cell.source), namespace)
             elif seen_solution and only is not None and not meta.get("locked"):
@@ -144,14 +146,19 @@ def run_tests(source: nbformat.NotebookNode, remote: Remote,
     return verdicts
 
 
-def _run_cell(grade_id: str, source: str, namespace: dict[str, Any]) -> Verdict:
+def _run_cell(grade_id: str, source: str, namespace: dict[str, Any], edition: Edition = Edition.EN) -> Verdict:
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             exec(_compiled(source, f"<test {grade_id}>"), namespace)
     except RemoteError as error:
-        return Verdict(grade_id, False, error.kind, f"your code raised {error.kind}: {error.text}".rstrip(": "))
+        raised = f"{error.kind}: {error.text}".rstrip(": ")
+        return Verdict(grade_id, False, error.kind, say(edition, "your code raised {error}", error=raised))
     except KernelGone as error:
         return Verdict(grade_id, False, "KernelGone", str(error))
+    except OutOfTime as error:
+        message = str(error) if error.seconds is None else \
+            say(edition, "your code ran longer than {seconds} s", seconds=f"{error.seconds:g}")
+        return Verdict(grade_id, False, "OutOfTime", message)
     except Exception as error:   # the test's own assertion, or what a wrong answer made the test raise
         return Verdict(grade_id, False, type(error).__name__, str(error))
     return Verdict(grade_id, True)

@@ -13,6 +13,7 @@ import threading
 import nbformat
 
 from autograder import agent, course, diagnose, verdicts, wire
+from autograder.editions import Edition
 from autograder.remote import Remote
 
 KEPT = "_autograder_kept_fastpath"
@@ -42,7 +43,7 @@ def _run_cells(notebook, source):
             pass
         grade_id = _meta(cell).get("grade_id")
         if _meta(cell).get("solution") and grade_id in names:
-            kept[grade_id] = {n: namespace.get(n) for n in names[grade_id]}
+            kept[grade_id] = {n: namespace[n] for n in names[grade_id] if n in namespace}
     return namespace
 
 
@@ -64,12 +65,13 @@ def serving(notebook, source, timeout=60):
         ours.close()
 
 
-def grade_in_process(notebook, source, timeout=60, secret=None, only=None):
+def grade_in_process(notebook, source, timeout=60, secret=None, only=None, edition=Edition.EN):
     """{grade_id: Verdict} of the grader's tests of `notebook` (the source notebook `source` holds them), their
     seeds mixed with the course's secret as the grader mixes them (`secret`: another one); `only`: just these
-    test cells (a component's)."""
+    test cells (a component's); what the grader says of an error, in `edition`."""
     with serving(notebook, source, timeout) as remote:
-        return verdicts.run_tests(source, remote, notebook, course.secret() if secret is None else secret, only=only)
+        return verdicts.run_tests(source, remote, notebook, course.secret() if secret is None else secret, only=only,
+                                  edition=edition)
 
 
 def diagnose_in_process(notebook, source, folder, only=None):

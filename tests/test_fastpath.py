@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from autograder import verdicts
+from autograder.editions import Edition
 from tests.conftest import ASSIGNMENTS, solution_path, with_cell_replaced
 from tests.fastpath import grade_in_process
 from tests.mutants import catalogue, not_graded_here
@@ -127,3 +128,23 @@ def test_a_mutant_loses_points_on_its_own_cells(assignment, name):
     if mutant.fixed_source is not None:
         fixed = failed_with(assignment, mutant.cell, mutant.fixed_source, frozenset(own))
         assert fixed == set(), f"'{name}' fixed as its feedback advises still fails {sorted(fixed)}"
+
+
+def test_a_name_its_cell_never_defined_is_called_not_defined():
+    """A solution cell that stops before its definition (an error, or its time limit: tests/hostile's infinite-loop)
+    leaves the name undefined: its tests say so, not "'NoneType' object is not callable"."""
+    assignment = ASSIGNMENTS[0]
+    solution = nbformat.read(solution_path(assignment), as_version=4)
+    cell = next(c for c in solution.cells if c.metadata.get("nbgrader", {}).get("solution")
+                and verdicts.defined_names(c.source))
+    grade_id, name = cell.metadata["nbgrader"]["grade_id"], verdicts.defined_names(cell.source)[0]
+    own = set(component_cells(assignment)[grade_id])
+    stopped = with_cell_replaced(assignment, grade_id, "raise RuntimeError('stopped')\n" + cell.source)
+    found = grade_in_process(stopped, solution, only=own)
+    assert found and all(not v.passed for v in found.values())
+    for verdict in found.values():
+        assert verdict.message.startswith(f"your code raised NameError: name {name!r} is not defined: its cell stopped "
+                                          f"before defining it"), verdict.message
+    # what the grader says of it (not the test's own words) is in the submission's edition
+    for verdict in grade_in_process(stopped, solution, only=own, edition=Edition.ZH).values():
+        assert verdict.message.startswith(f"你的代码抛出了 NameError: name {name!r} is not defined"), verdict.message
