@@ -54,6 +54,15 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
         conn, _ = server.accept()
         server.close()
 
+    class Undefined:
+        """A name that its solution cell never defined: whatever uses it says so."""
+        def __init__(self, name):
+            self._undefined_name = name
+
+        def __call__(self, *args, **kwargs):
+            raise NameError(f"name {self._undefined_name!r} is not defined: its cell stopped before defining it (an "
+                            f"error, or the cell's time limit)")
+
     class Stub:
         """A name bound to a reference the grader computes: each call asks the grader."""
         def __init__(self, number):
@@ -258,8 +267,7 @@ def _autograder_agent(wire_source, socket_path, kept_key, main=None, conn=None):
         if set(record) == {"kept"}:
             cell, name = record["kept"]
             if name not in kept.get(cell, {}):   # the solution cell raised, or ran past its time limit, first
-                raise NameError(f"name {name!r} is not defined: its cell stopped before defining it (an error, or "
-                                f"the cell's time limit)")
+                return Undefined(name)
             return kept[cell][name]
         if set(record) == {"callback"}:
             stub = Stub(record["callback"])

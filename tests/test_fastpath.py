@@ -140,9 +140,9 @@ def test_a_name_its_cell_never_defined_is_called_not_defined():
     grade_id, name = cell.metadata["nbgrader"]["grade_id"], verdicts.defined_names(cell.source)[0]
     own = set(component_cells(assignment)[grade_id])
     stopped = with_cell_replaced(assignment, grade_id, "raise RuntimeError('stopped')\n" + cell.source)
-    found = grade_in_process(stopped, solution, only=own)
-    assert found and all(not v.passed for v in found.values())
-    for verdict in found.values():
+    found = grade_in_process(stopped, solution)
+    assert {g for g, v in found.items() if not v.passed} == own, "the name left undefined costs its own cells only"
+    for verdict in (found[g] for g in own):
         assert verdict.message.startswith(f"your code raised NameError: name {name!r} is not defined: its cell stopped "
                                           f"before defining it"), verdict.message
     # what the grader says of it (not the test's own words) is in the submission's edition
