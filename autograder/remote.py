@@ -14,6 +14,7 @@ the kernel, for the length of one call, to a stub that asks the grader to comput
 from __future__ import annotations
 
 import collections.abc
+import select
 import socket
 from dataclasses import dataclass
 import time
@@ -36,6 +37,7 @@ class RemoteError(Exception):
 
 
 _REMOTE_ERRORS: dict[str, type] = {}
+FRAME_SECONDS = 30.0   # the longest wait for the rest of a frame that has begun: longer, and the kernel is gone
 CATCHABLE = (ArithmeticError, AttributeError, IndexError, KeyError, LookupError, NotImplementedError, RuntimeError,
              TypeError, ValueError, ZeroDivisionError, OverflowError, AssertionError)
 
@@ -142,17 +144,17 @@ class Remote:
             deadline = min(deadline, max(self.deadline, time.monotonic() + 0.5))
         interrupted = False
         while True:
-            self.conn.settimeout(max(0.05, min(1.0, deadline - time.monotonic())))
-            try:
+            ready, _, _ = select.select([self.conn], [], [], max(0.05, min(1.0, deadline - time.monotonic())))
+            if ready:   # a frame has begun: it is read whole (a wait inside it would leave the rest to be read as a frame)
+                self.conn.settimeout(FRAME_SECONDS)
                 return wire.receive(self.conn)
-            except socket.timeout:
-                if time.monotonic() < deadline:
-                    continue
-                if interrupted or self.interrupt is None:
-                    raise
-                self.interrupt()        # the student's code runs past the limit: KeyboardInterrupt in the kernel
-                interrupted = self.interrupted = True
-                deadline = time.monotonic() + 10
+            if time.monotonic() < deadline:
+                continue
+            if interrupted or self.interrupt is None:
+                raise socket.timeout("the kernel did not answer in time")
+            self.interrupt()        # the student's code runs past the limit: KeyboardInterrupt in the kernel
+            interrupted = self.interrupted = True
+            deadline = time.monotonic() + 10
 
     def _answer_measure(self, kind: str) -> None:
         """The kernel is about to run a watched call ("measure": its inputs are decoded) or has just run it

@@ -6,6 +6,7 @@ import json
 import socket
 import struct
 import threading
+import time
 
 import pytest
 import torch
@@ -364,6 +365,34 @@ def test_a_kernel_that_breaks_the_protocol_fails_the_call_not_the_grader():
     with pytest.raises(KernelGone):                  # and every later call fails at once
         proxy(torch.ones(1))
     assert struct.calcsize("!4sIIQ") == wire.PREFIX.size
+
+
+def test_a_frame_that_arrives_in_parts_is_read_whole():
+    """A reply whose bytes pause half-way (a loaded machine, a large tensor) is read to its end, even when the pause
+    outlasts the wait for a frame (the call's time, at most 1 s at a time): the rest of it is never read as a frame
+    of its own, and a reply begun in time is not lost."""
+    main = {"__name__": "__main__"}
+    exec(STUDENT, main)
+    main[KEY] = {"solution": {"double_plus": main["double_plus"]}}
+    ours, relay_in = socket.socketpair()
+    relay_out, agents = socket.socketpair()
+    threading.Thread(target=agent.in_process, args=(main, KEY, agents), daemon=True).start()
+
+    def relay():   # the grader's requests go through; the agent's first reply stops 2 bytes into its header
+        header, tensors = wire.receive(relay_in)
+        wire.send(relay_out, header, tensors)
+        reply = relay_out.recv(1 << 20)
+        relay_in.sendall(reply[:wire.PREFIX.size + 2])
+        time.sleep(0.8)
+        relay_in.sendall(reply[wire.PREFIX.size + 2:])
+        header, tensors = wire.receive(relay_in)   # done
+        wire.send(relay_out, header, tensors)
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    remote = Remote(ours, timeout=0.5)
+    assert torch.equal(KeptProxy(remote, "solution", "double_plus")(torch.ones(2)), torch.full((2,), 3.0))
+    wire.send(ours, {"op": "done"}, {})
+    thread.join(5)
 
 
 def test_every_dtype_and_layout_travels_as_it_was():
