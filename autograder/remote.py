@@ -37,7 +37,7 @@ class RemoteError(Exception):
 
 
 _REMOTE_ERRORS: dict[str, type] = {}
-FRAME_SECONDS = 30.0   # the longest wait for the rest of a frame that has begun: longer, and the kernel is gone
+FRAME_SECONDS = 30.0   # the longest a frame that has begun may take to arrive whole: longer, and the kernel is gone
 CATCHABLE = (ArithmeticError, AttributeError, IndexError, KeyError, LookupError, NotImplementedError, RuntimeError,
              TypeError, ValueError, ZeroDivisionError, OverflowError, AssertionError)
 
@@ -146,8 +146,7 @@ class Remote:
         while True:
             ready, _, _ = select.select([self.conn], [], [], max(0.05, min(1.0, deadline - time.monotonic())))
             if ready:   # a frame has begun: it is read whole (a wait inside it would leave the rest to be read as a frame)
-                self.conn.settimeout(FRAME_SECONDS)
-                return wire.receive(self.conn)
+                return wire.receive(self.conn, within=FRAME_SECONDS)
             if time.monotonic() < deadline:
                 continue
             if interrupted or self.interrupt is None:

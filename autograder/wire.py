@@ -18,6 +18,7 @@ import json
 import math
 import socket
 import struct
+import time
 from typing import Any, Callable
 
 import torch
@@ -53,9 +54,11 @@ def send(conn: socket.socket, header: dict[str, Any], tensors: dict[str, torch.T
     conn.sendall(PREFIX.pack(MAGIC, len(body), len(listed), len(payload)) + body + listed + payload)
 
 
-def _exactly(conn: socket.socket, size: int) -> bytes:
+def _exactly(conn: socket.socket, size: int, end: float | None = None) -> bytes:
     chunks, left = [], size
     while left:
+        if end is not None:   # the frame's time is over: socket.timeout
+            conn.settimeout(max(0.001, end - time.monotonic()))
         chunk = conn.recv(min(left, 1 << 20))
         if not chunk:
             raise WireError("the connection closed")
@@ -64,18 +67,21 @@ def _exactly(conn: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def receive(conn: socket.socket, max_payload: int = MAX_PAYLOAD) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    magic, header_size, table_size, payload_size = PREFIX.unpack(_exactly(conn, PREFIX.size))
+def receive(conn: socket.socket, max_payload: int = MAX_PAYLOAD,
+            within: float | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The next frame; with `within`, all of it in that many seconds (else socket.timeout)."""
+    end = None if within is None else time.monotonic() + within
+    magic, header_size, table_size, payload_size = PREFIX.unpack(_exactly(conn, PREFIX.size, end))
     if magic != MAGIC or header_size > MAX_HEADER or table_size > MAX_HEADER or payload_size > max_payload:
         raise WireError(f"a frame outside the protocol ({magic!r}, {header_size}, {table_size}, {payload_size} bytes)")
     try:
-        header = json.loads(_exactly(conn, header_size))
-        table = json.loads(_exactly(conn, table_size)) if table_size else []
+        header = json.loads(_exactly(conn, header_size, end))
+        table = json.loads(_exactly(conn, table_size, end)) if table_size else []
     except (ValueError, RecursionError):
         raise WireError("a frame's header or table is not JSON") from None
     if not isinstance(header, dict):
         raise WireError("a frame's header is not an object")
-    return header, _tensors(table, _exactly(conn, payload_size))
+    return header, _tensors(table, _exactly(conn, payload_size, end))
 
 
 def _tensors(table: Any, payload: bytes) -> dict[str, torch.Tensor]:

@@ -395,6 +395,23 @@ def test_a_frame_that_arrives_in_parts_is_read_whole():
     thread.join(5)
 
 
+def test_a_frame_that_never_ends_costs_the_kernel_not_the_grader(monkeypatch):
+    """A kernel that begins a reply and stops (or trickles it) is taken for gone once the frame's time is over."""
+    from autograder import remote as remote_module
+    monkeypatch.setattr(remote_module, "FRAME_SECONDS", 0.3)
+    ours, theirs = socket.socketpair()
+    remote = Remote(ours, timeout=5)
+
+    def stalls():
+        wire.receive(theirs)
+        theirs.sendall(_frame(b'{"value": 1}')[:wire.PREFIX.size + 3])
+    threading.Thread(target=stalls, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KernelGone):
+        KeptProxy(remote, "solution", "f")(torch.ones(1))
+    assert time.monotonic() - started < 3
+
+
 def test_every_dtype_and_layout_travels_as_it_was():
     """What one side sends, the other receives: every dtype of the schema, a scalar, an empty tensor, a transposed or
     offset view (contiguous on arrival), and a bool whose byte is neither 0 nor 1 arrives as True."""
