@@ -275,8 +275,10 @@ BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
 
 
 # The whole grader (sandboxed kernels) grades a fixed sample of each catalogue of mutants: the first mutant of
-# each assignment (in the catalogue's sorted order), and those whose feedback or heat map tests/test_grader.py
-# reads (among them every mutant that only a kernel can catch: memory, fused attention). Every mutant goes through
+# each assignment (in the catalogue's sorted order), those whose heat map tests/test_grader.py reads, and every
+# mutant that only a kernel can catch (KERNEL_ONLY: the memory the kernel's cgroup measures, the fused attention
+# of the kernel's own torch). The message a failed cell shows for each of FEEDBACK_CASES is checked in-process
+# (tests/test_fastpath.py), and on the feedback page for those in the sample. Every mutant goes through
 # the grader's own tests in-process (tests/test_fastpath.py, tests/test_diagnostics.py), through the same proxies,
 # agent and wire, with its copy fixed as its feedback advises; that a component's mistake costs nothing elsewhere
 # is proven once per component there; tests/test_mutants.py checks that the kernel gives the sample the fast
@@ -302,6 +304,10 @@ FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
 ]
 
 
+KERNEL_ONLY = [("05_attention_at_scale", "online_softmax/materialises_the_full_matrix"),
+               ("05_attention_at_scale", "online_softmax/calls_fused_attention")]
+
+
 HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled"),
                  ("02_self_attention", "self_attention/unscaled_scores", "sa.unscaled"),
                  ("03_multi_head_attention", "mha/torch_mask_convention", "mha.mask-inverted"),
@@ -310,8 +316,8 @@ HEATMAP_CASES = [("01_attention", "sdpa/unscaled", "sdpa.unscaled"),
 
 def kernel_sample():
     """[(assignment, mutant name)] that the graded class grades through the whole grader: the first mutant of each
-    assignment, and the named ones."""
-    named = {(a, n) for a, n, _ in FEEDBACK_CASES} | {(a, n) for a, n, _ in HEATMAP_CASES}
+    assignment, those of HEATMAP_CASES and KERNEL_ONLY."""
+    named = set(KERNEL_ONLY) | {(a, n) for a, n, _ in HEATMAP_CASES}
     sample = []
     for a in ASSIGNMENTS:
         mutants = sorted(catalogue().get(a, {}))

@@ -15,9 +15,9 @@ import functools
 import nbformat
 import pytest
 
-from autograder import verdicts
+from autograder import feedback, verdicts
 from autograder.editions import Edition
-from tests.conftest import ASSIGNMENTS, solution_path, with_cell_replaced
+from tests.conftest import ASSIGNMENTS, FEEDBACK_CASES, solution_path, with_cell_replaced
 from tests.fastpath import grade_in_process
 from tests.mutants import catalogue, not_graded_here
 from tests.test_mutants import component_cells
@@ -74,11 +74,19 @@ def failed_cells(assignment, notebook, only=None):
 
 
 @functools.lru_cache(maxsize=None)
-def failed_with(assignment, cell, source, only=None):
-    """failed_cells of the solution with one cell's source replaced, `only` a frozenset of test cells (or None).
-    Grading is a function of the notebook and the course's secret: the same edit graded again gives the same
+def verdicts_with(assignment, cell, source, only=None):
+    """{grade_id: Verdict} of the solution with one cell's source replaced, `only` a frozenset of test cells (or
+    None). Grading is a function of the notebook and the course's secret: the same edit graded again gives the same
     verdicts, and many mutants share one (their fixes: 227 of the 354 fixed copies are the same source as another's)."""
-    return frozenset(failed_cells(assignment, with_cell_replaced(assignment, cell, source), only=only))
+    solution = nbformat.read(solution_path(assignment), as_version=4)
+    found = grade_in_process(with_cell_replaced(assignment, cell, source), solution, timeout=60, only=only)
+    if only is not None:
+        assert set(found) == set(only), "a test cell of the component did not run"
+    return found
+
+
+def failed_with(assignment, cell, source, only=None):
+    return frozenset(g for g, v in verdicts_with(assignment, cell, source, only).items() if not v.passed)
 
 
 @pytest.mark.parametrize("assignment", PORTED)
@@ -109,6 +117,12 @@ def test_a_broken_component_costs_points_on_its_own_cells_only(assignment, cell)
             assert failed == own, f"{cell} that raises still passes {sorted(own - failed)}"
 
 
+def graded_cells_of(assignment, mutant):
+    """The test cells a mutant is graded on here: those its catalogue entry names, or its whole component's."""
+    own = set(component_cells(assignment)[mutant.cell])
+    return frozenset(set(mutant.fails) & own or own)
+
+
 @pytest.mark.parametrize("assignment,name", ALL)
 def test_a_mutant_loses_points_on_its_own_cells(assignment, name):
     """The mutant fails the test cells its catalogue entry names (all of them are its own component's: checked
@@ -121,8 +135,7 @@ def test_a_mutant_loses_points_on_its_own_cells(assignment, name):
         assert failed == set(), f"'{name}' is graded elsewhere but costs {sorted(failed)} here"
         return
     # the cells its entry names must fail (none named: some cell of its component must): either way it loses points
-    named = set(mutant.fails) & own
-    failed = failed_with(assignment, mutant.cell, mutant.source, frozenset(named or own))
+    failed = failed_with(assignment, mutant.cell, mutant.source, graded_cells_of(assignment, mutant))
     assert failed, f"'{name}' ({mutant.why}) gets full marks"
     assert set(mutant.fails) <= failed, f"'{name}' ({mutant.why}) passes {sorted(set(mutant.fails) - failed)}"
     if mutant.fixed_source is not None:
@@ -148,3 +161,20 @@ def test_a_name_its_cell_never_defined_is_called_not_defined():
     # what the grader says of it (not the test's own words) is in the submission's edition
     for verdict in grade_in_process(stopped, solution, only=own, edition=Edition.ZH).values():
         assert verdict.message.startswith(f"你的代码抛出了 NameError: name {name!r} is not defined"), verdict.message
+
+
+@pytest.mark.parametrize("assignment,name,message", [case for case in FEEDBACK_CASES if case[0] in PORTED])
+def test_the_feedback_of_a_named_mistake_says_what_it_must(assignment, name, message):
+    """The message a failed test cell shows on the feedback page (feedback.messages: an AssertionError's message
+    when the test's author wrote it, and it quotes no hidden line) says what the mistake is. The graded class
+    checks the pages of those of these mutants that go through the whole grader (tests/test_grader.py)."""
+    mutant = CATALOGUE[assignment][name]
+    solution = nbformat.read(solution_path(assignment), as_version=4)
+    authored = {c.metadata["nbgrader"]["grade_id"]: feedback.authored_texts(c.source) for c in solution.cells
+                if c.metadata.get("nbgrader", {}).get("grade")}
+    hidden = feedback.secret_lines(solution, [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
+    shown = [v.message for g, v in verdicts_with(assignment, mutant.cell, mutant.source, graded_cells_of(assignment, mutant)).items()
+             if not v.passed and v.error_type == "AssertionError" and len(v.message) <= feedback.MESSAGE_LIMIT
+             and feedback.is_authored(v.message, authored[g])
+             and not any(line in feedback.normalise(f"AssertionError: {v.message}") for line in hidden)]
+    assert any(message in m for m in shown), f"{name}: no failed cell's page says {message!r}: {shown}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (ASSIGNMENTS, BROKEN, CHINESE_TWINS, FEEDBACK_CASES, HEATMAP_CASES, HONEST, REPO,
-                            chinese_submissions, cell_scores,
+                            chinese_submissions, cell_scores, kernel_sample,
                             honest_submissions, max_points, read_csv, run_grader)
 from tests.editors import EDITORS
 
@@ -148,8 +148,9 @@ def test_every_graded_submission_has_a_feedback_page_without_hidden_tests(graded
 
 
 @pytest.mark.parametrize("name,message", [(name, message) for assignment, name, message in FEEDBACK_CASES
-                                          if assignment in ASSIGNMENTS])
+                                          if (assignment, name) in kernel_sample()])
 def test_feedback_names_the_likely_mistake(graded_class, name, message):
+    """On the feedback page, through the whole grader (every case's message: tests/test_fastpath.py, in-process)."""
     student, (assignment, _, _) = next((s, m) for s, m in graded_class["mutants"].items() if m[1] == name)
     page = graded_class["out"] / "feedback" / student / assignment / f"{assignment}.html"
     assert message in html.unescape(page.read_text(encoding="utf-8"))
