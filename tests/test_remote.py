@@ -383,13 +383,13 @@ def test_a_frame_that_arrives_in_parts_is_read_whole():
         wire.send(relay_out, header, tensors)
         reply = relay_out.recv(1 << 20)
         relay_in.sendall(reply[:wire.PREFIX.size + 2])
-        time.sleep(0.8)
+        time.sleep(0.35)
         relay_in.sendall(reply[wire.PREFIX.size + 2:])
         header, tensors = wire.receive(relay_in)   # done
         wire.send(relay_out, header, tensors)
     thread = threading.Thread(target=relay, daemon=True)
     thread.start()
-    remote = Remote(ours, timeout=0.5)
+    remote = Remote(ours, timeout=0.2)
     assert torch.equal(KeptProxy(remote, "solution", "double_plus")(torch.ones(2)), torch.full((2,), 3.0))
     wire.send(ours, {"op": "done"}, {})
     thread.join(5)
@@ -398,7 +398,7 @@ def test_a_frame_that_arrives_in_parts_is_read_whole():
 def test_a_frame_that_never_ends_costs_the_kernel_not_the_grader(monkeypatch):
     """A kernel that begins a reply and stops (or trickles it) is taken for gone once the frame's time is over."""
     from autograder import remote as remote_module
-    monkeypatch.setattr(remote_module, "FRAME_SECONDS", 0.3)
+    monkeypatch.setattr(remote_module, "FRAME_SECONDS", 0.1)
     ours, theirs = socket.socketpair()
     remote = Remote(ours, timeout=5)
 
