@@ -71,6 +71,15 @@ def _build_book_once(wait=True):
     return folder / f".book-built-{run}"
 
 
+def pytest_ignore_collect(collection_path, config):
+    """`pytest -m unit`: a test module that marks no test `unit` is not imported at all (its imports and
+    parametrisations, the catalogues of mutants, swaps and chapters, are most of the time of a unit run)."""
+    if (config.option.markexpr == "unit" and collection_path.suffix == ".py" and collection_path.name.startswith("test_")
+            and "mark.unit" not in collection_path.read_text(encoding="utf-8")):
+        return True
+    return None
+
+
 def pytest_collection_finish(session):
     """The book starts building as soon as a test that needs it is collected, in a process of its own beside the
     tests (its one torch thread shares the cores with them); `built_book` waits for it."""
@@ -152,10 +161,20 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def start_grader(submissions, out, workers=2, *extra):
+    """`python -m autograder grade` started, not waited for (finished(): its CompletedProcess)."""
+    return subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out),
+                             "--workers", str(workers), "--quiet", *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(process):
+    stdout, stderr = process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def run_grader(submissions, out, workers=2, *extra):
-    return subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out),
-                           "--workers", str(workers), "--quiet", *extra],
-                          cwd=REPO, capture_output=True, text=True)
+    return finished(start_grader(submissions, out, workers, *extra))
 
 
 # Students of the test class who are not mutants: (student_id, assignment, how to make the folder).
