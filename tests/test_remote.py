@@ -412,6 +412,34 @@ def test_a_frame_that_never_ends_costs_the_kernel_not_the_grader(monkeypatch):
     assert time.monotonic() - started < 3
 
 
+def test_a_connection_on_a_descriptor_past_1023_is_read():
+    """A worker with many files open (a Dask worker's connections) holds the kernel's socket on a high descriptor:
+    the grader still waits on it (select.select refuses one past 1023)."""
+    import os
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2100:
+        pytest.skip(f"this machine allows {hard} open files, not the 2100 the test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2100), hard))
+    main = {"__name__": "__main__"}
+    exec(STUDENT, main)
+    main[KEY] = {"solution": {"double_plus": main["double_plus"]}}
+    low, theirs = socket.socketpair()
+    os.dup2(low.fileno(), 2000)
+    low.close()
+    ours = socket.socket(fileno=2000)
+    thread = threading.Thread(target=agent.in_process, args=(main, KEY, theirs), daemon=True)
+    thread.start()
+    try:
+        remote = Remote(ours, timeout=5)
+        assert torch.equal(KeptProxy(remote, "solution", "double_plus")(torch.ones(2)), torch.full((2,), 3.0))
+    finally:
+        wire.send(ours, {"op": "done"}, {})
+        thread.join(5)
+        ours.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_every_dtype_and_layout_travels_as_it_was():
     """What one side sends, the other receives: every dtype of the schema, a scalar, an empty tensor, a transposed or
     offset view (contiguous on arrival), and a bool whose byte is neither 0 nor 1 arrives as True."""
