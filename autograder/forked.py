@@ -17,7 +17,6 @@ import asyncio
 import atexit
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -30,7 +29,7 @@ from typing import IO, Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-from autograder import sandbox, seccomp, zygote
+from autograder import sandbox, seccomp, wire, zygote
 
 MAX_KERNELS = 500                 # kernels one zygote forks before it is replaced
 MEMORY_BOUND = 2 * 2**30          # bytes of resident memory past which a zygote is replaced
@@ -58,7 +57,7 @@ class ForkedKernel:
 
     def poll(self) -> int | None:
         if self.returncode is None and self.fd is not None:
-            if select.select([self.fd], [], [], 0)[0]:
+            if wire.readable(self.fd, 0):
                 self.returncode = 0
                 self._close()
         return self.returncode
@@ -69,7 +68,7 @@ class ForkedKernel:
             if deadline is not None and time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
             if self.fd is not None:
-                select.select([self.fd], [], [], 0.1)
+                wire.readable(self.fd, 0.1)
         return self.returncode or 0
 
     def send_signal(self, signum: int) -> None:
@@ -199,8 +198,7 @@ class Zygote:
             raise ForkFailed(f"the zygote is gone: {error}") from None
 
     def _receive(self, limit: float) -> dict[str, Any]:
-        ready, _, _ = select.select([self.control], [], [], limit)
-        if not ready:
+        if not wire.readable(self.control, limit):
             self.close()
             return {"op": "failed", "error": f"the zygote did not answer within {limit:g} s"}
         try:

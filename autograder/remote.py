@@ -14,7 +14,6 @@ the kernel, for the length of one call, to a stub that asks the grader to comput
 from __future__ import annotations
 
 import collections.abc
-import select
 import socket
 from dataclasses import dataclass
 import time
@@ -143,12 +142,10 @@ class Remote:
         if self.deadline is not None:
             deadline = min(deadline, max(self.deadline, time.monotonic() + 0.5))
         interrupted = False
-        poller = select.poll()   # not select.select: it refuses a descriptor past 1023 (a busy Dask worker has many)
-        poller.register(self.conn, select.POLLIN)
         while True:
-            ready = poller.poll(1000 * max(0.05, min(1.0, deadline - time.monotonic())))
-            if ready:   # a frame has begun (or the connection ended): it is read whole (a wait inside it would leave
-                #         the rest to be read as a frame)
+            if wire.readable(self.conn, max(0.05, min(1.0, deadline - time.monotonic()))):
+                # a frame has begun (or the connection ended): it is read whole (a wait inside it would leave the
+                # rest to be read as a frame)
                 return wire.receive(self.conn, within=FRAME_SECONDS)
             if time.monotonic() < deadline:
                 continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import select
 import socket
 import struct
 import time
@@ -38,6 +39,14 @@ DTYPES = {str(d).removeprefix("torch."): d for d in (
 
 class WireError(Exception):
     """The other side sent something outside the protocol (or the connection broke)."""
+
+
+def readable(fd: Any, seconds: float) -> bool:
+    """Whether `fd` (a descriptor, or an object with fileno()) is readable, or closed, within `seconds`. poll, not
+    select.select, which refuses a descriptor past 1023 (a worker with many files open, as a busy Dask worker)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(1000 * seconds))
 
 
 def send(conn: socket.socket, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
