@@ -53,8 +53,20 @@ def remote_error(kind: str, base: str, message: str) -> RemoteError:
     return _REMOTE_ERRORS[base](kind, message)  # type: ignore[no-any-return]
 
 
+# What the feedback says when the kernel is gone (in the submission's edition: verdicts.py); {detail} is technical,
+# kept as it is.
+STOPPED = "the kernel stopped answering ({detail})"
+OUTSIDE = "the kernel answered outside the protocol ({detail})"
+NO_AGENT = "the kernel did not start the grader's agent (did the notebook's code end it?)"
+
+
 class KernelGone(Exception):
-    """The kernel stopped answering (it died, hung past its limit, or broke the protocol)."""
+    """The kernel stopped answering (it died, hung past its limit, or broke the protocol): `template` (STOPPED,
+    OUTSIDE or NO_AGENT) filled with `detail`."""
+
+    def __init__(self, template: str, detail: str = ""):
+        super().__init__(template.format(detail=detail))
+        self.template, self.detail = template, detail
 
 
 class OutOfTime(Exception):
@@ -86,14 +98,14 @@ class Remote:
         self.course_names: dict[str, Any] = {}  # what the course's given code defines (chapter 5's KVCache, say)
         self.serving = 0                      # > 0 while the grader computes a call-back of the kernel
         self.sources: dict[str, str] = {}     # the student's top-level definitions, by name (their notebook's text)
-        self.gone: str | None = None
+        self.gone: KernelGone | None = None   # why every later request fails at once
         self.deadline: float | None = None    # time.monotonic() after which no request is sent (None: no limit)
         self.interrupted = False              # the current request ran past its time
 
     # --- requests ----------------------------------------------------------------------------------------
     def request(self, header: dict[str, Any], tensors: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         if self.gone:
-            raise KernelGone(self.gone)
+            raise KernelGone(self.gone.template, self.gone.detail)
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise OutOfTime("the time for these checks is over")
         if self.serving:   # the kernel waits for our answer: a request now would be read as that answer
@@ -121,8 +133,8 @@ class Remote:
                 else:
                     break
         except (wire.WireError, OSError, socket.timeout) as error:
-            self.gone = f"the kernel stopped answering ({type(error).__name__}: {error})"
-            raise KernelGone(self.gone) from None
+            self.gone = KernelGone(STOPPED, f"{type(error).__name__}: {error}")
+            raise KernelGone(STOPPED, self.gone.detail) from None
         finally:
             self.callbacks.clear()   # a call-back expires when its request returns
         if self.interrupted:
@@ -130,7 +142,7 @@ class Remote:
         if "error" in reply:
             record = reply["error"]
             if not (isinstance(record, dict) and isinstance(record.get("type"), str) and isinstance(record.get("message"), str)):
-                raise KernelGone("the kernel answered outside the protocol")
+                raise KernelGone(OUTSIDE, "its error")
             raised = remote_error(record["type"][:100], str(record.get("base", ""))[:100], record["message"][:wire.MAX_MESSAGE])
             raised.reply = (reply, got)   # what a failed call still gives back (autograder/agent.py given_back)
             raise raised
@@ -314,8 +326,8 @@ class Remote:
         try:
             return self.decode(value, tensors)
         except wire.WireError as error:
-            self.gone = f"the kernel answered outside the protocol ({error})"
-            raise KernelGone(self.gone) from None
+            self.gone = KernelGone(OUTSIDE, str(error))
+            raise KernelGone(OUTSIDE, str(error)) from None
 
     def _decode_other(self, record: dict[str, Any]) -> Any:
         if set(record) in ({"held"}, {"held", "path"}) and type(record["held"]) is int:   # the grader's own, handed back
@@ -426,7 +438,7 @@ class Remote:
         if op == "lines":
             lines = reply.get("lines")
             if not (isinstance(lines, list) and len(lines) == 2 and all(type(n) is int for n in lines)):
-                raise KernelGone("a measurement outside the protocol")
+                raise KernelGone(OUTSIDE, "a measurement")
             if 0 in lines:   # a call of Python defined in a notebook runs at least one line of it
                 what = "/".join(str(t) for t in target.get("kept", [])) or "a module's forward"
                 self.flags.append(f"the kernel counted no line of Python in a call of {what}: the measurement of "
@@ -461,7 +473,7 @@ class Remote:
         module's parameters and buffers (same names, shapes and dtypes only), a generator's state."""
         for entry in reply.get("adopted", []) if isinstance(reply.get("adopted"), list) else []:
             if not (isinstance(entry, list) and len(entry) == 3 and type(entry[0]) is int and isinstance(entry[2], dict)):
-                raise KernelGone("the kernel answered outside the protocol (a module's state)")
+                raise KernelGone(OUTSIDE, "a module's state")
             number, state, training = entry
             module = self.held_objects.get(number)
             values = self.decode_reply(state, tensors)
@@ -474,21 +486,21 @@ class Remote:
                 try:
                     arguments[index].set_state(value)
                 except RuntimeError:
-                    self.gone = "the kernel answered outside the protocol (a generator's state)"
-                    raise KernelGone(self.gone) from None
+                    self.gone = KernelGone(OUTSIDE, "a generator's state")
+                    raise KernelGone(OUTSIDE, "a generator's state") from None
 
     def _follow_generator(self, record: Any, tensors: dict[str, torch.Tensor]) -> None:
         """The kernel's global generator after the call becomes the grader's (a state of the right form only)."""
         state = self.decode_reply(record, tensors)
         expected = torch.get_rng_state()
         if not (isinstance(state, torch.Tensor) and state.dtype == expected.dtype and state.shape == expected.shape):
-            self.gone = "the kernel answered outside the protocol (its random generator's state)"
-            raise KernelGone(self.gone)
+            self.gone = KernelGone(OUTSIDE, "its random generator's state")
+            raise KernelGone(OUTSIDE, "its random generator's state")
         try:
             torch.set_rng_state(state)
         except RuntimeError:
-            self.gone = "the kernel answered outside the protocol (its random generator's state)"
-            raise KernelGone(self.gone) from None
+            self.gone = KernelGone(OUTSIDE, "its random generator's state")
+            raise KernelGone(OUTSIDE, "its random generator's state") from None
 
     def release(self) -> None:
         self.proxies.clear()
@@ -509,7 +521,7 @@ class Watch:
     def from_reply(cls, record: Any, grown: int | None = None) -> Watch:
         if not (isinstance(record, dict) and isinstance(record.get("ops"), list) and type(record.get("count")) is int
                 and type(record.get("peak")) is int and all(isinstance(o, str) for o in record["ops"])):
-            raise KernelGone("a measurement outside the protocol")
+            raise KernelGone(OUTSIDE, "a measurement")
         return cls(frozenset(o[:200] for o in record["ops"]), record["count"], record["peak"], grown)
 
 
@@ -642,7 +654,7 @@ class ModuleProxy:
         reply, tensors = top._remote.request({"op": "describe", "handle": top._key}, {})
         tree = reply.get("tree")
         if not isinstance(tree, dict):
-            raise KernelGone("a description outside the protocol")
+            raise KernelGone(OUTSIDE, "a description")
         params = top._remote.decode_reply(reply.get("params"), tensors)
         buffers = top._remote.decode_reply(reply.get("buffers"), tensors)
         wants_grad = reply.get("requires_grad", {})

@@ -502,7 +502,7 @@ class LimitedOutputClient(NotebookClient):
 
     async def async_serve(self) -> None:
         from autograder import agent, wire
-        from autograder.remote import Remote
+        from autograder.remote import NO_AGENT, KernelGone, Remote
         assert self.km is not None and self.kc is not None and self.serve is not None   # async_execute set them up
         km = self.km
         outside = str(Path(self.km.ip).parent / "agent")
@@ -519,7 +519,7 @@ class LimitedOutputClient(NotebookClient):
         remote = Remote(conn, timeout=self.timeout or 120, interrupt=interrupt, meter=self.meter)
         try:
             if conn is None:
-                remote.gone = "the kernel did not start the grader's agent (did the notebook's code end it?)"
+                remote.gone = KernelGone(NO_AGENT)
             await asyncio.to_thread(self.serve, remote)
         finally:
             if conn is not None and not remote.gone:

@@ -154,7 +154,7 @@ def _run_cell(grade_id: str, source: str, namespace: dict[str, Any], edition: Ed
         raised = f"{error.kind}: {error.text}".rstrip(": ")
         return Verdict(grade_id, False, error.kind, say(edition, "your code raised {error}", error=raised))
     except KernelGone as error:
-        return Verdict(grade_id, False, "KernelGone", str(error))
+        return Verdict(grade_id, False, "KernelGone", say(edition, error.template, detail=error.detail))
     except OutOfTime as error:
         message = str(error) if error.seconds is None else \
             say(edition, "your code ran longer than {seconds} s", seconds=f"{error.seconds:g}")

@@ -777,3 +777,17 @@ def test_a_reference_that_calls_the_kernel_back_gets_a_clear_error_not_a_desynch
     with pytest.raises(Exception, match="call-back"):
         remote.names["decode_with"](Model(), torch.zeros(1, 2))
     assert torch.equal(remote.names["helper"](torch.ones(1)), torch.full((1,), 2.0)), "the wire is still in step"
+
+
+def test_what_the_grader_says_of_a_lost_kernel_is_in_the_submissions_edition():
+    """The phrase is the course's (zh/grader.yml); its technical detail is kept as it is."""
+    from autograder.editions import Edition
+    from autograder.remote import STOPPED
+
+    def lost():
+        raise KernelGone(STOPPED, "WireError: the connection closed")
+    english = verdicts._run_cell("cell", "lost()", {"lost": lost})
+    chinese = verdicts._run_cell("cell", "lost()", {"lost": lost}, Edition.ZH)
+    assert (english.passed, english.error_type) == (chinese.passed, chinese.error_type) == (False, "KernelGone")
+    assert english.message == "the kernel stopped answering (WireError: the connection closed)"
+    assert chinese.message == "内核停止了响应（WireError: the connection closed）"

@@ -338,7 +338,8 @@ def check_mistakes(assignment: str) -> list[Finding]:
 
 # Module-level constants of the grader whose texts it says (editions.say) through a name rather than a literal.
 SAID_CONSTANTS = {"diagnose": ("SUBJECTS", "PICTURE_TITLES"),
-                  "feedback": ("SUMMARY_COLUMNS", "HEATMAPS", "SUPPRESSED", "REMOVED", "PAGE_FULL")}
+                  "feedback": ("SUMMARY_COLUMNS", "HEATMAPS", "SUPPRESSED", "REMOVED", "PAGE_FULL"),
+                  "remote": ("STOPPED", "OUTSIDE", "NO_AGENT")}
 
 
 def _strings(node: ast.AST) -> list[str]:
