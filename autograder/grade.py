@@ -133,7 +133,7 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
                                     self.cell_timeout, sandbox=self.sandbox, kept_key=kept_key,
                                     fresh_kernels=self.fresh_kernels,
                                     serve=serve if in_grader else None,
-                                    serve_output=Path(self.workdir) / KERNEL_OUTPUT)
+                                    serve_output=Path(self.workdir) / KERNEL_OUTPUT, edition=edition)
         except SandboxError as error:
             run.failure = error
             raise

@@ -43,6 +43,7 @@ from traitlets import List, Unicode
 from nbformat import NotebookNode
 
 from autograder import seccomp
+from autograder.editions import Edition, say
 from autograder import zygote as zygote_program
 
 if TYPE_CHECKING:
@@ -632,8 +633,10 @@ async def _connect(path: str, km: KernelManager, limit: float = 15) -> socket.so
 
 def run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeout: float, cell_timeout: float,
                  sandbox: bool = True, serve: Callable[[Remote], None] | None = None, kept_key: str = "",
-                 serve_output: str | os.PathLike[str] | None = None, fresh_kernels: bool = False) -> NotebookNode:
-    """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it.
+                 serve_output: str | os.PathLike[str] | None = None, fresh_kernels: bool = False,
+                 edition: Edition = Edition.EN) -> NotebookNode:
+    """Execute `notebook` (a NotebookNode, changed in place) in the sandbox; returns it. What the grader writes
+    into it (a cell out of time, a cell that never ran) is in `edition`.
 
     Code cells that never ran (the kernel died, or the notebook ran out of time) get an error output,
     so that nbgrader does not give their tests full points. Raises NotebookTimeout when the notebook ran
@@ -652,15 +655,16 @@ def run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeou
     if sandbox and not fresh_kernels and forked.ready():
         try:
             return _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output,
-                                 forked=True)
+                                 edition, forked=True)
         except forked.ForkFailed as error:
             print(f"autograder: {error}; running the notebook in a fresh kernel", file=sys.stderr)
-    return _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output)
+    return _run_notebook(notebook, job_dir, timeout, cell_timeout, sandbox, serve, kept_key, serve_output, edition)
 
 
 def _run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeout: float, cell_timeout: float,
                   sandbox: bool, serve: Callable[[Remote], None] | None, kept_key: str,
-                  serve_output: str | os.PathLike[str] | None, forked: bool = False) -> NotebookNode:
+                  serve_output: str | os.PathLike[str] | None, edition: Edition = Edition.EN,
+                  forked: bool = False) -> NotebookNode:
     """run_notebook in a fresh kernel, or (`forked`) in one the zygote forks."""
     reason = unavailable() if sandbox else None
     if reason:
@@ -695,8 +699,8 @@ def _run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeo
         serve_output=serve_output, meter=cgroup.memory_meter() if cgroup else None,
         km=km, timeout=cell_timeout, allow_errors=True,
         timeout_func=lambda cell: cell_limit(cell, cell_timeout), interrupt_on_timeout=True, record_timing=False,
-        error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {cell_timeout} s",
-                          "traceback": []},
+        error_on_timeout={"ename": "CellTimeoutError", "traceback": [],
+                          "evalue": say(edition, "the cell ran longer than {seconds} s", seconds=f"{cell_timeout:g}")},
         # not coalesce_streams: its regular expressions take quadratic time on a long line, which would
         # hang the grader's worker, where no timeout reaches (the hostile case print-megabytes)
         extra_arguments=["--HistoryManager.hist_file=:memory:"], shutdown_kernel="immediate",
@@ -737,8 +741,8 @@ def _run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeo
     for cell in notebook.cells:
         if cell.cell_type == "code" and cell.get("execution_count") is None:
             cell.outputs.append(nbformat.v4.new_output(
-                "error", ename="NotExecuted", evalue="this cell never ran: the kernel died or stopped before it",
-                traceback=[]))
+                "error", ename="NotExecuted", traceback=[],
+                evalue=say(edition, "this cell never ran: the kernel died or stopped before it")))
     return notebook
 
 

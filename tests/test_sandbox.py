@@ -103,3 +103,13 @@ def test_the_grader_reads_a_calls_memory_from_the_kernels_cgroup(tmp_path):
     run_notebook(notebook, tmp_path / "job", 120, 60, serve=serve, kept_key="_kept")
     assert grown["full_row"] > 30 * 2**20, grown
     assert grown["blocked"] < 4 * 2**20, grown
+
+
+def test_what_the_sandbox_writes_into_a_chinese_notebook_is_chinese(tmp_path):
+    """A cell that never ran says so in the submission's edition (its error name stays)."""
+    from autograder.editions import Edition
+    cells = ["import os\nos._exit(1)", "print(1)"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    run_notebook(notebook, tmp_path / "job", timeout=60, cell_timeout=30, edition=Edition.ZH)
+    errors = [(o.ename, o.evalue) for o in notebook.cells[1].outputs if o.output_type == "error"]
+    assert errors == [("NotExecuted", "这个单元从未运行：内核在它之前已终止或停止")], errors
