@@ -261,6 +261,11 @@ def test_a_course_built_before_is_copied_and_a_new_key_builds_anew(tmp_path, mon
                 if p.is_file() and p.name != course.GRADEBOOK}
     assert files(first) == files(plain) and files(first)
     assert course.graded_cells(first, ASSIGNMENT) == course.graded_cells(plain, ASSIGNMENT)
+    from nbgrader.api import Gradebook   # the cells the grader scores are those nbgrader recorded, with their points
+    with Gradebook(course.gradebook_url(first)) as gradebook:
+        recorded = [(cell.name, float(cell.max_score)) for notebook in gradebook.find_assignment(ASSIGNMENT).notebooks
+                    for cell in notebook.grade_cells]
+    assert course.graded_cells(first, ASSIGNMENT) == recorded and recorded
     built = []
     build_course = course.build_course
     monkeypatch.setattr(course, "build_course", lambda *args: built.append(args) or build_course(*args))
