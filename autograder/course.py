@@ -251,15 +251,22 @@ def assignment_components(root: str | os.PathLike[str], assignment: str) -> dict
 
 @functools.lru_cache(maxsize=32)
 def _components_of(root: str, assignment: str) -> dict[str, str]:
+    return components(read_source(root, assignment))
+
+
+@functools.lru_cache(maxsize=16)
+def read_source(root: str, assignment: str) -> NotebookNode:
+    """The assignment's source notebook in the course at `root`, read once per process and course (a scratch
+    course does not change once built): shared, never to be changed by its reader."""
     import nbformat
-    return components(nbformat.read(source_notebook(root, assignment), as_version=4))
+    notebook: NotebookNode = nbformat.read(source_notebook(root, assignment), as_version=4)
+    return notebook
 
 
 def graded_cells(scratch: str | os.PathLike[str], assignment: str) -> list[tuple[str, float]]:
     """[(grade_id, max_score)] of an assignment's graded cells, in notebook order: the source notebook's nbgrader
     metadata, from which generate_assignment filled the gradebook (tests/test_operations.py checks that they agree).
     Read from the notebook, so that the grader's main process never imports nbgrader (0.6 s of every run)."""
-    import nbformat
-    notebook = nbformat.read(source_notebook(scratch, assignment), as_version=4)
     return [(meta["grade_id"], float(meta.get("points", 0))) for meta in
-            (cell.metadata.get("nbgrader", {}) for cell in notebook.cells) if meta.get("grade")]
+            (cell.metadata.get("nbgrader", {}) for cell in read_source(str(scratch), assignment).cells)
+            if meta.get("grade")]

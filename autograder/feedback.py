@@ -102,15 +102,8 @@ def secret_lines(notebook: NotebookNode, regions: Sequence[tuple[str, str]] = SE
     return found
 
 
-@functools.lru_cache(maxsize=16)
-def _source(course_dir: str, assignment: str) -> NotebookNode:
-    """The assignment's source notebook in the scratch course, read once per worker and course."""
-    notebook: NotebookNode = nbformat.read(course.source_notebook(course_dir, assignment), as_version=4)
-    return notebook
-
-
 def _hidden_lines(course_dir: str | os.PathLike[str], assignment: str) -> set[str]:
-    return secret_lines(_source(str(course_dir), assignment), [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
+    return secret_lines(course.read_source(str(course_dir), assignment), [("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")])
 
 
 def _output_text(output: Mapping[str, Any]) -> str:
@@ -175,7 +168,7 @@ def is_authored(message: str, texts: Collection[str]) -> bool:
 @functools.lru_cache(maxsize=16)
 def _authored(course_dir: str, assignment: str) -> dict[str, frozenset[str]]:
     """{grade_id: the texts its author wrote} of the assignment's graded cells, from its source notebook."""
-    source = _source(str(course_dir), assignment)
+    source = course.read_source(str(course_dir), assignment)
     return {c.metadata["nbgrader"]["grade_id"]: authored_texts(c.source) for c in source.cells
             if c.metadata.get("nbgrader", {}).get("grade")}
 
@@ -227,7 +220,7 @@ def error_names(graded: NotebookNode) -> dict[str, str]:
 
 
 def _hidden_test_ids(course_dir: str | os.PathLike[str], assignment: str) -> set[str]:
-    source = _source(str(course_dir), assignment)
+    source = course.read_source(str(course_dir), assignment)
     return {c.metadata["nbgrader"]["grade_id"] for c in source.cells
             if "BEGIN HIDDEN TESTS" in c.source and c.metadata.get("nbgrader", {}).get("grade")}
 

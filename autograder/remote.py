@@ -133,8 +133,7 @@ class Remote:
                 else:
                     break
         except (wire.WireError, OSError, socket.timeout) as error:
-            self.gone = KernelGone(STOPPED, f"{type(error).__name__}: {error}")
-            raise KernelGone(STOPPED, self.gone.detail) from None
+            raise self._lost(STOPPED, f"{type(error).__name__}: {error}") from None
         finally:
             self.callbacks.clear()   # a call-back expires when its request returns
         if self.interrupted:
@@ -147,6 +146,11 @@ class Remote:
             raised.reply = (reply, got)   # what a failed call still gives back (autograder/agent.py given_back)
             raise raised
         return reply, got
+
+    def _lost(self, template: str, detail: str) -> KernelGone:
+        """The kernel is gone from now on (every later request fails at once): the error to raise."""
+        self.gone = KernelGone(template, detail)
+        return KernelGone(template, detail)
 
     def _receive(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         assert self.conn is not None
@@ -326,8 +330,7 @@ class Remote:
         try:
             return self.decode(value, tensors)
         except wire.WireError as error:
-            self.gone = KernelGone(OUTSIDE, str(error))
-            raise KernelGone(OUTSIDE, str(error)) from None
+            raise self._lost(OUTSIDE, str(error)) from None
 
     def _decode_other(self, record: dict[str, Any]) -> Any:
         if set(record) in ({"held"}, {"held", "path"}) and type(record["held"]) is int:   # the grader's own, handed back
@@ -486,21 +489,18 @@ class Remote:
                 try:
                     arguments[index].set_state(value)
                 except RuntimeError:
-                    self.gone = KernelGone(OUTSIDE, "a generator's state")
-                    raise KernelGone(OUTSIDE, "a generator's state") from None
+                    raise self._lost(OUTSIDE, "a generator's state") from None
 
     def _follow_generator(self, record: Any, tensors: dict[str, torch.Tensor]) -> None:
         """The kernel's global generator after the call becomes the grader's (a state of the right form only)."""
         state = self.decode_reply(record, tensors)
         expected = torch.get_rng_state()
         if not (isinstance(state, torch.Tensor) and state.dtype == expected.dtype and state.shape == expected.shape):
-            self.gone = KernelGone(OUTSIDE, "its random generator's state")
-            raise KernelGone(OUTSIDE, "its random generator's state")
+            raise self._lost(OUTSIDE, "its random generator's state")
         try:
             torch.set_rng_state(state)
         except RuntimeError:
-            self.gone = KernelGone(OUTSIDE, "its random generator's state")
-            raise KernelGone(OUTSIDE, "its random generator's state") from None
+            raise self._lost(OUTSIDE, "its random generator's state") from None
 
     def release(self) -> None:
         self.proxies.clear()
