@@ -65,24 +65,25 @@ def raising(source):
         else f"def {n}(*args, **kwargs):\n    raise NotImplementedError\n" for n in verdicts.defined_names(source))
 
 
-def failed_cells(assignment, notebook, only=None):
+def verdicts_of(assignment, notebook, only=None):
+    """{grade_id: Verdict} of the grader's tests of `notebook` (every test cell, or those of `only`, each of which runs)."""
     source = nbformat.read(solution_path(assignment), as_version=4)
-    verdicts_found = grade_in_process(notebook, source, timeout=60, only=only)
+    found = grade_in_process(notebook, source, timeout=60, only=only)
     if only is not None:
-        assert set(verdicts_found) == set(only), "a test cell of the component did not run"
-    return {g for g, v in verdicts_found.items() if not v.passed}
+        assert set(found) == set(only), "a test cell of the component did not run"
+    return found
+
+
+def failed_cells(assignment, notebook, only=None):
+    return {g for g, v in verdicts_of(assignment, notebook, only).items() if not v.passed}
 
 
 @functools.lru_cache(maxsize=None)
 def verdicts_with(assignment, cell, source, only=None):
-    """{grade_id: Verdict} of the solution with one cell's source replaced, `only` a frozenset of test cells (or
-    None). Grading is a function of the notebook and the course's secret: the same edit graded again gives the same
-    verdicts, and many mutants share one (their fixes: 227 of the 354 fixed copies are the same source as another's)."""
-    solution = nbformat.read(solution_path(assignment), as_version=4)
-    found = grade_in_process(with_cell_replaced(assignment, cell, source), solution, timeout=60, only=only)
-    if only is not None:
-        assert set(found) == set(only), "a test cell of the component did not run"
-    return found
+    """verdicts_of the solution with one cell's source replaced, `only` a frozenset of test cells (or None). Grading
+    is a function of the notebook and the course's secret: the same edit graded again gives the same verdicts, and
+    many mutants share one (their fixes: 227 of the 354 fixed copies are the same source as another's)."""
+    return verdicts_of(assignment, with_cell_replaced(assignment, cell, source), only)
 
 
 def failed_with(assignment, cell, source, only=None):
