@@ -242,18 +242,26 @@ HONEST = {
     "O'Brien, ünïcode": lambda a: _copy(solution_path(a)),
 } | {f"saved by {editor}": _saved_by(editor) for editor in editors.EDITORS}   # full marks, no flag
 EVERY_ASSIGNMENT = ("solution", "released")   # honest students of every assignment
+# The assignments whose notebooks the grader runs fastest (about 3 s of CPU each, against 6 to 12 s for 04-06): the
+# graded class's other honest styles and its fixed copies are handed in for these.
+QUICKEST = ("01_attention", "02_self_attention", "03_multi_head_attention")
+
+
+def quickest_assignments():
+    return [a for a in ASSIGNMENTS if a in QUICKEST] or ASSIGNMENTS
 
 
 def honest_submissions():
     """[(student, assignment)] of the graded class's honest students: the solution and the release in every
     assignment; every other honest style (the stub beside the work, a browser's rename, a name in Unicode, each
-    editor's save) in one assignment, in turn. What a style changes is the file, not the assignment: every
-    editor's save of every assignment is read and matched in process (tests/test_inputs.py) and raises no
-    flag (tests/test_honest_flags.py), and which of several notebooks is graded is decided by the same code
-    for every assignment (autograder/collect.py, tests/test_inputs.py)."""
+    editor's save) in one of the quickest assignments, in turn. What a style changes is the file, not the
+    assignment: every editor's save of every assignment is read and matched in process (tests/test_inputs.py) and
+    raises no flag (tests/test_honest_flags.py), and which of several notebooks is graded is decided by the same
+    code for every assignment (autograder/collect.py, tests/test_inputs.py)."""
     others = [student for student in HONEST if student not in EVERY_ASSIGNMENT]
+    quickest = quickest_assignments()
     return ([(student, a) for student in EVERY_ASSIGNMENT for a in ASSIGNMENTS]
-            + [(student, ASSIGNMENTS[i % len(ASSIGNMENTS)]) for i, student in enumerate(others)])
+            + [(student, quickest[i % len(quickest)]) for i, student in enumerate(others)])
 
 
 def zh_release_path(assignment):
@@ -301,8 +309,8 @@ BROKEN = {  # student_id -> (how to make the folder, what errors.csv must say)
 # the grader's own tests in-process (tests/test_fastpath.py, tests/test_diagnostics.py), through the same proxies,
 # agent and wire, with its copy fixed as its feedback advises; that a component's mistake costs nothing elsewhere
 # is proven once per component there; tests/test_mutants.py checks that the kernel gives the sample the fast
-# path's scores. The first mutant of each assignment's sample that has a fix is also handed in fixed, through the
-# whole grader.
+# path's scores. The first mutant of each quickest assignment's sample that has a fix is also handed in fixed,
+# through the whole grader.
 FEEDBACK_CASES = [  # (assignment, mutant, what its feedback must say)
     ("01_attention", "sdpa/unscaled", "did you divide by sqrt(d_k)?"),
     ("01_attention", "masked_softmax/inverted_mask", "your mask looks inverted"),
@@ -372,7 +380,8 @@ def graded_class(tmp_path_factory):
             nbformat.write(with_cell_replaced(assignment, mutant.cell, mutant.source),
                            folder / f"{assignment}.ipynb")
             mutants[student] = (assignment, name, mutant)
-            if not any(a == assignment for a, _, _ in fixed.values()) and mutant.fixed_source is not None:
+            if (assignment in quickest_assignments() and mutant.fixed_source is not None
+                    and not any(a == assignment for a, _, _ in fixed.values())):
                 # the advice followed: full marks (every mutant's fix is proven in-process: tests/test_fastpath.py)
                 folder = submissions / f"fixed-{assignment}-{i:03d}" / assignment
                 folder.mkdir(parents=True)

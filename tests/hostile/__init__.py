@@ -9,6 +9,7 @@ the released stubs (RELEASE) and says what the grader must make of it:
 
 Add a case when you think of a new way to cheat or to break the grader.
 """
+import textwrap
 from dataclasses import dataclass
 
 import nbformat
@@ -334,18 +335,40 @@ def _spy():
 
 # Random bytes printed by the student's function whenever the grader calls it (after the notebook's last
 # cell): two students handing in this same notebook get byte-identical feedback pages and rows.
-RANDOM_PRINTS = """import os, sys
-def _noise():
-    if globals().get("_after_the_tests"):
-        print(os.urandom(64).hex())
-        sys.stderr.write(os.urandom(64).hex())"""
+# Appended to every solution cell of random-after-a and -b: each function of the cell, and each module's forward,
+# prints random bytes in every way a kernel can print (stdout, stderr, the raw file descriptors, displays) once
+# NOISE is set, by the notebook's last cell, after which only the grader calls them: what the kernel prints then
+# is kept for the instructor (OUT/kernel-output/), and changes no file of a grade (tests/test_hostile.py).
+NOISE = textwrap.dedent('''
+    import functools as _functools, os as _os, sys as _sys, types as _types
+    from IPython.display import display as _display
+
+    def _noisy(function):
+        @_functools.wraps(function)
+        def noisy(*args, **kwargs):
+            if globals().get("NOISE"):
+                print(_os.urandom(24).hex())
+                _sys.stderr.write(_os.urandom(24).hex() + "\\n")
+                _os.write(1, _os.urandom(48))
+                _os.write(2, _os.urandom(48))
+                _display({"text/plain": _os.urandom(16).hex(), "text/html": "<b>" + _os.urandom(8).hex() + "</b>"},
+                         raw=True)
+            return function(*args, **kwargs)
+        return noisy
+
+    for _name, _value in list(globals().items()):
+        if isinstance(_value, _types.FunctionType) and _value.__module__ == "__main__" and not _name.startswith("_"):
+            globals()[_name] = _noisy(_value)
+        elif isinstance(_value, type) and _value.__module__ == "__main__" and hasattr(_value, "forward"):
+            _value.forward = _noisy(_value.forward)
+''')
 
 
-def _noisy_masked_softmax(notebook):
-    cell = nbgrader_cells(notebook)["masked_softmax"]
-    cell.source = RANDOM_PRINTS + "\n" + cell.source.replace("def masked_softmax(scores, mask=None):\n",
-                                                             "def masked_softmax(scores, mask=None):\n    _noise()\n", 1)
-    notebook.cells.append(nbformat.v4.new_code_cell("_after_the_tests = True"))
+def _noisy_after_the_tests(notebook):
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source += "\n" + NOISE
+    notebook.cells.append(nbformat.v4.new_code_cell("NOISE = True   # from here on, every call prints random bytes"))
     return notebook
 
 
@@ -452,8 +475,8 @@ CASES = {
     "agreeable-subclass": Case(RELEASE, edit=_shapes_only_with(SUBCLASS), exact=0),
     "rng-kernels": Case(RELEASE, edit=_shapes_only_with(RNG_KERNELS), exact=0),
     "parent-message-spy": Case(SOLUTION, edit=_spy_in_masked_softmax, exact=FULL),
-    "random-after-a": Case(SOLUTION, edit=_noisy_masked_softmax, exact=FULL),
-    "random-after-b": Case(SOLUTION, edit=_noisy_masked_softmax, exact=FULL),
+    "random-after-a": Case(SOLUTION, edit=_noisy_after_the_tests, exact=FULL),
+    "random-after-b": Case(SOLUTION, edit=_noisy_after_the_tests, exact=FULL),
     "forged-diagnostics": Case(SOLUTION, prepend={"scaled_dot_product_attention": FORGE_DIAGNOSTICS}, append={"scaled_dot_product_attention": CALLS_IT},
                                edit=_added_cell(FORGED_LINE), exact=FULL),
 }
