@@ -162,7 +162,10 @@ def read_csv(path):
 
 
 def start_grader(submissions, out, workers=2, *extra):
-    """`python -m autograder grade` started, not waited for (finished(): its CompletedProcess)."""
+    """`python -m autograder grade` started, not waited for (finished(): its CompletedProcess). A test that grades a
+    few notebooks, and tests no parallel grading, asks for one worker: each worker's zygote costs about 5 s of CPU to
+    start (torch imported), more than a second worker saves on three to ten notebooks of 01 (`make test` is bound by
+    its two cores)."""
     return subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out),
                              "--workers", str(workers), "--quiet", *extra],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

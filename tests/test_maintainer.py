@@ -226,7 +226,7 @@ def test_the_readmes_steps_for_adding_an_exercise(repo, tmp_path):
     nbformat.write(mutant_notebook, submissions / "mutant" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     extra = [] if shutil.which("bwrap") else ["--unsafe-no-sandbox"]
     process = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--out",
-                              str(tmp_path / "out"), "--workers", "2", "--quiet", *extra],
+                              str(tmp_path / "out"), "--workers", "1", "--quiet", *extra],
                              cwd=repo, capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
     grades = {r["student_id"]: (float(r["score"]), float(r["max_score"]))

@@ -50,7 +50,7 @@ def test_a_kernel_that_fakes_its_memory_count_still_loses_the_memory_points(tmp_
         notebook = with_cell_replaced(ASSIGNMENT, mutant.cell, fake + mutant.source)
         nbformat.write(notebook, folder / f"{ASSIGNMENT}.ipynb")
     out = tmp_path / "out"
-    process = run_grader(tmp_path / "submissions", out)
+    process = run_grader(tmp_path / "submissions", out, 1)
     assert process.returncode == 0, process.stderr[-2000:]
     scores = {r["student_id"]: float(r["score"]) for r in read_csv(out / "tests.csv")
               if r["grade_id"] == "online_softmax_memory"}

@@ -161,7 +161,7 @@ def test_regrading_after_a_change_of_a_notebook_tests_points_or_grader_is_correc
     cell.metadata["nbgrader"]["points"] = points + 1
     cell.source = cell.source.replace(f"[{points} point", f"[{points + 1} point", 1)
     nbformat.write(notebook, source)
-    changed = Run(submitted, out, cwd=course)
+    changed = Run(submitted, out, cwd=course, workers=1)
     assert changed.wait() == 0, changed.stderr
     assert len(_regraded(out)) == 5, "a change of points must regrade every submission of that assignment"
     assert {r["max_score"] for r in read_csv(out / "grades.csv")} == {f"{FULL + 1:g}"}, "old and new scales mixed"
@@ -358,7 +358,7 @@ def test_a_late_submission_an_extension_and_an_override_show_with_their_reasons_
     changed = ["honest-0", "honest-1", "sdpa-unscaled"]   # graded again (as --regrade would, on the same path: cheaper)
     for student in changed:
         (out / "results" / f"{pipeline._key(student, ASSIGNMENT)}.json").unlink()
-    regrade = Run(submitted, out, *files)
+    regrade = Run(submitted, out, *files, workers=1)
     assert regrade.wait() == 0, regrade.stderr
     assert _regraded(out) == changed
     assert written() == before, "a regrade loses nothing of the instructor's word"
@@ -514,7 +514,7 @@ def mixed_class(tmp_path_factory):
     (submitted / "honest" / ASSIGNMENT).mkdir(parents=True)
     shutil.copy(solution_path(ASSIGNMENT), submitted / "honest" / ASSIGNMENT)
     out, scratch = submitted / "out", root / "new" / "scratch"
-    processes = [run_grader(submitted, out, 2, *extra) for extra in (["--scratch", str(scratch)], [])]
+    processes = [run_grader(submitted, out, 1, *extra) for extra in (["--scratch", str(scratch)], [])]
     return {"out": out, "processes": processes, "scratch": scratch,
             "students": [a.__name__ for a in ACCIDENTS] + ["copied-cell-of-a-mutant", "the-mutant"] + list(ODD) + ["honest"]}
 

@@ -316,7 +316,7 @@ def test_a_graded_class_reports_its_copied_pair(tmp_path):
     for student, notebook in notebooks.items():
         submit(tmp_path, student, assignment, notebook)
     out = tmp_path / "out"
-    process = run_grader(tmp_path / "submitted", out, 2)
+    process = run_grader(tmp_path / "submitted", out, 1)
     assert process.returncode == 0, process.stderr
     rows = read_csv(out / "similarity.csv")
     assert [(r["assignment"], r["student_a"], r["student_b"]) for r in rows] == [(assignment, "alice", "bob")], rows
