@@ -339,11 +339,6 @@ def show_adjustment(page: str | os.PathLike[str], adjustment: Adjustment) -> boo
     return True
 
 
-def page_path(out: str | os.PathLike[str], student_id: str, assignment: str) -> Path:
-    """Where the feedback page of a submission lies in OUT."""
-    return Path(out) / "feedback" / student_id / assignment / f"{assignment}.html"
-
-
 def summary_html(assignment: str, scores: Mapping[str, tuple[float, float]], texts: Mapping[str, str],
                  edition: Edition = Edition.EN) -> str:
     """The head of the page: the score and one row per graded cell. It is HTML that the grader writes, every

@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from autograder import outputs
 from autograder.intake import Intake, Layout
 from autograder.model import ClassResults, Status, SubmissionResult
 from autograder.report import write_csv
@@ -89,10 +90,6 @@ def moodle_rows(results: ClassResults, roster: Roster) -> tuple[list[str], list[
     return header, rows
 
 
-def _page(out: Path, student: str, assignment: str) -> Path:
-    return out / "feedback" / student / assignment / f"{assignment}.html"
-
-
 def _safe(text: str) -> str:
     """A file name's part: no slash, backslash or control character."""
     return re.sub(r"[/\\\x00-\x1f\x7f]", "_", text)
@@ -144,7 +141,8 @@ def write_exports(results: ClassResults, out: str | os.PathLike[str], canvas_ids
     write_csv(folder / "moodle-grades.csv", *moodle_rows(results, intake.roster))
     on_roster = set(intake.roster.ids)
     for assignment in sorted(results.cells):
-        pages = {s: _page(out, s, assignment) for s in sorted(on_roster) if _page(out, s, assignment).is_file()}
+        pages = {s: outputs.page_path(out, s, assignment) for s in sorted(on_roster)
+                 if outputs.page_path(out, s, assignment).is_file()}
         for student, page in pages.items():
             shutil.copyfile(page, folder / "feedback" / f"{_safe(student)}_{assignment}.html")
         if intake.layout in (Layout.CANVAS, Layout.MOODLE):

@@ -39,10 +39,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from autograder import course, editions, mistakes, policy, similarity
+from autograder import course, editions, mistakes, outputs, policy, similarity
 from autograder.collect import read_file, read_notebook
 from autograder.editions import Edition
-from autograder.feedback import page_path
 from autograder.intake import Intake, gather
 from autograder.model import ClassResults, FileId, Job, Limits, Status, SubmissionResult, zero_cells
 from autograder.sandbox import remove_orphaned_socket_folders
@@ -57,10 +56,6 @@ if TYPE_CHECKING:
 MakeExecutor = Callable[[], Executor]               # a new pool of workers (local processes, or a Dask cluster)
 GradeFunction = Callable[[Job], SubmissionResult]   # what a worker runs on a job (grade.grade_job)
 Timing = tuple[str, str, float]                     # student_id, assignment, seconds
-
-
-def _key(student_id: str, assignment: str) -> str:
-    return hashlib.sha256(f"{student_id}\0{assignment}".encode()).hexdigest()[:24]
 
 
 def _digest_files(paths: Iterable[Path], root: Path) -> str:
@@ -415,16 +410,15 @@ def _grade_class(intake: Intake, out: Path, scratch_root: Path, limits: Limits, 
     todo: list[Job] = []
     done: list[SubmissionResult] = []
     for submission in found:
-        key = _key(submission.student_id, submission.assignment)
-        assignment = submission.assignment
-        job = Job(student_id=submission.student_id, assignment=assignment,
+        student, assignment = submission.student_id, submission.assignment
+        job = Job(student_id=student, assignment=assignment,
                   notebook=str(submission.notebook),
                   fingerprint=fingerprint(submission.notebook, digests[assignment], version, limits,
                                           sandbox, submission.file_id, course_secret, submission.flags),
-                  course=str(courses[submitted_in[id(submission)]]), workdir=str(scratch_root / "jobs" / key),
-                  result=str(out / "results" / f"{key}.json"),
-                  feedback=str(page_path(out, submission.student_id, assignment)),
-                  kernel_output=str(out / "kernel-output" / submission.student_id / f"{assignment}.txt"),
+                  course=str(courses[submitted_in[id(submission)]]), workdir=str(scratch_root / "jobs" / outputs.key(student, assignment)),
+                  result=str(outputs.result_path(out, student, assignment)),
+                  feedback=str(outputs.page_path(out, student, assignment)),
+                  kernel_output=str(outputs.kernel_output_path(out, student, assignment)),
                   limits=limits, deadline=limits.worker, sandbox=sandbox,
                   fresh_kernels=fresh_kernels,
                   flags=submission.flags, file_id=submission.file_id, secret=course_secret)
@@ -511,7 +505,7 @@ def _is_result_of(path: Path, kept: Collection[tuple[str, str]]) -> bool | None:
         result = SubmissionResult.from_json(path.read_bytes())
     except (OSError, ValueError):
         return None
-    if path.name != f"{_key(result.student_id, result.assignment)}.json":
+    if path.name != outputs.result_path("", result.student_id, result.assignment).name:
         return None
     return (result.student_id, result.assignment) in kept
 
@@ -534,10 +528,10 @@ def stale_outputs(out: str | os.PathLike[str], kept: Collection[tuple[str, str]]
 
     Nothing else: no other file, and nothing through a link."""
     out = Path(out)
-    stale = [path for path in _files(out / "results")
+    stale = [path for path in _files(out / outputs.RESULTS)
              if LEFT_BY_A_KILLED_BATCH.fullmatch(path.name)
              or (RESULT_NAME.fullmatch(path.name) and _is_result_of(path, kept) is False)]
-    for student in _folders(out / "feedback"):
+    for student in _folders(out / outputs.FEEDBACK):
         if student.name == "_mathjax":
             for folder, _, names in os.walk(student):   # a link to a folder is not followed
                 stale += [Path(folder, name) for name in sorted(names) if not Path(folder, name).is_symlink()
@@ -548,7 +542,7 @@ def stale_outputs(out: str | os.PathLike[str], kept: Collection[tuple[str, str]]
             if (student.name, assignment.name) not in kept and not page.is_symlink() and page.is_file() \
                     and _is_feedback_page(page):
                 stale.append(page)
-    for student in _folders(out / "kernel-output"):
+    for student in _folders(out / outputs.KERNEL_OUTPUT):
         stale += [path for path in _files(student)
                   if path.suffix == ".txt" and (student.name, path.stem) not in kept]
     return stale

@@ -31,9 +31,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypedDict
 
-from autograder import editions, policy, similarity
+from autograder import editions, outputs, policy, similarity
 from autograder.editions import Edition, say
-from autograder.feedback import page_path, show_adjustment
+from autograder.feedback import show_adjustment
 from autograder.model import ClassResults, Outcome, Pair, Status, SubmissionResult
 from autograder.policy import Adjustment, Applied, ClassAdjustments, Timing
 
@@ -162,19 +162,13 @@ def _show_on_pages(results: ClassResults, out: Path) -> list[ReasonRow]:
     adjusted = adjustments(results)
     for r in results.submissions:
         a = adjusted.submissions.get((r.student_id, r.assignment))
-        page = page_path(out, r.student_id, r.assignment)
+        page = outputs.page_path(out, r.student_id, r.assignment)
         if r.status is not Status.GRADED or a is None or not page.is_file():
             continue
         if not show_adjustment(page, a) and a.changed:
             problems.append((r.student_id, r.assignment, "the feedback page has no score block to show the instructor's "
                                                          "changes: grade it again (--regrade)"))
     return problems
-
-
-# What the grader writes in OUT: the instructor's only (OUT itself 0700, made so before grading: pipeline.py)
-OUT_FILES = ("grades.csv", "tests.csv", "errors.csv", "flags.csv", "gradebook.csv", "similarity.csv",
-             "misconceptions.csv", "report.html", "timings.log")
-OUT_FOLDERS = ("results", "feedback", "kernel-output")
 
 
 def keep_private(out: Path) -> None:
@@ -189,9 +183,9 @@ def keep_private(out: Path) -> None:
         if (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)) and stat.S_IMODE(info.st_mode) & 0o077:
             path.chmod(stat.S_IMODE(info.st_mode) & mode)
     private(out, 0o700)
-    for name in OUT_FILES:
+    for name in outputs.CLASS_FILES:
         private(out / name, 0o600)
-    for name in OUT_FOLDERS:
+    for name in outputs.FOLDERS:
         if (out / name).is_symlink():
             continue
         for folder, folders, files in os.walk(out / name):

@@ -21,6 +21,7 @@ import nbformat
 import pytest
 
 from autograder.model import Limits, Status
+from autograder.outputs import result_path
 from tests.conftest import REPO, read_csv, release_path, run_grader, solution_path, with_cell_replaced
 from tests.mutants import catalogue
 from tests.small_class import (ASSIGNMENT, FULL, FULL_TEXT, Run, children, grades, outputs, processes_mentioning,
@@ -308,7 +309,6 @@ def test_a_late_submission_an_extension_and_an_override_show_with_their_reasons_
     writes the same again (their results and pages are the workers' anew); the override taken back gives the page
     the worker wrote; OUT is the instructor's only."""
     import html
-    from autograder import pipeline
     submitted, out = tmp_path / "submitted", tmp_path / "out"
     shutil.copytree(small_class / "submitted", submitted)
     shutil.copytree(small_class / "reference", out)   # graded before: every result is reused
@@ -357,7 +357,7 @@ def test_a_late_submission_an_extension_and_an_override_show_with_their_reasons_
     before = written()
     changed = ["honest-0", "honest-1", "sdpa-unscaled"]   # graded again (as --regrade would, on the same path: cheaper)
     for student in changed:
-        (out / "results" / f"{pipeline._key(student, ASSIGNMENT)}.json").unlink()
+        result_path(out, student, ASSIGNMENT).unlink()
     regrade = Run(submitted, out, *files, workers=1)
     assert regrade.wait() == 0, regrade.stderr
     assert _regraded(out) == changed

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from autograder import feedback, pipeline
+from autograder import feedback, outputs, pipeline
 from autograder.grade import write_result
 from autograder.model import SubmissionResult, Status
 
@@ -14,7 +14,7 @@ A, B = "01_attention", "02_self_attention"
 
 
 def result(out, student, assignment):
-    path = out / "results" / f"{pipeline._key(student, assignment)}.json"
+    path = outputs.result_path(out, student, assignment)
     write_result(SubmissionResult(student, assignment, Status.GRADED, fingerprint="f"), path)
     return path
 
@@ -47,7 +47,7 @@ def test_only_the_graders_files_of_absent_submissions_are_stale_and_removed(tmp_
     kept = {("alice", A), ("bob", B)}
     keep = [result(out, "alice", A), page(out, "alice", A), printed(out, "alice", A), result(out, "bob", B),
             page(out, "bob", B)]
-    carol_key = pipeline._key("carol", A)
+    carol_key = outputs.key("carol", A)
     stale = [result(out, "carol", A), page(out, "carol", A), printed(out, "carol", A),   # carol is gone
              result(out, "alice", B), page(out, "alice", B), printed(out, "alice", B),   # alice handed in no B
              other(out / "results" / f"{carol_key}.started", ""),                       # a batch killed in flight

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from autograder import feedback, pipeline, policy, report
+from autograder import feedback, outputs, pipeline, policy, report
 from autograder.editions import Edition, say
 from autograder.grade import write_result
 from autograder.model import CellResult, ClassResults, Job, Limits, Outcome, Status, SubmissionResult
@@ -380,7 +380,7 @@ def test_the_chinese_report_says_it_in_chinese(tmp_path):
 def page_with(tmp_path, edition):
     """A feedback page as the worker writes it: nbconvert's page aside, the grader's summary in <main>."""
     summary = feedback.summary_html(A, {"a": (4.0, 4.0), "b": (3.0, 6.0)}, {"a": "passed", "b": "wrong"}, edition)
-    page = feedback.page_path(tmp_path / "out", "extended", A)
+    page = outputs.page_path(tmp_path / "out", "extended", A)
     page.parent.mkdir(parents=True)
     page.write_text(f"<html><body><main>\n{summary}<pre>the student's cells</pre></main></body></html>", encoding="utf-8")
     return page

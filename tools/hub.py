@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from autograder import outputs
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PROXY_VERSION = "5.3.0"  # configurable-http-proxy, JupyterHub's proxy, from npm
@@ -223,7 +225,7 @@ def release_feedback(assignment: str, out: Path, course: Path, exchange: Path) -
     """Copy each student's page OUT/feedback/<student>/<assignment>/<assignment>.html into nbgrader's
     feedback/<student>/<assignment>/ of `course`, with the submission's timestamp.txt and submission_secret.txt
     (what nbgrader names the released file by), then run nbgrader's release_feedback."""
-    pages = sorted((out / "feedback").glob(f"*/{assignment}/{assignment}.html"))
+    pages = outputs.pages_of(out, assignment)
     if not pages:
         raise HubError(f"{out / 'feedback'} holds no feedback page of {assignment}: grade the collected "
                        f"submissions first (python -m autograder grade {course / 'submitted'} --out {out})")
