@@ -995,6 +995,13 @@ MISTAKES += [
             section="ch06-training",
             wrong=[_decode_edit("train_lm/same_batch", "idx = next(stream)", "idx = next(iter(batches))",
                                 ("train_matches_reference", "train_batches"))]),
+    Mistake("train.no-train-mode", "train_lm",
+            believed="a model is always in training mode when training starts",
+            fix="call model.train() before the loop: a model handed over after an evaluation or generate() is in eval "
+                "mode, where dropout is off",
+            section="ch06-training",
+            wrong=[_decode_edit("train_lm/no_train_mode", "    model.train()\n    stream, losses", "    stream, losses",
+                                ("train_batches",))]),
 ]
 
 
@@ -1088,16 +1095,17 @@ class _DecodeTrainLM(nn.Module):
         return self.head(x) + 0 * (self.ghost_matrix.sum() + self.ghost_bias.sum())
 
 
-def _decode_train_probe(steps, warmup_steps, clip, lr=5e-2, weight_decay=0.5):
-    """A probe: train_lm on the probes' model and batches: the losses it returns and every weight after."""
+def _decode_train_probe(steps, warmup_steps, clip, lr=5e-2, weight_decay=0.5, training=True):
+    """A probe: train_lm on the probes' model and batches (the model in eval mode unless `training`): the losses it
+    returns, every weight after, and the model's mode after."""
     def probe(names):
-        model = _DecodeTrainLM()
+        model = _DecodeTrainLM().train(training)
         generator = _decode_gen(68)
         batches = [torch.randint(0, 7, (2, 5), generator=generator) for _ in range(steps + 3)]
         losses = names["train_lm"](model, batches, steps, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay,
                                    clip=clip)
-        return losses, {name: p.detach().clone() for name, p in model.named_parameters()}
-    probe.__qualname__ = f"train_probe(steps={steps}, warmup_steps={warmup_steps}, clip={clip})"
+        return losses, {name: p.detach().clone() for name, p in model.named_parameters()}, model.training
+    probe.__qualname__ = f"train_probe(steps={steps}, warmup_steps={warmup_steps}, clip={clip}, training={training})"
     return probe
 
 
@@ -1132,5 +1140,6 @@ PROBES |= {
     "train_lm": [
         _decode_train_probe(8, 3, 0.05),
         _decode_train_probe(6, 0, 1.0),
+        _decode_train_probe(3, 1, 1.0, training=False),
     ],
 }
