@@ -44,6 +44,7 @@ from nbformat import NotebookNode
 
 from autograder import seccomp
 from autograder.editions import Edition, say
+from autograder.model import Limits
 from autograder import zygote as zygote_program
 
 if TYPE_CHECKING:
@@ -517,7 +518,7 @@ class LimitedOutputClient(NotebookClient):
         def interrupt() -> None:
             asyncio.run_coroutine_threadsafe(ensure_async(km.interrupt_kernel()), loop).result(10)
 
-        remote = Remote(conn, timeout=self.timeout or 120, interrupt=interrupt, meter=self.meter)
+        remote = Remote(conn, timeout=self.timeout or Limits().cell, interrupt=interrupt, meter=self.meter)
         try:
             if conn is None:
                 remote.gone = KernelGone(NO_AGENT)
