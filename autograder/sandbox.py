@@ -481,6 +481,14 @@ class LimitedOutputClient(NotebookClient):
         self.kept_chars: dict[int, int] = {}  # cell index -> characters of output kept
         self.serve, self.agent_dir, self.kept_key = serve, agent_dir, kept_key
         self.serve_output = serve_output   # the file for what the kernel prints while it answers (None: dropped)
+        self.timed_out: list[NotebookNode] = []   # the cells interrupted at their time limit, in order
+
+    async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> None | dict[str, Any]:
+        """nbclient's own (the kernel interrupted, the cell's reply an error), remembering the cell."""
+        if cell is not None:
+            self.timed_out.append(cell)
+        reply: None | dict[str, Any] = await super()._async_handle_timeout(timeout, cell)
+        return reply
 
     async def async_execute(self, reset_kc: bool = False, **kwargs: Any) -> NotebookNode:
         """nbclient's own, with the agent's phase after the last cell."""
@@ -739,6 +747,12 @@ def _run_notebook(notebook: NotebookNode, job_dir: str | os.PathLike[str], timeo
         shutil.rmtree(private, ignore_errors=True)
     if timed_out.is_set():
         raise NotebookTimeout(f"timeout: the notebook ran longer than {timeout:g} s")
+    for cell in client.timed_out:   # the kernel shows the interrupt as a KeyboardInterrupt: say it was the time limit,
+        # the cell's own (TIMEOUT_TAG) where that is shorter than the notebook's limit per cell
+        said = say(edition, "the cell ran longer than {seconds} s", seconds=f"{cell_limit(cell, cell_timeout):g}")
+        cell.outputs = [o for o in cell.outputs if not (o.get("output_type") == "error"
+                                                        and o.get("ename") in ("KeyboardInterrupt", "CellTimeoutError"))]
+        cell.outputs.append(nbformat.v4.new_output("error", ename="CellTimeoutError", evalue=said, traceback=[]))
     for cell in notebook.cells:
         if cell.cell_type == "code" and cell.get("execution_count") is None:
             cell.outputs.append(nbformat.v4.new_output(

@@ -113,3 +113,18 @@ def test_what_the_sandbox_writes_into_a_chinese_notebook_is_chinese(tmp_path):
     run_notebook(notebook, tmp_path / "job", timeout=60, cell_timeout=30, edition=Edition.ZH)
     errors = [(o.ename, o.evalue) for o in notebook.cells[1].outputs if o.output_type == "error"]
     assert errors == [("NotExecuted", "这个单元从未运行：内核在它之前已终止或停止")], errors
+
+
+def test_a_cell_out_of_time_names_its_own_limit(tmp_path):
+    """A cell past its time limit says which limit: its own (TIMEOUT_TAG) where that is shorter than the notebook's
+    limit per cell, in the submission's edition."""
+    from autograder.editions import Edition
+    from autograder.sandbox import TIMEOUT_TAG
+    cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(30)") for _ in range(2)]
+    cells[1].metadata[TIMEOUT_TAG] = 1
+    for edition, words in ((Edition.EN, "the cell ran longer than {} s"), (Edition.ZH, "这个单元的运行超过了 {} 秒")):
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.source, metadata=dict(c.metadata))
+                                                   for c in cells])
+        run_notebook(notebook, tmp_path / edition.value, timeout=60, cell_timeout=2, edition=edition)
+        errors = [[(o.ename, o.evalue) for o in cell.outputs if o.output_type == "error"] for cell in notebook.cells]
+        assert errors == [[("CellTimeoutError", words.format(2))], [("CellTimeoutError", words.format(1))]], errors
