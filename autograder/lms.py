@@ -141,8 +141,7 @@ def write_exports(results: ClassResults, out: str | os.PathLike[str], canvas_ids
     write_csv(folder / "moodle-grades.csv", *moodle_rows(results, intake.roster))
     on_roster = set(intake.roster.ids)
     for assignment in sorted(results.cells):
-        pages = {s: outputs.page_path(out, s, assignment) for s in sorted(on_roster)
-                 if outputs.page_path(out, s, assignment).is_file()}
+        pages = {s: page for s in sorted(on_roster) if (page := outputs.page_path(out, s, assignment)).is_file()}
         for student, page in pages.items():
             shutil.copyfile(page, folder / "feedback" / f"{_safe(student)}_{assignment}.html")
         if intake.layout in (Layout.CANVAS, Layout.MOODLE):

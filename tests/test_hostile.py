@@ -9,6 +9,7 @@ import nbformat
 import pytest
 
 from autograder import feedback
+from autograder.outputs import kernel_output_path
 from tests.conftest import finished, read_csv, solution_path, start_grader, with_cell_replaced
 from tests.mutants import catalogue
 from tests.hostile import ASSIGNMENT, CASES, FULL, MARKDOWN_MESSAGE, build
@@ -304,5 +305,5 @@ def test_what_the_kernel_prints_after_the_first_request_changes_nothing(hostile_
         assert rows[0] == rows[1], path.name
     for name in students:
         assert name not in hostile_batch["errors"] and hostile_batch["grades"][name] == FULL, "the noise cost points"
-        noise = out / "kernel-output" / name / f"{ASSIGNMENT}.txt"
+        noise = kernel_output_path(out, name, ASSIGNMENT)
         assert noise.stat().st_size > 1000, "the noise is kept for the instructor"

@@ -227,7 +227,7 @@ def release_feedback(assignment: str, out: Path, course: Path, exchange: Path) -
     (what nbgrader names the released file by), then run nbgrader's release_feedback."""
     pages = outputs.pages_of(out, assignment)
     if not pages:
-        raise HubError(f"{out / 'feedback'} holds no feedback page of {assignment}: grade the collected "
+        raise HubError(f"{out / outputs.FEEDBACK} holds no feedback page of {assignment}: grade the collected "
                        f"submissions first (python -m autograder grade {course / 'submitted'} --out {out})")
     results = []
     for page in pages:

@@ -333,8 +333,6 @@ def _spy():
     print((code + "".join(frames)).encode().hex()[:200000])"""
 
 
-# Random bytes printed by the student's function whenever the grader calls it (after the notebook's last
-# cell): two students handing in this same notebook get byte-identical feedback pages and rows.
 # Appended to every solution cell of random-after-a and -b: each function of the cell, and each module's forward,
 # prints random bytes in every way a kernel can print (stdout, stderr, the raw file descriptors, displays) once
 # NOISE is set, by the notebook's last cell, after which only the grader calls them: what the kernel prints then
