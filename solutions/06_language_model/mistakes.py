@@ -580,6 +580,22 @@ _LOSS_ALL = ("loss_visible", "loss_values", "loss_dtypes", "loss_gradients")
 _TRAIN_ALL = ("train_matches_reference",)
 
 
+# train_lm's loop, as the solution writes it (a wrong moves model.train() from before it to after it)
+_TRAIN_LOOP = """\
+    stream, losses = iter(batches), []
+    for step_number in range(steps):
+        idx = next(stream)                                                   # (B, T)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step_number)
+        loss = lm_loss(model(idx), idx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+        losses.append(loss.item())                                           # a Python float: no graph kept
+"""
+
+
 def _decode_edit(name, old, new, fails, note=""):
     """A wrong made by one edit of the solution cell, fixed by undoing it."""
     return Wrong(name, edit=(old, new), fixed=(new, old), fails=fails, note=note)
@@ -1001,7 +1017,11 @@ MISTAKES += [
                 "mode, where dropout is off",
             section="ch06-training",
             wrong=[_decode_edit("train_lm/no_train_mode", "    model.train()\n    stream, losses", "    stream, losses",
-                                ("train_batches",))]),
+                                ("train_batches",)),
+                   _decode_edit("train_lm/train_mode_after_loop", "    model.train()\n" + _TRAIN_LOOP + "    return losses",
+                                _TRAIN_LOOP + "    model.train()\n    return losses", ("train_batches",),
+                                note="model.train() after the loop: the model is left in training mode, but it was "
+                                     "trained in eval mode")]),
 ]
 
 
@@ -1088,8 +1108,10 @@ class _DecodeTrainLM(nn.Module):
             for parameter in self.parameters():
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5 + (parameter.dim() < 2))
         self.double()
+        self.modes = []   # model.training at each call
 
     def forward(self, idx):
+        self.modes.append(self.training)
         x = self.embed(idx) * self.norm_weight
         x = x + torch.tanh(self.mix(x.cumsum(1) / torch.arange(1, idx.size(1) + 1, dtype=x.dtype)[:, None]))
         return self.head(x) + 0 * (self.ghost_matrix.sum() + self.ghost_bias.sum())
@@ -1097,14 +1119,14 @@ class _DecodeTrainLM(nn.Module):
 
 def _decode_train_probe(steps, warmup_steps, clip, lr=5e-2, weight_decay=0.5, training=True):
     """A probe: train_lm on the probes' model and batches (the model in eval mode unless `training`): the losses it
-    returns, every weight after, and the model's mode after."""
+    returns, every weight after, and the model's mode at each of its calls."""
     def probe(names):
         model = _DecodeTrainLM().train(training)
         generator = _decode_gen(68)
         batches = [torch.randint(0, 7, (2, 5), generator=generator) for _ in range(steps + 3)]
         losses = names["train_lm"](model, batches, steps, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay,
                                    clip=clip)
-        return losses, {name: p.detach().clone() for name, p in model.named_parameters()}, model.training
+        return losses, {name: p.detach().clone() for name, p in model.named_parameters()}, tuple(model.modes)
     probe.__qualname__ = f"train_probe(steps={steps}, warmup_steps={warmup_steps}, clip={clip}, training={training})"
     return probe
 
