@@ -67,7 +67,7 @@ translations: $(STAMP)
 test: $(STAMP) chromium sandbox proxy
 	$(WITH_VENV) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-# The edit loop: unit tests and one graded class of one assignment (pytest -m quick), about 110 s on 2 cores.
+# The edit loop: unit tests and one graded class of one assignment (pytest -m quick), about 40 s on 2 cores.
 # Needs neither the book nor a browser. `make test` stays the full check.
 test-quick: $(STAMP) sandbox
 	$(WITH_VENV) TEST_ASSIGNMENTS=$(QUICK_ASSIGNMENT) $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "quick or unit" -q
