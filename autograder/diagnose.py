@@ -140,12 +140,13 @@ def component_probes_of(folder: Path | str) -> dict[str, list[Probe]]:
 
 
 def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitted: NotebookNode | None = None,
-        only: str | None = None, seconds: float = Limits.DIAGNOSTICS) -> dict[str, Facts]:
+        only: Collection[str] | None = None, seconds: float = Limits.DIAGNOSTICS) -> dict[str, Facts]:
     """{solution cell: Facts} of an assignment's diagnostics, run in this process against the kernel behind
     `remote` (autograder/remote.py): each name of `cells` ({solution cell: the names it defines}) is bound to
     a proxy of what the student defined there, so every call of the checks runs the student's code in the
     kernel and every reference, comparison and picture is computed here; `submitted`, the notebook handed in,
-    gives the checks the text of the student's definitions (`proxy.source`). `only`: one component.
+    gives the checks the text of the student's definitions (`proxy.source`). `only`: these components' checks
+    (the grader's: those with a failed test cell, the only ones whose facts the feedback and report show).
     A component's checks get COMPONENT_TIMEOUT seconds per call and all of them `seconds` in all (the grader
     passes Limits.diagnostics: 30 s, or its cell limit when that is shorter); a
     component that runs out of time, loses its kernel or breaks the schema reports nothing."""
@@ -164,7 +165,7 @@ def run(folder: Path | str, remote: Remote, cells: dict[str, list[str]], submitt
     record: dict[str, Any] = {}
     try:
         for cell, check in components.items():
-            if only is not None and cell != only or cell not in cells:
+            if only is not None and cell not in only or cell not in cells:
                 continue
             if remote.gone or time.monotonic() > remote.deadline:
                 break

@@ -122,10 +122,16 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc]  # nbgrader ha
         # notebook late
         extra = Limits(self.timeout, self.cell_timeout).diagnostics if diagnose.checks(folder) else 0
 
+        owners = course.assignment_components(folder.parent.parent, folder.name)   # {test cell: its component}
+
         def serve(remote: Remote) -> None:   # in the grader's process, once the notebook has run: the tests, then the diagnostics
             try:
                 run.verdicts.update(verdicts.run_tests(source, remote, nb, self.secret, edition=edition))
-                run.diagnoses.update(diagnose.run(folder, remote, names, nb, seconds=extra))
+                # only a failed test cell shows its component's diagnosis (feedback, misconceptions.csv, the report):
+                # the components whose test cells all passed are not diagnosed
+                failed = {component for grade_id, component in owners.items()
+                          if grade_id not in run.verdicts or not run.verdicts[grade_id].passed}
+                run.diagnoses.update(diagnose.run(folder, remote, names, nb, only=failed, seconds=extra))
             finally:
                 run.noticed.extend(dict.fromkeys(remote.flags))
         try:

@@ -78,7 +78,8 @@ def diagnose_in_process(notebook, source, folder, only=None):
     """{solution cell: Facts} of the assignment's diagnostics (in `folder`) on `notebook`, as the grader runs them
     after the tests (autograder/diagnose.py); `only`: one component."""
     with serving(notebook, source) as remote:
-        return diagnose.run(folder, remote, verdicts.solution_cells(source), notebook, only=only)
+        return diagnose.run(folder, remote, verdicts.solution_cells(source), notebook,
+                            only=None if only is None else {only})
 
 
 def read(path):
